@@ -1,0 +1,744 @@
+//go:build ignore
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+
+/*
+ * bulkhead's kernel side: tracepoints and BTF tracepoints that turn process,
+ * file, network and privilege activity into records on one BPF ring buffer.
+ *
+ * - Process lifecycle comes from tp_btf/sched_process_{exec,fork,exit}.
+ * - Syscalls come from syscalls/sys_enter_* (one small program each, which
+ *   records the arguments in `pending`, keyed by thread) and one generic
+ *   program attached to every matching syscalls/sys_exit_*, which takes the
+ *   pending entry, adds the result and emits the record.
+ * - Records are built in a per-CPU scratch buffer and copied to the ring with
+ *   bpf_ringbuf_output, so a 20-byte path costs 20 bytes of ring, not 4 KiB.
+ * - User space is woken only when queued data crosses wakeup_bytes; the
+ *   reader's own deadline covers a quiet host.
+ */
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SCRATCH_SIZE 16384
+#define STR_LIMIT 8191     /* strings start below this offset ... */
+#define STR_MASK 8191      /* ... which the verifier sees through this mask */
+#define PATH_MAX_READ 4097 /* PATH_MAX + 1: a full read means the path was cut */
+#define NAME_READ 256
+#define ARGV_MAX 1024
+#define WALK_DEPTH 48
+#define WALK_BYTES 4096
+
+#define AT_FDCWD -100
+#define AF_INET 2
+#define AF_INET6 10
+#define BPF_PROG_LOAD_CMD 5
+#define PTRACE_POKETEXT 4
+#define PTRACE_POKEDATA 5
+#define PTRACE_POKEUSR 6
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+
+#define FILTER_OFF 0
+#define FILTER_EXCLUDE 1
+#define FILTER_INCLUDE 2
+
+/* Set by the loader before the programs are loaded. */
+const volatile __u32 self_tgid = 0;
+const volatile __u64 wakeup_bytes = 65536;
+const volatile __u8 pid_filter_mode = FILTER_OFF;
+const volatile __u8 comm_filter_mode = FILTER_OFF;
+const volatile __u8 cgroup_filter_mode = FILTER_OFF;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized by the loader */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_counters);
+} counters SEC(".maps");
+
+struct walk_state {
+	__u64 dentry;
+	__u64 mnt;
+	__u32 off;
+	__u32 start;
+	__u16 flags;
+	__u8 done;
+};
+
+struct scratch {
+	__u8 buf[SCRATCH_SIZE];
+	struct walk_state walk;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* A syscall's arguments between its enter and exit tracepoints. */
+struct pending {
+	__u64 args[6];
+	__u32 what;
+	__u32 old_ids[4];
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32); /* thread id */
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps");
+
+struct comm_key {
+	__u8 comm[TASK_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} filter_comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups SEC(".maps");
+
+/* Make the record structs visible to bpf2go -type. */
+const struct exec_event *unused_exec __attribute__((unused));
+const struct fork_event *unused_fork __attribute__((unused));
+const struct exit_event *unused_exit __attribute__((unused));
+const struct open_event *unused_open __attribute__((unused));
+const struct connect_event *unused_connect __attribute__((unused));
+const struct setid_event *unused_setid __attribute__((unused));
+const struct ptrace_event *unused_ptrace __attribute__((unused));
+const struct module_event *unused_module __attribute__((unused));
+const struct bpf_prog_event *unused_bpf_prog __attribute__((unused));
+const struct memfd_event *unused_memfd __attribute__((unused));
+const enum event_kind *unused_kind __attribute__((unused));
+const enum event_flag *unused_flag __attribute__((unused));
+const enum syscall_what *unused_what __attribute__((unused));
+
+static __always_inline struct event_counters *counters_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+/* filtered reports whether the current task's events are left out. */
+static __always_inline bool filtered(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return true;
+	if (pid_filter_mode != FILTER_OFF) {
+		bool hit = bpf_map_lookup_elem(&filter_pids, &tgid) != NULL;
+		if (hit == (pid_filter_mode == FILTER_EXCLUDE))
+			return true;
+	}
+	if (comm_filter_mode != FILTER_OFF) {
+		struct comm_key k = {};
+		bpf_get_current_comm(&k.comm, sizeof(k.comm));
+		bool hit = bpf_map_lookup_elem(&filter_comms, &k) != NULL;
+		if (hit == (comm_filter_mode == FILTER_EXCLUDE))
+			return true;
+	}
+	if (cgroup_filter_mode != FILTER_OFF) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		bool hit = bpf_map_lookup_elem(&filter_cgroups, &cg) != NULL;
+		if (hit == (cgroup_filter_mode == FILTER_EXCLUDE))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline struct scratch *scratch_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void fill_header(struct event_header *h, __u16 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)uid_gid;
+	h->gid = uid_gid >> 32;
+	h->euid = BPF_CORE_READ(cred, euid.val);
+	h->egid = BPF_CORE_READ(cred, egid.val);
+	h->kind = kind;
+	h->flags = 0;
+	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+}
+
+/* emit sends size bytes of buf and counts the outcome. */
+static __always_inline void emit(void *buf, __u32 size, __u16 kind)
+{
+	struct event_counters *c = counters_get();
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	/* Wake the reader once, when the queue crosses the threshold. */
+	if (queued < wakeup_bytes && queued + size >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (size == 0 || size > SCRATCH_SIZE)
+		return;
+	long err = bpf_ringbuf_output(&events, buf, size, flags);
+	if (!c)
+		return;
+	kind &= KIND_MAX - 1;
+	if (err) {
+		c->dropped[kind]++;
+	} else {
+		c->emitted[kind]++;
+		if (flags == BPF_RB_FORCE_WAKEUP)
+			c->wakeups++;
+	}
+}
+
+/*
+ * put_str copies a NUL-terminated string to buf at off and fills ref. user
+ * selects user or kernel memory. A read that fills max bytes means the
+ * string was longer than max-1: trunc_flag is set.
+ */
+static __always_inline __u32 put_str(__u8 *buf, __u32 off, const void *src, __u32 max, bool user,
+				     struct str_ref *ref, __u16 *flags, __u16 trunc_flag)
+{
+	ref->off = off;
+	ref->len = 0;
+	if (!src)
+		return off;
+	if (off > STR_LIMIT) {
+		*flags |= trunc_flag;
+		return off;
+	}
+	long n;
+	if (user)
+		n = bpf_probe_read_user_str(&buf[off & STR_MASK], max, src);
+	else
+		n = bpf_probe_read_kernel_str(&buf[off & STR_MASK], max, src);
+	if (n <= 0)
+		return off;
+	if ((__u32)n >= max)
+		*flags |= trunc_flag;
+	ref->len = n - 1;
+	return off + n;
+}
+
+/*
+ * put_walk writes the components of a struct path from the leaf up to the
+ * root, each NUL-terminated, crossing mount points on the way. The walk's
+ * state lives in the scratch map value rather than on the stack: values
+ * loaded from map memory are unknown to the verifier, so the bpf_loop
+ * callback's states converge instead of being explored per offset.
+ */
+struct walk_arg {
+	struct scratch *s;
+};
+
+static long walk_step(__u64 i, void *arg)
+{
+	struct scratch *s = ((struct walk_arg *)arg)->s;
+	struct walk_state *w = &s->walk;
+	struct dentry *d = (struct dentry *)w->dentry;
+	struct mount *mnt = (struct mount *)w->mnt;
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct str_ref tmp;
+
+	if (d == mnt_root || d == parent) {
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (d != mnt_root) {
+			/* A root that is no mount's root: pseudo files (memfd, pipes). */
+			w->flags |= FLAG_PSEUDO_PATH;
+			if (w->off == w->start)
+				w->off = put_str(s->buf, w->off, BPF_CORE_READ(d, d_name.name), NAME_READ, false, &tmp,
+						 &w->flags, FLAG_TRUNC_WALK);
+			w->done = 1;
+			return 1;
+		}
+		if (mnt == up) {
+			w->done = 1;
+			return 1;
+		}
+		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = (__u64)up;
+		return 0;
+	}
+	__u32 off = w->off;
+	if (off - w->start > WALK_BYTES - NAME_READ)
+		return 1;
+	__u32 next = put_str(s->buf, off, BPF_CORE_READ(d, d_name.name), NAME_READ, false, &tmp, &w->flags,
+			     FLAG_TRUNC_WALK);
+	if (next == off)
+		return 1;
+	w->off = next;
+	w->dentry = (__u64)parent;
+	return 0;
+}
+
+static __always_inline __u32 put_walk(struct scratch *s, __u32 off, const struct path *path, struct str_ref *ref,
+				      __u16 *flags)
+{
+	struct vfsmount *vfs = BPF_CORE_READ(path, mnt);
+	struct dentry *d = BPF_CORE_READ(path, dentry);
+	struct walk_state *w = &s->walk;
+	struct walk_arg arg = {.s = s};
+
+	ref->off = off;
+	ref->len = 0;
+	if (!d || !vfs)
+		return off;
+	w->dentry = (__u64)d;
+	w->mnt = (__u64)container_of(vfs, struct mount, mnt);
+	w->off = off;
+	w->start = off;
+	w->flags = 0;
+	w->done = 0;
+	bpf_loop(WALK_DEPTH, walk_step, &arg, 0);
+	if (!w->done)
+		*flags |= FLAG_TRUNC_WALK;
+	*flags |= w->flags;
+	__u32 end = w->off;
+	if (end < off || end - off > WALK_BYTES)
+		return off;
+	ref->len = end - off;
+	return end;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
+{
+	struct files_struct *files = BPF_CORE_READ(task, files);
+	struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+
+	if (fd < 0 || (unsigned int)fd >= max || !fds)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* ---- process lifecycle ------------------------------------------------- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (filtered(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	struct exec_event *e = (struct exec_event *)s->buf;
+	fill_header(&e->h, KIND_EXEC);
+
+	__u32 off = sizeof(*e);
+	__u64 start = BPF_CORE_READ(p, mm, arg_start);
+	__u64 end = BPF_CORE_READ(p, mm, arg_end);
+	__u64 len = end > start ? end - start : 0;
+	e->args_size = len;
+	if (len > ARGV_MAX) {
+		len = ARGV_MAX;
+		e->h.flags |= FLAG_TRUNC_ARGS;
+	}
+	e->args.off = off;
+	e->args.len = 0;
+	if (len > 0 && bpf_probe_read_user(&s->buf[off & STR_MASK], len & (ARGV_MAX * 2 - 1), (void *)start) == 0) {
+		e->args.len = len;
+		off += len;
+	}
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	off = put_str(s->buf, off, filename, PATH_MAX_READ, false, &e->filename, &e->h.flags, FLAG_TRUNC_FILENAME);
+
+	struct file *file = BPF_CORE_READ(bprm, file);
+	e->exe_nlink = BPF_CORE_READ(file, f_inode, __i_nlink);
+	off = put_walk(s, off, &file->f_path, &e->exe, &e->h.flags);
+	emit(s->buf, off, KIND_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	/* Threads are not processes: only a new thread group is reported. */
+	if (child->pid != child->tgid)
+		return 0;
+	if (filtered(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct fork_event e = {};
+	fill_header(&e.h, KIND_FORK);
+	e.child_pid = child->tgid;
+	e.child_tid = child->pid;
+	emit(&e, sizeof(e), KIND_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	/* A thread that dies inside a traced syscall leaves no pending entry behind. */
+	bpf_map_delete_elem(&pending, &tid);
+	if (!group_dead)
+		return 0;
+	if (filtered(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct exit_event e = {};
+	fill_header(&e.h, KIND_EXIT);
+	int code = task->exit_code;
+	e.exit_code = (code >> 8) & 0xff;
+	e.signal = code & 0x7f;
+	e.core_dumped = (code & 0x80) != 0;
+	emit(&e, sizeof(e), KIND_EXIT);
+	return 0;
+}
+
+/* ---- syscalls: enter ------------------------------------------------------ */
+
+static __always_inline void read_ids(__u32 what, __u32 ids[4])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	bool gids = what == WHAT_SETGID || what == WHAT_SETREGID || what == WHAT_SETRESGID || what == WHAT_SETFSGID;
+
+	if (gids) {
+		ids[0] = BPF_CORE_READ(cred, gid.val);
+		ids[1] = BPF_CORE_READ(cred, egid.val);
+		ids[2] = BPF_CORE_READ(cred, sgid.val);
+		ids[3] = BPF_CORE_READ(cred, fsgid.val);
+	} else {
+		ids[0] = BPF_CORE_READ(cred, uid.val);
+		ids[1] = BPF_CORE_READ(cred, euid.val);
+		ids[2] = BPF_CORE_READ(cred, suid.val);
+		ids[3] = BPF_CORE_READ(cred, fsuid.val);
+	}
+}
+
+/*
+ * on_enter records a syscall's first nargs arguments. A program may read no
+ * further into the context than the tracepoint's own fields, or the kernel
+ * refuses to attach it.
+ */
+static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32 what, int nargs)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (filtered(pid_tgid >> 32))
+		return 0;
+
+	struct pending p = {};
+	__u32 tid = (__u32)pid_tgid;
+	p.args[0] = ctx->args[0];
+	if (nargs > 1)
+		p.args[1] = ctx->args[1];
+	if (nargs > 2)
+		p.args[2] = ctx->args[2];
+	if (nargs > 3)
+		p.args[3] = ctx->args[3];
+	p.what = what;
+	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID)
+		read_ids(what, p.old_ids);
+
+	long err = bpf_map_update_elem(&pending, &tid, &p, BPF_NOEXIST);
+	if (err == 0)
+		return 0;
+	struct event_counters *c = counters_get();
+	if (err == -17 /* EEXIST */) {
+		if (c)
+			c->pair_overwritten++;
+		bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	} else if (c) {
+		c->pair_full++;
+	}
+	return 0;
+}
+
+#define ENTER(name, what, nargs)                                                   \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                        \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)        \
+	{                                                                   \
+		return on_enter(ctx, what, nargs);                          \
+	}
+
+ENTER(openat, WHAT_OPENAT, 4)
+ENTER(openat2, WHAT_OPENAT2, 4)
+ENTER(open, WHAT_OPEN, 3)
+ENTER(connect, WHAT_CONNECT, 3)
+ENTER(setuid, WHAT_SETUID, 1)
+ENTER(setgid, WHAT_SETGID, 1)
+ENTER(setreuid, WHAT_SETREUID, 2)
+ENTER(setregid, WHAT_SETREGID, 2)
+ENTER(setresuid, WHAT_SETRESUID, 3)
+ENTER(setresgid, WHAT_SETRESGID, 3)
+ENTER(setfsuid, WHAT_SETFSUID, 1)
+ENTER(setfsgid, WHAT_SETFSGID, 1)
+ENTER(init_module, WHAT_INIT_MODULE, 3)
+ENTER(finit_module, WHAT_FINIT_MODULE, 3)
+ENTER(memfd_create, WHAT_MEMFD_CREATE, 2)
+
+/* ptrace: only the requests that take control of or write into another process. */
+SEC("tracepoint/syscalls/sys_enter_ptrace")
+int sys_enter_ptrace(struct trace_event_raw_sys_enter *ctx)
+{
+	long req = ctx->args[0];
+	if (req != PTRACE_ATTACH && req != PTRACE_SEIZE && req != PTRACE_POKETEXT && req != PTRACE_POKEDATA &&
+	    req != PTRACE_POKEUSR)
+		return 0;
+	return on_enter(ctx, WHAT_PTRACE, 4);
+}
+
+/* bpf: only program loads. */
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int sys_enter_bpf(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] != BPF_PROG_LOAD_CMD)
+		return 0;
+	return on_enter(ctx, WHAT_BPF, 3);
+}
+
+/* ---- syscalls: exit ------------------------------------------------------- */
+
+static __always_inline int exit_open(struct scratch *s, struct pending *p, long ret)
+{
+	struct open_event *e = (struct open_event *)s->buf;
+	fill_header(&e->h, KIND_OPEN);
+	e->ret = ret;
+	e->what = p->what;
+	e->resolve = 0;
+
+	const char *upath;
+	if (p->what == WHAT_OPEN) {
+		e->dfd = AT_FDCWD;
+		upath = (const char *)p->args[0];
+		e->flags = p->args[1];
+		e->mode = p->args[2];
+	} else {
+		e->dfd = (int)p->args[0];
+		upath = (const char *)p->args[1];
+		if (p->what == WHAT_OPENAT2) {
+			struct open_how how = {};
+			bpf_probe_read_user(&how, sizeof(how), (void *)p->args[2]);
+			e->flags = how.flags;
+			e->mode = how.mode;
+			e->resolve = how.resolve;
+		} else {
+			e->flags = p->args[2];
+			e->mode = p->args[3];
+		}
+	}
+
+	__u32 off = sizeof(*e);
+	off = put_str(s->buf, off, upath, PATH_MAX_READ, true, &e->path, &e->h.flags, FLAG_TRUNC_PATH);
+	e->dir.off = off;
+	e->dir.len = 0;
+	if (e->path.len > 0 && s->buf[e->path.off & STR_MASK] != '/') {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		if (e->dfd == AT_FDCWD) {
+			struct fs_struct *fs = BPF_CORE_READ(task, fs);
+			off = put_walk(s, off, &fs->pwd, &e->dir, &e->h.flags);
+		} else {
+			struct file *f = fd_file(task, e->dfd);
+			if (f)
+				off = put_walk(s, off, &f->f_path, &e->dir, &e->h.flags);
+		}
+	}
+	emit(s->buf, off, KIND_OPEN);
+	return 0;
+}
+
+static __always_inline int exit_connect(struct pending *p, long ret)
+{
+	struct connect_event e = {};
+	const void *uaddr = (const void *)p->args[1];
+	__u16 family = 0;
+
+	bpf_probe_read_user(&family, sizeof(family), uaddr);
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		e.port = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(e.addr, &sin.sin_addr, 4);
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		e.port = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(e.addr, &sin6.sin6_addr, 16);
+	} else {
+		return 0; /* unix and other families are not network connects */
+	}
+	fill_header(&e.h, KIND_CONNECT);
+	e.ret = ret;
+	e.fd = (int)p->args[0];
+	e.family = family;
+	emit(&e, sizeof(e), KIND_CONNECT);
+	return 0;
+}
+
+static __always_inline int exit_setid(struct pending *p, long ret)
+{
+	struct setid_event e = {};
+	fill_header(&e.h, KIND_SETID);
+	e.ret = ret;
+	e.what = p->what;
+	e.args[0] = p->args[0];
+	e.args[1] = p->args[1];
+	e.args[2] = p->args[2];
+	__builtin_memcpy(e.old_ids, p->old_ids, sizeof(e.old_ids));
+	read_ids(p->what, e.new_ids);
+	emit(&e, sizeof(e), KIND_SETID);
+	return 0;
+}
+
+static __always_inline int exit_ptrace(struct pending *p, long ret)
+{
+	struct ptrace_event e = {};
+	fill_header(&e.h, KIND_PTRACE);
+	e.ret = ret;
+	e.request = p->args[0];
+	e.target_pid = p->args[1];
+	emit(&e, sizeof(e), KIND_PTRACE);
+	return 0;
+}
+
+static __always_inline int exit_module(struct scratch *s, struct pending *p, long ret)
+{
+	struct module_event *e = (struct module_event *)s->buf;
+	fill_header(&e->h, KIND_MODULE);
+	e->ret = ret;
+	e->what = p->what;
+	e->len = 0;
+	e->flags = 0;
+
+	__u32 off = sizeof(*e);
+	const char *params;
+	if (p->what == WHAT_INIT_MODULE) {
+		e->len = p->args[1];
+		params = (const char *)p->args[2];
+	} else {
+		params = (const char *)p->args[1];
+		e->flags = p->args[2];
+	}
+	off = put_str(s->buf, off, params, NAME_READ, true, &e->params, &e->h.flags, FLAG_TRUNC_PATH);
+	e->path.off = off;
+	e->path.len = 0;
+	if (p->what == WHAT_FINIT_MODULE) {
+		struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), (int)p->args[0]);
+		if (f)
+			off = put_walk(s, off, &f->f_path, &e->path, &e->h.flags);
+	}
+	emit(s->buf, off, KIND_MODULE);
+	return 0;
+}
+
+static __always_inline int exit_bpf(struct pending *p, long ret)
+{
+	struct bpf_prog_event e = {};
+	const void *uattr = (const void *)p->args[1];
+	__u64 size = p->args[2];
+
+	fill_header(&e.h, KIND_BPF_PROG);
+	e.ret = ret;
+	e.cmd = p->args[0];
+	if (size >= 8) {
+		bpf_probe_read_user(&e.prog_type, sizeof(e.prog_type), uattr);
+		bpf_probe_read_user(&e.insn_cnt, sizeof(e.insn_cnt), uattr + 4);
+	}
+	__u64 name_off = bpf_core_field_offset(union bpf_attr, prog_name);
+	if (size >= name_off + sizeof(e.prog_name))
+		bpf_probe_read_user(&e.prog_name, sizeof(e.prog_name), uattr + name_off);
+	emit(&e, sizeof(e), KIND_BPF_PROG);
+	return 0;
+}
+
+static __always_inline int exit_memfd(struct scratch *s, struct pending *p, long ret)
+{
+	struct memfd_event *e = (struct memfd_event *)s->buf;
+	fill_header(&e->h, KIND_MEMFD);
+	e->ret = ret;
+	e->flags = p->args[1];
+	__u32 off = put_str(s->buf, sizeof(*e), (const char *)p->args[0], NAME_READ, true, &e->name, &e->h.flags,
+			    FLAG_TRUNC_PATH);
+	emit(s->buf, off, KIND_MEMFD);
+	return 0;
+}
+
+/* One program for every traced sys_exit_*: the pending entry says which. */
+SEC("tracepoint/syscalls/sys_exit")
+int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct pending *pp = bpf_map_lookup_elem(&pending, &tid);
+	if (!pp) {
+		/* Filtered at enter, or the enter happened before we attached. */
+		if (!filtered(pid_tgid >> 32)) {
+			struct event_counters *c = counters_get();
+			if (c)
+				c->pair_missing++;
+		}
+		return 0;
+	}
+	struct pending p = *pp;
+	bpf_map_delete_elem(&pending, &tid);
+	long ret = ctx->ret;
+
+	switch (p.what) {
+	case WHAT_OPENAT:
+	case WHAT_OPENAT2:
+	case WHAT_OPEN: {
+		struct scratch *s = scratch_get();
+		return s ? exit_open(s, &p, ret) : 0;
+	}
+	case WHAT_CONNECT:
+		return exit_connect(&p, ret);
+	case WHAT_PTRACE:
+		return exit_ptrace(&p, ret);
+	case WHAT_INIT_MODULE:
+	case WHAT_FINIT_MODULE: {
+		struct scratch *s = scratch_get();
+		return s ? exit_module(s, &p, ret) : 0;
+	}
+	case WHAT_BPF:
+		return exit_bpf(&p, ret);
+	case WHAT_MEMFD_CREATE: {
+		struct scratch *s = scratch_get();
+		return s ? exit_memfd(s, &p, ret) : 0;
+	}
+	default:
+		if (p.what >= WHAT_SETUID && p.what <= WHAT_SETFSGID)
+			return exit_setid(&p, ret);
+	}
+	return 0;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Record layouts shared by the BPF programs and, through bpf2go -type, by
+ * the Go decoder. Every record starts with struct event_header; variable
+ * data (paths, argv, names) follows the fixed part and is addressed by
+ * struct str_ref (offset from the record start, length without the NUL).
+ *
+ * Paths that the kernel resolves from a struct path (an exec's binary, the
+ * directory a relative open was resolved against, a module file) are sent as
+ * their components from the leaf up to the root, each NUL-terminated; user
+ * space reverses them. That keeps the BPF side a forward-only, verifier-
+ * friendly walk.
+ */
+#pragma once
+
+#define TASK_COMM_LEN 16
+
+enum event_kind {
+	KIND_EXEC = 1,
+	KIND_FORK = 2,
+	KIND_EXIT = 3,
+	KIND_OPEN = 4,
+	KIND_CONNECT = 5,
+	KIND_SETID = 6,
+	KIND_PTRACE = 7,
+	KIND_MODULE = 8,
+	KIND_BPF_PROG = 9,
+	KIND_MEMFD = 10,
+	KIND_MAX = 16,
+};
+
+/* event_header.flags: what was cut short or is unusual. */
+enum event_flag {
+	FLAG_TRUNC_ARGS = 1 << 0,  /* argv longer than captured */
+	FLAG_TRUNC_PATH = 1 << 1,  /* a user-supplied path or name did not fit */
+	FLAG_TRUNC_WALK = 1 << 2,  /* a kernel path walk stopped early (too deep / too long) */
+	FLAG_PSEUDO_PATH = 1 << 3, /* the walked file is not reachable from a root (memfd, pipe, deleted mount) */
+	FLAG_TRUNC_FILENAME = 1 << 4,
+};
+
+/* Which syscall of a family produced an event. */
+enum syscall_what {
+	WHAT_NONE = 0,
+	WHAT_OPENAT = 1,
+	WHAT_OPENAT2 = 2,
+	WHAT_OPEN = 3,
+	WHAT_CONNECT = 4,
+	WHAT_SETUID = 5,
+	WHAT_SETGID = 6,
+	WHAT_SETREUID = 7,
+	WHAT_SETREGID = 8,
+	WHAT_SETRESUID = 9,
+	WHAT_SETRESGID = 10,
+	WHAT_SETFSUID = 11,
+	WHAT_SETFSGID = 12,
+	WHAT_PTRACE = 13,
+	WHAT_INIT_MODULE = 14,
+	WHAT_FINIT_MODULE = 15,
+	WHAT_BPF = 16,
+	WHAT_MEMFD_CREATE = 17,
+};
+
+struct str_ref {
+	__u16 off;
+	__u16 len;
+};
+
+struct event_header {
+	__u64 ts_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;
+	__u32 pid; /* thread-group id */
+	__u32 tid;
+	__u32 ppid; /* real parent's thread-group id */
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u16 kind;
+	__u16 flags;
+	__u8 comm[TASK_COMM_LEN];
+};
+
+struct exec_event {
+	struct event_header h;
+	__u32 args_size; /* bytes of argv in the process, captured or not */
+	__u32 exe_nlink; /* 0: the binary has no name left (deleted, memfd) */
+	struct str_ref args; /* NUL-separated argv */
+	struct str_ref filename; /* as passed to execve */
+	struct str_ref exe; /* components, leaf first */
+	__u32 _pad;
+};
+
+struct fork_event {
+	struct event_header h;
+	__u32 child_pid;
+	__u32 child_tid;
+};
+
+struct exit_event {
+	struct event_header h;
+	__u32 exit_code;
+	__u32 signal;
+	__u32 core_dumped;
+	__u32 _pad;
+};
+
+struct open_event {
+	struct event_header h;
+	__s64 ret;
+	__s32 dfd;
+	__u32 what;
+	__u64 flags;
+	__u64 mode;
+	__u64 resolve; /* openat2 RESOLVE_* */
+	struct str_ref path; /* as passed */
+	struct str_ref dir;  /* components of cwd or dfd, leaf first; only for relative paths */
+};
+
+struct connect_event {
+	struct event_header h;
+	__s64 ret;
+	__s32 fd;
+	__u16 family;
+	__u16 port; /* host order */
+	__u8 addr[16];
+};
+
+struct setid_event {
+	struct event_header h;
+	__s64 ret;
+	__u32 what;
+	__u32 args[3];
+	__u32 old_ids[4]; /* real, effective, saved, fs: uids or gids by what */
+	__u32 new_ids[4];
+};
+
+struct ptrace_event {
+	struct event_header h;
+	__s64 ret;
+	__s64 request;
+	__u32 target_pid;
+	__u32 _pad;
+};
+
+struct module_event {
+	struct event_header h;
+	__s64 ret;
+	__u32 what;
+	__u32 flags;
+	__u64 len; /* init_module image size */
+	struct str_ref params;
+	struct str_ref path; /* finit_module file, components leaf first */
+};
+
+struct bpf_prog_event {
+	struct event_header h;
+	__s64 ret;
+	__u32 cmd;
+	__u32 prog_type;
+	__u32 insn_cnt;
+	__u8 prog_name[16];
+	__u32 _pad;
+};
+
+struct memfd_event {
+	struct event_header h;
+	__s64 ret;
+	__u32 flags;
+	struct str_ref name;
+};
+
+/*
+ * Per-CPU counters. Every event the programs meant to send and could not is
+ * counted here, by kind; so is every enter/exit pair that could not be
+ * matched.
+ */
+struct event_counters {
+	__u64 emitted[KIND_MAX];
+	__u64 dropped[KIND_MAX];   /* ring buffer full: bpf_ringbuf_output failed */
+	__u64 pair_missing;        /* exit without a recorded enter */
+	__u64 pair_overwritten;    /* enter found a stale entry for the same thread */
+	__u64 pair_full;           /* enter could not be recorded: pending map full */
+	__u64 wakeups;             /* forced wake-ups of user space */
+};

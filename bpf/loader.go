@@ -1,0 +1,276 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// FilterMode says how a filter list is applied in the kernel.
+type FilterMode uint8
+
+const (
+	FilterOff     FilterMode = 0 // the list is not consulted
+	FilterExclude FilterMode = 1 // events of listed entries are dropped
+	FilterInclude FilterMode = 2 // only events of listed entries are sent
+)
+
+// Filter is one kernel-side filter list. Lists of different dimensions
+// combine with AND: an event is sent only if every active list lets it through.
+type Filter[T comparable] struct {
+	Mode   FilterMode
+	Values []T
+}
+
+// Options configure the kernel objects before they are created.
+type Options struct {
+	// RingBytes is the ring buffer size: a power of two, at least one page.
+	RingBytes uint32
+	// WakeupBytes: user space is woken when the queued data crosses this
+	// many bytes. Below it, the reader's own deadline picks records up.
+	WakeupBytes uint64
+	// SelfPID is never traced, so the monitor cannot feed on its own activity.
+	SelfPID uint32
+	PIDs    Filter[uint32]
+	Comms   Filter[string]
+	Cgroups Filter[uint64]
+}
+
+// Validate reports the first option that the kernel would refuse, in words
+// an operator can act on.
+func (o Options) Validate() error {
+	page := uint32(os.Getpagesize())
+	if o.RingBytes < page || o.RingBytes&(o.RingBytes-1) != 0 {
+		return fmt.Errorf("ring buffer size %d bytes: must be a power of two and at least one page (%d bytes)", o.RingBytes, page)
+	}
+	if o.WakeupBytes == 0 || o.WakeupBytes > uint64(o.RingBytes) {
+		return fmt.Errorf("wake-up threshold %d bytes: must be between 1 and the ring size (%d bytes)", o.WakeupBytes, o.RingBytes)
+	}
+	for _, c := range o.Comms.Values {
+		if len(c) == 0 || len(c) > 15 {
+			return fmt.Errorf("comm filter %q: a comm is 1 to 15 bytes (the kernel's TASK_COMM_LEN less the NUL)", c)
+		}
+	}
+	return nil
+}
+
+// LoadSpec parses the embedded BPF ELF. It needs no privileges.
+func LoadSpec() (*ebpf.CollectionSpec, error) {
+	return loadBulkhead()
+}
+
+// Kernel is the loaded set of programs and maps, and the links that attach
+// them.
+type Kernel struct {
+	objs  bulkheadObjects
+	links []link.Link
+	// Attached and Skipped name the hooks by "group/name"; Skipped ones do
+	// not exist on this kernel (e.g. syscalls/sys_enter_open off x86).
+	Attached []string
+	Skipped  []string
+}
+
+// Load creates the maps and programs in the kernel. It needs root (or
+// CAP_BPF with CAP_PERFMON); run Preflight first for a clear message.
+func Load(opts Options) (*Kernel, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK for BPF maps: %w", err)
+	}
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded BPF objects: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = opts.RingBytes
+	consts := map[string]any{
+		"self_tgid":          opts.SelfPID,
+		"wakeup_bytes":       opts.WakeupBytes,
+		"pid_filter_mode":    uint8(opts.PIDs.Mode),
+		"comm_filter_mode":   uint8(opts.Comms.Mode),
+		"cgroup_filter_mode": uint8(opts.Cgroups.Mode),
+	}
+	for name, v := range consts {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+
+	k := &Kernel{}
+	if err := spec.LoadAndAssign(&k.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("the kernel's verifier refused a bulkhead program (this is a bug in bulkhead for this kernel; please report it with this log): %+v", ve)
+		}
+		return nil, fmt.Errorf("load BPF objects: %w", err)
+	}
+	if err := k.fillFilters(opts); err != nil {
+		k.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kernel) fillFilters(opts Options) error {
+	one := uint8(1)
+	for _, pid := range opts.PIDs.Values {
+		if err := k.objs.FilterPids.Put(pid, one); err != nil {
+			return fmt.Errorf("pid filter %d: %w", pid, err)
+		}
+	}
+	for _, c := range opts.Comms.Values {
+		var key bulkheadCommKey
+		copy(key.Comm[:], c)
+		if err := k.objs.FilterComms.Put(key, one); err != nil {
+			return fmt.Errorf("comm filter %q: %w", c, err)
+		}
+	}
+	for _, cg := range opts.Cgroups.Values {
+		if err := k.objs.FilterCgroups.Put(cg, one); err != nil {
+			return fmt.Errorf("cgroup filter %d: %w", cg, err)
+		}
+	}
+	return nil
+}
+
+// syscallHooks lists, per record kind, the syscalls whose enter and exit
+// tracepoints produce it.
+var syscallHooks = map[uint16][]string{
+	RecordOpen:    {"openat", "openat2", "open"},
+	RecordConnect: {"connect"},
+	RecordSetID:   {"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid"},
+	RecordPtrace:  {"ptrace"},
+	RecordModule:  {"init_module", "finit_module"},
+	RecordBPFProg: {"bpf"},
+	RecordMemfd:   {"memfd_create"},
+}
+
+func (k *Kernel) enterProgram(syscall string) *ebpf.Program {
+	p := k.objs.bulkheadPrograms
+	return map[string]*ebpf.Program{
+		"openat": p.SysEnterOpenat, "openat2": p.SysEnterOpenat2, "open": p.SysEnterOpen,
+		"connect": p.SysEnterConnect, "ptrace": p.SysEnterPtrace, "bpf": p.SysEnterBpf,
+		"setuid": p.SysEnterSetuid, "setgid": p.SysEnterSetgid, "setreuid": p.SysEnterSetreuid,
+		"setregid": p.SysEnterSetregid, "setresuid": p.SysEnterSetresuid, "setresgid": p.SysEnterSetresgid,
+		"setfsuid": p.SysEnterSetfsuid, "setfsgid": p.SysEnterSetfsgid,
+		"init_module": p.SysEnterInitModule, "finit_module": p.SysEnterFinitModule,
+		"memfd_create": p.SysEnterMemfdCreate,
+	}[syscall]
+}
+
+// Attach hooks up the process lifecycle programs (always: the process table
+// depends on them) and the syscall programs for the given record kinds.
+// Enter hooks go in before exit hooks so that no exit arrives unpaired.
+func (k *Kernel) Attach(kinds []uint16) error {
+	for _, p := range []*ebpf.Program{k.objs.SchedProcessFork, k.objs.SchedProcessExec, k.objs.SchedProcessExit} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attach BTF tracepoint %s: %w", p, err)
+		}
+		k.links = append(k.links, l)
+		k.Attached = append(k.Attached, "tp_btf/"+programName(p))
+	}
+	var exits []string
+	for _, kind := range kinds {
+		for _, sc := range syscallHooks[kind] {
+			l, err := link.Tracepoint("syscalls", "sys_enter_"+sc, k.enterProgram(sc), nil)
+			if errors.Is(err, os.ErrNotExist) {
+				k.Skipped = append(k.Skipped, "syscalls/sys_enter_"+sc)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("attach tracepoint syscalls/sys_enter_%s: %w", sc, err)
+			}
+			k.links = append(k.links, l)
+			k.Attached = append(k.Attached, "syscalls/sys_enter_"+sc)
+			exits = append(exits, sc)
+		}
+	}
+	for _, sc := range exits {
+		l, err := link.Tracepoint("syscalls", "sys_exit_"+sc, k.objs.SysExitTraced, nil)
+		if err != nil {
+			return fmt.Errorf("attach tracepoint syscalls/sys_exit_%s: %w", sc, err)
+		}
+		k.links = append(k.links, l)
+		k.Attached = append(k.Attached, "syscalls/sys_exit_"+sc)
+	}
+	return nil
+}
+
+func programName(p *ebpf.Program) string {
+	if info, err := p.Info(); err == nil {
+		return info.Name
+	}
+	return p.String()
+}
+
+// Detach removes every hook; records already in the ring stay readable.
+func (k *Kernel) Detach() error {
+	var errs []error
+	for _, l := range k.links {
+		errs = append(errs, l.Close())
+	}
+	k.links = nil
+	return errors.Join(errs...)
+}
+
+// Events is the ring buffer the programs write to.
+func (k *Kernel) Events() *ebpf.Map { return k.objs.Events }
+
+// Counters are the kernel side's per-CPU counters summed over all CPUs.
+type Counters struct {
+	Emitted         [RecordKinds]uint64
+	Dropped         [RecordKinds]uint64 // ring buffer full
+	PairMissing     uint64
+	PairOverwritten uint64
+	PairFull        uint64
+	Wakeups         uint64
+	// RecursionMisses counts program runs the kernel skipped because another
+	// BPF program was already running on that CPU (e.g. from an NMI).
+	RecursionMisses uint64
+}
+
+// DroppedTotal is every event the kernel side meant to send and could not.
+func (c Counters) DroppedTotal() uint64 {
+	var n uint64
+	for _, d := range c.Dropped {
+		n += d
+	}
+	return n + c.PairMissing + c.PairFull + c.RecursionMisses
+}
+
+// Counters reads and sums the per-CPU counters.
+func (k *Kernel) Counters() (Counters, error) {
+	var per []bulkheadEventCounters
+	if err := k.objs.Counters.Lookup(uint32(0), &per); err != nil {
+		return Counters{}, fmt.Errorf("read kernel counters: %w", err)
+	}
+	var c Counters
+	for _, p := range per {
+		for i := range c.Emitted {
+			c.Emitted[i] += p.Emitted[i]
+			c.Dropped[i] += p.Dropped[i]
+		}
+		c.PairMissing += p.PairMissing
+		c.PairOverwritten += p.PairOverwritten
+		c.PairFull += p.PairFull
+		c.Wakeups += p.Wakeups
+	}
+	progs := k.objs.bulkheadPrograms
+	for _, p := range []*ebpf.Program{progs.SchedProcessExec, progs.SchedProcessFork, progs.SchedProcessExit, progs.SysExitTraced} {
+		if st, err := p.Stats(); err == nil {
+			c.RecursionMisses += st.RecursionMisses
+		}
+	}
+	return c, nil
+}
+
+// Close detaches and frees everything.
+func (k *Kernel) Close() error {
+	return errors.Join(k.Detach(), k.objs.Close())
+}
