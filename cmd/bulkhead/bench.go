@@ -1,0 +1,9 @@
+package main
+
+import (
+	"io"
+)
+
+func benchCommand(args []string, stdout, stderr io.Writer) error {
+	return usageErr("TODO")
+}

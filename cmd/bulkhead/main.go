@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+)
+
+// errUsage marks errors caused by how the command was called (exit code 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = runCommand(args[1:], stdout, stderr)
+	case "bench":
+		err = benchCommand(args[1:], stdout, stderr)
+	case "version", "--version":
+		err = versionCommand(stdout)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "bulkhead %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "bulkhead %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `bulkhead: a security monitor built on verified eBPF programs
+
+Usage:
+  bulkhead run [flags]            capture kernel events and write them as JSON lines or text
+  bulkhead bench capture [flags]  measure capture overhead on a syscall storm
+  bulkhead version                print version information
+
+Run 'bulkhead <command> -h' for the flags of a command.
+`)
+}
+
+// usageErr wraps a flag problem so that it exits with code 2.
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// newLogger builds the one logger the process uses: JSON on stderr, or a
+// console format when stderr is a terminal.
+func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, usageErr("--log-level %q: use debug, info, warn or error", level)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(stderr)), lvl)
+	return zap.New(core), nil
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/bpf"
+	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
+	"github.com/bulkhead-sec/bulkhead/pipeline/enrich"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
+	"github.com/bulkhead-sec/bulkhead/pipeline/source"
+	"go.uber.org/zap"
+)
+
+// captureConfig is what the kernel side and the reader need.
+type captureConfig struct {
+	RingMiB       int
+	WakeupKiB     int
+	FlushInterval time.Duration
+	Kinds         event.KindSet // kinds written to the sink
+	PIDs          bpf.Filter[uint32]
+	Comms         bpf.Filter[string]
+	Cgroups       bpf.Filter[uint64]
+}
+
+func defaultCaptureConfig() captureConfig {
+	return captureConfig{RingMiB: 16, WakeupKiB: 64, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
+}
+
+// kernelKinds are the record kinds whose syscall hooks must be attached.
+// Process lifecycle hooks are always attached: the process table needs them.
+func (c captureConfig) kernelKinds() []uint16 {
+	var out []uint16
+	for _, k := range c.Kinds.Kinds() {
+		out = append(out, uint16(k))
+	}
+	return out
+}
+
+// monitor is the capture pipeline, wired explicitly:
+// kernel → source.Reader → decode.Decoder → enrich.Table → sinks.Sink.
+// Every stage runs on the reader's goroutine, in event order.
+type monitor struct {
+	log     *zap.Logger
+	cfg     captureConfig
+	kernel  *bpf.Kernel
+	reader  *source.Reader
+	decoder *decode.Decoder
+	table   *enrich.Table
+	sink    sinks.Sink
+
+	ev         event.Event // reused for every record
+	written    [event.KindCount]uint64
+	sinkErrors uint64
+	lastErr    error
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the reader returns
+	runErr   error         // the reader's error; read after done
+	started  time.Time
+}
+
+// startMonitor checks the host, loads and attaches the programs, seeds the
+// process table and starts reading. The caller stops it with stop.
+func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink) (*monitor, error) {
+	if err := bpf.Preflight(); err != nil {
+		return nil, fmt.Errorf("this host cannot run the monitor yet:\n%w", err)
+	}
+	kernel, err := bpf.Load(bpf.Options{
+		RingBytes:   uint32(cfg.RingMiB) << 20,
+		WakeupBytes: uint64(cfg.WakeupKiB) << 10,
+		SelfPID:     uint32(os.Getpid()),
+		PIDs:        cfg.PIDs,
+		Comms:       cfg.Comms,
+		Cgroups:     cfg.Cgroups,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, done: make(chan struct{})}
+	fail := func(err error) (*monitor, error) {
+		kernel.Close()
+		return nil, err
+	}
+	if err := kernel.Attach(cfg.kernelKinds()); err != nil {
+		return fail(err)
+	}
+	for _, s := range kernel.Skipped {
+		log.Warn("hook not available on this kernel; its events will not be seen", zap.String("hook", s))
+	}
+	log.Info("programs attached", zap.Int("hooks", len(kernel.Attached)), zap.Int("ring_mib", cfg.RingMiB))
+
+	opts := enrich.DefaultOptions()
+	if cg, err := enrich.NewCgroups("/proc/self/mountinfo"); err != nil {
+		log.Warn("cgroup paths and container ids unavailable", zap.Error(err))
+	} else {
+		opts.Cgroups = cg
+	}
+	m.table = enrich.New(opts, log.Named("enrich"))
+	// Attached first, seeded second: a process that starts in between is
+	// both in /proc and in the ring, never in neither.
+	n, err := m.table.Seed()
+	if err != nil {
+		return fail(fmt.Errorf("seed the process table from /proc: %w", err))
+	}
+	log.Info("process table seeded", zap.Int("processes", n))
+
+	m.reader, err = source.New(kernel.Events(), cfg.FlushInterval)
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.started = time.Now()
+	go func() {
+		m.runErr = m.reader.Run(ctx, m)
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// Record is the pipeline's hot path, called by the reader per record.
+func (m *monitor) Record(raw []byte) {
+	if m.decoder.Decode(raw, &m.ev) != nil {
+		return // counted by the decoder
+	}
+	m.table.Enrich(&m.ev)
+	if !m.cfg.Kinds.Has(m.ev.Kind) {
+		return
+	}
+	if err := m.sink.Write(&m.ev); err != nil {
+		m.sinkErrors++
+		m.lastErr = err
+		return
+	}
+	m.written[m.ev.Kind]++
+}
+
+// Flush is called by the reader when the ring is dry or time is up.
+func (m *monitor) Flush() {
+	if err := m.sink.Flush(); err != nil {
+		m.sinkErrors++
+		m.lastErr = err
+	}
+}
+
+// stop detaches the programs, drains the ring, flushes the sink and returns
+// the summary. It is safe to call more than once.
+func (m *monitor) stop() (summary, error) {
+	var runErr error
+	m.stopOnce.Do(func() {
+		detachErr := m.kernel.Detach()
+		m.cancel()
+		<-m.done
+		runErr = errors.Join(m.runErr, detachErr)
+	})
+	s := m.summary()
+	closeErr := errors.Join(m.reader.Close(), m.kernel.Close())
+	return s, errors.Join(runErr, closeErr)
+}
+
+// summary is what a run saw and lost, layer by layer.
+type summary struct {
+	Duration   time.Duration
+	Kernel     bpf.Counters
+	Reader     source.Stats
+	Decode     decode.Stats
+	Table      enrich.Stats
+	Written    [event.KindCount]uint64
+	SinkErrors uint64
+	Skipped    []string
+}
+
+func (m *monitor) summary() summary {
+	kc, err := m.kernel.Counters()
+	if err != nil {
+		m.log.Warn("kernel counters unavailable", zap.Error(err))
+	}
+	return summary{
+		Duration:   time.Since(m.started),
+		Kernel:     kc,
+		Reader:     m.reader.Stats(),
+		Decode:     m.decoder.Stats(),
+		Table:      m.table.Stats(),
+		Written:    m.written,
+		SinkErrors: m.sinkErrors,
+		Skipped:    m.kernel.Skipped,
+	}
+}
+
+// Lost is every event that was meant for user space and did not arrive
+// whole: kernel drops and failed pairings, and malformed records.
+func (s summary) Lost() uint64 {
+	return s.Kernel.DroppedTotal() + s.Decode.Errors()
+}
+
+func (s summary) print(w io.Writer) {
+	fmt.Fprintf(w, "\nbulkhead summary (%s)\n", s.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "  %-10s %12s %12s %12s %12s\n", "kind", "kernel sent", "ring full", "decoded", "written")
+	for _, k := range event.AllKinds() {
+		fmt.Fprintf(w, "  %-10s %12d %12d %12d %12d\n", k, s.Kernel.Emitted[k], s.Kernel.Dropped[k], s.Decode.Decoded[k], s.Written[k])
+	}
+	fmt.Fprintf(w, "  dropped by layer:\n")
+	fmt.Fprintf(w, "    kernel: ring buffer full       %d\n", sum(s.Kernel.Dropped[:]))
+	fmt.Fprintf(w, "    kernel: enter/exit unpaired    %d (exit without enter %d, pending map full %d; stale enters replaced %d)\n",
+		s.Kernel.PairMissing+s.Kernel.PairFull, s.Kernel.PairMissing, s.Kernel.PairFull, s.Kernel.PairOverwritten)
+	fmt.Fprintf(w, "    kernel: program runs skipped   %d (recursion)\n", s.Kernel.RecursionMisses)
+	fmt.Fprintf(w, "    decode: malformed records      %d (short %d, unknown kind %d, bad string %d)\n",
+		s.Decode.Errors(), s.Decode.Short, s.Decode.UnknownKind, s.Decode.BadString)
+	fmt.Fprintf(w, "    queue:  overflow               0 (no queue: a slow sink backs up into the ring, counted above)\n")
+	fmt.Fprintf(w, "    sink:   write errors           %d\n", s.SinkErrors)
+	fmt.Fprintf(w, "  reader: %d records, %d bytes, %d kernel wake-ups, %d deadline polls\n",
+		s.Reader.Records, s.Reader.Bytes, s.Kernel.Wakeups, s.Reader.Polls)
+	fmt.Fprintf(w, "  processes: %d tracked, %d forks, %d execs, %d exits, %d read from /proc, %d evicted\n",
+		s.Table.Processes, s.Table.Forks, s.Table.Execs, s.Table.Exits, s.Table.ProcLookups, s.Table.Evicted)
+	if len(s.Skipped) > 0 {
+		fmt.Fprintf(w, "  not available on this kernel: %s\n", strings.Join(s.Skipped, ", "))
+	}
+}
+
+func sum(xs []uint64) uint64 {
+	var n uint64
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}

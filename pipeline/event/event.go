@@ -1,0 +1,228 @@
+package event
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Flags mark what in an event was cut short or is unusual.
+type Flags uint16
+
+const (
+	FlagTruncArgs     Flags = 1 << 0 // exec argv longer than captured
+	FlagTruncPath     Flags = 1 << 1 // a user-supplied path or name did not fit
+	FlagTruncWalk     Flags = 1 << 2 // a kernel-resolved path stopped early
+	FlagPseudoPath    Flags = 1 << 3 // the file has no path from a root (memfd, pipe)
+	FlagTruncFilename Flags = 1 << 4 // exec filename did not fit
+)
+
+var flagNames = []struct {
+	f    Flags
+	name string
+}{
+	{FlagTruncArgs, "trunc_args"}, {FlagTruncPath, "trunc_path"}, {FlagTruncWalk, "trunc_walk"},
+	{FlagPseudoPath, "pseudo_path"}, {FlagTruncFilename, "trunc_filename"},
+}
+
+// Names lists the set flags by name.
+func (f Flags) Names() []string {
+	var out []string
+	for _, n := range flagNames {
+		if f&n.f != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+// Header is common to every event.
+type Header struct {
+	Kind  Kind
+	Flags Flags
+	// KernelTimeNs is CLOCK_BOOTTIME in nanoseconds when the kernel emitted
+	// the event; see Timebase for wall-clock time.
+	KernelTimeNs uint64
+	PID          uint32 // thread-group id
+	TID          uint32
+	PPID         uint32
+	UID, GID     uint32 // real ids
+	EUID, EGID   uint32
+	CgroupID     uint64
+	Comm         string
+}
+
+// Exec is a successful execve/execveat.
+type Exec struct {
+	Filename string // as passed to execve
+	Exe      string // the binary the kernel opened, resolved to a full path
+	Args     string // argv, NUL-separated; see ArgList
+	ArgsSize uint32 // bytes of argv in the process, captured or not
+	ExeNlink uint32 // 0 when the binary has no name left (deleted or memfd)
+}
+
+// ArgList splits Args. It allocates; hot paths walk Args directly.
+func (e *Exec) ArgList() []string {
+	if e.Args == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(e.Args, "\x00"), "\x00")
+}
+
+// Fork is a new process (not a new thread).
+type Fork struct {
+	ChildPID uint32
+	ChildTID uint32
+}
+
+// Exit is the end of a whole process.
+type Exit struct {
+	Code       uint32
+	Signal     uint32
+	CoreDumped bool
+}
+
+// Syscall names the syscall that produced an event within its family.
+type Syscall string
+
+// Open is open/openat/openat2.
+type Open struct {
+	Syscall  Syscall
+	Dfd      int32
+	Flags    uint64
+	Mode     uint64
+	Resolve  uint64 // openat2 RESOLVE_* flags
+	Path     string // as passed
+	Dir      string // the directory a relative Path was resolved against (cwd or dfd)
+	Resolved string // Path made absolute (lexically, against Dir) when the kernel let us
+	Ret      int64  // fd, or -errno
+}
+
+// Connect is a connect(2) to an IPv4 or IPv6 address.
+type Connect struct {
+	Fd   int32
+	Addr netip.Addr
+	Port uint16
+	Ret  int64 // 0, or -errno (-115 EINPROGRESS for non-blocking sockets)
+}
+
+// IDs are one family of credentials: uids or gids.
+type IDs struct {
+	Real, Effective, Saved, FS uint32
+}
+
+// SetID is one of setuid, setgid, setreuid, setregid, setresuid,
+// setresgid, setfsuid, setfsgid.
+type SetID struct {
+	Syscall Syscall
+	Args    [3]uint32
+	Old     IDs // before the call
+	New     IDs // after the call
+	Ret     int64
+}
+
+// Ptrace is a ptrace request that takes control of or writes into another
+// process: PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_POKE{TEXT,DATA,USER}.
+type Ptrace struct {
+	Request   int64
+	TargetPID uint32
+	Ret       int64
+}
+
+// Module is init_module or finit_module.
+type Module struct {
+	Syscall Syscall
+	Len     uint64 // init_module image size
+	Flags   uint32 // finit_module flags
+	Params  string
+	Path    string // finit_module file
+	Ret     int64
+}
+
+// BPFProg is a bpf(BPF_PROG_LOAD).
+type BPFProg struct {
+	ProgType  uint32
+	InsnCount uint32
+	Name      string
+	Ret       int64 // program fd, or -errno
+}
+
+// Memfd is memfd_create.
+type Memfd struct {
+	Name  string
+	Flags uint32
+	Ret   int64
+}
+
+// Event is one kernel event. Only the payload matching Header.Kind is
+// meaningful; the others are zero.
+type Event struct {
+	Header
+	Exec    Exec
+	Fork    Fork
+	Exit    Exit
+	Open    Open
+	Connect Connect
+	SetID   SetID
+	Ptrace  Ptrace
+	Module  Module
+	BPFProg BPFProg
+	Memfd   Memfd
+	// Process is the context pipeline/enrich attached: the process's binary,
+	// ancestry and container. Nil before enrichment. Shared and immutable.
+	Process *Process
+}
+
+// Clone returns a copy whose strings no longer borrow from the reader's
+// buffer.
+func (e *Event) Clone() *Event {
+	c := *e
+	c.Comm = strings.Clone(e.Comm)
+	switch e.Kind {
+	case KindExec:
+		c.Exec.Filename = strings.Clone(e.Exec.Filename)
+		c.Exec.Exe = strings.Clone(e.Exec.Exe)
+		c.Exec.Args = strings.Clone(e.Exec.Args)
+	case KindOpen:
+		c.Open.Path = strings.Clone(e.Open.Path)
+		c.Open.Dir = strings.Clone(e.Open.Dir)
+		c.Open.Resolved = strings.Clone(e.Open.Resolved)
+	case KindModule:
+		c.Module.Params = strings.Clone(e.Module.Params)
+		c.Module.Path = strings.Clone(e.Module.Path)
+	case KindBPFProg:
+		c.BPFProg.Name = strings.Clone(e.BPFProg.Name)
+	case KindMemfd:
+		c.Memfd.Name = strings.Clone(e.Memfd.Name)
+	}
+	return &c
+}
+
+// Ancestor is one process up a Process's parent chain.
+type Ancestor struct {
+	PID  uint32
+	Exe  string
+	Comm string
+}
+
+// Process is what is known about a process when an event happens. A new
+// Process value is made when the process forks or execs; existing values are
+// never changed, so events can share them.
+type Process struct {
+	PID         uint32
+	PPID        uint32
+	Exe         string
+	Comm        string
+	Args        string // argv, NUL-separated, as captured at exec (or read from /proc)
+	UID, EUID   uint32
+	CgroupID    uint64
+	CgroupPath  string // relative to the cgroup2 mount; empty when unknown
+	ContainerID string // empty on the host
+	// StartKernelNs is when the process was seen to fork or exec (CLOCK_BOOTTIME);
+	// 0 for processes that predate the monitor.
+	StartKernelNs uint64
+	// Ancestors starts with the parent; bounded by the table's depth.
+	Ancestors []Ancestor
+	// FromProc is true when this context was read from /proc instead of
+	// being followed from fork/exec events.
+	FromProc bool
+}

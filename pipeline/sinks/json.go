@@ -1,0 +1,319 @@
+package sinks
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"golang.org/x/sys/unix"
+)
+
+// JSON writes one JSON object per event, per line. Encoding appends into a
+// reused buffer: no allocation per event.
+type JSON struct {
+	w   *bufio.Writer
+	tb  event.Timebase
+	buf []byte
+}
+
+// NewJSON writes to w.
+func NewJSON(w io.Writer, tb event.Timebase) *JSON {
+	return &JSON{w: bufio.NewWriterSize(w, 256<<10), tb: tb, buf: make([]byte, 0, 4096)}
+}
+
+// Write encodes ev.
+func (j *JSON) Write(ev *event.Event) error {
+	j.buf = AppendEventJSON(j.buf[:0], ev, j.tb)
+	j.buf = append(j.buf, '\n')
+	_, err := j.w.Write(j.buf)
+	return err
+}
+
+// Flush pushes buffered lines out.
+func (j *JSON) Flush() error { return j.w.Flush() }
+
+// AppendEventJSON appends ev as a JSON object.
+func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
+	b = append(b, `{"time":"`...)
+	b = tb.Wall(ev.KernelTimeNs).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","kind":"`...)
+	b = append(b, ev.Kind.String()...)
+	b = append(b, '"')
+	b = field(b, "pid", uint64(ev.PID))
+	b = field(b, "tid", uint64(ev.TID))
+	b = field(b, "ppid", uint64(ev.PPID))
+	b = field(b, "uid", uint64(ev.UID))
+	b = field(b, "gid", uint64(ev.GID))
+	b = field(b, "euid", uint64(ev.EUID))
+	b = field(b, "egid", uint64(ev.EGID))
+	b = field(b, "cgroup_id", ev.CgroupID)
+	b = append(b, `,"comm":`...)
+	b = appendString(b, ev.Comm)
+	if ev.Flags != 0 {
+		b = append(b, `,"flags":[`...)
+		for i, n := range ev.Flags.Names() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, n)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"`...)
+	b = append(b, ev.Kind.String()...)
+	b = append(b, `":{`...)
+	b = appendPayload(b, ev)
+	b = append(b, '}')
+	if p := ev.Process; p != nil {
+		b = append(b, `,"process":{"exe":`...)
+		b = appendString(b, p.Exe)
+		b = append(b, `,"args":`...)
+		b = appendArgs(b, p.Args)
+		if p.CgroupPath != "" {
+			b = append(b, `,"cgroup":`...)
+			b = appendString(b, p.CgroupPath)
+		}
+		if p.ContainerID != "" {
+			b = append(b, `,"container_id":`...)
+			b = appendString(b, p.ContainerID)
+		}
+		b = append(b, `,"ancestors":[`...)
+		for i, a := range p.Ancestors {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"pid":`...)
+			b = strconv.AppendUint(b, uint64(a.PID), 10)
+			b = append(b, `,"exe":`...)
+			b = appendString(b, a.Exe)
+			b = append(b, `,"comm":`...)
+			b = appendString(b, a.Comm)
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, '}')
+}
+
+func appendPayload(b []byte, ev *event.Event) []byte {
+	switch ev.Kind {
+	case event.KindExec:
+		e := &ev.Exec
+		b = append(b, `"filename":`...)
+		b = appendString(b, e.Filename)
+		b = append(b, `,"exe":`...)
+		b = appendString(b, e.Exe)
+		b = append(b, `,"args":`...)
+		b = appendArgs(b, e.Args)
+		b = append(b, `,"args_truncated":`...)
+		b = strconv.AppendBool(b, ev.Flags&event.FlagTruncArgs != 0)
+		b = field(b, "args_size", uint64(e.ArgsSize))
+		b = field(b, "exe_nlink", uint64(e.ExeNlink))
+	case event.KindFork:
+		b = append(b, `"child_pid":`...)
+		b = strconv.AppendUint(b, uint64(ev.Fork.ChildPID), 10)
+	case event.KindExit:
+		b = append(b, `"code":`...)
+		b = strconv.AppendUint(b, uint64(ev.Exit.Code), 10)
+		b = field(b, "signal", uint64(ev.Exit.Signal))
+		b = append(b, `,"core_dumped":`...)
+		b = strconv.AppendBool(b, ev.Exit.CoreDumped)
+	case event.KindOpen:
+		o := &ev.Open
+		b = append(b, `"syscall":`...)
+		b = appendString(b, string(o.Syscall))
+		b = append(b, `,"path":`...)
+		b = appendString(b, o.Path)
+		if o.Dir != "" {
+			b = append(b, `,"dir":`...)
+			b = appendString(b, o.Dir)
+		}
+		if o.Resolved != "" {
+			b = append(b, `,"resolved":`...)
+			b = appendString(b, o.Resolved)
+		}
+		b = field(b, "flags", o.Flags)
+		b = append(b, `,"flags_text":"`...)
+		b = AppendOpenFlags(b, o.Flags)
+		b = append(b, '"')
+		b = field(b, "mode", o.Mode)
+		if o.Dfd != -100 {
+			b = append(b, `,"dfd":`...)
+			b = strconv.AppendInt(b, int64(o.Dfd), 10)
+		}
+		b = appendRet(b, o.Ret)
+	case event.KindConnect:
+		c := &ev.Connect
+		b = append(b, `"addr":"`...)
+		b = c.Addr.AppendTo(b)
+		b = append(b, '"')
+		b = field(b, "port", uint64(c.Port))
+		b = append(b, `,"family":`...)
+		if c.Addr.Is4() {
+			b = append(b, `"ipv4"`...)
+		} else {
+			b = append(b, `"ipv6"`...)
+		}
+		b = append(b, `,"fd":`...)
+		b = strconv.AppendInt(b, int64(c.Fd), 10)
+		b = appendRet(b, c.Ret)
+	case event.KindSetID:
+		s := &ev.SetID
+		b = append(b, `"syscall":`...)
+		b = appendString(b, string(s.Syscall))
+		b = append(b, `,"args":[`...)
+		for i, a := range s.Args[:setIDArgCount(s.Syscall)] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(int32(a)), 10)
+		}
+		b = append(b, `],"old":`...)
+		b = appendIDs(b, s.Old)
+		b = append(b, `,"new":`...)
+		b = appendIDs(b, s.New)
+		b = appendRet(b, s.Ret)
+	case event.KindPtrace:
+		p := &ev.Ptrace
+		b = append(b, `"request":`...)
+		b = strconv.AppendInt(b, p.Request, 10)
+		b = append(b, `,"request_name":`...)
+		b = appendString(b, PtraceRequestName(p.Request))
+		b = field(b, "target_pid", uint64(p.TargetPID))
+		b = appendRet(b, p.Ret)
+	case event.KindModule:
+		m := &ev.Module
+		b = append(b, `"syscall":`...)
+		b = appendString(b, string(m.Syscall))
+		b = append(b, `,"path":`...)
+		b = appendString(b, m.Path)
+		b = append(b, `,"params":`...)
+		b = appendString(b, m.Params)
+		b = field(b, "len", m.Len)
+		b = field(b, "flags", uint64(m.Flags))
+		b = appendRet(b, m.Ret)
+	case event.KindBPFProg:
+		p := &ev.BPFProg
+		b = append(b, `"name":`...)
+		b = appendString(b, p.Name)
+		b = field(b, "prog_type", uint64(p.ProgType))
+		b = field(b, "insn_count", uint64(p.InsnCount))
+		b = appendRet(b, p.Ret)
+	case event.KindMemfd:
+		m := &ev.Memfd
+		b = append(b, `"name":`...)
+		b = appendString(b, m.Name)
+		b = field(b, "flags", uint64(m.Flags))
+		b = appendRet(b, m.Ret)
+	}
+	return b
+}
+
+func setIDArgCount(s event.Syscall) int {
+	switch s {
+	case "setreuid", "setregid":
+		return 2
+	case "setresuid", "setresgid":
+		return 3
+	}
+	return 1
+}
+
+func appendIDs(b []byte, ids event.IDs) []byte {
+	b = append(b, `{"real":`...)
+	b = strconv.AppendUint(b, uint64(ids.Real), 10)
+	b = field(b, "effective", uint64(ids.Effective))
+	b = field(b, "saved", uint64(ids.Saved))
+	b = field(b, "fs", uint64(ids.FS))
+	return append(b, '}')
+}
+
+// appendRet writes the syscall result and, for failures, the errno's name.
+func appendRet(b []byte, ret int64) []byte {
+	b = append(b, `,"ret":`...)
+	b = strconv.AppendInt(b, ret, 10)
+	if ret < 0 && ret > -4096 {
+		b = append(b, `,"error":"`...)
+		b = append(b, ErrnoName(-ret)...)
+		b = append(b, '"')
+	}
+	return b
+}
+
+// ErrnoName is "ENOENT" for 2; "errno N" for numbers Linux does not name.
+func ErrnoName(n int64) string {
+	if name := unix.ErrnoName(syscall.Errno(n)); name != "" {
+		return name
+	}
+	return "errno " + strconv.FormatInt(n, 10)
+}
+
+func field(b []byte, name string, v uint64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendUint(b, v, 10)
+}
+
+// appendArgs writes NUL-separated argv as a JSON array.
+func appendArgs(b []byte, args string) []byte {
+	b = append(b, '[')
+	first := true
+	for len(args) > 0 {
+		end := 0
+		for end < len(args) && args[end] != 0 {
+			end++
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		b = appendString(b, args[:end])
+		first = false
+		if end == len(args) {
+			break
+		}
+		args = args[end+1:]
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string. Bytes that are not valid UTF-8
+// (paths need not be) become U+FFFD so the output always parses.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
