@@ -88,18 +88,22 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* A syscall's arguments between its enter and exit tracepoints. */
+/*
+ * A syscall's arguments between its enter and exit tracepoints, kept in the
+ * thread's own task storage: no hashing, no insert or delete per syscall,
+ * and the slot goes away with the thread. what == WHAT_NONE means empty.
+ */
 struct pending {
-	__u64 args[6];
+	__u64 args[4];
 	__u32 what;
 	__u32 old_ids[4];
 	__u32 _pad;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, __u32); /* thread id */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pending SEC(".maps");
 
@@ -183,20 +187,19 @@ static __always_inline struct scratch *scratch_get(void)
 
 static __always_inline void fill_header(struct event_header *h, __u16 kind)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
-	const struct cred *cred = BPF_CORE_READ(task, cred);
+	/* A BTF task pointer: fields are read with direct loads, not helpers. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred = task->cred;
 
 	h->ts_ns = bpf_ktime_get_boot_ns();
 	h->cgroup_id = bpf_get_current_cgroup_id();
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->uid = (__u32)uid_gid;
-	h->gid = uid_gid >> 32;
-	h->euid = BPF_CORE_READ(cred, euid.val);
-	h->egid = BPF_CORE_READ(cred, egid.val);
+	h->pid = task->tgid;
+	h->tid = task->pid;
+	h->ppid = task->real_parent->tgid;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
+	h->euid = cred->euid.val;
+	h->egid = cred->egid.val;
 	h->kind = kind;
 	h->flags = 0;
 	bpf_get_current_comm(&h->comm, sizeof(h->comm));
@@ -409,9 +412,6 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	/* A thread that dies inside a traced syscall leaves no pending entry behind. */
-	bpf_map_delete_elem(&pending, &tid);
 	if (!group_dead)
 		return 0;
 	if (filtered(bpf_get_current_pid_tgid() >> 32))
@@ -430,20 +430,19 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 
 static __always_inline void read_ids(__u32 what, __u32 ids[4])
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	const struct cred *cred = BPF_CORE_READ(task, cred);
+	const struct cred *cred = bpf_get_current_task_btf()->cred;
 	bool gids = what == WHAT_SETGID || what == WHAT_SETREGID || what == WHAT_SETRESGID || what == WHAT_SETFSGID;
 
 	if (gids) {
-		ids[0] = BPF_CORE_READ(cred, gid.val);
-		ids[1] = BPF_CORE_READ(cred, egid.val);
-		ids[2] = BPF_CORE_READ(cred, sgid.val);
-		ids[3] = BPF_CORE_READ(cred, fsgid.val);
+		ids[0] = cred->gid.val;
+		ids[1] = cred->egid.val;
+		ids[2] = cred->sgid.val;
+		ids[3] = cred->fsgid.val;
 	} else {
-		ids[0] = BPF_CORE_READ(cred, uid.val);
-		ids[1] = BPF_CORE_READ(cred, euid.val);
-		ids[2] = BPF_CORE_READ(cred, suid.val);
-		ids[3] = BPF_CORE_READ(cred, fsuid.val);
+		ids[0] = cred->uid.val;
+		ids[1] = cred->euid.val;
+		ids[2] = cred->suid.val;
+		ids[3] = cred->fsuid.val;
 	}
 }
 
@@ -458,30 +457,29 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32
 	if (filtered(pid_tgid >> 32))
 		return 0;
 
-	struct pending p = {};
-	__u32 tid = (__u32)pid_tgid;
-	p.args[0] = ctx->args[0];
-	if (nargs > 1)
-		p.args[1] = ctx->args[1];
-	if (nargs > 2)
-		p.args[2] = ctx->args[2];
-	if (nargs > 3)
-		p.args[3] = ctx->args[3];
-	p.what = what;
-	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID)
-		read_ids(what, p.old_ids);
-
-	long err = bpf_map_update_elem(&pending, &tid, &p, BPF_NOEXIST);
-	if (err == 0)
+	struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p) {
+		struct event_counters *c = counters_get();
+		if (c)
+			c->pair_full++;
 		return 0;
-	struct event_counters *c = counters_get();
-	if (err == -17 /* EEXIST */) {
+	}
+	if (p->what != WHAT_NONE) {
+		/* The previous syscall's exit never came (the thread was attached mid-call). */
+		struct event_counters *c = counters_get();
 		if (c)
 			c->pair_overwritten++;
-		bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
-	} else if (c) {
-		c->pair_full++;
 	}
+	p->args[0] = ctx->args[0];
+	if (nargs > 1)
+		p->args[1] = ctx->args[1];
+	if (nargs > 2)
+		p->args[2] = ctx->args[2];
+	if (nargs > 3)
+		p->args[3] = ctx->args[3];
+	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID)
+		read_ids(what, p->old_ids);
+	p->what = what;
 	return 0;
 }
 
@@ -698,12 +696,10 @@ static __always_inline int exit_memfd(struct scratch *s, struct pending *p, long
 SEC("tracepoint/syscalls/sys_exit")
 int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct pending *pp = bpf_map_lookup_elem(&pending, &tid);
-	if (!pp) {
+	struct pending *pp = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+	if (!pp || pp->what == WHAT_NONE) {
 		/* Filtered at enter, or the enter happened before we attached. */
-		if (!filtered(pid_tgid >> 32)) {
+		if (!filtered(bpf_get_current_pid_tgid() >> 32)) {
 			struct event_counters *c = counters_get();
 			if (c)
 				c->pair_missing++;
@@ -711,7 +707,7 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	struct pending p = *pp;
-	bpf_map_delete_elem(&pending, &tid);
+	pp->what = WHAT_NONE;
 	long ret = ctx->ret;
 
 	switch (p.what) {

@@ -152,7 +152,7 @@ type bulkheadOpenEvent struct {
 
 type bulkheadPending struct {
 	_      structs.HostLayout
-	Args   [6]uint64
+	Args   [4]uint64
 	What   uint32
 	OldIds [4]uint32
 	Pad    uint32

@@ -179,6 +179,6 @@ struct event_counters {
 	__u64 dropped[KIND_MAX];   /* ring buffer full: bpf_ringbuf_output failed */
 	__u64 pair_missing;        /* exit without a recorded enter */
 	__u64 pair_overwritten;    /* enter found a stale entry for the same thread */
-	__u64 pair_full;           /* enter could not be recorded: pending map full */
+	__u64 pair_full;           /* enter could not be recorded: no task storage */
 	__u64 wakeups;             /* forced wake-ups of user space */
 };

@@ -1,9 +1,303 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"go.uber.org/zap"
 )
 
 func benchCommand(args []string, stdout, stderr io.Writer) error {
-	return usageErr("TODO")
+	if len(args) == 0 {
+		return usageErr("bench needs a subcommand: capture")
+	}
+	switch args[0] {
+	case "capture":
+		return benchCaptureCommand(args[1:], stdout, stderr)
+	case "storm":
+		// Internal: the load generator bench capture starts as a child.
+		return stormCommand(args[1:], stdout)
+	}
+	return usageErr("unknown bench subcommand %q: use capture", args[0])
+}
+
+// captureRound is one unmonitored and one monitored storm.
+type captureRound struct {
+	UnmonitoredPerSec float64 `json:"unmonitored_per_sec"`
+	MonitoredPerSec   float64 `json:"monitored_per_sec"`
+	Ratio             float64 `json:"ratio"`
+	Generated         uint64  `json:"generated"` // opens the storm made while monitored
+	Delivered         uint64  `json:"delivered"` // of those, decoded in user space
+	Lost              uint64  `json:"lost"`
+	KernelDropped     uint64  `json:"kernel_dropped"`
+	MonitorCPUNsPerEv float64 `json:"monitor_cpu_ns_per_event"`
+	PeakRSSBytes      uint64  `json:"peak_rss_bytes"`
+	AnonRSSBytes      uint64  `json:"anon_rss_bytes"` // heap and stacks, without the ring's shared mapping
+	Wakeups           uint64  `json:"kernel_wakeups"`
+	Polls             uint64  `json:"deadline_polls"`
+}
+
+type captureReport struct {
+	Workload   string         `json:"workload"`
+	Duration   string         `json:"duration_per_phase"`
+	RingMiB    int            `json:"ring_mib"`
+	WakeupKiB  int            `json:"wakeup_kib"`
+	Kernel     string         `json:"kernel"`
+	CPUs       int            `json:"cpus"`
+	Version    string         `json:"bulkhead_version"`
+	GoVersion  string         `json:"go_version"`
+	Rounds     []captureRound `json:"rounds"`
+	Unmon      float64        `json:"unmonitored_per_sec"`
+	Mon        float64        `json:"monitored_per_sec"`
+	Ratio      float64        `json:"ratio"`
+	Lost       uint64         `json:"lost"`
+	CPUNsPerEv float64        `json:"monitor_cpu_ns_per_event"`
+	PeakRSS    uint64         `json:"peak_rss_bytes"`
+	AnonRSS    uint64         `json:"anon_rss_bytes"`
+}
+
+func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench capture", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf captureFlags
+	cf.register(fs)
+	duration := fs.Duration("duration", 3*time.Second, "length of each storm phase")
+	rounds := fs.Int("rounds", 2, "unmonitored/monitored pairs to run")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bulkhead bench capture [flags]\n\nRuns openat+close of /dev/null in a tight loop from one process, with the monitor off and on,\nand reports both rates, their ratio, events delivered and lost, the monitor's CPU per event and peak RSS.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.config()
+	if err != nil {
+		return err
+	}
+	if *duration < 100*time.Millisecond || *rounds < 1 {
+		return usageErr("--duration must be at least 100ms and --rounds at least 1")
+	}
+	log, err := newLogger(cf.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	rep := captureReport{
+		Workload: "openat(/dev/null)+close, one process", Duration: duration.String(),
+		RingMiB: cfg.RingMiB, WakeupKiB: cfg.WakeupKiB, Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
+		Version: versionString(), GoVersion: runtime.Version(),
+	}
+	fmt.Fprintf(stderr, "bench capture: %d round(s) of %s unmonitored + %s monitored\n", *rounds, duration, duration)
+	for i := 0; i < *rounds; i++ {
+		r, err := captureRoundRun(log, cfg, *duration, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "  round %d: ratio %.3f, lost %d\n", i+1, r.Ratio, r.Lost)
+		rep.Rounds = append(rep.Rounds, r)
+	}
+	var gen, cpuNs float64
+	for _, r := range rep.Rounds {
+		rep.Unmon += r.UnmonitoredPerSec / float64(len(rep.Rounds))
+		rep.Mon += r.MonitoredPerSec / float64(len(rep.Rounds))
+		rep.Lost += r.Lost
+		rep.PeakRSS = max(rep.PeakRSS, r.PeakRSSBytes)
+		rep.AnonRSS = max(rep.AnonRSS, r.AnonRSSBytes)
+		gen += float64(r.Delivered)
+		cpuNs += r.MonitorCPUNsPerEv * float64(r.Delivered)
+	}
+	rep.Ratio = rep.Mon / rep.Unmon
+	if gen > 0 {
+		rep.CPUNsPerEv = cpuNs / gen
+	}
+	printCaptureReport(stdout, rep)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write --json: %w", err)
+		}
+	}
+	return nil
+}
+
+func printCaptureReport(w io.Writer, rep captureReport) {
+	fmt.Fprintf(w, "capture overhead: %s, %s per phase, ring %d MiB, wake-up at %d KiB, kernel %s, %d CPUs\n\n",
+		rep.Workload, rep.Duration, rep.RingMiB, rep.WakeupKiB, rep.Kernel, rep.CPUs)
+	fmt.Fprintf(w, "%-6s %14s %14s %7s %12s %12s %6s %14s %10s\n", "round", "unmonitored/s", "monitored/s", "ratio", "generated", "delivered", "lost", "monitor CPU/ev", "peak RSS")
+	for i, r := range rep.Rounds {
+		fmt.Fprintf(w, "%-6d %14.0f %14.0f %7.3f %12d %12d %6d %11.0f ns %7.1f MiB\n", i+1, r.UnmonitoredPerSec, r.MonitoredPerSec,
+			r.Ratio, r.Generated, r.Delivered, r.Lost, r.MonitorCPUNsPerEv, float64(r.PeakRSSBytes)/(1<<20))
+	}
+	fmt.Fprintf(w, "%-6s %14.0f %14.0f %7.3f %12s %12s %6d %11.0f ns %7.1f MiB\n", "all", rep.Unmon, rep.Mon, rep.Ratio, "", "", rep.Lost, rep.CPUNsPerEv, float64(rep.PeakRSS)/(1<<20))
+	fmt.Fprintf(w, "\npeak RSS includes the ring buffer's shared mapping (%d MiB, mapped twice); heap and stacks alone (RssAnon): %.1f MiB\n",
+		rep.RingMiB, float64(rep.AnonRSS)/(1<<20))
+}
+
+// stormCounter counts the storm's opens of /dev/null as they leave the pipeline.
+type stormCounter struct {
+	pid       atomic.Uint32
+	delivered atomic.Uint64
+}
+
+func (c *stormCounter) Write(ev *event.Event) error {
+	if ev.Kind == event.KindOpen && ev.PID == c.pid.Load() && ev.Open.Path == stormPath {
+		c.delivered.Add(1)
+	}
+	return nil
+}
+func (c *stormCounter) Flush() error { return nil }
+
+const stormPath = "/dev/null"
+
+func captureRoundRun(log *zap.Logger, cfg captureConfig, d time.Duration, progress io.Writer) (captureRound, error) {
+	var r captureRound
+	unmon, err := runStorm(d, nil)
+	if err != nil {
+		return r, err
+	}
+	r.UnmonitoredPerSec = unmon.rate()
+
+	counter := &stormCounter{}
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
+	m, err := startMonitor(log.Named("monitor"), cfg, counter)
+	if err != nil {
+		return r, err
+	}
+	before := cpuTime()
+	mon, stormErr := runStorm(d, func(pid int) { counter.pid.Store(uint32(pid)) })
+	s, stopErr := m.stop()
+	used := cpuTime() - before
+	if stormErr != nil || stopErr != nil {
+		return r, fmt.Errorf("monitored storm: %v %v", stormErr, stopErr)
+	}
+	r.MonitoredPerSec = mon.rate()
+	r.Ratio = r.MonitoredPerSec / r.UnmonitoredPerSec
+	r.Generated = mon.iterations
+	r.Delivered = counter.delivered.Load()
+	if r.Generated > r.Delivered {
+		r.Lost = r.Generated - r.Delivered
+	}
+	r.KernelDropped = s.Kernel.DroppedTotal()
+	if r.Delivered > 0 {
+		r.MonitorCPUNsPerEv = float64(used.Nanoseconds()) / float64(s.Reader.Records)
+	}
+	r.PeakRSSBytes = procStatus("VmHWM")
+	r.AnonRSSBytes = procStatus("RssAnon")
+	r.Wakeups = s.Kernel.Wakeups
+	r.Polls = s.Reader.Polls
+	return r, nil
+}
+
+type stormResult struct {
+	iterations uint64
+	elapsed    time.Duration
+}
+
+func (s stormResult) rate() float64 { return float64(s.iterations) / s.elapsed.Seconds() }
+
+// runStorm starts `bulkhead bench storm` and returns what it measured.
+// started sees the child's pid before the storm begins.
+func runStorm(d time.Duration, started func(pid int)) (stormResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return stormResult{}, err
+	}
+	cmd := exec.Command(self, "bench", "storm", "--duration", d.String())
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return stormResult{}, fmt.Errorf("start the storm: %w", err)
+	}
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	stdin.Write([]byte{'\n'})
+	stdin.Close()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if err := cmd.Wait(); err != nil {
+		return stormResult{}, fmt.Errorf("storm: %w", err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return stormResult{}, fmt.Errorf("storm printed %q, want \"ITERATIONS NANOSECONDS\"", line)
+	}
+	n, err1 := strconv.ParseUint(f[0], 10, 64)
+	ns, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return stormResult{}, fmt.Errorf("storm printed %q", line)
+	}
+	return stormResult{iterations: n, elapsed: time.Duration(ns)}, nil
+}
+
+// stormCommand waits for a line on stdin, then opens and closes /dev/null
+// for the given duration and prints "ITERATIONS NANOSECONDS".
+func stormCommand(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench storm", flag.ContinueOnError)
+	d := fs.Duration("duration", 3*time.Second, "how long to storm")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	path, _ := syscall.BytePtrFromString(stormPath)
+	fdcwd := atFdcwd
+	dirfd := uintptr(fdcwd)
+	runtime.LockOSThread()
+	var n uint64
+	start := time.Now()
+	deadline := start.Add(*d)
+	for {
+		for i := 0; i < 1024; i++ {
+			fd, _, errno := syscall.RawSyscall6(syscall.SYS_OPENAT, dirfd, uintptr(unsafe.Pointer(path)), syscall.O_RDONLY, 0, 0, 0)
+			if errno != 0 {
+				return fmt.Errorf("open %s: %v", stormPath, errno)
+			}
+			syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+		}
+		n += 1024
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	_, err := fmt.Fprintf(stdout, "%d %d\n", n, elapsed.Nanoseconds())
+	return err
+}
+
+const atFdcwd = -100
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStatus reads a size field ("VmHWM", "RssAnon") of /proc/self/status.
+func procStatus(field string) uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -210,7 +210,7 @@ func (s summary) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  dropped by layer:\n")
 	fmt.Fprintf(w, "    kernel: ring buffer full       %d\n", sum(s.Kernel.Dropped[:]))
-	fmt.Fprintf(w, "    kernel: enter/exit unpaired    %d (exit without enter %d, pending map full %d; stale enters replaced %d)\n",
+	fmt.Fprintf(w, "    kernel: enter/exit unpaired    %d (exit without enter %d, no task storage %d; stale enters replaced %d)\n",
 		s.Kernel.PairMissing+s.Kernel.PairFull, s.Kernel.PairMissing, s.Kernel.PairFull, s.Kernel.PairOverwritten)
 	fmt.Fprintf(w, "    kernel: program runs skipped   %d (recursion)\n", s.Kernel.RecursionMisses)
 	fmt.Fprintf(w, "    decode: malformed records      %d (short %d, unknown kind %d, bad string %d)\n",
