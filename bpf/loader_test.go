@@ -1,0 +1,87 @@
+package bpf_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/bpf"
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
+	"github.com/cilium/ebpf"
+)
+
+// The spec parses without privileges: what the ELF holds can be checked anywhere.
+func TestLoadSpec(t *testing.T) {
+	spec, err := bpf.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Maps["events"].Type; got != ebpf.RingBuf {
+		t.Errorf("events map is %s, want RingBuf", got)
+	}
+	if got := spec.Maps["pending"].Type; got != ebpf.TaskStorage {
+		t.Errorf("pending map is %s, want TaskStorage", got)
+	}
+	for name, want := range map[string]ebpf.ProgramType{
+		"sched_process_exec": ebpf.Tracing, "sched_process_fork": ebpf.Tracing, "sched_process_exit": ebpf.Tracing,
+		"sys_enter_openat": ebpf.TracePoint, "sys_exit_traced": ebpf.TracePoint,
+	} {
+		p, ok := spec.Programs[name]
+		if !ok {
+			t.Errorf("program %s missing", name)
+			continue
+		}
+		if p.Type != want {
+			t.Errorf("program %s has type %s, want %s", name, p.Type, want)
+		}
+	}
+	for _, v := range []string{"self_tgid", "wakeup_bytes", "pid_filter_mode", "comm_filter_mode", "cgroup_filter_mode"} {
+		if _, ok := spec.Variables[v]; !ok {
+			t.Errorf("variable %s missing", v)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	page := uint32(os.Getpagesize())
+	for _, tc := range []struct {
+		name string
+		opts bpf.Options
+		ok   bool
+	}{
+		{"default", bpf.Options{RingBytes: 16 << 20, WakeupBytes: 64 << 10}, true},
+		{"not a power of two", bpf.Options{RingBytes: 3 << 20, WakeupBytes: 1}, false},
+		{"below a page", bpf.Options{RingBytes: page / 2, WakeupBytes: 1}, false},
+		{"wake-up past the ring", bpf.Options{RingBytes: page, WakeupBytes: uint64(page) + 1}, false},
+		{"comm too long", bpf.Options{RingBytes: page, WakeupBytes: 1, Comms: bpf.Filter[string]{Mode: bpf.FilterInclude, Values: []string{"a-very-long-command"}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.opts.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestLoadAttachDetach(t *testing.T) {
+	testenv.RequireBPF(t)
+	k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	kinds := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd}
+	if err := k.Attach(kinds); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.Attached) < 3+2 {
+		t.Fatalf("only %d hooks attached: %v", len(k.Attached), k.Attached)
+	}
+	t.Logf("attached %d hooks, skipped %v", len(k.Attached), k.Skipped)
+	if _, err := k.Counters(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Detach(); err != nil {
+		t.Fatal(err)
+	}
+}
