@@ -35,6 +35,13 @@ var (
 	buildOut  []byte
 )
 
+// Cleanup removes what Binary built; call it from TestMain.
+func Cleanup() {
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Binary builds cmd/bulkhead once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -42,6 +49,10 @@ func Binary(t testing.TB) string {
 		dir, err := os.MkdirTemp("", "bulkhead-test-bin")
 		if err != nil {
 			buildErr = err
+			return
+		}
+		// Readable by all: some tests run the binary as an unprivileged user.
+		if buildErr = os.Chmod(dir, 0o755); buildErr != nil {
 			return
 		}
 		binPath = filepath.Join(dir, "bulkhead")
