@@ -1,0 +1,70 @@
+# bulkhead — see `make help`. Everything the project needs is installed by
+# these targets (Debian packages through apt-get, Go modules through go).
+
+GO        ?= go
+BIN       := bin/bulkhead
+ARGS      ?= --format text
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool
+TEST_PKGS := python3 coreutils
+
+.PHONY: help build run generate check-generated vmlinux test test-privileged bench bench-capture fuzz lint deps-test deps-generate clean
+
+help: ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/bulkhead (no clang needed: BPF objects are committed)
+	$(GO) build -o $(BIN) ./cmd/bulkhead
+
+run: build ## build and run the monitor as root (ARGS="--format json" to change flags)
+	$(SUDO) ./$(BIN) run $(ARGS)
+
+# apt-get only when a package is missing, so a ready machine does no network.
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps-test:
+	$(call apt_ensure,$(TEST_PKGS))
+
+deps-generate:
+	$(call apt_ensure,$(GEN_PKGS))
+
+generate: deps-generate ## rebuild BPF objects and Go bindings from bpf/*.c (clang-19)
+	cd bpf && $(GO) generate ./...
+
+check-generated: generate ## fail if committed BPF objects differ from their sources
+	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: committed objects are stale; run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- bpf/)" || { git status --porcelain -- bpf/; echo "bpf/: untracked generated files"; exit 1; }
+
+vmlinux: deps-generate ## regenerate bpf/headers/x86/vmlinux.h from this kernel's BTF
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/x86/vmlinux.h
+
+test: deps-test ## run all tests; as root the privileged (real kernel) tests run too
+	$(GO) test -count=1 ./...
+
+test-privileged: deps-test ## run only the tests that need root and BPF (fails if not root)
+	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
+	$(GO) test -count=1 -v ./test/ ./bpf/
+
+bench: ## micro-benchmarks (decode, encode) and the capture-overhead benchmark
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/...
+	$(MAKE) bench-capture
+
+bench-capture: build ## monitored vs unmonitored syscall rate (root)
+	$(SUDO) ./$(BIN) bench capture --log-level warn
+
+fuzz: ## fuzz the record decoder (FUZZTIME=60s)
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./pipeline/decode/
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+clean:
+	rm -rf bin
