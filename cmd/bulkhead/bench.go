@@ -81,7 +81,7 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: bulkhead bench capture [flags]\n\nRuns openat+close of /dev/null in a tight loop from one process, with the monitor off and on,\nand reports both rates, their ratio, events delivered and lost, the monitor's CPU per event and peak RSS.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.config()
@@ -250,7 +250,7 @@ func runStorm(d time.Duration, started func(pid int)) (stormResult, error) {
 func stormCommand(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench storm", flag.ContinueOnError)
 	d := fs.Duration("duration", 3*time.Second, "how long to storm")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	bufio.NewReader(os.Stdin).ReadString('\n')

@@ -71,6 +71,18 @@ func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
+// parseFlags parses args, turning a parse error into a usage error (exit 2);
+// -h stays flag.ErrHelp (exit 0).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
 // newLogger builds the one logger the process uses: JSON on stderr, or a
 // console format when stderr is a terminal.
 func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {

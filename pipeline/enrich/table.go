@@ -231,7 +231,12 @@ func (t *Table) readProc(pid uint32) *event.Process {
 		}
 	}
 	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
-		p.Exe = strings.TrimSuffix(exe, " (deleted)")
+		// Match what the kernel side reports: "memfd:NAME", no " (deleted)".
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if name, ok := strings.CutPrefix(exe, "/memfd:"); ok {
+			exe = "memfd:" + name
+		}
+		p.Exe = exe
 	}
 	if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Args = string(cmdline)

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Bad invocations exit with code 2 and say what was wrong and what to use,
+// before anything touches the kernel.
+func TestBadFlagsExplain(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--ring-mib", "3"}, "power of two"},
+		{[]string{"run", "--wakeup-kib", "0"}, "--wakeup-kib 0"},
+		{[]string{"run", "--flush-interval", "1us"}, "use 1ms to 10s"},
+		{[]string{"run", "--kinds", "open,nope"}, `unknown event kind "nope"; known kinds: exec, fork`},
+		{[]string{"run", "--pid", "1", "--exclude-pid", "2"}, "use one or the other"},
+		{[]string{"run", "--pid", "abc"}, `--pid "abc"`},
+		{[]string{"run", "--comm", "a-name-longer-than-15"}, "longer than 15 bytes"},
+		{[]string{"run", "--cgroup", "/no/such/cgroup"}, "not a cgroup id, and not a directory"},
+		{[]string{"run", "--format", "xml"}, "use json or text"},
+		{[]string{"run", "--log-level", "loud"}, "use debug, info, warn or error"},
+		{[]string{"run", "extra"}, `unexpected argument "extra"`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"bench"}, "bench needs a subcommand"},
+		{[]string{"bench", "capture", "--rounds", "0"}, "--rounds at least 1"},
+		{[]string{"run", "--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := realMain(tc.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit code %d, want 2; stderr:\n%s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "bulkhead ") {
+		t.Errorf("version: code %d, output %q", code, stdout.String())
+	}
+	stdout.Reset()
+	if code := realMain([]string{"help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "bulkhead run") {
+		t.Errorf("help: code %d, output %q", code, stdout.String())
+	}
+	if code := realMain([]string{"run", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-ring-mib") {
+		t.Errorf("run -h: code %d, stderr %q", code, stderr.String())
+	}
+}
