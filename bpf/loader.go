@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -211,15 +210,11 @@ func programName(p *ebpf.Program) string {
 }
 
 // Detach removes every hook; records already in the ring stay readable.
-// Each detach waits for a grace period in the kernel, so the links are
-// closed concurrently: 33 hooks detach in about one wait, not 33 in a row.
 func (k *Kernel) Detach() error {
-	errs := make([]error, len(k.links))
-	var wg sync.WaitGroup
-	for i, l := range k.links {
-		wg.Go(func() { errs[i] = l.Close() })
+	var errs []error
+	for _, l := range k.links {
+		errs = append(errs, l.Close())
 	}
-	wg.Wait()
 	k.links = nil
 	return errors.Join(errs...)
 }

@@ -77,6 +77,7 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 3*time.Second, "length of each storm phase")
 	rounds := fs.Int("rounds", 2, "unmonitored/monitored pairs to run")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	workload := fs.String("workload", "open", "open: openat+close of /dev/null (captured events); getppid: a syscall the monitor does not trace (its cost on everything else)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead bench capture [flags]\n\nRuns openat+close of /dev/null in a tight loop from one process, with the monitor off and on,\nand reports both rates, their ratio, events delivered and lost, the monitor's CPU per event and peak RSS.\n\n")
 		fs.PrintDefaults()
@@ -88,6 +89,9 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *workload != "open" && *workload != "getppid" {
+		return usageErr("--workload %q: use open or getppid", *workload)
+	}
 	if *duration < 100*time.Millisecond || *rounds < 1 {
 		return usageErr("--duration must be at least 100ms and --rounds at least 1")
 	}
@@ -98,13 +102,13 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	defer log.Sync()
 
 	rep := captureReport{
-		Workload: "openat(/dev/null)+close, one process", Duration: duration.String(),
+		Workload: workloadNames[*workload], Duration: duration.String(),
 		RingMiB: cfg.RingMiB, WakeupKiB: cfg.WakeupKiB, Kernel: kernelRelease(), CPUs: runtime.NumCPU(),
 		Version: versionString(), GoVersion: runtime.Version(),
 	}
 	fmt.Fprintf(stderr, "bench capture: %d round(s) of %s unmonitored + %s monitored\n", *rounds, duration, duration)
 	for i := 0; i < *rounds; i++ {
-		r, err := captureRoundRun(log, cfg, *duration, stderr)
+		r, err := captureRoundRun(log, cfg, *workload, *duration)
 		if err != nil {
 			return err
 		}
@@ -164,9 +168,14 @@ func (c *stormCounter) Flush() error { return nil }
 
 const stormPath = "/dev/null"
 
-func captureRoundRun(log *zap.Logger, cfg captureConfig, d time.Duration, progress io.Writer) (captureRound, error) {
+var workloadNames = map[string]string{
+	"open":    "openat(/dev/null)+close, one process",
+	"getppid": "getppid (not traced), one process",
+}
+
+func captureRoundRun(log *zap.Logger, cfg captureConfig, workload string, d time.Duration) (captureRound, error) {
 	var r captureRound
-	unmon, err := runStorm(d, nil)
+	unmon, err := runStorm(workload, d, nil)
 	if err != nil {
 		return r, err
 	}
@@ -179,7 +188,7 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, d time.Duration, progre
 		return r, err
 	}
 	before := cpuTime()
-	mon, stormErr := runStorm(d, func(pid int) { counter.pid.Store(uint32(pid)) })
+	mon, stormErr := runStorm(workload, d, func(pid int) { counter.pid.Store(uint32(pid)) })
 	s, stopErr := m.stop()
 	used := cpuTime() - before
 	if stormErr != nil || stopErr != nil {
@@ -187,7 +196,9 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, d time.Duration, progre
 	}
 	r.MonitoredPerSec = mon.rate()
 	r.Ratio = r.MonitoredPerSec / r.UnmonitoredPerSec
-	r.Generated = mon.iterations
+	if workload == "open" {
+		r.Generated = mon.iterations
+	}
 	r.Delivered = counter.delivered.Load()
 	if r.Generated > r.Delivered {
 		r.Lost = r.Generated - r.Delivered
@@ -212,12 +223,12 @@ func (s stormResult) rate() float64 { return float64(s.iterations) / s.elapsed.S
 
 // runStorm starts `bulkhead bench storm` and returns what it measured.
 // started sees the child's pid before the storm begins.
-func runStorm(d time.Duration, started func(pid int)) (stormResult, error) {
+func runStorm(workload string, d time.Duration, started func(pid int)) (stormResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return stormResult{}, err
 	}
-	cmd := exec.Command(self, "bench", "storm", "--duration", d.String())
+	cmd := exec.Command(self, "bench", "storm", "--workload", workload, "--duration", d.String())
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -245,11 +256,12 @@ func runStorm(d time.Duration, started func(pid int)) (stormResult, error) {
 	return stormResult{iterations: n, elapsed: time.Duration(ns)}, nil
 }
 
-// stormCommand waits for a line on stdin, then opens and closes /dev/null
-// for the given duration and prints "ITERATIONS NANOSECONDS".
+// stormCommand waits for a line on stdin, then makes the workload's
+// syscalls for the given duration and prints "ITERATIONS NANOSECONDS".
 func stormCommand(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench storm", flag.ContinueOnError)
 	d := fs.Duration("duration", 3*time.Second, "how long to storm")
+	workload := fs.String("workload", "open", "open or getppid")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -262,12 +274,18 @@ func stormCommand(args []string, stdout io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(*d)
 	for {
-		for i := 0; i < 1024; i++ {
-			fd, _, errno := syscall.RawSyscall6(syscall.SYS_OPENAT, dirfd, uintptr(unsafe.Pointer(path)), syscall.O_RDONLY, 0, 0, 0)
-			if errno != 0 {
-				return fmt.Errorf("open %s: %v", stormPath, errno)
+		if *workload == "getppid" {
+			for i := 0; i < 1024; i++ {
+				syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0)
 			}
-			syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+		} else {
+			for i := 0; i < 1024; i++ {
+				fd, _, errno := syscall.RawSyscall6(syscall.SYS_OPENAT, dirfd, uintptr(unsafe.Pointer(path)), syscall.O_RDONLY, 0, 0, 0)
+				if errno != 0 {
+					return fmt.Errorf("open %s: %v", stormPath, errno)
+				}
+				syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+			}
 		}
 		n += 1024
 		if time.Now().After(deadline) {
