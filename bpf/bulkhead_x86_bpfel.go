@@ -225,52 +225,44 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bulkheadMapCounters             = "counters"
-	bulkheadMapEvents               = "events"
-	bulkheadMapFilterCgroups        = "filter_cgroups"
-	bulkheadMapFilterComms          = "filter_comms"
-	bulkheadMapFilterPids           = "filter_pids"
-	bulkheadMapPending              = "pending"
-	bulkheadMapScratch              = "scratch"
-	bulkheadProgSchedProcessExec    = "sched_process_exec"
-	bulkheadProgSchedProcessExit    = "sched_process_exit"
-	bulkheadProgSchedProcessFork    = "sched_process_fork"
-	bulkheadProgSysEnterBpf         = "sys_enter_bpf"
-	bulkheadProgSysEnterConnect     = "sys_enter_connect"
-	bulkheadProgSysEnterFinitModule = "sys_enter_finit_module"
-	bulkheadProgSysEnterInitModule  = "sys_enter_init_module"
-	bulkheadProgSysEnterMemfdCreate = "sys_enter_memfd_create"
-	bulkheadProgSysEnterOpen        = "sys_enter_open"
-	bulkheadProgSysEnterOpenat      = "sys_enter_openat"
-	bulkheadProgSysEnterOpenat2     = "sys_enter_openat2"
-	bulkheadProgSysEnterPtrace      = "sys_enter_ptrace"
-	bulkheadProgSysEnterSetfsgid    = "sys_enter_setfsgid"
-	bulkheadProgSysEnterSetfsuid    = "sys_enter_setfsuid"
-	bulkheadProgSysEnterSetgid      = "sys_enter_setgid"
-	bulkheadProgSysEnterSetregid    = "sys_enter_setregid"
-	bulkheadProgSysEnterSetresgid   = "sys_enter_setresgid"
-	bulkheadProgSysEnterSetresuid   = "sys_enter_setresuid"
-	bulkheadProgSysEnterSetreuid    = "sys_enter_setreuid"
-	bulkheadProgSysEnterSetuid      = "sys_enter_setuid"
-	bulkheadProgSysExitTraced       = "sys_exit_traced"
-	bulkheadVarCgroupFilterMode     = "cgroup_filter_mode"
-	bulkheadVarCommFilterMode       = "comm_filter_mode"
-	bulkheadVarPidFilterMode        = "pid_filter_mode"
-	bulkheadVarSelfTgid             = "self_tgid"
-	bulkheadVarUnusedBpfProg        = "unused_bpf_prog"
-	bulkheadVarUnusedConnect        = "unused_connect"
-	bulkheadVarUnusedExec           = "unused_exec"
-	bulkheadVarUnusedExit           = "unused_exit"
-	bulkheadVarUnusedFlag           = "unused_flag"
-	bulkheadVarUnusedFork           = "unused_fork"
-	bulkheadVarUnusedKind           = "unused_kind"
-	bulkheadVarUnusedMemfd          = "unused_memfd"
-	bulkheadVarUnusedModule         = "unused_module"
-	bulkheadVarUnusedOpen           = "unused_open"
-	bulkheadVarUnusedPtrace         = "unused_ptrace"
-	bulkheadVarUnusedSetid          = "unused_setid"
-	bulkheadVarUnusedWhat           = "unused_what"
-	bulkheadVarWakeupBytes          = "wakeup_bytes"
+	bulkheadMapCounters           = "counters"
+	bulkheadMapEvents             = "events"
+	bulkheadMapFilterCgroups      = "filter_cgroups"
+	bulkheadMapFilterComms        = "filter_comms"
+	bulkheadMapFilterPids         = "filter_pids"
+	bulkheadMapPending            = "pending"
+	bulkheadMapScratch            = "scratch"
+	bulkheadMapSyscallWhats       = "syscall_whats"
+	bulkheadProgSchedProcessExec  = "sched_process_exec"
+	bulkheadProgSchedProcessExit  = "sched_process_exit"
+	bulkheadProgSchedProcessFork  = "sched_process_fork"
+	bulkheadProgSysEnterSetfsgid  = "sys_enter_setfsgid"
+	bulkheadProgSysEnterSetfsuid  = "sys_enter_setfsuid"
+	bulkheadProgSysEnterSetgid    = "sys_enter_setgid"
+	bulkheadProgSysEnterSetregid  = "sys_enter_setregid"
+	bulkheadProgSysEnterSetresgid = "sys_enter_setresgid"
+	bulkheadProgSysEnterSetresuid = "sys_enter_setresuid"
+	bulkheadProgSysEnterSetreuid  = "sys_enter_setreuid"
+	bulkheadProgSysEnterSetuid    = "sys_enter_setuid"
+	bulkheadProgSysExitTraced     = "sys_exit_traced"
+	bulkheadVarCgroupFilterMode   = "cgroup_filter_mode"
+	bulkheadVarCommFilterMode     = "comm_filter_mode"
+	bulkheadVarPidFilterMode      = "pid_filter_mode"
+	bulkheadVarSelfTgid           = "self_tgid"
+	bulkheadVarUnusedBpfProg      = "unused_bpf_prog"
+	bulkheadVarUnusedConnect      = "unused_connect"
+	bulkheadVarUnusedExec         = "unused_exec"
+	bulkheadVarUnusedExit         = "unused_exit"
+	bulkheadVarUnusedFlag         = "unused_flag"
+	bulkheadVarUnusedFork         = "unused_fork"
+	bulkheadVarUnusedKind         = "unused_kind"
+	bulkheadVarUnusedMemfd        = "unused_memfd"
+	bulkheadVarUnusedModule       = "unused_module"
+	bulkheadVarUnusedOpen         = "unused_open"
+	bulkheadVarUnusedPtrace       = "unused_ptrace"
+	bulkheadVarUnusedSetid        = "unused_setid"
+	bulkheadVarUnusedWhat         = "unused_what"
+	bulkheadVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadBulkhead returns the embedded CollectionSpec for bulkhead.
@@ -315,27 +307,18 @@ type bulkheadSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bulkheadProgramSpecs struct {
-	SchedProcessExec    *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
-	SchedProcessExit    *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
-	SchedProcessFork    *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
-	SysEnterBpf         *ebpf.ProgramSpec `ebpf:"sys_enter_bpf"`
-	SysEnterConnect     *ebpf.ProgramSpec `ebpf:"sys_enter_connect"`
-	SysEnterFinitModule *ebpf.ProgramSpec `ebpf:"sys_enter_finit_module"`
-	SysEnterInitModule  *ebpf.ProgramSpec `ebpf:"sys_enter_init_module"`
-	SysEnterMemfdCreate *ebpf.ProgramSpec `ebpf:"sys_enter_memfd_create"`
-	SysEnterOpen        *ebpf.ProgramSpec `ebpf:"sys_enter_open"`
-	SysEnterOpenat      *ebpf.ProgramSpec `ebpf:"sys_enter_openat"`
-	SysEnterOpenat2     *ebpf.ProgramSpec `ebpf:"sys_enter_openat2"`
-	SysEnterPtrace      *ebpf.ProgramSpec `ebpf:"sys_enter_ptrace"`
-	SysEnterSetfsgid    *ebpf.ProgramSpec `ebpf:"sys_enter_setfsgid"`
-	SysEnterSetfsuid    *ebpf.ProgramSpec `ebpf:"sys_enter_setfsuid"`
-	SysEnterSetgid      *ebpf.ProgramSpec `ebpf:"sys_enter_setgid"`
-	SysEnterSetregid    *ebpf.ProgramSpec `ebpf:"sys_enter_setregid"`
-	SysEnterSetresgid   *ebpf.ProgramSpec `ebpf:"sys_enter_setresgid"`
-	SysEnterSetresuid   *ebpf.ProgramSpec `ebpf:"sys_enter_setresuid"`
-	SysEnterSetreuid    *ebpf.ProgramSpec `ebpf:"sys_enter_setreuid"`
-	SysEnterSetuid      *ebpf.ProgramSpec `ebpf:"sys_enter_setuid"`
-	SysExitTraced       *ebpf.ProgramSpec `ebpf:"sys_exit_traced"`
+	SchedProcessExec  *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
+	SchedProcessExit  *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
+	SchedProcessFork  *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
+	SysEnterSetfsgid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsgid"`
+	SysEnterSetfsuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsuid"`
+	SysEnterSetgid    *ebpf.ProgramSpec `ebpf:"sys_enter_setgid"`
+	SysEnterSetregid  *ebpf.ProgramSpec `ebpf:"sys_enter_setregid"`
+	SysEnterSetresgid *ebpf.ProgramSpec `ebpf:"sys_enter_setresgid"`
+	SysEnterSetresuid *ebpf.ProgramSpec `ebpf:"sys_enter_setresuid"`
+	SysEnterSetreuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setreuid"`
+	SysEnterSetuid    *ebpf.ProgramSpec `ebpf:"sys_enter_setuid"`
+	SysExitTraced     *ebpf.ProgramSpec `ebpf:"sys_exit_traced"`
 }
 
 // bulkheadMapSpecs contains maps before they are loaded into the kernel.
@@ -349,6 +332,7 @@ type bulkheadMapSpecs struct {
 	FilterPids    *ebpf.MapSpec `ebpf:"filter_pids"`
 	Pending       *ebpf.MapSpec `ebpf:"pending"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
+	SyscallWhats  *ebpf.MapSpec `ebpf:"syscall_whats"`
 }
 
 // bulkheadVariableSpecs contains global variables before they are loaded into the kernel.
@@ -402,6 +386,7 @@ type bulkheadMaps struct {
 	FilterPids    *ebpf.Map `ebpf:"filter_pids"`
 	Pending       *ebpf.Map `ebpf:"pending"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
+	SyscallWhats  *ebpf.Map `ebpf:"syscall_whats"`
 }
 
 func (m *bulkheadMaps) Close() error {
@@ -413,6 +398,7 @@ func (m *bulkheadMaps) Close() error {
 		m.FilterPids,
 		m.Pending,
 		m.Scratch,
+		m.SyscallWhats,
 	)
 }
 
@@ -444,27 +430,18 @@ type bulkheadVariables struct {
 //
 // It can be passed to loadBulkheadObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bulkheadPrograms struct {
-	SchedProcessExec    *ebpf.Program `ebpf:"sched_process_exec"`
-	SchedProcessExit    *ebpf.Program `ebpf:"sched_process_exit"`
-	SchedProcessFork    *ebpf.Program `ebpf:"sched_process_fork"`
-	SysEnterBpf         *ebpf.Program `ebpf:"sys_enter_bpf"`
-	SysEnterConnect     *ebpf.Program `ebpf:"sys_enter_connect"`
-	SysEnterFinitModule *ebpf.Program `ebpf:"sys_enter_finit_module"`
-	SysEnterInitModule  *ebpf.Program `ebpf:"sys_enter_init_module"`
-	SysEnterMemfdCreate *ebpf.Program `ebpf:"sys_enter_memfd_create"`
-	SysEnterOpen        *ebpf.Program `ebpf:"sys_enter_open"`
-	SysEnterOpenat      *ebpf.Program `ebpf:"sys_enter_openat"`
-	SysEnterOpenat2     *ebpf.Program `ebpf:"sys_enter_openat2"`
-	SysEnterPtrace      *ebpf.Program `ebpf:"sys_enter_ptrace"`
-	SysEnterSetfsgid    *ebpf.Program `ebpf:"sys_enter_setfsgid"`
-	SysEnterSetfsuid    *ebpf.Program `ebpf:"sys_enter_setfsuid"`
-	SysEnterSetgid      *ebpf.Program `ebpf:"sys_enter_setgid"`
-	SysEnterSetregid    *ebpf.Program `ebpf:"sys_enter_setregid"`
-	SysEnterSetresgid   *ebpf.Program `ebpf:"sys_enter_setresgid"`
-	SysEnterSetresuid   *ebpf.Program `ebpf:"sys_enter_setresuid"`
-	SysEnterSetreuid    *ebpf.Program `ebpf:"sys_enter_setreuid"`
-	SysEnterSetuid      *ebpf.Program `ebpf:"sys_enter_setuid"`
-	SysExitTraced       *ebpf.Program `ebpf:"sys_exit_traced"`
+	SchedProcessExec  *ebpf.Program `ebpf:"sched_process_exec"`
+	SchedProcessExit  *ebpf.Program `ebpf:"sched_process_exit"`
+	SchedProcessFork  *ebpf.Program `ebpf:"sched_process_fork"`
+	SysEnterSetfsgid  *ebpf.Program `ebpf:"sys_enter_setfsgid"`
+	SysEnterSetfsuid  *ebpf.Program `ebpf:"sys_enter_setfsuid"`
+	SysEnterSetgid    *ebpf.Program `ebpf:"sys_enter_setgid"`
+	SysEnterSetregid  *ebpf.Program `ebpf:"sys_enter_setregid"`
+	SysEnterSetresgid *ebpf.Program `ebpf:"sys_enter_setresgid"`
+	SysEnterSetresuid *ebpf.Program `ebpf:"sys_enter_setresuid"`
+	SysEnterSetreuid  *ebpf.Program `ebpf:"sys_enter_setreuid"`
+	SysEnterSetuid    *ebpf.Program `ebpf:"sys_enter_setuid"`
+	SysExitTraced     *ebpf.Program `ebpf:"sys_exit_traced"`
 }
 
 func (p *bulkheadPrograms) Close() error {
@@ -472,15 +449,6 @@ func (p *bulkheadPrograms) Close() error {
 		p.SchedProcessExec,
 		p.SchedProcessExit,
 		p.SchedProcessFork,
-		p.SysEnterBpf,
-		p.SysEnterConnect,
-		p.SysEnterFinitModule,
-		p.SysEnterInitModule,
-		p.SysEnterMemfdCreate,
-		p.SysEnterOpen,
-		p.SysEnterOpenat,
-		p.SysEnterOpenat2,
-		p.SysEnterPtrace,
 		p.SysEnterSetfsgid,
 		p.SysEnterSetfsuid,
 		p.SysEnterSetgid,

@@ -138,29 +138,16 @@ func (k *Kernel) fillFilters(opts Options) error {
 	return nil
 }
 
-// syscallHooks lists, per record kind, the syscalls whose enter and exit
-// tracepoints produce it.
-var syscallHooks = map[uint16][]string{
-	RecordOpen:    {"openat", "openat2", "open"},
-	RecordConnect: {"connect"},
-	RecordSetID:   {"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid"},
-	RecordPtrace:  {"ptrace"},
-	RecordModule:  {"init_module", "finit_module"},
-	RecordBPFProg: {"bpf"},
-	RecordMemfd:   {"memfd_create"},
-}
-
-func (k *Kernel) enterProgram(syscall string) *ebpf.Program {
+// enterPrograms are the syscalls that need a sys_enter hook: the setid
+// family, whose old credentials exist only before the call. Every other
+// syscall is read whole at its exit, arguments from the saved registers.
+func (k *Kernel) enterPrograms() map[string]*ebpf.Program {
 	p := k.objs.bulkheadPrograms
 	return map[string]*ebpf.Program{
-		"openat": p.SysEnterOpenat, "openat2": p.SysEnterOpenat2, "open": p.SysEnterOpen,
-		"connect": p.SysEnterConnect, "ptrace": p.SysEnterPtrace, "bpf": p.SysEnterBpf,
 		"setuid": p.SysEnterSetuid, "setgid": p.SysEnterSetgid, "setreuid": p.SysEnterSetreuid,
 		"setregid": p.SysEnterSetregid, "setresuid": p.SysEnterSetresuid, "setresgid": p.SysEnterSetresgid,
 		"setfsuid": p.SysEnterSetfsuid, "setfsgid": p.SysEnterSetfsgid,
-		"init_module": p.SysEnterInitModule, "finit_module": p.SysEnterFinitModule,
-		"memfd_create": p.SysEnterMemfdCreate,
-	}[syscall]
+	}
 }
 
 // Attach hooks up the process lifecycle programs (always: the process table
@@ -175,30 +162,42 @@ func (k *Kernel) Attach(kinds []uint16) error {
 		k.links = append(k.links, l)
 		k.Attached = append(k.Attached, "tp_btf/"+programName(p))
 	}
-	var exits []string
+	enters := k.enterPrograms()
 	for _, kind := range kinds {
 		for _, sc := range syscallHooks[kind] {
-			l, err := link.Tracepoint("syscalls", "sys_enter_"+sc, k.enterProgram(sc), nil)
-			if errors.Is(err, os.ErrNotExist) {
-				k.Skipped = append(k.Skipped, "syscalls/sys_enter_"+sc)
-				continue
+			if prog, ok := enters[sc.name]; ok {
+				if err := k.attachSyscall("sys_enter_"+sc.name, prog); err != nil {
+					return err
+				}
 			}
-			if err != nil {
-				return fmt.Errorf("attach tracepoint syscalls/sys_enter_%s: %w", sc, err)
-			}
-			k.links = append(k.links, l)
-			k.Attached = append(k.Attached, "syscalls/sys_enter_"+sc)
-			exits = append(exits, sc)
 		}
 	}
-	for _, sc := range exits {
-		l, err := link.Tracepoint("syscalls", "sys_exit_"+sc, k.objs.SysExitTraced, nil)
-		if err != nil {
-			return fmt.Errorf("attach tracepoint syscalls/sys_exit_%s: %w", sc, err)
+	for _, kind := range kinds {
+		for _, sc := range syscallHooks[kind] {
+			if err := k.objs.SyscallWhats.Put(sc.nr, sc.what); err != nil {
+				return fmt.Errorf("syscall table entry for %s: %w", sc.name, err)
+			}
+			if err := k.attachSyscall("sys_exit_"+sc.name, k.objs.SysExitTraced); err != nil {
+				return err
+			}
 		}
-		k.links = append(k.links, l)
-		k.Attached = append(k.Attached, "syscalls/sys_exit_"+sc)
 	}
+	return nil
+}
+
+// attachSyscall attaches prog to syscalls/name, noting in Skipped a
+// tracepoint this kernel does not have.
+func (k *Kernel) attachSyscall(name string, prog *ebpf.Program) error {
+	l, err := link.Tracepoint("syscalls", name, prog, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		k.Skipped = append(k.Skipped, "syscalls/"+name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("attach tracepoint syscalls/%s: %w", name, err)
+	}
+	k.links = append(k.links, l)
+	k.Attached = append(k.Attached, "syscalls/"+name)
 	return nil
 }
 
