@@ -1,0 +1,45 @@
+// Package backends defines how the monitor runs a detector: the Backend
+// interface, implemented in the monitor's own process by backends/inproc
+// ("kernel-style": fastest, and the detector's crash is the monitor's) and
+// in a supervised plugin process by backends/goplugin.
+package backends
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+)
+
+// Backend runs one detector.
+type Backend interface {
+	// Definition is what the detector declared.
+	Definition() detect.Definition
+	// Deliver hands the detector a batch of events, in order, and returns
+	// its findings. It is called from one goroutine at a time. The events
+	// are only valid during the call; findings may point at them.
+	Deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error)
+	// Stats reports what the backend did. Safe to call at any time.
+	Stats() Stats
+	// Close stops the detector (and its process, if it has one).
+	Close(ctx context.Context) error
+}
+
+// Stats are a backend's counters.
+type Stats struct {
+	Delivered   uint64 // events the detector has processed
+	Findings    uint64
+	Errors      uint64 // OnEvent calls that returned an error
+	Crashes     uint64 // plugin process deaths (exit, kill, broken stream)
+	Hangs       uint64 // batches that ran past the deadline (the plugin was killed)
+	Restarts    uint64 // plugin processes started after the first
+	Redelivered uint64 // events sent again after a crash or hang
+	Quarantined uint64 // poison events given up on
+	BreakerOpen bool   // crash-looping: not restarted until the cool-down ends
+	PID         int    // the plugin's process id (0 in-process)
+}
+
+// ErrUnavailable is returned by Deliver when the detector cannot take
+// events now (its circuit breaker is open); the caller counts them as shed.
+var ErrUnavailable = errors.New("detector unavailable")

@@ -1,0 +1,186 @@
+package goplugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	os.RemoveAll(binDir)
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep")); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var (
+	binDir   string
+	binOnce  sync.Map
+	buildMu  sync.Mutex
+)
+
+// pluginBinary builds a plugin command from this module once per run.
+func pluginBinary(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := binOnce.Load(name); ok {
+		return p.(string)
+	}
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "bulkhead-plugins")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = d
+	}
+	out := filepath.Join(binDir, name)
+	cmd := exec.Command("go", "build", "-o", out, "github.com/bulkhead-sec/bulkhead/plugins/"+strings.TrimPrefix(name, "bulkhead-plugin-")+"/cmd/"+name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, b)
+	}
+	binOnce.Store(name, out)
+	return out
+}
+
+func opens(paths ...string) []*event.Event {
+	var out []*event.Event
+	for i, p := range paths {
+		ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: uint32(100 + i), Comm: "cat"}}
+		ev.Open.Path, ev.Open.Resolved = p, p
+		out = append(out, ev)
+	}
+	return out
+}
+
+func fastOptions(path string, cfg string) Options {
+	o := DefaultOptions(path)
+	o.Config = []byte(cfg)
+	o.BatchDeadline = 500 * time.Millisecond
+	o.BackoffInitial, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	o.BreakerCooldown = time.Hour
+	return o
+}
+
+func TestFindingsAndStats(t *testing.T) {
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), `{"paths":["/etc/shadow"]}`), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	if d := b.Definition(); d.Name != "example" || len(d.Kinds) != 1 {
+		t.Fatalf("definition %+v", d)
+	}
+	evs := opens("/etc/hostname", "/etc/shadow", "/tmp/x")
+	fs, err := b.Deliver(context.Background(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Rule != "sensitive-file-open" || fs[0].Events[0] != evs[1] || fs[0].Fields["path"] != "/etc/shadow" {
+		t.Fatalf("findings %+v", fs)
+	}
+	if s := b.Stats(); s.Delivered != 3 || s.Findings != 1 || s.PID == 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// The plugin is killed with SIGKILL between batches and during one: every
+// batch is still answered, by a restarted process.
+func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"report_on":"/mark/"}`), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		if i%5 == 2 {
+			syscall.Kill(b.Stats().PID, syscall.SIGKILL)
+		}
+		fs, err := b.Deliver(context.Background(), opens(fmt.Sprintf("/mark/%d", i)))
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		for _, f := range fs {
+			seen[f.Events[0].Open.Resolved]++
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if seen[fmt.Sprintf("/mark/%d", i)] == 0 {
+			t.Errorf("event %d never delivered", i)
+		}
+	}
+	if s := b.Stats(); s.Crashes != 4 || s.Restarts != 4 {
+		t.Errorf("stats %+v: want 4 crashes and 4 restarts", s)
+	}
+}
+
+// A hanging event is killed at the deadline; the batch is split, the hang
+// is quarantined, and the rest of the batch is delivered.
+func TestHangIsKilledAndQuarantined(t *testing.T) {
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"hang_on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	fs, err := b.Deliver(context.Background(), opens("/ok/1", "/hang", "/ok/2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) < 2 {
+		t.Errorf("findings %d, want the two /ok events", len(fs))
+	}
+	if s := b.Stats(); s.Hangs != 4 || s.Quarantined != 1 || s.BreakerOpen {
+		t.Errorf("stats %+v: want hangs and one quarantined event", s)
+	}
+}
+
+// A plugin that fails every start opens the breaker; Deliver then sheds.
+func TestCrashLoopOpensBreaker(t *testing.T) {
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"exit_on":"/x"}`), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	var lastErr error
+	for i := 0; i < 10 && lastErr == nil; i++ {
+		_, lastErr = b.Deliver(context.Background(), opens(fmt.Sprintf("/x/%d", i)))
+	}
+	if lastErr != backends.ErrUnavailable || !b.Stats().BreakerOpen {
+		t.Fatalf("err %v, stats %+v: want the breaker open", lastErr, b.Stats())
+	}
+}
+
+func TestBadBinaries(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "plugin")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	for _, tc := range []struct{ path, want string }{
+		{"/no/such/plugin", "no such file"},
+		{notExec, "not an executable"},
+		{"/bin/true", "not a bulkhead detector plugin"},
+	} {
+		o := fastOptions(tc.path, "")
+		o.StartTimeout = 2 * time.Second
+		_, err := New(o, zaptest.NewLogger(t))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%s) = %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"go.uber.org/zap"
+)
+
+// Detector is a security detector. The same value runs in the monitor's
+// process (backend inproc) or in a plugin process (backend goplugin).
+//
+// OnEvent is called from one goroutine at a time, in event order. The
+// event, and every string in it, is only valid until OnEvent returns: keep
+// ev.Clone() if you need it later. Findings may point at the event itself.
+type Detector interface {
+	// Definition says what the detector is and which events it wants.
+	Definition() Definition
+	// Init is called once before any event, with the detector's
+	// configuration from the monitor's config file.
+	Init(ctx context.Context, cfg Config, log *zap.Logger) error
+	// OnEvent looks at one event and returns what it found, if anything.
+	// An error is logged and counted; it does not stop the stream.
+	OnEvent(ctx context.Context, ev *event.Event) ([]Finding, error)
+	// Close is called once at shutdown.
+	Close(ctx context.Context) error
+}
+
+// Definition declares a detector. The monitor sends a detector only the
+// events its Kinds and Filter let through.
+type Definition struct {
+	Name        string // unique, [a-z0-9_-]+
+	Version     string
+	Description string
+	Kinds       []event.Kind
+	Filter      Filter
+}
+
+// Filter narrows the events a detector receives, before they leave the
+// monitor. Empty fields let everything through.
+type Filter struct {
+	Comms        []string // only these command names
+	ExcludeComms []string // never these command names
+	// PathPrefixes keeps only open events whose resolved path, and exec
+	// events whose binary, starts with one of these. Other kinds pass.
+	PathPrefixes []string
+}
+
+// Validate reports what is wrong with a definition.
+func (d Definition) Validate() error {
+	var errs []error
+	if d.Name == "" || strings.Trim(d.Name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+		errs = append(errs, fmt.Errorf("name %q: use lower-case letters, digits, '-' and '_'", d.Name))
+	}
+	if len(d.Kinds) == 0 {
+		errs = append(errs, errors.New("no event kinds: list the kinds the detector needs"))
+	}
+	for _, k := range d.Kinds {
+		if !k.Valid() {
+			errs = append(errs, fmt.Errorf("unknown event kind %d", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// KindSet is the set of the definition's kinds.
+func (d Definition) KindSet() event.KindSet {
+	var s event.KindSet
+	for _, k := range d.Kinds {
+		s = s.With(k)
+	}
+	return s
+}
+
+// Wants reports whether the filter lets ev through (kinds are checked
+// separately, through KindSet).
+func (f Filter) Wants(ev *event.Event) bool {
+	if len(f.Comms) > 0 && !contains(f.Comms, ev.Comm) {
+		return false
+	}
+	if contains(f.ExcludeComms, ev.Comm) {
+		return false
+	}
+	if len(f.PathPrefixes) > 0 {
+		var path string
+		switch ev.Kind {
+		case event.KindOpen:
+			path = ev.Open.Resolved
+		case event.KindExec:
+			path = ev.Exec.Exe
+		default:
+			return true
+		}
+		for _, p := range f.PathPrefixes {
+			if strings.HasPrefix(path, p) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Config is a detector's configuration, as JSON.
+type Config []byte
+
+// Decode unmarshals the configuration into v; an empty configuration
+// leaves v as it is, so v can hold the defaults.
+func (c Config) Decode(v any) error {
+	if len(c) == 0 || string(c) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(c)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("detector config: %w", err)
+	}
+	return nil
+}

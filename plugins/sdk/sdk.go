@@ -1,0 +1,52 @@
+package sdk
+
+import (
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+)
+
+// The detector contract (see package detect for the full documentation).
+type (
+	Detector   = detect.Detector
+	Definition = detect.Definition
+	Filter     = detect.Filter
+	Config     = detect.Config
+	Finding    = detect.Finding
+	Severity   = detect.Severity
+)
+
+// Severities, lowest first.
+const (
+	SeverityInfo     = detect.SeverityInfo
+	SeverityLow      = detect.SeverityLow
+	SeverityMedium   = detect.SeverityMedium
+	SeverityHigh     = detect.SeverityHigh
+	SeverityCritical = detect.SeverityCritical
+)
+
+// The events a detector receives (see package event for every field).
+type (
+	Event    = event.Event
+	Kind     = event.Kind
+	Process  = event.Process
+	Ancestor = event.Ancestor
+)
+
+// Event kinds.
+const (
+	KindExec    = event.KindExec
+	KindFork    = event.KindFork
+	KindExit    = event.KindExit
+	KindOpen    = event.KindOpen
+	KindConnect = event.KindConnect
+	KindSetID   = event.KindSetID
+	KindPtrace  = event.KindPtrace
+	KindModule  = event.KindModule
+	KindBPFProg = event.KindBPFProg
+	KindMemfd   = event.KindMemfd
+)
+
+// NewFinding is a finding triggered by ev.
+func NewFinding(ev *Event, rule string, sev Severity, summary string) Finding {
+	return detect.NewFinding(ev, rule, sev, summary)
+}

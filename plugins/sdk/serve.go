@@ -1,0 +1,143 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+)
+
+// Serve runs d as a bulkhead plugin: call it from main and nothing else.
+// The monitor starts the binary, and Serve answers it until the monitor
+// stops it (or dies: the plugin then exits too). Logs written through the
+// logger given to Init reach the monitor's log, tagged with the detector.
+func Serve(d Detector) {
+	log := pluginLogger(os.Stderr)
+	go exitWithParent(os.Getppid())
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: wire.Handshake(),
+		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: &server{d: d, log: log}}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
+	})
+}
+
+// pluginLogger writes JSON lines with the keys go-plugin reads from a
+// plugin's stderr (@level, @message, @timestamp): the monitor re-logs them.
+func pluginLogger(w io.Writer) *zap.Logger {
+	cfg := zapcore.EncoderConfig{
+		MessageKey: "@message", LevelKey: "@level", TimeKey: "@timestamp", NameKey: "@module",
+		EncodeLevel: zapcore.LowercaseLevelEncoder, EncodeTime: zapcore.RFC3339NanoTimeEncoder,
+		EncodeDuration: zapcore.StringDurationEncoder, LineEnding: zapcore.DefaultLineEnding,
+	}
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.Lock(zapcore.AddSync(w)), zapcore.DebugLevel))
+}
+
+// exitWithParent ends the plugin if the monitor goes away without stopping
+// it (killed with SIGKILL, say): a plugin never outlives its monitor.
+func exitWithParent(ppid int) {
+	for range time.Tick(250 * time.Millisecond) {
+		if os.Getppid() != ppid {
+			os.Exit(3)
+		}
+	}
+}
+
+// grpcPlugin is the plugin side of go-plugin's plugin.GRPCPlugin.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl *server
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	wire.RegisterDetectorServer(s, p.impl)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the detector plugin has no client side")
+}
+
+// server answers the monitor on the detector's behalf.
+type server struct {
+	wire.UnimplementedDetectorServer
+	d   Detector
+	log *zap.Logger
+}
+
+func (s *server) Describe(context.Context, *wire.DescribeRequest) (*wire.Definition, error) {
+	return wire.DefinitionToProto(s.d.Definition()), nil
+}
+
+func (s *server) Init(ctx context.Context, req *wire.InitRequest) (*wire.InitResponse, error) {
+	if err := s.d.Init(ctx, Config(req.ConfigJson), s.log.Named(s.d.Definition().Name)); err != nil {
+		return nil, err
+	}
+	return &wire.InitResponse{}, nil
+}
+
+func (s *server) Close(ctx context.Context, _ *wire.CloseRequest) (*wire.CloseResponse, error) {
+	return &wire.CloseResponse{}, s.d.Close(ctx)
+}
+
+// Stream answers each batch with one result, in order.
+func (s *server) Stream(stream wire.Detector_StreamServer) error {
+	var events []event.Event
+	for {
+		batch, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		res, evs := s.process(stream.Context(), batch, events[:0])
+		events = evs
+		if err := stream.Send(res); err != nil {
+			return err
+		}
+	}
+}
+
+// Process answers one batch: the one-call-per-batch mode.
+func (s *server) Process(ctx context.Context, batch *wire.Batch) (*wire.Result, error) {
+	res, _ := s.process(ctx, batch, nil)
+	return res, nil
+}
+
+func (s *server) process(ctx context.Context, batch *wire.Batch, events []event.Event) (*wire.Result, []event.Event) {
+	res := &wire.Result{Seq: batch.Seq}
+	events, err := wire.Decode(batch.Events, events)
+	if err != nil {
+		res.Errors++
+		res.LastError = err.Error()
+		return res, events
+	}
+	for i := range events {
+		found, err := s.d.OnEvent(ctx, &events[i])
+		if err != nil {
+			res.Errors++
+			res.LastError = err.Error()
+		}
+		for _, f := range found {
+			p, err := wire.FindingToProto(f, events)
+			if err != nil {
+				res.Errors++
+				res.LastError = fmt.Sprint(err)
+				continue
+			}
+			res.Findings = append(res.Findings, p)
+		}
+	}
+	return res, events
+}
