@@ -80,8 +80,8 @@ type Backend struct {
 	breakerUntil time.Time
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined atomic.Uint64
-	breakerOpen                                                                  atomic.Bool
-	pid                                                                          atomic.Int64
+	breakerOpen                                                                   atomic.Bool
+	pid                                                                           atomic.Int64
 }
 
 type request struct {

@@ -31,9 +31,9 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	binDir   string
-	binOnce  sync.Map
-	buildMu  sync.Mutex
+	binDir  string
+	binOnce sync.Map
+	buildMu sync.Mutex
 )
 
 // pluginBinary builds a plugin command from this module once per run.

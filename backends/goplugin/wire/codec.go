@@ -18,12 +18,12 @@ const CodecVersion = 1
 // processes, then the events, each naming its process by index. Appending
 // into reused buffers, it allocates nothing per event once warm.
 type Encoder struct {
-	procs    []byte
-	events   []byte
-	out      []byte
-	procIdx  map[*event.Process]uint32
-	nprocs   uint32
-	nevents  uint32
+	procs   []byte
+	events  []byte
+	out     []byte
+	procIdx map[*event.Process]uint32
+	nprocs  uint32
+	nevents uint32
 }
 
 // NewEncoder returns an empty encoder.
