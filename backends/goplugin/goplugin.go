@@ -376,7 +376,12 @@ func (b *Backend) stop(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	_, err := b.proc.rpc.Close(cctx, &wire.CloseRequest{})
 	cancel()
-	b.proc.kill()
+	// Graceful: go-plugin asks the plugin to exit, and kills it after 2s.
+	close(b.proc.quit)
+	if b.proc.cancel != nil {
+		b.proc.cancel()
+	}
+	b.proc.client.Kill()
 	b.proc = nil
 	b.pid.Store(0)
 	if err != nil {

@@ -183,7 +183,7 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, workload string, d time
 
 	counter := &stormCounter{}
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
-	m, err := startMonitor(log.Named("monitor"), cfg, counter)
+	m, err := startMonitor(log.Named("monitor"), cfg, counter, nil)
 	if err != nil {
 		return r, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/enrich"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
@@ -34,19 +35,26 @@ func defaultCaptureConfig() captureConfig {
 	return captureConfig{RingMiB: 16, WakeupKiB: 64, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
 }
 
-// kernelKinds are the record kinds whose syscall hooks must be attached.
-// Process lifecycle hooks are always attached: the process table needs them.
-func (c captureConfig) kernelKinds() []uint16 {
+// kernelKinds are the record kinds whose syscall hooks must be attached:
+// those written out and those a detector wants. Process lifecycle hooks are
+// always attached: the process table needs them.
+func (c captureConfig) kernelKinds(d *dispatch.Dispatcher) []uint16 {
 	var out []uint16
-	for _, k := range c.Kinds.Kinds() {
-		out = append(out, uint16(k))
+	for _, k := range event.AllKinds() {
+		if c.Kinds.Has(k) || (d != nil && d.Wants(k)) {
+			out = append(out, uint16(k))
+		}
 	}
 	return out
 }
 
 // monitor is the capture pipeline, wired explicitly:
-// kernel → source.Reader → decode.Decoder → enrich.Table → sinks.Sink.
-// Every stage runs on the reader's goroutine, in event order.
+// kernel → source.Reader → decode.Decoder → enrich.Table → sinks.Sink
+//
+//	↘ dispatch.Dispatcher → detectors
+//
+// Every stage up to the dispatcher runs on the reader's goroutine, in event
+// order; each detector has its own queue and goroutine.
 type monitor struct {
 	log     *zap.Logger
 	cfg     captureConfig
@@ -54,7 +62,8 @@ type monitor struct {
 	reader  *source.Reader
 	decoder *decode.Decoder
 	table   *enrich.Table
-	sink    sinks.Sink
+	sink    sinks.Sink           // nil: events are not written out
+	detect  *dispatch.Dispatcher // nil: no detectors
 
 	ev         event.Event // reused for every record
 	written    [event.KindCount]uint64
@@ -69,8 +78,10 @@ type monitor struct {
 }
 
 // startMonitor checks the host, loads and attaches the programs, seeds the
-// process table and starts reading. The caller stops it with stop.
-func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink) (*monitor, error) {
+// process table and starts reading. Events go to sink (if not nil) and to
+// the detectors behind d (if not nil). The caller stops it with stop, which
+// also closes d.
+func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispatch.Dispatcher) (*monitor, error) {
 	if err := bpf.Preflight(); err != nil {
 		return nil, fmt.Errorf("this host cannot run the monitor yet:\n%w", err)
 	}
@@ -85,12 +96,12 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink) (*monitor
 	if err != nil {
 		return nil, err
 	}
-	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, done: make(chan struct{})}
+	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, detect: d, done: make(chan struct{})}
 	fail := func(err error) (*monitor, error) {
 		kernel.Close()
 		return nil, err
 	}
-	if err := kernel.Attach(cfg.kernelKinds()); err != nil {
+	if err := kernel.Attach(cfg.kernelKinds(d)); err != nil {
 		return fail(err)
 	}
 	for _, s := range kernel.Skipped {
@@ -133,7 +144,10 @@ func (m *monitor) Record(raw []byte) {
 		return // counted by the decoder
 	}
 	m.table.Enrich(&m.ev)
-	if !m.cfg.Kinds.Has(m.ev.Kind) {
+	if m.detect != nil {
+		m.detect.Add(&m.ev)
+	}
+	if m.sink == nil || !m.cfg.Kinds.Has(m.ev.Kind) {
 		return
 	}
 	if err := m.sink.Write(&m.ev); err != nil {
@@ -146,6 +160,12 @@ func (m *monitor) Record(raw []byte) {
 
 // Flush is called by the reader when the ring is dry or time is up.
 func (m *monitor) Flush() {
+	if m.detect != nil {
+		m.detect.Flush()
+	}
+	if m.sink == nil {
+		return
+	}
 	if err := m.sink.Flush(); err != nil {
 		m.sinkErrors++
 		m.lastErr = err
@@ -161,6 +181,13 @@ func (m *monitor) stop() (summary, error) {
 		m.cancel()
 		<-m.done
 		runErr = errors.Join(m.runErr, detachErr)
+		if m.detect != nil {
+			// Capture is drained: let every detector finish its queue.
+			runErr = errors.Join(runErr, m.detect.Close(context.Background()))
+		}
+		if m.sink != nil {
+			m.Flush()
+		}
 	})
 	s := m.summary()
 	closeErr := errors.Join(m.reader.Close(), m.kernel.Close())
@@ -177,6 +204,7 @@ type summary struct {
 	Written    [event.KindCount]uint64
 	SinkErrors uint64
 	Skipped    []string
+	Detectors  []dispatch.LaneStats
 }
 
 func (m *monitor) summary() summary {
@@ -193,7 +221,15 @@ func (m *monitor) summary() summary {
 		Written:    m.written,
 		SinkErrors: m.sinkErrors,
 		Skipped:    m.kernel.Skipped,
+		Detectors:  m.detectorStats(),
 	}
+}
+
+func (m *monitor) detectorStats() []dispatch.LaneStats {
+	if m.detect == nil {
+		return nil
+	}
+	return m.detect.Stats()
 }
 
 // Lost is every event that was meant for user space and did not arrive
@@ -215,10 +251,23 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "    kernel: program runs skipped   %d (recursion)\n", s.Kernel.RecursionMisses)
 	fmt.Fprintf(w, "    decode: malformed records      %d (short %d, unknown kind %d, bad string %d)\n",
 		s.Decode.Errors(), s.Decode.Short, s.Decode.UnknownKind, s.Decode.BadString)
-	fmt.Fprintf(w, "    queue:  overflow               0 (no queue: a slow sink backs up into the ring, counted above)\n")
+	fmt.Fprintf(w, "    output: no queue (a slow sink backs up into the ring, counted above)\n")
 	fmt.Fprintf(w, "    sink:   write errors           %d\n", s.SinkErrors)
 	fmt.Fprintf(w, "  reader: %d records, %d bytes, %d kernel wake-ups, %d deadline polls\n",
 		s.Reader.Records, s.Reader.Bytes, s.Kernel.Wakeups, s.Reader.Polls)
+	if len(s.Detectors) > 0 {
+		fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %10s %9s %9s %8s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "delivered",
+			"findings", "shed", "unavail", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
+		for _, d := range s.Detectors {
+			b := d.Backends
+			breaker := "closed"
+			if b.BreakerOpen {
+				breaker = "OPEN"
+			}
+			fmt.Fprintf(w, "    %-14s %-14s %10d %10d %9d %9d %8d %7d %6d %8d %10d %11d %7s\n", d.Name, d.Backend, d.Queued, b.Delivered,
+				b.Findings, d.Shed, d.Unavailable, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker)
+		}
+	}
 	fmt.Fprintf(w, "  processes: %d tracked, %d forks, %d execs, %d exits, %d read from /proc, %d evicted\n",
 		s.Table.Processes, s.Table.Forks, s.Table.Execs, s.Table.Exits, s.Table.ProcLookups, s.Table.Evicted)
 	if len(s.Skipped) > 0 {

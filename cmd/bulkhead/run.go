@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
@@ -144,6 +146,8 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", "json", "output format: json (one object per line) or text")
 	output := fs.String("output", "-", "write events to this file instead of stdout")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
+	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
+	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead run [flags]\n\nCaptures kernel events and writes them out; a summary of what was seen and dropped goes to stderr at the end.\n\n")
 		fs.PrintDefaults()
@@ -161,6 +165,22 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	if *duration < 0 {
 		return usageErr("--duration %s: must not be negative", *duration)
 	}
+	var fc fileConfig
+	if *configPath != "" {
+		if fc, err = loadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	writeEvents := len(fc.Detectors) == 0
+	switch *events {
+	case "on":
+		writeEvents = true
+	case "off":
+		writeEvents = false
+	case "auto":
+	default:
+		return usageErr("--events %q: use on, off or auto", *events)
+	}
 	log, err := newLogger(cf.logLevel, stderr)
 	if err != nil {
 		return err
@@ -176,10 +196,11 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		out = f
 	}
-	sink, err := sinks.New(*format, out, event.NewTimebase())
+	base, err := sinks.New(*format, out, event.NewTimebase())
 	if err != nil {
 		return usageErr("--format: %v", err)
 	}
+	sink := sinks.NewLocked(base) // events from the reader, findings from the detectors
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -189,8 +210,28 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 
-	m, err := startMonitor(log.Named("monitor"), cfg, sink)
+	var d *dispatch.Dispatcher
+	if len(fc.Detectors) > 0 {
+		dets, err := startDetectors(context.Background(), fc, log.Named("detectors"))
+		if err != nil {
+			return err
+		}
+		d = dispatch.New(context.Background(), dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches},
+			dets, func(f detect.Finding) {
+				if err := sink.WriteFinding(&f); err != nil {
+					log.Error("writing a finding failed", zap.Error(err))
+				}
+			}, log.Named("dispatch"))
+	}
+	var eventSink sinks.Sink
+	if writeEvents {
+		eventSink = sink
+	}
+	m, err := startMonitor(log.Named("monitor"), cfg, eventSink, d)
 	if err != nil {
+		if d != nil {
+			d.Close(context.Background())
+		}
 		return err
 	}
 	log.Info("capturing", zap.String("kinds", cf.kinds), zap.String("format", *format), zap.String("output", *output))
@@ -201,6 +242,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		log.Error("the ring buffer reader stopped", zap.Error(m.runErr))
 	}
 	s, err := m.stop()
+	sink.Flush()
 	s.print(stderr)
 	if m.lastErr != nil {
 		log.Error("writing events failed", zap.Uint64("errors", m.sinkErrors), zap.Error(m.lastErr))

@@ -38,7 +38,7 @@ func (j *JSON) Flush() error { return j.w.Flush() }
 
 // AppendEventJSON appends ev as a JSON object.
 func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
-	b = append(b, `{"time":"`...)
+	b = append(b, `{"type":"event","time":"`...)
 	b = tb.Wall(ev.KernelTimeNs).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":"`...)
 	b = append(b, ev.Kind.String()...)

@@ -3,8 +3,10 @@ package sinks
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // Sink takes events at the end of the pipeline.
@@ -15,8 +17,42 @@ type Sink interface {
 	Flush() error
 }
 
+// FindingSink also takes findings.
+type FindingSink interface {
+	Sink
+	WriteFinding(f *detect.Finding) error
+}
+
+// Locked makes a FindingSink safe for the reader goroutine (events) and
+// the detectors' goroutines (findings) at once.
+type Locked struct {
+	mu sync.Mutex
+	s  FindingSink
+}
+
+// NewLocked wraps s.
+func NewLocked(s FindingSink) *Locked { return &Locked{s: s} }
+
+func (l *Locked) Write(ev *event.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Write(ev)
+}
+
+func (l *Locked) WriteFinding(f *detect.Finding) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.WriteFinding(f)
+}
+
+func (l *Locked) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Flush()
+}
+
 // New returns the sink for a format name: "json" or "text".
-func New(format string, w io.Writer, tb event.Timebase) (Sink, error) {
+func New(format string, w io.Writer, tb event.Timebase) (FindingSink, error) {
 	switch format {
 	case "json":
 		return NewJSON(w, tb), nil

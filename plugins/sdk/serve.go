@@ -33,11 +33,12 @@ func Serve(d Detector) {
 }
 
 // pluginLogger writes JSON lines with the keys go-plugin reads from a
-// plugin's stderr (@level, @message, @timestamp): the monitor re-logs them.
+// plugin's stderr (@level, @message, @timestamp, the last in exactly the
+// layout go-plugin parses): the monitor re-logs them at their level.
 func pluginLogger(w io.Writer) *zap.Logger {
 	cfg := zapcore.EncoderConfig{
 		MessageKey: "@message", LevelKey: "@level", TimeKey: "@timestamp", NameKey: "@module",
-		EncodeLevel: zapcore.LowercaseLevelEncoder, EncodeTime: zapcore.RFC3339NanoTimeEncoder,
+		EncodeLevel: zapcore.LowercaseLevelEncoder, EncodeTime: zapcore.TimeEncoderOfLayout("2006-01-02T15:04:05.000000Z07:00"),
 		EncodeDuration: zapcore.StringDurationEncoder, LineEnding: zapcore.DefaultLineEnding,
 	}
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.Lock(zapcore.AddSync(w)), zapcore.DebugLevel))

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
+	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
+	"github.com/bulkhead-sec/bulkhead/plugins/example"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+)
+
+// builtinDetectors are the detectors compiled into bulkhead, for the
+// inproc backend. Each also has a plugin binary for goplugin.
+func builtinDetectors() map[string]func() detect.Detector {
+	return map[string]func() detect.Detector{
+		"example": func() detect.Detector { return example.New() },
+		"chaos":   func() detect.Detector { return chaos.New() }, // TEST ONLY: fails on command
+	}
+}
+
+// fileConfig is the configuration file.
+type fileConfig struct {
+	Dispatch  dispatchConfig   `yaml:"dispatch"`
+	Detectors []detectorConfig `yaml:"detectors"`
+}
+
+type dispatchConfig struct {
+	BatchSize    int `yaml:"batch_size"`
+	QueueBatches int `yaml:"queue_batches"`
+}
+
+type detectorConfig struct {
+	Name    string         `yaml:"name"`
+	Backend string         `yaml:"backend"` // inproc | goplugin | goplugin-unary
+	Builtin string         `yaml:"builtin"` // inproc: one of builtinDetectors
+	Plugin  string         `yaml:"plugin"`  // goplugin: the binary
+	Config  map[string]any `yaml:"config"`
+	// goplugin supervision; zero values keep the defaults.
+	BatchDeadline   time.Duration `yaml:"batch_deadline"`
+	BreakerCrashes  int           `yaml:"breaker_crashes"`
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+}
+
+// loadConfig reads and checks a configuration file.
+func loadConfig(path string) (fileConfig, error) {
+	var c fileConfig
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	def := dispatch.DefaultOptions()
+	if c.Dispatch.BatchSize == 0 {
+		c.Dispatch.BatchSize = def.BatchSize
+	}
+	if c.Dispatch.QueueBatches == 0 {
+		c.Dispatch.QueueBatches = def.QueueBatches
+	}
+	var errs []error
+	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 {
+		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536 and queue_batches at least 1"))
+	}
+	names := map[string]bool{}
+	builtins := builtinDetectors()
+	for i, d := range c.Detectors {
+		where := fmt.Sprintf("detector #%d", i+1)
+		if d.Name != "" {
+			where += fmt.Sprintf(" (%s)", d.Name)
+			if names[d.Name] {
+				errs = append(errs, fmt.Errorf("%s: the name is used twice; give each detector its own name", where))
+			}
+			names[d.Name] = true
+		}
+		switch d.Backend {
+		case "inproc":
+			if _, ok := builtins[d.Builtin]; !ok {
+				errs = append(errs, fmt.Errorf("%s: backend inproc needs builtin: one of %v (got %q)", where, keys(builtins), d.Builtin))
+			}
+		case "goplugin", "goplugin-unary":
+			if d.Plugin == "" {
+				errs = append(errs, fmt.Errorf("%s: backend %s needs plugin: the path of the plugin binary", where, d.Backend))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("%s: unknown backend %q: use inproc, goplugin or goplugin-unary", where, d.Backend))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return c, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// startDetectors starts every configured detector: plugins are launched,
+// checked and initialised. On error, the ones already started are stopped.
+func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispatch.Detector, error) {
+	var out []dispatch.Detector
+	fail := func(err error) ([]dispatch.Detector, error) {
+		for _, d := range out {
+			d.Run.Close(ctx)
+		}
+		return nil, err
+	}
+	for i, dc := range c.Detectors {
+		cfgJSON, err := json.Marshal(dc.Config)
+		if err != nil {
+			return fail(fmt.Errorf("detector #%d: config: %w", i+1, err))
+		}
+		name := dc.Name
+		if name == "" {
+			name = dc.Builtin
+		}
+		label := name
+		if label == "" {
+			label = filepath.Base(dc.Plugin)
+		}
+		dlog := log.With(zap.String("detector", label))
+		var run backends.Backend
+		switch dc.Backend {
+		case "inproc":
+			run, err = inproc.New(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, dlog)
+		default:
+			o := goplugin.DefaultOptions(dc.Plugin)
+			o.Config, o.Unary = cfgJSON, dc.Backend == "goplugin-unary"
+			if dc.BatchDeadline > 0 {
+				o.BatchDeadline = dc.BatchDeadline
+			}
+			if dc.BreakerCrashes > 0 {
+				o.BreakerCrashes = dc.BreakerCrashes
+			}
+			if dc.BreakerCooldown > 0 {
+				o.BreakerCooldown = dc.BreakerCooldown
+			}
+			run, err = goplugin.New(o, dlog)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("detector #%d (%s, backend %s): %w", i+1, name, dc.Backend, err))
+		}
+		if name == "" {
+			name = run.Definition().Name
+		}
+		out = append(out, dispatch.Detector{Name: name, Backend: dc.Backend, Run: run})
+		log.Info("detector started", zap.String("detector", name), zap.String("backend", dc.Backend),
+			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID))
+	}
+	return out, nil
+}

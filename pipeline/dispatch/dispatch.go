@@ -1,0 +1,239 @@
+// Package dispatch hands events to detectors. Events are copied once into
+// shared batches (their strings into the batch's own arena); each detector
+// has its own bounded queue of batches and its own goroutine, so a slow,
+// hung or dead detector never stalls capture or the other detectors. When a
+// detector's queue is full the batch is shed for that detector and every
+// event in it that the detector wanted is counted.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"go.uber.org/zap"
+)
+
+// Options size the batches and queues.
+type Options struct {
+	BatchSize    int // events per batch
+	QueueBatches int // batches a detector's queue holds before shedding
+}
+
+// DefaultOptions suit a host.
+func DefaultOptions() Options { return Options{BatchSize: 256, QueueBatches: 64} }
+
+// Detector is one configured detector.
+type Detector struct {
+	Name    string // as configured (defaults to the definition's name)
+	Backend string // "inproc", "goplugin", …: for reports
+	Run     backends.Backend
+}
+
+// FindingFunc receives findings, from every detector's goroutine at once.
+// The finding's events are the finding's own copies.
+type FindingFunc func(f detect.Finding)
+
+// LaneStats are one detector's counts.
+type LaneStats struct {
+	Name        string
+	Backend     string
+	Queued      uint64 // events put on its queue
+	Shed        uint64 // events dropped because its queue was full
+	Unavailable uint64 // events dropped because it was unavailable (breaker open)
+	Failed      uint64 // events whose delivery failed otherwise
+	Backends    backends.Stats
+}
+
+// Dropped is every event the detector wanted and did not get.
+func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed }
+
+// Dispatcher fans events out to detectors. Add and Flush are called from
+// the pipeline's reader goroutine.
+type Dispatcher struct {
+	opts   Options
+	log    *zap.Logger
+	lanes  []*lane
+	wanted event.KindSet
+	cur    *batch
+	pool   sync.Pool
+	wg     sync.WaitGroup
+}
+
+type lane struct {
+	d       *Dispatcher
+	det     Detector
+	def     detect.Definition
+	kinds   event.KindSet
+	queue   chan *batch
+	out     FindingFunc
+	selbuf  []*event.Event
+	queued  atomic.Uint64
+	shed    atomic.Uint64
+	unavail atomic.Uint64
+	failed  atomic.Uint64
+}
+
+// batch is shared by every lane that wants some of its events; the last to
+// release it returns it to the pool.
+type batch struct {
+	events []event.Event
+	arena  []byte
+	kinds  event.KindSet
+	refs   atomic.Int32
+}
+
+// New starts one goroutine per detector.
+func New(ctx context.Context, opts Options, detectors []Detector, out FindingFunc, log *zap.Logger) *Dispatcher {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1
+	}
+	if opts.QueueBatches <= 0 {
+		opts.QueueBatches = 1
+	}
+	d := &Dispatcher{opts: opts, log: log}
+	d.pool.New = func() any { return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10)} }
+	for _, det := range detectors {
+		def := det.Run.Definition()
+		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), queue: make(chan *batch, opts.QueueBatches), out: out}
+		d.lanes = append(d.lanes, l)
+		d.wanted |= l.kinds
+		d.wg.Add(1)
+		go l.run(ctx)
+	}
+	return d
+}
+
+// Wants reports whether any detector wants events of kind k.
+func (d *Dispatcher) Wants(k event.Kind) bool { return d.wanted.Has(k) }
+
+// Add copies ev into the current batch, sending the batch when it is full.
+func (d *Dispatcher) Add(ev *event.Event) {
+	if !d.wanted.Has(ev.Kind) {
+		return
+	}
+	if d.cur == nil {
+		d.cur = d.pool.Get().(*batch)
+	}
+	b := d.cur
+	b.events = append(b.events, event.Event{})
+	b.arena = ev.CopyTo(&b.events[len(b.events)-1], b.arena)
+	b.kinds = b.kinds.With(ev.Kind)
+	if len(b.events) >= d.opts.BatchSize {
+		d.Flush()
+	}
+}
+
+// Flush sends the current batch, full or not: the reader calls it when the
+// ring is dry and at least every flush interval, which bounds latency.
+func (d *Dispatcher) Flush() {
+	b := d.cur
+	if b == nil {
+		return
+	}
+	d.cur = nil
+	b.refs.Store(1) // held while queueing, so no lane can recycle it early
+	for _, l := range d.lanes {
+		if l.kinds&b.kinds == 0 {
+			continue
+		}
+		n := l.count(b)
+		b.refs.Add(1)
+		select {
+		case l.queue <- b:
+			l.queued.Add(n)
+		default:
+			l.shed.Add(n)
+			b.refs.Add(-1)
+		}
+	}
+	d.release(b)
+}
+
+func (d *Dispatcher) release(b *batch) {
+	if b.refs.Add(-1) == 0 {
+		clear(b.events) // drop Process pointers for the GC
+		b.events, b.arena, b.kinds = b.events[:0], b.arena[:0], 0
+		d.pool.Put(b)
+	}
+}
+
+// Close sends what is left, lets every detector finish its queue, and
+// closes the backends.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.Flush()
+	for _, l := range d.lanes {
+		close(l.queue)
+	}
+	d.wg.Wait()
+	var errs []error
+	for _, l := range d.lanes {
+		if err := l.det.Run.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns every detector's counts.
+func (d *Dispatcher) Stats() []LaneStats {
+	out := make([]LaneStats, 0, len(d.lanes))
+	for _, l := range d.lanes {
+		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Queued: l.queued.Load(), Shed: l.shed.Load(),
+			Unavailable: l.unavail.Load(), Failed: l.failed.Load(), Backends: l.det.Run.Stats()})
+	}
+	return out
+}
+
+// count is how many of b's events the lane wants, by kind.
+func (l *lane) count(b *batch) uint64 {
+	var n uint64
+	for i := range b.events {
+		if l.kinds.Has(b.events[i].Kind) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *lane) run(ctx context.Context) {
+	defer l.d.wg.Done()
+	lastLog := time.Time{}
+	for b := range l.queue {
+		sel := l.selbuf[:0]
+		for i := range b.events {
+			ev := &b.events[i]
+			if l.kinds.Has(ev.Kind) && l.def.Filter.Wants(ev) {
+				sel = append(sel, ev)
+			}
+		}
+		l.selbuf = sel
+		if len(sel) > 0 {
+			found, err := l.det.Run.Deliver(ctx, sel)
+			switch {
+			case errors.Is(err, backends.ErrUnavailable):
+				l.unavail.Add(uint64(len(sel)))
+			case err != nil:
+				l.failed.Add(uint64(len(sel)))
+				if time.Since(lastLog) > time.Second {
+					lastLog = time.Now()
+					l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
+				}
+			}
+			for _, f := range found {
+				f.Detector = l.det.Name
+				for i, ev := range f.Events {
+					f.Events[i] = ev.Clone()
+				}
+				l.out(f)
+			}
+		}
+		clear(sel)
+		l.d.release(b)
+	}
+}
