@@ -97,7 +97,9 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 		opts.QueueBatches = 1
 	}
 	d := &Dispatcher{opts: opts, log: log}
-	d.pool.New = func() any { return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10)} }
+	d.pool.New = func() any {
+		return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10)}
+	}
 	for _, det := range detectors {
 		def := det.Run.Definition()
 		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), queue: make(chan *batch, opts.QueueBatches), out: out}
