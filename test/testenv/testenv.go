@@ -35,6 +35,26 @@ var (
 	buildOut  []byte
 )
 
+// Plugin builds plugins/NAME/cmd/bulkhead-plugin-NAME next to the bulkhead
+// binary and returns its path.
+func Plugin(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Dir(Binary(t))
+	out := filepath.Join(dir, "bulkhead-plugin-"+name)
+	pluginMu.Lock()
+	defer pluginMu.Unlock()
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	cmd := exec.Command("go", "build", "-o", out, "github.com/bulkhead-sec/bulkhead/plugins/"+name+"/cmd/bulkhead-plugin-"+name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build plugin %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+var pluginMu sync.Mutex
+
 // Cleanup removes what Binary built; call it from TestMain.
 func Cleanup() {
 	if binPath != "" {
