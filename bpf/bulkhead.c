@@ -54,7 +54,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the loader before the programs are loaded. */
 const volatile __u32 self_tgid = 0;
-const volatile __u64 wakeup_bytes = 65536;
+const volatile __u64 wakeup_bytes = 262144;
 const volatile __u8 pid_filter_mode = FILTER_OFF;
 const volatile __u8 comm_filter_mode = FILTER_OFF;
 const volatile __u8 cgroup_filter_mode = FILTER_OFF;
@@ -216,7 +216,9 @@ static __always_inline void fill_header(struct event_header *h, __u16 kind)
 	h->egid = cred->egid.val;
 	h->kind = kind;
 	h->flags = 0;
-	bpf_get_current_comm(&h->comm, sizeof(h->comm));
+	/* Two loads instead of the strscpy behind bpf_get_current_comm; the
+	 * kernel keeps comm NUL-terminated within its 16 bytes. */
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 }
 
 /* emit sends size bytes of buf and counts the outcome. */

@@ -75,7 +75,7 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	var cf captureFlags
 	cf.register(fs)
 	duration := fs.Duration("duration", 3*time.Second, "length of each storm phase")
-	rounds := fs.Int("rounds", 2, "unmonitored/monitored pairs to run")
+	rounds := fs.Int("rounds", 3, "unmonitored/monitored pairs to run")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	workload := fs.String("workload", "open", "open: openat+close of /dev/null (captured events); getppid: a syscall the monitor does not trace (its cost on everything else)")
 	fs.Usage = func() {

@@ -32,7 +32,7 @@ type captureConfig struct {
 }
 
 func defaultCaptureConfig() captureConfig {
-	return captureConfig{RingMiB: 16, WakeupKiB: 64, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
+	return captureConfig{RingMiB: 16, WakeupKiB: 256, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
 }
 
 // kernelKinds are the record kinds whose syscall hooks must be attached:
