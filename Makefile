@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin/bulkhead
 ARGS      ?= --format text
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool
+GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
 TEST_PKGS := python3 coreutils
 
 .PHONY: help build run generate check-generated vmlinux test test-privileged bench bench-capture fuzz lint deps-test deps-generate clean
@@ -13,8 +13,9 @@ TEST_PKGS := python3 coreutils
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-build: ## build bin/bulkhead (no clang needed: BPF objects are committed)
+build: ## build bin/bulkhead and the plugin binaries (no clang or protoc needed: generated code is committed)
 	$(GO) build -o $(BIN) ./cmd/bulkhead
+	$(GO) build -o bin/ ./plugins/example/cmd/bulkhead-plugin-example ./plugins/chaos/cmd/bulkhead-plugin-chaos
 
 run: build ## build and run the monitor as root (ARGS="--format json" to change flags)
 	$(SUDO) ./$(BIN) run $(ARGS)
@@ -34,12 +35,18 @@ deps-test:
 deps-generate:
 	$(call apt_ensure,$(GEN_PKGS))
 
-generate: deps-generate ## rebuild BPF objects and Go bindings from bpf/*.c (clang-19)
+generate: deps-generate ## rebuild BPF objects (clang-19) and the plugin wire protocol (protoc)
 	cd bpf && $(GO) generate ./...
+	mkdir -p .tools
+	$(GO) build -o .tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o .tools/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd backends/goplugin/wire && $(GO) generate ./...
 
-check-generated: generate ## fail if committed BPF objects differ from their sources
-	@git diff --exit-code --stat -- bpf/ || { echo "bpf/: committed objects are stale; run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- bpf/)" || { git status --porcelain -- bpf/; echo "bpf/: untracked generated files"; exit 1; }
+GENERATED := bpf/ backends/goplugin/wire/
+
+check-generated: generate ## fail if committed generated code differs from its sources
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated code is stale; run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files"; exit 1; }
 
 vmlinux: deps-generate ## regenerate bpf/headers/x86/vmlinux.h from this kernel's BTF
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/x86/vmlinux.h
@@ -51,8 +58,9 @@ test-privileged: deps-test ## run only the tests that need root and BPF (fails i
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
 	$(GO) test -count=1 -v ./test/ ./bpf/
 
-bench: ## micro-benchmarks (decode, encode) and the capture-overhead benchmark
+bench: ## micro-benchmarks (decode, encode, dispatch per backend) and the capture-overhead benchmark
 	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/...
+	$(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime 2000000x ./backends/
 	$(MAKE) bench-capture
 
 bench-capture: build ## monitored vs unmonitored syscall rate (root)

@@ -16,14 +16,33 @@ import (
 type Backend interface {
 	// Definition is what the detector declared.
 	Definition() detect.Definition
-	// Deliver hands the detector a batch of events, in order, and returns
-	// its findings. It is called from one goroutine at a time. The events
-	// are only valid during the call; findings may point at them.
-	Deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error)
+	// Submit hands the detector a batch of events. done is called exactly
+	// once per batch, in submission order, with the batch's findings (which
+	// may point at its events) or an error; it may be called before Submit
+	// returns. The events must stay valid until then. Submit is called from
+	// one goroutine at a time and blocks while the backend has as many
+	// batches in flight as it takes.
+	Submit(ctx context.Context, events []*event.Event, done Done)
 	// Stats reports what the backend did. Safe to call at any time.
 	Stats() Stats
 	// Close stops the detector (and its process, if it has one).
 	Close(ctx context.Context) error
+}
+
+// Done receives a batch's outcome.
+type Done func(findings []detect.Finding, err error)
+
+// Deliver submits events and waits for the outcome: one batch at a time,
+// for tests and callers that need no pipelining.
+func Deliver(ctx context.Context, b Backend, events []*event.Event) ([]detect.Finding, error) {
+	type outcome struct {
+		fs  []detect.Finding
+		err error
+	}
+	ch := make(chan outcome, 1)
+	b.Submit(ctx, events, func(fs []detect.Finding, err error) { ch <- outcome{fs, err} })
+	o := <-ch
+	return o.fs, o.err
 }
 
 // Stats are a backend's counters.
@@ -40,6 +59,6 @@ type Stats struct {
 	PID         int    // the plugin's process id (0 in-process)
 }
 
-// ErrUnavailable is returned by Deliver when the detector cannot take
+// ErrUnavailable is the outcome of a batch when the detector cannot take
 // events now (its circuit breaker is open); the caller counts them as shed.
 var ErrUnavailable = errors.New("detector unavailable")

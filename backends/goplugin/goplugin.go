@@ -45,8 +45,11 @@ type Options struct {
 	// once, then split; with PoisonAttempts 2 a poison event costs 4 crashes,
 	// below the breaker's default 5.
 	PoisonAttempts int
-	// Unary sends each batch as its own RPC instead of on the stream: the
-	// naive baseline the benchmarks compare against.
+	// Window is how many batches may be in flight at once: the plugin
+	// works on one while the next is encoded and sent.
+	Window int
+	// Unary sends each batch as its own RPC instead of on the stream, one at
+	// a time: the naive baseline the benchmarks compare against.
 	Unary bool
 }
 
@@ -56,12 +59,12 @@ func DefaultOptions(path string) Options {
 		Path: path, BatchDeadline: 2 * time.Second, StartTimeout: 10 * time.Second,
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
 		BreakerCrashes: 5, BreakerWindow: 10 * time.Second, BreakerCooldown: 60 * time.Second,
-		PoisonAttempts: 2,
+		PoisonAttempts: 2, Window: 16,
 	}
 }
 
 // Backend runs a detector in its own process, supervised. All plugin state
-// is owned by one goroutine (loop); Deliver hands it batches.
+// is owned by one goroutine (loop); Submit hands it batches.
 type Backend struct {
 	opts Options
 	log  *zap.Logger
@@ -73,10 +76,10 @@ type Backend struct {
 	proc         *process
 	enc          *wire.Encoder
 	seq          uint64
+	inflight     []*pending // sent, not yet answered, oldest first
 	timer        *time.Timer
 	crashTimes   []time.Time
-	healthy      bool // a batch succeeded since the last crash
-	consecutive  int  // restarts since the last healthy batch
+	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined atomic.Uint64
@@ -86,13 +89,18 @@ type Backend struct {
 
 type request struct {
 	ctx    context.Context
-	events []*event.Event
-	reply  chan reply
+	events []*event.Event // nil: stop
+	done   backends.Done
 }
 
-type reply struct {
-	findings []detect.Finding
-	err      error
+// pending is a batch on its way through the plugin.
+type pending struct {
+	ctx      context.Context
+	events   []*event.Event
+	done     backends.Done
+	seq      uint64
+	sentAt   time.Time
+	failures int // times the plugin died while this was the oldest batch
 }
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and
@@ -102,6 +110,9 @@ func New(opts Options, log *zap.Logger) (*Backend, error) {
 		return nil, fmt.Errorf("plugin binary %s: %w", opts.Path, err)
 	} else if st.IsDir() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("plugin binary %s: not an executable file", opts.Path)
+	}
+	if opts.Window < 1 || opts.Unary {
+		opts.Window = 1
 	}
 	b := &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}), enc: wire.NewEncoder(),
 		timer: time.NewTimer(time.Hour)}
@@ -117,21 +128,19 @@ func New(opts Options, log *zap.Logger) (*Backend, error) {
 
 func (b *Backend) Definition() detect.Definition { return b.def }
 
-// Deliver sends events to the plugin and waits for its findings. A crash
-// or hang on the way is handled inside: the plugin is restarted and the
-// events are sent again, so they are delivered at least once.
-func (b *Backend) Deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+// Submit queues events for the plugin; done gets the findings. A crash or
+// hang on the way is handled inside: the plugin is restarted and every
+// unanswered batch sent again, so events are delivered at least once.
+func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backends.Done) {
 	if len(events) == 0 {
-		return nil, nil
+		done(nil, nil)
+		return
 	}
-	r := request{ctx: ctx, events: events, reply: make(chan reply, 1)}
 	select {
-	case b.reqs <- r:
+	case b.reqs <- request{ctx: ctx, events: events, done: done}:
 	case <-b.done:
-		return nil, backends.ErrUnavailable
+		done(nil, backends.ErrUnavailable)
 	}
-	rep := <-r.reply
-	return rep.findings, rep.err
 }
 
 func (b *Backend) Stats() backends.Stats {
@@ -143,55 +152,189 @@ func (b *Backend) Stats() backends.Stats {
 	}
 }
 
-// Close stops the plugin and waits for its process to be gone.
+// Close answers what is in flight, stops the plugin and waits for its
+// process to be gone.
 func (b *Backend) Close(ctx context.Context) error {
 	select {
 	case <-b.done:
 		return nil
 	default:
 	}
-	r := request{ctx: ctx, reply: make(chan reply, 1)} // nil events: stop
-	b.reqs <- r
-	return (<-r.reply).err
+	errc := make(chan error, 1)
+	b.reqs <- request{ctx: ctx, done: func(_ []detect.Finding, err error) { errc <- err }}
+	return <-errc
 }
 
 func (b *Backend) loop() {
+	defer close(b.done)
 	for {
-		var died <-chan error
+		var (
+			reqs     chan request
+			results  <-chan *wire.Result
+			died     <-chan error
+			deadline <-chan time.Time
+		)
+		if len(b.inflight) < b.opts.Window {
+			reqs = b.reqs
+		}
 		if b.proc != nil {
-			died = b.proc.errs
+			results, died = b.proc.results, b.proc.errs
+		}
+		if len(b.inflight) > 0 {
+			b.timer.Reset(time.Until(b.inflight[0].sentAt.Add(b.opts.BatchDeadline)))
+			deadline = b.timer.C
 		}
 		select {
-		case r := <-b.reqs:
+		case r := <-reqs:
 			if r.events == nil {
-				r.reply <- reply{err: b.stop(r.ctx)}
-				close(b.done)
+				r.done(nil, b.stop(r.ctx))
 				return
 			}
-			fs, err := b.deliver(r.ctx, r.events)
-			r.reply <- reply{fs, err}
+			p := &pending{ctx: r.ctx, events: r.events, done: r.done}
+			b.inflight = append(b.inflight, p)
+			if b.opts.Unary {
+				b.deliverUnary()
+			} else if err := b.send(p); err != nil {
+				b.recover(err, false)
+			}
+		case res := <-results:
+			b.answered(res)
 		case err := <-died:
-			// Died between batches: notice now, restart now, so the next
-			// batch does not wait for it.
-			b.crashed(err, false)
-			_ = b.ensureRunning()
+			b.recover(err, false)
+		case <-deadline:
+			b.recover(errHang, true)
+		}
+		b.timer.Stop()
+	}
+}
+
+// send encodes p and writes it to the stream.
+func (b *Backend) send(p *pending) error {
+	if b.proc == nil {
+		return errNoProcess
+	}
+	b.enc.Reset()
+	for _, ev := range p.events {
+		b.enc.Add(ev)
+	}
+	b.seq++
+	p.seq, p.sentAt = b.seq, time.Now()
+	if err := b.proc.stream.Send(&wire.Batch{Seq: p.seq, Events: b.enc.Bytes(), Count: b.enc.Count()}); err != nil {
+		return fmt.Errorf("send batch: %w", err)
+	}
+	return nil
+}
+
+var errNoProcess = errors.New("no plugin process")
+
+// answered hands the oldest batch its result.
+func (b *Backend) answered(res *wire.Result) {
+	if len(b.inflight) == 0 || res.Seq != b.inflight[0].seq {
+		b.recover(fmt.Errorf("plugin answered batch %d out of order", res.Seq), false)
+		return
+	}
+	p := b.inflight[0]
+	b.inflight = b.inflight[1:]
+	b.progressed()
+	b.complete(p, b.findingsOf(res, p.events), len(p.events))
+}
+
+// progressed notes an answered batch: earlier crashes were not a loop.
+func (b *Backend) progressed() {
+	b.consecutive = 0
+	b.crashTimes = b.crashTimes[:0]
+}
+
+func (b *Backend) complete(p *pending, fs []detect.Finding, delivered int) {
+	b.delivered.Add(uint64(delivered))
+	b.findings.Add(uint64(len(fs)))
+	p.done(fs, nil)
+}
+
+func (b *Backend) findingsOf(res *wire.Result, events []*event.Event) []detect.Finding {
+	if res.Errors > 0 {
+		b.errs.Add(uint64(res.Errors))
+		b.log.Debug("detector returned errors", zap.Uint32("errors", res.Errors), zap.String("last", res.LastError))
+	}
+	out := make([]detect.Finding, 0, len(res.Findings))
+	for _, p := range res.Findings {
+		f, err := wire.FindingFromProto(p, events)
+		if err != nil {
+			b.errs.Add(1)
+			b.log.Warn("malformed finding from plugin", zap.Error(err))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// recover handles a dead or hung plugin: restart it and send every
+// unanswered batch again, in order. The oldest batch is the one the plugin
+// was working on; if it has killed the plugin before, it is split so that
+// only a poison event is given up on.
+func (b *Backend) recover(err error, hang bool) {
+	b.crashed(err, hang)
+	for len(b.inflight) > 0 {
+		oldest := b.inflight[0]
+		oldest.failures++
+		if oldest.failures < 2 {
+			break
+		}
+		b.inflight = b.inflight[1:]
+		before := b.quarantined.Load()
+		fs, err := b.deliverEach(oldest.ctx, oldest.events)
+		if err != nil {
+			oldest.done(nil, err)
+			b.failAll(err)
+			return
+		}
+		b.complete(oldest, fs, len(oldest.events)-int(b.quarantined.Load()-before))
+	}
+	if err := b.ensureRunning(); err != nil {
+		b.failAll(err)
+		return
+	}
+	for _, p := range b.inflight {
+		b.redelivered.Add(uint64(len(p.events)))
+		if err := b.send(p); err != nil {
+			b.recover(err, false)
+			return
 		}
 	}
 }
 
-// deliver sends events until the plugin has answered for all of them.
-func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+// failAll gives every batch in flight the error (the breaker is open).
+func (b *Backend) failAll(err error) {
+	for _, p := range b.inflight {
+		p.done(nil, err)
+	}
+	b.inflight = b.inflight[:0]
+}
+
+// deliverUnary answers the one batch in flight with one RPC per batch.
+func (b *Backend) deliverUnary() {
+	p := b.inflight[0]
+	b.inflight = b.inflight[:0]
+	before := b.quarantined.Load()
+	fs, err := b.deliverSync(p.ctx, p.events)
+	if err != nil {
+		p.done(nil, err)
+		return
+	}
+	b.complete(p, fs, len(p.events)-int(b.quarantined.Load()-before))
+}
+
+// deliverSync sends events on their own and waits, retrying across
+// crashes; the split of a poison batch and the unary mode use it.
+func (b *Backend) deliverSync(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
 	for attempt := 1; ; attempt++ {
 		if err := b.ensureRunning(); err != nil {
 			return nil, err
 		}
 		fs, err := b.roundTrip(ctx, events)
 		if err == nil {
-			b.delivered.Add(uint64(len(events)))
-			b.findings.Add(uint64(len(fs)))
-			// Progress: earlier crashes were not a loop.
-			b.healthy, b.consecutive = true, 0
-			b.crashTimes = b.crashTimes[:0]
+			b.progressed()
 			return fs, nil
 		}
 		if ctx.Err() != nil {
@@ -200,7 +343,6 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 		b.crashed(err, errors.Is(err, errHang))
 		switch {
 		case len(events) > 1 && attempt >= 2:
-			// The batch itself may be the cause: find the event.
 			return b.deliverEach(ctx, events)
 		case len(events) == 1 && attempt >= b.opts.PoisonAttempts:
 			b.quarantine(events[0], err)
@@ -215,7 +357,7 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
 	var out []detect.Finding
 	for i := range events {
-		fs, err := b.deliver(ctx, events[i:i+1])
+		fs, err := b.deliverSync(ctx, events[i:i+1])
 		if err != nil {
 			return out, err
 		}
@@ -234,18 +376,17 @@ func (b *Backend) quarantine(ev *event.Event, err error) {
 
 var errHang = errors.New("no answer within the batch deadline")
 
-// roundTrip sends one batch and waits for its result.
+// roundTrip sends one batch and waits for its result, with nothing else in
+// flight.
 func (b *Backend) roundTrip(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
-	b.enc.Reset()
-	for _, ev := range events {
-		b.enc.Add(ev)
-	}
-	b.seq++
-	batch := &wire.Batch{Seq: b.seq, Events: b.enc.Bytes(), Count: b.enc.Count()}
-	var res *wire.Result
 	if b.opts.Unary {
+		b.enc.Reset()
+		for _, ev := range events {
+			b.enc.Add(ev)
+		}
+		b.seq++
 		cctx, cancel := context.WithTimeout(ctx, b.opts.BatchDeadline)
-		r, err := b.proc.rpc.Process(cctx, batch)
+		res, err := b.proc.rpc.Process(cctx, &wire.Batch{Seq: b.seq, Events: b.enc.Bytes(), Count: b.enc.Count()})
 		cancel()
 		if status.Code(err) == codes.DeadlineExceeded {
 			return nil, errHang
@@ -253,43 +394,27 @@ func (b *Backend) roundTrip(ctx context.Context, events []*event.Event) ([]detec
 		if err != nil {
 			return nil, err
 		}
-		res = r
-	} else {
-		if err := b.proc.stream.Send(batch); err != nil {
-			return nil, fmt.Errorf("send batch: %w", err)
-		}
-		b.timer.Reset(b.opts.BatchDeadline)
-		select {
-		case res = <-b.proc.results:
-			b.timer.Stop()
-		case err := <-b.proc.errs:
-			b.timer.Stop()
-			return nil, err
-		case <-b.timer.C:
-			return nil, errHang
-		case <-ctx.Done():
-			b.timer.Stop()
-			return nil, ctx.Err()
-		}
-		if res.Seq != b.seq {
-			return nil, fmt.Errorf("plugin answered batch %d, expected %d", res.Seq, b.seq)
-		}
+		return b.findingsOf(res, events), nil
 	}
-	if res.Errors > 0 {
-		b.errs.Add(uint64(res.Errors))
-		b.log.Debug("detector returned errors", zap.Uint32("errors", res.Errors), zap.String("last", res.LastError))
+	p := &pending{events: events}
+	if err := b.send(p); err != nil {
+		return nil, err
 	}
-	out := make([]detect.Finding, 0, len(res.Findings))
-	for _, p := range res.Findings {
-		f, err := wire.FindingFromProto(p, events)
-		if err != nil {
-			b.errs.Add(1)
-			b.log.Warn("malformed finding from plugin", zap.Error(err))
-			continue
+	b.timer.Reset(b.opts.BatchDeadline)
+	defer b.timer.Stop()
+	select {
+	case res := <-b.proc.results:
+		if res.Seq != p.seq {
+			return nil, fmt.Errorf("plugin answered batch %d, expected %d", res.Seq, p.seq)
 		}
-		out = append(out, f)
+		return b.findingsOf(res, events), nil
+	case err := <-b.proc.errs:
+		return nil, err
+	case <-b.timer.C:
+		return nil, errHang
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return out, nil
 }
 
 // crashed records the death (or hang) of the current process and kills
@@ -323,10 +448,6 @@ func (b *Backend) crashed(err error, hang bool) {
 			zap.Int("crashes", b.opts.BreakerCrashes), zap.Duration("window", b.opts.BreakerWindow),
 			zap.Duration("cooldown", b.opts.BreakerCooldown))
 	}
-	if b.healthy {
-		b.consecutive = 0
-	}
-	b.healthy = false
 }
 
 // ensureRunning starts a new process if there is none, after the backoff;
@@ -370,6 +491,20 @@ func (b *Backend) backoff() time.Duration {
 }
 
 func (b *Backend) stop(ctx context.Context) error {
+	// Let the plugin answer what it has (bounded by the batch deadline).
+	for len(b.inflight) > 0 && b.proc != nil {
+		b.timer.Reset(time.Until(b.inflight[0].sentAt.Add(b.opts.BatchDeadline)))
+		select {
+		case res := <-b.proc.results:
+			b.answered(res)
+		case err := <-b.proc.errs:
+			b.recover(err, false)
+		case <-b.timer.C:
+			b.recover(errHang, true)
+		}
+		b.timer.Stop()
+	}
+	b.failAll(backends.ErrUnavailable)
 	if b.proc == nil {
 		return nil
 	}
@@ -418,6 +553,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newHCLog(b.log),
 		StartTimeout:     b.opts.StartTimeout,
+		GRPCDialOptions:  wire.DialOptions(),
 	})
 	p := &process{client: client, cmd: cmd, results: make(chan *wire.Result, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {

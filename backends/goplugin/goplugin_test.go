@@ -89,7 +89,7 @@ func TestFindingsAndStats(t *testing.T) {
 		t.Fatalf("definition %+v", d)
 	}
 	evs := opens("/etc/hostname", "/etc/shadow", "/tmp/x")
-	fs, err := b.Deliver(context.Background(), evs)
+	fs, err := backends.Deliver(context.Background(), b, evs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
 		if i%5 == 2 {
 			syscall.Kill(b.Stats().PID, syscall.SIGKILL)
 		}
-		fs, err := b.Deliver(context.Background(), opens(fmt.Sprintf("/mark/%d", i)))
+		fs, err := backends.Deliver(context.Background(), b, opens(fmt.Sprintf("/mark/%d", i)))
 		if err != nil {
 			t.Fatalf("batch %d: %v", i, err)
 		}
@@ -140,7 +140,7 @@ func TestHangIsKilledAndQuarantined(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
-	fs, err := b.Deliver(context.Background(), opens("/ok/1", "/hang", "/ok/2"))
+	fs, err := backends.Deliver(context.Background(), b, opens("/ok/1", "/hang", "/ok/2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestCrashLoopOpensBreaker(t *testing.T) {
 	defer b.Close(context.Background())
 	var lastErr error
 	for i := 0; i < 10 && lastErr == nil; i++ {
-		_, lastErr = b.Deliver(context.Background(), opens(fmt.Sprintf("/x/%d", i)))
+		_, lastErr = backends.Deliver(context.Background(), b, opens(fmt.Sprintf("/x/%d", i)))
 	}
 	if lastErr != backends.ErrUnavailable || !b.Stats().BreakerOpen {
 		t.Fatalf("err %v, stats %+v: want the breaker open", lastErr, b.Stats())

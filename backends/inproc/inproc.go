@@ -39,8 +39,13 @@ func New(ctx context.Context, d detect.Detector, cfg detect.Config, log *zap.Log
 
 func (b *Backend) Definition() detect.Definition { return b.def }
 
-// Deliver calls OnEvent for each event.
-func (b *Backend) Deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+// Submit calls OnEvent for each event, on the caller's goroutine, and then
+// done.
+func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backends.Done) {
+	done(b.deliver(ctx, events))
+}
+
+func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
 	var out []detect.Finding
 	for _, ev := range events {
 		found, err := b.d.OnEvent(ctx, ev)

@@ -23,6 +23,9 @@ import (
 type Options struct {
 	BatchSize    int // events per batch
 	QueueBatches int // batches a detector's queue holds before shedding
+	// Block waits for queue space instead of shedding: for replaying a
+	// recording and for benchmarks, never for live capture.
+	Block bool
 }
 
 // DefaultOptions suit a host.
@@ -72,7 +75,7 @@ type lane struct {
 	kinds   event.KindSet
 	queue   chan *batch
 	out     FindingFunc
-	selbuf  []*event.Event
+	lastLog atomic.Int64
 	queued  atomic.Uint64
 	shed    atomic.Uint64
 	unavail atomic.Uint64
@@ -146,6 +149,11 @@ func (d *Dispatcher) Flush() {
 		}
 		n := l.count(b)
 		b.refs.Add(1)
+		if d.opts.Block {
+			l.queue <- b
+			l.queued.Add(n)
+			continue
+		}
 		select {
 		case l.queue <- b:
 			l.queued.Add(n)
@@ -205,37 +213,52 @@ func (l *lane) count(b *batch) uint64 {
 
 func (l *lane) run(ctx context.Context) {
 	defer l.d.wg.Done()
-	lastLog := time.Time{}
+	// Not deferred: if a detector panics in-process, the panic must take the
+	// monitor down (that is the inproc contract), not wait here forever.
+	var inflight sync.WaitGroup
 	for b := range l.queue {
-		sel := l.selbuf[:0]
+		var sel []*event.Event
 		for i := range b.events {
 			ev := &b.events[i]
 			if l.kinds.Has(ev.Kind) && l.def.Filter.Wants(ev) {
+				if sel == nil {
+					sel = make([]*event.Event, 0, len(b.events)-i)
+				}
 				sel = append(sel, ev)
 			}
 		}
-		l.selbuf = sel
-		if len(sel) > 0 {
-			found, err := l.det.Run.Deliver(ctx, sel)
-			switch {
-			case errors.Is(err, backends.ErrUnavailable):
-				l.unavail.Add(uint64(len(sel)))
-			case err != nil:
-				l.failed.Add(uint64(len(sel)))
-				if time.Since(lastLog) > time.Second {
-					lastLog = time.Now()
-					l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
-				}
-			}
-			for _, f := range found {
-				f.Detector = l.det.Name
-				for i, ev := range f.Events {
-					f.Events[i] = ev.Clone()
-				}
-				l.out(f)
-			}
+		if len(sel) == 0 {
+			l.d.release(b)
+			continue
 		}
-		clear(sel)
-		l.d.release(b)
+		inflight.Add(1)
+		l.det.Run.Submit(ctx, sel, func(found []detect.Finding, err error) {
+			defer inflight.Done()
+			l.finish(b, len(sel), found, err)
+		})
 	}
+	inflight.Wait()
+}
+
+// finish takes a batch's outcome: findings out (with their own copies of
+// the events), failures counted, the batch released.
+func (l *lane) finish(b *batch, n int, found []detect.Finding, err error) {
+	switch {
+	case errors.Is(err, backends.ErrUnavailable):
+		l.unavail.Add(uint64(n))
+	case err != nil:
+		l.failed.Add(uint64(n))
+		if now := time.Now().UnixNano(); now-l.lastLog.Load() > int64(time.Second) {
+			l.lastLog.Store(now)
+			l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
+		}
+	}
+	for _, f := range found {
+		f.Detector = l.det.Name
+		for i, ev := range f.Events {
+			f.Events[i] = ev.Clone()
+		}
+		l.out(f)
+	}
+	l.d.release(b)
 }

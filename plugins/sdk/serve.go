@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
@@ -21,14 +22,24 @@ import (
 // The monitor starts the binary, and Serve answers it until the monitor
 // stops it (or dies: the plugin then exits too). Logs written through the
 // logger given to Init reach the monitor's log, tagged with the detector.
+//
+// Set BULKHEAD_PLUGIN_CPUPROFILE=FILE in the monitor's environment to write
+// a CPU profile of the plugin (go tool pprof) when it stops.
 func Serve(d Detector) {
 	log := pluginLogger(os.Stderr)
 	go exitWithParent(os.Getppid())
+	if path := os.Getenv("BULKHEAD_PLUGIN_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
 		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: &server{d: d, log: log}}},
-		GRPCServer:      plugin.DefaultGRPCServer,
-		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
+		},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
 	})
 }
 
@@ -118,6 +129,9 @@ func (s *server) Process(ctx context.Context, batch *wire.Batch) (*wire.Result, 
 
 func (s *server) process(ctx context.Context, batch *wire.Batch, events []event.Event) (*wire.Result, []event.Event) {
 	res := &wire.Result{Seq: batch.Seq}
+	if cap(events) < int(batch.Count) {
+		events = make([]event.Event, 0, batch.Count)
+	}
 	events, err := wire.Decode(batch.Events, events)
 	if err != nil {
 		res.Errors++

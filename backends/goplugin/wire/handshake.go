@@ -1,6 +1,9 @@
 package wire
 
-import plugin "github.com/hashicorp/go-plugin"
+import (
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
 
 // ProtocolVersion changes whenever the service or the codec changes in a
 // way an older peer cannot follow.
@@ -17,5 +20,32 @@ func Handshake() plugin.HandshakeConfig {
 		ProtocolVersion:  ProtocolVersion,
 		MagicCookieKey:   "BULKHEAD_DETECTOR_PLUGIN",
 		MagicCookieValue: "9b1f5f2e-bulkhead-detector",
+	}
+}
+
+// Batches are large messages (hundreds of KiB) on a local socket: HTTP/2's
+// default 64 KiB windows and small buffers would move each one in many
+// flow-controlled round trips. Both sides use these.
+const (
+	windowSize = 16 << 20
+	bufferSize = 1 << 20
+	maxMessage = 64 << 20
+)
+
+// ServerOptions are the plugin side's gRPC server options.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
+		grpc.WriteBufferSize(bufferSize), grpc.ReadBufferSize(bufferSize),
+		grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+	}
+}
+
+// DialOptions are the monitor side's gRPC dial options.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithWriteBufferSize(bufferSize), grpc.WithReadBufferSize(bufferSize),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 	}
 }
