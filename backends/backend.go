@@ -16,12 +16,13 @@ import (
 type Backend interface {
 	// Definition is what the detector declared.
 	Definition() detect.Definition
-	// Submit hands the detector a batch of events. done is called exactly
-	// once per batch, in submission order, with the batch's findings (which
-	// may point at its events) or an error; it may be called before Submit
-	// returns. The events must stay valid until then. Submit is called from
-	// one goroutine at a time and blocks while the backend has as many
-	// batches in flight as it takes.
+	// Submit hands the detector a batch of events. The events need only
+	// stay valid until Submit returns: a backend that answers later keeps
+	// its own copy. done is called exactly once per batch, in submission
+	// order, with the batch's findings or an error, possibly before Submit
+	// returns; the findings and their events are only valid during the
+	// call. Submit is called from one goroutine at a time and blocks while
+	// the backend has as many batches in flight as it takes.
 	Submit(ctx context.Context, events []*event.Event, done Done)
 	// Stats reports what the backend did. Safe to call at any time.
 	Stats() Stats
@@ -33,14 +34,22 @@ type Backend interface {
 type Done func(findings []detect.Finding, err error)
 
 // Deliver submits events and waits for the outcome: one batch at a time,
-// for tests and callers that need no pipelining.
+// for tests and callers that need no pipelining. The findings' events are
+// their own copies.
 func Deliver(ctx context.Context, b Backend, events []*event.Event) ([]detect.Finding, error) {
 	type outcome struct {
 		fs  []detect.Finding
 		err error
 	}
 	ch := make(chan outcome, 1)
-	b.Submit(ctx, events, func(fs []detect.Finding, err error) { ch <- outcome{fs, err} })
+	b.Submit(ctx, events, func(fs []detect.Finding, err error) {
+		for _, f := range fs {
+			for i, ev := range f.Events {
+				f.Events[i] = ev.Clone()
+			}
+		}
+		ch <- outcome{fs, err}
+	})
 	o := <-ch
 	return o.fs, o.err
 }

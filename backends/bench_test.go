@@ -1,10 +1,15 @@
 package backends_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,7 +95,7 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 	stream := benchOpens(4096)
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
-		for _, size := range []int{16, 64, 256, 1024} {
+		for _, size := range []int{16, 64, 256, 1024, 2048, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				var run backends.Backend
 				var err error
@@ -106,22 +111,50 @@ func BenchmarkDispatch(b *testing.B) {
 				}
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: size, QueueBatches: 64, Block: true},
 					[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detect.Finding) {}, zap.NewNop())
+				pid := run.Stats().PID
 				b.ReportAllocs()
 				b.ResetTimer()
-				start := time.Now()
+				start, monCPU, plugCPU := time.Now(), processCPU(0), processCPU(pid)
 				for i := 0; i < b.N; i++ {
 					d.Add(stream[i%len(stream)])
 				}
+				d.Drain()
+				elapsed := time.Since(start)
+				monCPU, plugCPU = processCPU(0)-monCPU, processCPU(pid)-plugCPU
+				b.StopTimer()
 				if err := d.Close(context.Background()); err != nil {
 					b.Fatal(err)
 				}
-				elapsed := time.Since(start)
-				b.StopTimer()
 				if s := d.Stats()[0]; s.Backends.Delivered != uint64(b.N) {
 					b.Fatalf("delivered %d of %d", s.Backends.Delivered, b.N)
 				}
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+				b.ReportMetric(float64(monCPU.Nanoseconds())/float64(b.N), "monitor-cpu-ns/event")
+				if pid != 0 {
+					b.ReportMetric(float64(plugCPU.Nanoseconds())/float64(b.N), "plugin-cpu-ns/event")
+				}
 			})
 		}
 	}
+}
+
+// processCPU is the user+system CPU time of a process (0: this one) so far.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which ends with the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }

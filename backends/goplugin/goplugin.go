@@ -1,6 +1,7 @@
 package goplugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 )
 
@@ -46,7 +48,7 @@ type Options struct {
 	// below the breaker's default 5.
 	PoisonAttempts int
 	// Window is how many batches may be in flight at once: the plugin
-	// works on one while the next is encoded and sent.
+	// works on some while the next are encoded and sent.
 	Window int
 	// Unary sends each batch as its own RPC instead of on the stream, one at
 	// a time: the naive baseline the benchmarks compare against.
@@ -63,18 +65,20 @@ func DefaultOptions(path string) Options {
 	}
 }
 
-// Backend runs a detector in its own process, supervised. All plugin state
-// is owned by one goroutine (loop); Submit hands it batches.
+// Backend runs a detector in its own process, supervised. Submit encodes a
+// batch on the caller's goroutine; everything about the plugin process is
+// owned by one goroutine (loop).
 type Backend struct {
 	opts Options
 	log  *zap.Logger
 	def  detect.Definition
+	enc  *wire.Encoder // Submit's
 	reqs chan request
 	done chan struct{}
 
 	// Owned by loop.
 	proc         *process
-	enc          *wire.Encoder
+	splitEnc     *wire.Encoder // for batches split to find a poison event
 	seq          uint64
 	inflight     []*pending // sent, not yet answered, oldest first
 	timer        *time.Timer
@@ -88,15 +92,18 @@ type Backend struct {
 }
 
 type request struct {
-	ctx    context.Context
-	events []*event.Event // nil: stop
-	done   backends.Done
+	ctx   context.Context
+	batch *pending // nil: stop
+	stop  func(error)
 }
 
-// pending is a batch on its way through the plugin.
+// pending is a batch on its way through the plugin. It keeps the encoded
+// batch (a reference of its own on the buffer), not the events: about a
+// fifth of their size, and enough to send again after a crash.
 type pending struct {
 	ctx      context.Context
-	events   []*event.Event
+	buf      mem.Buffer
+	count    int
 	done     backends.Done
 	seq      uint64
 	sentAt   time.Time
@@ -114,8 +121,8 @@ func New(opts Options, log *zap.Logger) (*Backend, error) {
 	if opts.Window < 1 || opts.Unary {
 		opts.Window = 1
 	}
-	b := &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}), enc: wire.NewEncoder(),
-		timer: time.NewTimer(time.Hour)}
+	b := &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
+		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	proc, def, err := b.start()
 	if err != nil {
@@ -128,17 +135,24 @@ func New(opts Options, log *zap.Logger) (*Backend, error) {
 
 func (b *Backend) Definition() detect.Definition { return b.def }
 
-// Submit queues events for the plugin; done gets the findings. A crash or
-// hang on the way is handled inside: the plugin is restarted and every
-// unanswered batch sent again, so events are delivered at least once.
+// Submit encodes the events and queues the batch for the plugin; done gets
+// the findings. A crash or hang on the way is handled inside: the plugin is
+// restarted and every unanswered batch sent again, so events are delivered
+// at least once.
 func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backends.Done) {
 	if len(events) == 0 {
 		done(nil, nil)
 		return
 	}
+	b.enc.Reset()
+	for _, ev := range events {
+		b.enc.Add(ev)
+	}
+	p := &pending{ctx: ctx, buf: b.enc.Finish(), count: len(events), done: done}
 	select {
-	case b.reqs <- request{ctx: ctx, events: events, done: done}:
+	case b.reqs <- request{ctx: ctx, batch: p}:
 	case <-b.done:
+		p.buf.Free()
 		done(nil, backends.ErrUnavailable)
 	}
 }
@@ -161,7 +175,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	default:
 	}
 	errc := make(chan error, 1)
-	b.reqs <- request{ctx: ctx, done: func(_ []detect.Finding, err error) { errc <- err }}
+	b.reqs <- request{ctx: ctx, stop: func(err error) { errc <- err }}
 	return <-errc
 }
 
@@ -186,15 +200,14 @@ func (b *Backend) loop() {
 		}
 		select {
 		case r := <-reqs:
-			if r.events == nil {
-				r.done(nil, b.stop(r.ctx))
+			if r.batch == nil {
+				r.stop(b.stop(r.ctx))
 				return
 			}
-			p := &pending{ctx: r.ctx, events: r.events, done: r.done}
-			b.inflight = append(b.inflight, p)
+			b.inflight = append(b.inflight, r.batch)
 			if b.opts.Unary {
 				b.deliverUnary()
-			} else if err := b.send(p); err != nil {
+			} else if err := b.send(r.batch); err != nil {
 				b.recover(err, false)
 			}
 		case res := <-results:
@@ -208,18 +221,16 @@ func (b *Backend) loop() {
 	}
 }
 
-// send encodes p and writes it to the stream.
+// send writes p to the stream. gRPC takes a reference on the buffer of its
+// own and drops it once the bytes are on the socket; p keeps its own.
 func (b *Backend) send(p *pending) error {
 	if b.proc == nil {
 		return errNoProcess
 	}
-	b.enc.Reset()
-	for _, ev := range p.events {
-		b.enc.Add(ev)
-	}
 	b.seq++
 	p.seq, p.sentAt = b.seq, time.Now()
-	if err := b.proc.stream.Send(&wire.Batch{Seq: p.seq, Events: b.enc.Bytes(), Count: b.enc.Count()}); err != nil {
+	p.buf.Ref()
+	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: p.seq, Count: uint32(p.count), Events: p.buf}); err != nil {
 		return fmt.Errorf("send batch: %w", err)
 	}
 	return nil
@@ -236,7 +247,7 @@ func (b *Backend) answered(res *wire.Result) {
 	p := b.inflight[0]
 	b.inflight = b.inflight[1:]
 	b.progressed()
-	b.complete(p, b.findingsOf(res, p.events), len(p.events))
+	b.complete(p, b.findingsOf(res, p.buf.ReadOnlyData()), p.count)
 }
 
 // progressed notes an answered batch: earlier crashes were not a loop.
@@ -245,20 +256,43 @@ func (b *Backend) progressed() {
 	b.crashTimes = b.crashTimes[:0]
 }
 
+// complete answers p and lets go of its buffer.
 func (b *Backend) complete(p *pending, fs []detect.Finding, delivered int) {
 	b.delivered.Add(uint64(delivered))
 	b.findings.Add(uint64(len(fs)))
+	p.buf.Free()
 	p.done(fs, nil)
 }
 
-func (b *Backend) findingsOf(res *wire.Result, events []*event.Event) []detect.Finding {
+// fail answers p with err and lets go of its buffer.
+func (p *pending) fail(err error) {
+	p.buf.Free()
+	p.done(nil, err)
+}
+
+// findingsOf converts a result's findings. The events they point at are
+// decoded from a copy of the batch, which outlives the pooled buffer.
+func (b *Backend) findingsOf(res *wire.Result, batch []byte) []detect.Finding {
 	if res.Errors > 0 {
 		b.errs.Add(uint64(res.Errors))
 		b.log.Debug("detector returned errors", zap.Uint32("errors", res.Errors), zap.String("last", res.LastError))
 	}
+	if len(res.Findings) == 0 {
+		return nil
+	}
+	events, err := wire.Decode(bytes.Clone(batch))
+	if err != nil {
+		b.errs.Add(uint64(len(res.Findings)))
+		b.log.Error("cannot decode the batch a plugin answered", zap.Error(err))
+		return nil
+	}
+	sent := make([]*event.Event, len(events))
+	for i := range events {
+		sent[i] = &events[i]
+	}
 	out := make([]detect.Finding, 0, len(res.Findings))
 	for _, p := range res.Findings {
-		f, err := wire.FindingFromProto(p, events)
+		f, err := wire.FindingFromProto(p, sent)
 		if err != nil {
 			b.errs.Add(1)
 			b.log.Warn("malformed finding from plugin", zap.Error(err))
@@ -283,20 +317,20 @@ func (b *Backend) recover(err error, hang bool) {
 		}
 		b.inflight = b.inflight[1:]
 		before := b.quarantined.Load()
-		fs, err := b.deliverEach(oldest.ctx, oldest.events)
+		fs, err := b.deliverEach(oldest.ctx, oldest.buf.ReadOnlyData())
 		if err != nil {
-			oldest.done(nil, err)
+			oldest.fail(err)
 			b.failAll(err)
 			return
 		}
-		b.complete(oldest, fs, len(oldest.events)-int(b.quarantined.Load()-before))
+		b.complete(oldest, fs, oldest.count-int(b.quarantined.Load()-before))
 	}
 	if err := b.ensureRunning(); err != nil {
 		b.failAll(err)
 		return
 	}
 	for _, p := range b.inflight {
-		b.redelivered.Add(uint64(len(p.events)))
+		b.redelivered.Add(uint64(p.count))
 		if err := b.send(p); err != nil {
 			b.recover(err, false)
 			return
@@ -307,7 +341,7 @@ func (b *Backend) recover(err error, hang bool) {
 // failAll gives every batch in flight the error (the breaker is open).
 func (b *Backend) failAll(err error) {
 	for _, p := range b.inflight {
-		p.done(nil, err)
+		p.fail(err)
 	}
 	b.inflight = b.inflight[:0]
 }
@@ -317,22 +351,22 @@ func (b *Backend) deliverUnary() {
 	p := b.inflight[0]
 	b.inflight = b.inflight[:0]
 	before := b.quarantined.Load()
-	fs, err := b.deliverSync(p.ctx, p.events)
+	fs, err := b.deliverSync(p.ctx, p.buf.ReadOnlyData(), p.count)
 	if err != nil {
-		p.done(nil, err)
+		p.fail(err)
 		return
 	}
-	b.complete(p, fs, len(p.events)-int(b.quarantined.Load()-before))
+	b.complete(p, fs, p.count-int(b.quarantined.Load()-before))
 }
 
-// deliverSync sends events on their own and waits, retrying across
+// deliverSync sends an encoded batch on its own and waits, retrying across
 // crashes; the split of a poison batch and the unary mode use it.
-func (b *Backend) deliverSync(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]detect.Finding, error) {
 	for attempt := 1; ; attempt++ {
 		if err := b.ensureRunning(); err != nil {
 			return nil, err
 		}
-		fs, err := b.roundTrip(ctx, events)
+		fs, err := b.roundTrip(ctx, batch, count)
 		if err == nil {
 			b.progressed()
 			return fs, nil
@@ -342,22 +376,28 @@ func (b *Backend) deliverSync(ctx context.Context, events []*event.Event) ([]det
 		}
 		b.crashed(err, errors.Is(err, errHang))
 		switch {
-		case len(events) > 1 && attempt >= 2:
-			return b.deliverEach(ctx, events)
-		case len(events) == 1 && attempt >= b.opts.PoisonAttempts:
-			b.quarantine(events[0], err)
+		case count > 1 && attempt >= 2:
+			return b.deliverEach(ctx, batch)
+		case count == 1 && attempt >= b.opts.PoisonAttempts:
+			b.quarantine(batch, err)
 			return nil, nil
 		}
-		b.redelivered.Add(uint64(len(events)))
+		b.redelivered.Add(uint64(count))
 	}
 }
 
 // deliverEach sends a batch that keeps killing the plugin one event at a
 // time, so that only a poison event is given up on.
-func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Finding, error) {
+	events, err := wire.Decode(bytes.Clone(batch))
+	if err != nil {
+		return nil, fmt.Errorf("split batch: %w", err)
+	}
 	var out []detect.Finding
 	for i := range events {
-		fs, err := b.deliverSync(ctx, events[i:i+1])
+		b.splitEnc.Reset()
+		b.splitEnc.Add(&events[i])
+		fs, err := b.deliverSync(ctx, bytes.Clone(b.splitEnc.Bytes()), 1)
 		if err != nil {
 			return out, err
 		}
@@ -366,27 +406,26 @@ func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]det
 	return out, nil
 }
 
-func (b *Backend) quarantine(ev *event.Event, err error) {
+func (b *Backend) quarantine(batch []byte, err error) {
 	b.quarantined.Add(1)
-	b.log.Error("poison event quarantined: it killed the detector plugin every time it was sent alone",
-		zap.Int("attempts", b.opts.PoisonAttempts), zap.Error(err),
-		zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", ev.Comm),
-		zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", ev.Open.Resolved), zap.String("exe", ev.Exec.Exe))
+	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), zap.Error(err)}
+	if evs, derr := wire.Decode(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
+		ev := &evs[0]
+		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", ev.Comm),
+			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", ev.Open.Resolved), zap.String("exe", ev.Exec.Exe))
+	}
+	b.log.Error("poison event quarantined: it killed the detector plugin every time it was sent alone", fields...)
 }
 
 var errHang = errors.New("no answer within the batch deadline")
 
-// roundTrip sends one batch and waits for its result, with nothing else in
-// flight.
-func (b *Backend) roundTrip(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
+// roundTrip sends one encoded batch and waits for its result, with
+// nothing else in flight.
+func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]detect.Finding, error) {
+	b.seq++
 	if b.opts.Unary {
-		b.enc.Reset()
-		for _, ev := range events {
-			b.enc.Add(ev)
-		}
-		b.seq++
 		cctx, cancel := context.WithTimeout(ctx, b.opts.BatchDeadline)
-		res, err := b.proc.rpc.Process(cctx, &wire.Batch{Seq: b.seq, Events: b.enc.Bytes(), Count: b.enc.Count()})
+		res, err := b.proc.rpc.Process(cctx, &wire.Batch{Seq: b.seq, Events: batch, Count: uint32(count)})
 		cancel()
 		if status.Code(err) == codes.DeadlineExceeded {
 			return nil, errHang
@@ -394,20 +433,19 @@ func (b *Backend) roundTrip(ctx context.Context, events []*event.Event) ([]detec
 		if err != nil {
 			return nil, err
 		}
-		return b.findingsOf(res, events), nil
+		return b.findingsOf(res, batch), nil
 	}
-	p := &pending{events: events}
-	if err := b.send(p); err != nil {
-		return nil, err
+	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
+		return nil, fmt.Errorf("send batch: %w", err)
 	}
 	b.timer.Reset(b.opts.BatchDeadline)
 	defer b.timer.Stop()
 	select {
 	case res := <-b.proc.results:
-		if res.Seq != p.seq {
-			return nil, fmt.Errorf("plugin answered batch %d, expected %d", res.Seq, p.seq)
+		if res.Seq != b.seq {
+			return nil, fmt.Errorf("plugin answered batch %d, expected %d", res.Seq, b.seq)
 		}
-		return b.findingsOf(res, events), nil
+		return b.findingsOf(res, batch), nil
 	case err := <-b.proc.errs:
 		return nil, err
 	case <-b.timer.C:

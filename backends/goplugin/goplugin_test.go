@@ -93,7 +93,7 @@ func TestFindingsAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) != 1 || fs[0].Rule != "sensitive-file-open" || fs[0].Events[0] != evs[1] || fs[0].Fields["path"] != "/etc/shadow" {
+	if len(fs) != 1 || fs[0].Rule != "sensitive-file-open" || fs[0].Events[0].PID != evs[1].PID || fs[0].Events[0].Open.Resolved != "/etc/shadow" || fs[0].Fields["path"] != "/etc/shadow" {
 		t.Fatalf("findings %+v", fs)
 	}
 	if s := b.Stats(); s.Delivered != 3 || s.Findings != 1 || s.PID == 0 {

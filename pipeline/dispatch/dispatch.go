@@ -65,7 +65,8 @@ type Dispatcher struct {
 	wanted event.KindSet
 	cur    *batch
 	pool   sync.Pool
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // lane goroutines
+	queued sync.WaitGroup // batches on a lane, not yet answered
 }
 
 type lane struct {
@@ -126,7 +127,12 @@ func (d *Dispatcher) Add(ev *event.Event) {
 		d.cur = d.pool.Get().(*batch)
 	}
 	b := d.cur
-	b.events = append(b.events, event.Event{})
+	// CopyTo overwrites the whole slot: no need to zero it first.
+	if n := len(b.events); n < cap(b.events) {
+		b.events = b.events[:n+1]
+	} else {
+		b.events = append(b.events, event.Event{})
+	}
 	b.arena = ev.CopyTo(&b.events[len(b.events)-1], b.arena)
 	b.kinds = b.kinds.With(ev.Kind)
 	if len(b.events) >= d.opts.BatchSize {
@@ -149,6 +155,7 @@ func (d *Dispatcher) Flush() {
 		}
 		n := l.count(b)
 		b.refs.Add(1)
+		d.queued.Add(1)
 		if d.opts.Block {
 			l.queue <- b
 			l.queued.Add(n)
@@ -160,6 +167,7 @@ func (d *Dispatcher) Flush() {
 		default:
 			l.shed.Add(n)
 			b.refs.Add(-1)
+			d.queued.Done()
 		}
 	}
 	d.release(b)
@@ -167,10 +175,22 @@ func (d *Dispatcher) Flush() {
 
 func (d *Dispatcher) release(b *batch) {
 	if b.refs.Add(-1) == 0 {
-		clear(b.events) // drop Process pointers for the GC
+		// Drop the process pointers for the GC. The strings point into the
+		// batch's own arena, and the next CopyTo overwrites every slot, so
+		// clearing the whole 544-byte events (19 ns an event) buys nothing.
+		for i := range b.events {
+			b.events[i].Process = nil
+		}
 		b.events, b.arena, b.kinds = b.events[:0], b.arena[:0], 0
 		d.pool.Put(b)
 	}
+}
+
+// Drain sends what is left and waits until every detector has answered
+// for every batch queued so far. Call it from the goroutine that calls Add.
+func (d *Dispatcher) Drain() {
+	d.Flush()
+	d.queued.Wait()
 }
 
 // Close sends what is left, lets every detector finish its queue, and
@@ -216,33 +236,36 @@ func (l *lane) run(ctx context.Context) {
 	// Not deferred: if a detector panics in-process, the panic must take the
 	// monitor down (that is the inproc contract), not wait here forever.
 	var inflight sync.WaitGroup
+	var sel []*event.Event
 	for b := range l.queue {
-		var sel []*event.Event
+		sel = sel[:0]
 		for i := range b.events {
 			ev := &b.events[i]
 			if l.kinds.Has(ev.Kind) && l.def.Filter.Wants(ev) {
-				if sel == nil {
-					sel = make([]*event.Event, 0, len(b.events)-i)
-				}
 				sel = append(sel, ev)
 			}
 		}
-		if len(sel) == 0 {
-			l.d.release(b)
-			continue
+		if len(sel) > 0 {
+			n := len(sel)
+			inflight.Add(1)
+			l.det.Run.Submit(ctx, sel, func(found []detect.Finding, err error) {
+				defer inflight.Done()
+				l.finish(n, found, err)
+			})
+		} else {
+			l.d.queued.Done()
 		}
-		inflight.Add(1)
-		l.det.Run.Submit(ctx, sel, func(found []detect.Finding, err error) {
-			defer inflight.Done()
-			l.finish(b, len(sel), found, err)
-		})
+		// The backend is done with the events once Submit returns: the
+		// batch goes back to the pool while it is still in the cache.
+		clear(sel)
+		l.d.release(b)
 	}
 	inflight.Wait()
 }
 
 // finish takes a batch's outcome: findings out (with their own copies of
-// the events), failures counted, the batch released.
-func (l *lane) finish(b *batch, n int, found []detect.Finding, err error) {
+// the events), failures counted.
+func (l *lane) finish(n int, found []detect.Finding, err error) {
 	switch {
 	case errors.Is(err, backends.ErrUnavailable):
 		l.unavail.Add(uint64(n))
@@ -260,5 +283,5 @@ func (l *lane) finish(b *batch, n int, found []detect.Finding, err error) {
 		}
 		l.out(f)
 	}
-	l.d.release(b)
+	l.d.queued.Done()
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
-	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"go.uber.org/zap"
@@ -102,20 +101,21 @@ func (s *server) Close(ctx context.Context, _ *wire.CloseRequest) (*wire.CloseRe
 	return &wire.CloseResponse{}, s.d.Close(ctx)
 }
 
-// Stream answers each batch with one result, in order.
+// Stream answers each batch with one result, in order. The batch's bytes
+// and the decoded events reuse their memory from one batch to the next.
 func (s *server) Stream(stream wire.Detector_StreamServer) error {
-	var events []event.Event
+	var (
+		batch wire.InBatch
+		dec   wire.Decoder
+	)
 	for {
-		batch, err := stream.Recv()
-		if err != nil {
+		if err := stream.RecvMsg(&batch); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		res, evs := s.process(stream.Context(), batch, events[:0])
-		events = evs
-		if err := stream.Send(res); err != nil {
+		if err := stream.Send(s.process(stream.Context(), batch.Seq, batch.Events, &dec)); err != nil {
 			return err
 		}
 	}
@@ -123,20 +123,17 @@ func (s *server) Stream(stream wire.Detector_StreamServer) error {
 
 // Process answers one batch: the one-call-per-batch mode.
 func (s *server) Process(ctx context.Context, batch *wire.Batch) (*wire.Result, error) {
-	res, _ := s.process(ctx, batch, nil)
-	return res, nil
+	var dec wire.Decoder
+	return s.process(ctx, batch.Seq, batch.Events, &dec), nil
 }
 
-func (s *server) process(ctx context.Context, batch *wire.Batch, events []event.Event) (*wire.Result, []event.Event) {
-	res := &wire.Result{Seq: batch.Seq}
-	if cap(events) < int(batch.Count) {
-		events = make([]event.Event, 0, batch.Count)
-	}
-	events, err := wire.Decode(batch.Events, events)
+func (s *server) process(ctx context.Context, seq uint64, batch []byte, dec *wire.Decoder) *wire.Result {
+	res := &wire.Result{Seq: seq}
+	events, err := dec.Decode(batch)
 	if err != nil {
 		res.Errors++
 		res.LastError = err.Error()
-		return res, events
+		return res
 	}
 	for i := range events {
 		found, err := s.d.OnEvent(ctx, &events[i])
@@ -154,5 +151,5 @@ func (s *server) process(ctx context.Context, batch *wire.Batch, events []event.
 			res.Findings = append(res.Findings, p)
 		}
 	}
-	return res, events
+	return res
 }

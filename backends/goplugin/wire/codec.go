@@ -8,33 +8,59 @@ import (
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"google.golang.org/grpc/mem"
 )
 
 // CodecVersion is the first byte of every encoded batch. A decoder refuses
 // versions it does not know.
-const CodecVersion = 1
+const CodecVersion = 2
 
-// Encoder packs events for the wire: a version byte, the batch's distinct
-// processes, then the events, each naming its process by index. Appending
-// into reused buffers, it allocates nothing per event once warm.
+// The layout of a batch, in one pass and one buffer:
+//
+//	batch   = version:u8 nprocs:u32 nevents:u32 record*
+//	record  = process | event
+//	process = 0xff pid ppid exe comm args uid euid cgroup_id cgroup_path container_id start from_proc ancestors
+//	event   = kind:u8 fixed-header process-ref:uvarint comm kind-fields
+//
+// A process is written the first time an event of the batch refers to it,
+// just before that event; events refer to processes by number (1-based, 0:
+// none). Strings are a uvarint length and the bytes. Fixed-size groups of
+// fields are read with one bounds check each.
+const (
+	batchHeaderSize = 1 + 4 + 4
+	processTag      = 0xff
+	eventFixedSize  = 2 + 8 + 7*4 + 8 // flags, time, pid … egid, cgroup id
+)
+
+// Encoder packs events for the wire. It appends into one buffer and
+// allocates nothing per event once warm. Call Reset before the first Add
+// of every batch.
 type Encoder struct {
-	procs   []byte
-	events  []byte
-	out     []byte
-	procIdx map[*event.Process]uint32
-	nprocs  uint32
-	nevents uint32
+	pool     *bufferPool
+	bufp     *[]byte // the pooled buffer buf grows in
+	buf      []byte
+	procIdx  map[*event.Process]uint32
+	lastProc *event.Process // most events follow another of the same process
+	lastIdx  uint32
+	nprocs   uint32
+	nevents  uint32
 }
 
 // NewEncoder returns an empty encoder.
 func NewEncoder() *Encoder {
-	return &Encoder{procIdx: make(map[*event.Process]uint32)}
+	e := &Encoder{pool: &bufferPool{}, procIdx: make(map[*event.Process]uint32)}
+	e.Reset()
+	return e
 }
 
 // Reset empties the encoder for the next batch.
 func (e *Encoder) Reset() {
-	e.procs, e.events = e.procs[:0], e.events[:0]
+	if e.bufp == nil {
+		e.bufp = e.pool.Get(0)
+	}
+	e.buf = append((*e.bufp)[:0], CodecVersion, 0, 0, 0, 0, 0, 0, 0, 0)
 	clear(e.procIdx)
+	e.lastProc, e.lastIdx = nil, 0
 	e.nprocs, e.nevents = 0, 0
 }
 
@@ -43,31 +69,46 @@ func (e *Encoder) Count() uint32 { return e.nevents }
 
 // Bytes returns the encoded batch; valid until the next Reset.
 func (e *Encoder) Bytes() []byte {
-	e.out = append(e.out[:0], CodecVersion)
-	e.out = binary.AppendUvarint(e.out, uint64(e.nprocs))
-	e.out = append(e.out, e.procs...)
-	return append(e.out, e.events...)
+	binary.LittleEndian.PutUint32(e.buf[1:], e.nprocs)
+	binary.LittleEndian.PutUint32(e.buf[5:], e.nevents)
+	return e.buf
 }
 
-// Add encodes ev.
+// Finish ends the batch and hands over its buffer, with one reference,
+// for an OutBatch: gRPC sends it without a copy (see Codec), and the last
+// Free returns it to the encoder's pool. The encoder gets a fresh buffer
+// at the next Reset.
+func (e *Encoder) Finish() mem.Buffer {
+	*e.bufp = e.Bytes()
+	b := mem.NewBuffer(e.bufp, e.pool)
+	e.bufp, e.buf = nil, nil
+	return b
+}
+
+// Add encodes ev. (Appending field by field measured faster here than
+// growing once and writing at offsets: 22 against 30 ns an event.)
 func (e *Encoder) Add(ev *event.Event) {
 	e.nevents++
-	b := e.events
-	b = binary.LittleEndian.AppendUint16(b, uint16(ev.Kind))
+	ref := e.process(ev.Process)
+	b := append(e.buf, byte(ev.Kind))
 	b = binary.LittleEndian.AppendUint16(b, uint16(ev.Flags))
 	b = binary.LittleEndian.AppendUint64(b, ev.KernelTimeNs)
-	for _, v := range [...]uint32{ev.PID, ev.TID, ev.PPID, ev.UID, ev.GID, ev.EUID, ev.EGID} {
-		b = binary.LittleEndian.AppendUint32(b, v)
-	}
+	b = binary.LittleEndian.AppendUint32(b, ev.PID)
+	b = binary.LittleEndian.AppendUint32(b, ev.TID)
+	b = binary.LittleEndian.AppendUint32(b, ev.PPID)
+	b = binary.LittleEndian.AppendUint32(b, ev.UID)
+	b = binary.LittleEndian.AppendUint32(b, ev.GID)
+	b = binary.LittleEndian.AppendUint32(b, ev.EUID)
+	b = binary.LittleEndian.AppendUint32(b, ev.EGID)
 	b = binary.LittleEndian.AppendUint64(b, ev.CgroupID)
+	b = binary.AppendUvarint(b, uint64(ref))
 	b = appendStr(b, ev.Comm)
-	b = binary.AppendUvarint(b, uint64(e.process(ev.Process)))
 	switch ev.Kind {
 	case event.KindExec:
 		x := &ev.Exec
-		b = appendStr(appendStr(appendStr(b, x.Filename), x.Exe), x.Args)
 		b = binary.LittleEndian.AppendUint32(b, x.ArgsSize)
 		b = binary.LittleEndian.AppendUint32(b, x.ExeNlink)
+		b = appendStr(appendStr(appendStr(b, x.Filename), x.Exe), x.Args)
 	case event.KindFork:
 		b = binary.LittleEndian.AppendUint32(b, ev.Fork.ChildPID)
 		b = binary.LittleEndian.AppendUint32(b, ev.Fork.ChildTID)
@@ -77,82 +118,89 @@ func (e *Encoder) Add(ev *event.Event) {
 		b = appendBool(b, ev.Exit.CoreDumped)
 	case event.KindOpen:
 		x := &ev.Open
-		b = appendStr(b, string(x.Syscall))
 		b = binary.LittleEndian.AppendUint32(b, uint32(x.Dfd))
 		b = binary.LittleEndian.AppendUint64(b, x.Flags)
 		b = binary.LittleEndian.AppendUint64(b, x.Mode)
 		b = binary.LittleEndian.AppendUint64(b, x.Resolve)
-		b = appendStr(appendStr(appendStr(b, x.Path), x.Dir), x.Resolved)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(appendStr(appendStr(appendStr(b, string(x.Syscall)), x.Path), x.Dir), x.Resolved)
 	case event.KindConnect:
 		x := &ev.Connect
 		b = binary.LittleEndian.AppendUint32(b, uint32(x.Fd))
+		b = binary.LittleEndian.AppendUint16(b, x.Port)
+		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
 		b = appendBool(b, x.Addr.Is4())
 		a16 := x.Addr.As16()
 		b = append(b, a16[:]...)
-		b = binary.LittleEndian.AppendUint16(b, x.Port)
-		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
 	case event.KindSetID:
 		x := &ev.SetID
-		b = appendStr(b, string(x.Syscall))
 		for _, v := range [...]uint32{x.Args[0], x.Args[1], x.Args[2], x.Old.Real, x.Old.Effective, x.Old.Saved, x.Old.FS, x.New.Real, x.New.Effective, x.New.Saved, x.New.FS} {
 			b = binary.LittleEndian.AppendUint32(b, v)
 		}
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(b, string(x.Syscall))
 	case event.KindPtrace:
 		b = binary.LittleEndian.AppendUint64(b, uint64(ev.Ptrace.Request))
 		b = binary.LittleEndian.AppendUint32(b, ev.Ptrace.TargetPID)
 		b = binary.LittleEndian.AppendUint64(b, uint64(ev.Ptrace.Ret))
 	case event.KindModule:
 		x := &ev.Module
-		b = appendStr(b, string(x.Syscall))
 		b = binary.LittleEndian.AppendUint64(b, x.Len)
 		b = binary.LittleEndian.AppendUint32(b, x.Flags)
-		b = appendStr(appendStr(b, x.Params), x.Path)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(appendStr(appendStr(b, string(x.Syscall)), x.Params), x.Path)
 	case event.KindBPFProg:
 		x := &ev.BPFProg
 		b = binary.LittleEndian.AppendUint32(b, x.ProgType)
 		b = binary.LittleEndian.AppendUint32(b, x.InsnCount)
-		b = appendStr(b, x.Name)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(b, x.Name)
 	case event.KindMemfd:
 		x := &ev.Memfd
-		b = appendStr(b, x.Name)
 		b = binary.LittleEndian.AppendUint32(b, x.Flags)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(b, x.Name)
 	}
-	e.events = b
+	e.buf = b
 }
 
-// process returns p's index+1 in the batch's process table (0: none),
-// encoding it the first time the batch meets it.
+// process returns p's number in the batch (0: none), writing the process
+// record the first time the batch meets it.
 func (e *Encoder) process(p *event.Process) uint32 {
 	if p == nil {
 		return 0
 	}
-	if i, ok := e.procIdx[p]; ok {
-		return i
+	if p == e.lastProc {
+		return e.lastIdx
 	}
-	e.nprocs++
-	e.procIdx[p] = e.nprocs
-	b := e.procs
+	i, ok := e.procIdx[p]
+	if !ok {
+		e.nprocs++
+		i = e.nprocs
+		e.procIdx[p] = i
+		e.writeProcess(p)
+	}
+	e.lastProc, e.lastIdx = p, i
+	return i
+}
+
+func (e *Encoder) writeProcess(p *event.Process) {
+	b := append(e.buf, processTag)
 	b = binary.LittleEndian.AppendUint32(b, p.PID)
 	b = binary.LittleEndian.AppendUint32(b, p.PPID)
-	b = appendStr(appendStr(appendStr(b, p.Exe), p.Comm), p.Args)
 	b = binary.LittleEndian.AppendUint32(b, p.UID)
 	b = binary.LittleEndian.AppendUint32(b, p.EUID)
 	b = binary.LittleEndian.AppendUint64(b, p.CgroupID)
-	b = appendStr(appendStr(b, p.CgroupPath), p.ContainerID)
 	b = binary.LittleEndian.AppendUint64(b, p.StartKernelNs)
 	b = appendBool(b, p.FromProc)
+	b = appendStr(appendStr(appendStr(b, p.Exe), p.Comm), p.Args)
+	b = appendStr(appendStr(b, p.CgroupPath), p.ContainerID)
 	b = binary.AppendUvarint(b, uint64(len(p.Ancestors)))
 	for _, a := range p.Ancestors {
 		b = binary.LittleEndian.AppendUint32(b, a.PID)
 		b = appendStr(appendStr(b, a.Exe), a.Comm)
 	}
-	e.procs = b
-	return e.nprocs
+	e.buf = b
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -170,98 +218,244 @@ func appendBool(b []byte, v bool) []byte {
 // ErrCorrupt is returned for a batch that does not decode.
 var ErrCorrupt = errors.New("corrupt event batch")
 
-// Decode unpacks a batch into events, appended to dst. The events' strings
-// borrow from b, which must not change while they are in use.
-func Decode(b []byte, dst []event.Event) ([]event.Event, error) {
-	if len(b) == 0 {
-		return dst, fmt.Errorf("%w: empty", ErrCorrupt)
+// Decoder unpacks batches, reusing its memory from one batch to the next.
+type Decoder struct {
+	events    []event.Event
+	procs     []event.Process
+	ancestors []event.Ancestor
+}
+
+// Decode unpacks a batch. The events, their processes and every string in
+// them borrow from b and from the decoder: they are valid until the next
+// Decode and while b is unchanged.
+func (d *Decoder) Decode(b []byte) ([]event.Event, error) {
+	// Appending zero values below re-initialises every slot that is used.
+	d.events, d.procs, d.ancestors = d.events[:0], d.procs[:0], d.ancestors[:0]
+	if len(b) < batchHeaderSize {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the batch header", ErrCorrupt, len(b))
 	}
 	if b[0] != CodecVersion {
-		return dst, fmt.Errorf("event batch codec version %d: this side knows version %d; build the plugin against the same bulkhead release as the monitor", b[0], CodecVersion)
+		return nil, fmt.Errorf("event batch codec version %d: this side knows version %d; build the plugin against the same bulkhead release as the monitor", b[0], CodecVersion)
 	}
-	r := reader{b: b[1:]}
-	nprocs := r.uvarint()
-	if nprocs > uint64(len(b)) {
-		return dst, fmt.Errorf("%w: %d processes in %d bytes", ErrCorrupt, nprocs, len(b))
+	nprocs := binary.LittleEndian.Uint32(b[1:])
+	nevents := binary.LittleEndian.Uint32(b[5:])
+	// Every record takes at least its fixed part: a count beyond that is
+	// corrupt, and must not size an allocation.
+	if uint64(nprocs)+uint64(nevents) > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: %d processes and %d events in %d bytes", ErrCorrupt, nprocs, nevents, len(b))
 	}
-	procs := make([]event.Process, nprocs)
-	for i := range procs {
-		p := &procs[i]
-		p.PID, p.PPID = r.u32(), r.u32()
-		p.Exe, p.Comm, p.Args = r.str(), r.str(), r.str()
-		p.UID, p.EUID = r.u32(), r.u32()
-		p.CgroupID = r.u64()
-		p.CgroupPath, p.ContainerID = r.str(), r.str()
-		p.StartKernelNs = r.u64()
-		p.FromProc = r.bool()
-		n := r.uvarint()
-		if n > uint64(len(r.b)) {
-			return dst, fmt.Errorf("%w: %d ancestors", ErrCorrupt, n)
-		}
-		if n > 0 {
-			p.Ancestors = make([]event.Ancestor, n)
-			for j := range p.Ancestors {
-				p.Ancestors[j] = event.Ancestor{PID: r.u32(), Exe: r.str(), Comm: r.str()}
-			}
-		}
+	// Sized once: events point into procs, which must not move.
+	if cap(d.procs) < int(nprocs) {
+		d.procs = make([]event.Process, 0, nprocs)
 	}
+	if cap(d.events) < int(nevents) {
+		d.events = make([]event.Event, 0, nevents)
+	}
+	r := reader{b: b[batchHeaderSize:]}
 	for len(r.b) > 0 && r.err == nil {
-		dst = append(dst, event.Event{})
-		ev := &dst[len(dst)-1]
-		ev.Kind, ev.Flags = event.Kind(r.u16()), event.Flags(r.u16())
-		ev.KernelTimeNs = r.u64()
-		ev.PID, ev.TID, ev.PPID, ev.UID, ev.GID, ev.EUID, ev.EGID = r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32(), r.u32()
-		ev.CgroupID = r.u64()
-		ev.Comm = r.str()
-		if pi := r.uvarint(); pi > 0 {
-			if pi > uint64(len(procs)) {
-				return dst, fmt.Errorf("%w: process %d of %d", ErrCorrupt, pi, len(procs))
+		if r.b[0] == processTag {
+			r.b = r.b[1:]
+			if len(d.procs) == int(nprocs) {
+				return nil, fmt.Errorf("%w: more processes than the %d announced", ErrCorrupt, nprocs)
 			}
-			ev.Process = &procs[pi-1]
+			d.procs = append(d.procs, event.Process{})
+			d.readProcess(&r, &d.procs[len(d.procs)-1])
+			continue
 		}
-		switch ev.Kind {
-		case event.KindExec:
-			ev.Exec = event.Exec{Filename: r.str(), Exe: r.str(), Args: r.str(), ArgsSize: r.u32(), ExeNlink: r.u32()}
-		case event.KindFork:
-			ev.Fork = event.Fork{ChildPID: r.u32(), ChildTID: r.u32()}
-		case event.KindExit:
-			ev.Exit = event.Exit{Code: r.u32(), Signal: r.u32(), CoreDumped: r.bool()}
-		case event.KindOpen:
-			ev.Open = event.Open{Syscall: event.Syscall(r.str()), Dfd: int32(r.u32()), Flags: r.u64(), Mode: r.u64(), Resolve: r.u64(),
-				Path: r.str(), Dir: r.str(), Resolved: r.str(), Ret: int64(r.u64())}
-		case event.KindConnect:
-			c := &ev.Connect
-			c.Fd = int32(r.u32())
-			is4 := r.bool()
-			c.Addr = netip.AddrFrom16(r.a16())
-			if is4 {
-				c.Addr = c.Addr.Unmap()
-			}
-			c.Port = r.u16()
-			c.Ret = int64(r.u64())
-		case event.KindSetID:
-			s := &ev.SetID
-			s.Syscall = event.Syscall(r.str())
-			s.Args = [3]uint32{r.u32(), r.u32(), r.u32()}
-			s.Old = event.IDs{Real: r.u32(), Effective: r.u32(), Saved: r.u32(), FS: r.u32()}
-			s.New = event.IDs{Real: r.u32(), Effective: r.u32(), Saved: r.u32(), FS: r.u32()}
-			s.Ret = int64(r.u64())
-		case event.KindPtrace:
-			ev.Ptrace = event.Ptrace{Request: int64(r.u64()), TargetPID: r.u32(), Ret: int64(r.u64())}
-		case event.KindModule:
-			ev.Module = event.Module{Syscall: event.Syscall(r.str()), Len: r.u64(), Flags: r.u32(), Params: r.str(), Path: r.str(), Ret: int64(r.u64())}
-		case event.KindBPFProg:
-			ev.BPFProg = event.BPFProg{ProgType: r.u32(), InsnCount: r.u32(), Name: r.str(), Ret: int64(r.u64())}
-		case event.KindMemfd:
-			ev.Memfd = event.Memfd{Name: r.str(), Flags: r.u32(), Ret: int64(r.u64())}
-		default:
-			return dst, fmt.Errorf("%w: unknown event kind %d", ErrCorrupt, ev.Kind)
+		if len(d.events) == int(nevents) {
+			return nil, fmt.Errorf("%w: more events than the %d announced", ErrCorrupt, nevents)
+		}
+		if n := len(d.events); n < cap(d.events) {
+			d.events = d.events[:n+1]
+			resetSlot(&d.events[n])
+		} else {
+			d.events = append(d.events, event.Event{})
+		}
+		if err := d.readEvent(&r, &d.events[len(d.events)-1]); err != nil {
+			return nil, err
 		}
 	}
 	if r.err != nil {
-		return dst, r.err
+		return nil, r.err
 	}
-	return dst, nil
+	if len(d.events) != int(nevents) || len(d.procs) != int(nprocs) {
+		return nil, fmt.Errorf("%w: %d events and %d processes, %d and %d announced", ErrCorrupt, len(d.events), len(d.procs), nevents, nprocs)
+	}
+	return d.events, nil
+}
+
+// resetSlot makes a reused slot equal to a zero Event, clearing only the
+// payload its last event used rather than all 544 bytes.
+func resetSlot(ev *event.Event) {
+	switch ev.Kind {
+	case event.KindExec:
+		ev.Exec = event.Exec{}
+	case event.KindFork:
+		ev.Fork = event.Fork{}
+	case event.KindExit:
+		ev.Exit = event.Exit{}
+	case event.KindOpen:
+		ev.Open = event.Open{}
+	case event.KindConnect:
+		ev.Connect = event.Connect{}
+	case event.KindSetID:
+		ev.SetID = event.SetID{}
+	case event.KindPtrace:
+		ev.Ptrace = event.Ptrace{}
+	case event.KindModule:
+		ev.Module = event.Module{}
+	case event.KindBPFProg:
+		ev.BPFProg = event.BPFProg{}
+	case event.KindMemfd:
+		ev.Memfd = event.Memfd{}
+	}
+	ev.Header = event.Header{}
+	ev.Process = nil
+}
+
+// Decode unpacks a batch into newly allocated events.
+func Decode(b []byte) ([]event.Event, error) {
+	var d Decoder
+	return d.Decode(b)
+}
+
+func (d *Decoder) readProcess(r *reader, p *event.Process) {
+	f := r.take(4*4 + 8 + 8 + 1)
+	if f == nil {
+		return
+	}
+	p.PID = binary.LittleEndian.Uint32(f[0:])
+	p.PPID = binary.LittleEndian.Uint32(f[4:])
+	p.UID = binary.LittleEndian.Uint32(f[8:])
+	p.EUID = binary.LittleEndian.Uint32(f[12:])
+	p.CgroupID = binary.LittleEndian.Uint64(f[16:])
+	p.StartKernelNs = binary.LittleEndian.Uint64(f[24:])
+	p.FromProc = f[32] != 0
+	p.Exe, p.Comm, p.Args = r.str(), r.str(), r.str()
+	p.CgroupPath, p.ContainerID = r.str(), r.str()
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("%d ancestors in %d bytes", n, len(r.b))
+		return
+	}
+	if n == 0 {
+		return
+	}
+	start := len(d.ancestors)
+	for range n {
+		a := event.Ancestor{PID: r.u32()}
+		a.Exe, a.Comm = r.str(), r.str()
+		d.ancestors = append(d.ancestors, a)
+	}
+	// If append moved the arena, earlier processes keep the old array, which
+	// stays alive and unchanged.
+	p.Ancestors = d.ancestors[start:len(d.ancestors):len(d.ancestors)]
+}
+
+func (d *Decoder) readEvent(r *reader, ev *event.Event) error {
+	ev.Kind = event.Kind(r.b[0])
+	r.b = r.b[1:]
+	f := r.take(eventFixedSize)
+	if f == nil {
+		return r.err
+	}
+	ev.Flags = event.Flags(binary.LittleEndian.Uint16(f[0:]))
+	ev.KernelTimeNs = binary.LittleEndian.Uint64(f[2:])
+	ev.PID = binary.LittleEndian.Uint32(f[10:])
+	ev.TID = binary.LittleEndian.Uint32(f[14:])
+	ev.PPID = binary.LittleEndian.Uint32(f[18:])
+	ev.UID = binary.LittleEndian.Uint32(f[22:])
+	ev.GID = binary.LittleEndian.Uint32(f[26:])
+	ev.EUID = binary.LittleEndian.Uint32(f[30:])
+	ev.EGID = binary.LittleEndian.Uint32(f[34:])
+	ev.CgroupID = binary.LittleEndian.Uint64(f[38:])
+	if ref := r.uvarint(); ref > 0 {
+		if ref > uint64(len(d.procs)) {
+			return fmt.Errorf("%w: event refers to process %d before it was sent (%d so far)", ErrCorrupt, ref, len(d.procs))
+		}
+		ev.Process = &d.procs[ref-1]
+	}
+	ev.Comm = r.str()
+	switch ev.Kind {
+	case event.KindExec:
+		x := &ev.Exec
+		if f := r.take(8); f != nil {
+			x.ArgsSize, x.ExeNlink = binary.LittleEndian.Uint32(f), binary.LittleEndian.Uint32(f[4:])
+		}
+		x.Filename, x.Exe, x.Args = r.str(), r.str(), r.str()
+	case event.KindFork:
+		if f := r.take(8); f != nil {
+			ev.Fork = event.Fork{ChildPID: binary.LittleEndian.Uint32(f), ChildTID: binary.LittleEndian.Uint32(f[4:])}
+		}
+	case event.KindExit:
+		if f := r.take(9); f != nil {
+			ev.Exit = event.Exit{Code: binary.LittleEndian.Uint32(f), Signal: binary.LittleEndian.Uint32(f[4:]), CoreDumped: f[8] != 0}
+		}
+	case event.KindOpen:
+		x := &ev.Open
+		if f := r.take(4 + 4*8); f != nil {
+			x.Dfd = int32(binary.LittleEndian.Uint32(f))
+			x.Flags = binary.LittleEndian.Uint64(f[4:])
+			x.Mode = binary.LittleEndian.Uint64(f[12:])
+			x.Resolve = binary.LittleEndian.Uint64(f[20:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[28:]))
+		}
+		x.Syscall = event.Syscall(r.str())
+		x.Path, x.Dir, x.Resolved = r.str(), r.str(), r.str()
+	case event.KindConnect:
+		x := &ev.Connect
+		if f := r.take(4 + 2 + 8 + 1 + 16); f != nil {
+			x.Fd = int32(binary.LittleEndian.Uint32(f))
+			x.Port = binary.LittleEndian.Uint16(f[4:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[6:]))
+			x.Addr = netip.AddrFrom16([16]byte(f[15:31]))
+			if f[14] != 0 {
+				x.Addr = x.Addr.Unmap()
+			}
+		}
+	case event.KindSetID:
+		x := &ev.SetID
+		if f := r.take(11*4 + 8); f != nil {
+			u := func(i int) uint32 { return binary.LittleEndian.Uint32(f[4*i:]) }
+			x.Args = [3]uint32{u(0), u(1), u(2)}
+			x.Old = event.IDs{Real: u(3), Effective: u(4), Saved: u(5), FS: u(6)}
+			x.New = event.IDs{Real: u(7), Effective: u(8), Saved: u(9), FS: u(10)}
+			x.Ret = int64(binary.LittleEndian.Uint64(f[44:]))
+		}
+		x.Syscall = event.Syscall(r.str())
+	case event.KindPtrace:
+		if f := r.take(8 + 4 + 8); f != nil {
+			ev.Ptrace = event.Ptrace{Request: int64(binary.LittleEndian.Uint64(f)), TargetPID: binary.LittleEndian.Uint32(f[8:]),
+				Ret: int64(binary.LittleEndian.Uint64(f[12:]))}
+		}
+	case event.KindModule:
+		x := &ev.Module
+		if f := r.take(8 + 4 + 8); f != nil {
+			x.Len = binary.LittleEndian.Uint64(f)
+			x.Flags = binary.LittleEndian.Uint32(f[8:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[12:]))
+		}
+		x.Syscall = event.Syscall(r.str())
+		x.Params, x.Path = r.str(), r.str()
+	case event.KindBPFProg:
+		x := &ev.BPFProg
+		if f := r.take(4 + 4 + 8); f != nil {
+			x.ProgType = binary.LittleEndian.Uint32(f)
+			x.InsnCount = binary.LittleEndian.Uint32(f[4:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[8:]))
+		}
+		x.Name = r.str()
+	case event.KindMemfd:
+		x := &ev.Memfd
+		if f := r.take(4 + 8); f != nil {
+			x.Flags = binary.LittleEndian.Uint32(f)
+			x.Ret = int64(binary.LittleEndian.Uint64(f[4:]))
+		}
+		x.Name = r.str()
+	default:
+		return fmt.Errorf("%w: unknown event kind %d", ErrCorrupt, ev.Kind)
+	}
+	return r.err
 }
 
 // reader reads little-endian values; the first overrun sticks in err and
@@ -271,24 +465,22 @@ type reader struct {
 	err error
 }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil || n > len(r.b) || n < 0 {
-		if r.err == nil {
-			r.err = fmt.Errorf("%w: truncated", ErrCorrupt)
-		}
-		r.b = nil
-		return nil
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
+	r.b = nil
 }
 
-func (r *reader) u16() uint16 {
-	if b := r.take(2); b != nil {
-		return binary.LittleEndian.Uint16(b)
+// take returns the next n bytes, or nil (and sets err) if there are fewer.
+func (r *reader) take(n int) []byte {
+	if n > len(r.b) {
+		r.fail("truncated")
+		return nil
 	}
-	return 0
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
 }
 
 func (r *reader) u32() uint32 {
@@ -298,32 +490,15 @@ func (r *reader) u32() uint32 {
 	return 0
 }
 
-func (r *reader) u64() uint64 {
-	if b := r.take(8); b != nil {
-		return binary.LittleEndian.Uint64(b)
-	}
-	return 0
-}
-
-func (r *reader) bool() bool {
-	b := r.take(1)
-	return b != nil && b[0] != 0
-}
-
-func (r *reader) a16() [16]byte {
-	var a [16]byte
-	copy(a[:], r.take(16))
-	return a
-}
-
 func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
+	if len(r.b) > 0 && r.b[0] < 0x80 { // one byte: lengths of short strings, process numbers
+		v := uint64(r.b[0])
+		r.b = r.b[1:]
+		return v
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad varint", ErrCorrupt)
-		r.b = nil
+		r.fail("bad varint")
 		return 0
 	}
 	r.b = r.b[n:]
@@ -333,12 +508,13 @@ func (r *reader) uvarint() uint64 {
 func (r *reader) str() string {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
-		r.take(len(r.b) + 1)
+		r.fail("string of %d bytes in %d", n, len(r.b))
 		return ""
 	}
-	b := r.take(int(n))
-	if len(b) == 0 {
+	if n == 0 {
 		return ""
 	}
-	return unsafe.String(&b[0], len(b))
+	s := unsafe.String(&r.b[0], int(n))
+	r.b = r.b[n:]
+	return s
 }

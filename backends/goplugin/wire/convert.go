@@ -78,7 +78,7 @@ func FindingFromProto(p *Finding, sent []*event.Event) (detect.Finding, error) {
 		f.Events = append(f.Events, sent[i])
 	}
 	if p.OtherCount > 0 {
-		others, err := Decode(p.OtherEvents, nil)
+		others, err := Decode(p.OtherEvents)
 		if err != nil {
 			return f, fmt.Errorf("finding %s: %w", p.Rule, err)
 		}

@@ -7,7 +7,7 @@ import (
 
 // ProtocolVersion changes whenever the service or the codec changes in a
 // way an older peer cannot follow.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // PluginName is the one plugin a detector binary serves.
 const PluginName = "detector"
@@ -38,6 +38,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize),
 		grpc.WriteBufferSize(bufferSize), grpc.ReadBufferSize(bufferSize),
 		grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+		grpc.ForceServerCodecV2(Codec()),
 	}
 }
 
@@ -46,6 +47,7 @@ func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
 		grpc.WithWriteBufferSize(bufferSize), grpc.WithReadBufferSize(bufferSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage),
+			grpc.ForceCodecV2(Codec())),
 	}
 }

@@ -1,0 +1,284 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// sampleEvents is one event of every kind, sharing two processes.
+func sampleEvents() []*event.Event {
+	web := &event.Process{PID: 10, PPID: 1, Exe: "/usr/sbin/nginx", Comm: "nginx", Args: "nginx\x00-g\x00daemon off;\x00",
+		UID: 33, EUID: 33, CgroupID: 7, CgroupPath: "/system.slice/nginx.service", StartKernelNs: 123, FromProc: true,
+		Ancestors: []event.Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "systemd"}}}
+	sh := &event.Process{PID: 11, PPID: 10, Exe: "/bin/sh", Comm: "sh", ContainerID: strings.Repeat("ab", 32),
+		Ancestors: []event.Ancestor{{PID: 10, Exe: "/usr/sbin/nginx", Comm: "nginx"}, {PID: 1, Exe: "/sbin/init", Comm: "systemd"}}}
+	hdr := func(k event.Kind, p *event.Process) event.Header {
+		return event.Header{Kind: k, Flags: event.FlagTruncPath, KernelTimeNs: 1e9 + uint64(k), PID: p.PID, TID: p.PID + 1, PPID: p.PPID,
+			UID: 33, GID: 34, EUID: 35, EGID: 36, CgroupID: 7, Comm: p.Comm}
+	}
+	var out []*event.Event
+	add := func(k event.Kind, p *event.Process, fill func(*event.Event)) {
+		ev := &event.Event{Header: hdr(k, p), Process: p}
+		fill(ev)
+		out = append(out, ev)
+	}
+	add(event.KindExec, sh, func(e *event.Event) {
+		e.Exec = event.Exec{Filename: "/bin/sh", Exe: "/usr/bin/dash", Args: "sh\x00-c\x00id\x00", ArgsSize: 9, ExeNlink: 1}
+	})
+	add(event.KindFork, web, func(e *event.Event) { e.Fork = event.Fork{ChildPID: 11, ChildTID: 11} })
+	add(event.KindExit, sh, func(e *event.Event) { e.Exit = event.Exit{Code: 1, Signal: 9, CoreDumped: true} })
+	add(event.KindOpen, web, func(e *event.Event) {
+		e.Open = event.Open{Syscall: "openat2", Dfd: -100, Flags: 0o101, Mode: 0o644, Resolve: 8, Path: "x", Dir: "/srv", Resolved: "/srv/x", Ret: -13}
+	})
+	add(event.KindConnect, sh, func(e *event.Event) {
+		e.Connect = event.Connect{Fd: 3, Addr: netip.MustParseAddr("127.0.0.1"), Port: 4444, Ret: -115}
+	})
+	add(event.KindConnect, sh, func(e *event.Event) {
+		e.Connect = event.Connect{Fd: 4, Addr: netip.MustParseAddr("::1"), Port: 443}
+	})
+	add(event.KindSetID, sh, func(e *event.Event) {
+		e.SetID = event.SetID{Syscall: "setresuid", Args: [3]uint32{0, 0, 0}, Old: event.IDs{Real: 1000, Effective: 1000, Saved: 1000, FS: 1000}, Ret: -1}
+	})
+	add(event.KindPtrace, sh, func(e *event.Event) { e.Ptrace = event.Ptrace{Request: 16, TargetPID: 10, Ret: 0} })
+	add(event.KindModule, sh, func(e *event.Event) {
+		e.Module = event.Module{Syscall: "finit_module", Len: 4096, Flags: 2, Params: "debug=1", Path: "/tmp/rk.ko", Ret: -1}
+	})
+	add(event.KindBPFProg, sh, func(e *event.Event) { e.BPFProg = event.BPFProg{ProgType: 2, InsnCount: 12, Name: "sneaky", Ret: 7} })
+	add(event.KindMemfd, sh, func(e *event.Event) { e.Memfd = event.Memfd{Name: "payload", Flags: 1, Ret: 5} })
+	out = append(out, &event.Event{Header: event.Header{Kind: event.KindExit, PID: 99, Comm: "gone"}}) // no process context
+	return out
+}
+
+func encode(evs []*event.Event) []byte {
+	e := NewEncoder()
+	for _, ev := range evs {
+		e.Add(ev)
+	}
+	return bytes.Clone(e.Bytes())
+}
+
+func TestRoundTripEveryKind(t *testing.T) {
+	want := sampleEvents()
+	var d Decoder
+	for range 2 { // the second time with the decoder's memory reused
+		got, err := d.Decode(encode(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d events, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(&got[i], want[i]) {
+				t.Errorf("event %d (%s):\n got %+v\n     %+v\nwant %+v\n     %+v", i, want[i].Kind, got[i], got[i].Process, *want[i], want[i].Process)
+			}
+		}
+		// Events of the same process share one decoded Process.
+		if got[0].Process != got[2].Process || got[0].Process == got[1].Process {
+			t.Error("process sharing was not kept")
+		}
+	}
+}
+
+// A reused slot that held another kind of event is as clean as a new one.
+func TestDecoderReusesSlotsCleanly(t *testing.T) {
+	want := sampleEvents()
+	var d Decoder
+	if _, err := d.Decode(encode(want)); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(want)
+	got, err := d.Decode(encode(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(&got[i], want[i]) {
+			t.Errorf("slot %d (%s after %s) holds %+v", i, want[i].Kind, want[len(want)-1-i].Kind, got[i])
+		}
+	}
+}
+
+func TestEncoderReuse(t *testing.T) {
+	evs := sampleEvents()
+	e := NewEncoder()
+	e.Add(evs[0])
+	e.Reset()
+	for _, ev := range evs[3:5] {
+		e.Add(ev)
+	}
+	got, err := Decode(bytes.Clone(e.Bytes()))
+	if err != nil || len(got) != 2 || got[0].Open.Resolved != "/srv/x" || got[0].Process.Exe != "/usr/sbin/nginx" {
+		t.Fatalf("after Reset: %v %+v", err, got)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good := encode(sampleEvents())
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "shorter than the batch header"},
+		{"newer codec", append([]byte{CodecVersion + 1}, good[1:]...), "codec version 3: this side knows version 2"},
+		{"huge counts", append(append([]byte{}, good[:1]...), append([]byte{0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0}, good[9:]...)...), "processes and"},
+		{"unknown kind", func() []byte {
+			b := []byte{CodecVersion, 0, 0, 0, 0, 1, 0, 0, 0, 0x0e}
+			return append(append(b, make([]byte, eventFixedSize)...), 0, 0)
+		}(), "unknown event kind 14"},
+		{"process before it is sent", func() []byte {
+			b := append([]byte{}, good[:9]...)
+			b[1], b[5] = 0, 1 // 0 processes, 1 event
+			b = append(b, byte(event.KindFork))
+			b = append(b, make([]byte, eventFixedSize)...)
+			return append(b, 1) // refers to process 1
+		}(), "before it was sent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Every truncation of a good batch is an error, never a panic.
+func TestDecodeTruncated(t *testing.T) {
+	good := encode(sampleEvents())
+	for n := range len(good) {
+		if _, err := Decode(good[:n]); err == nil {
+			t.Fatalf("%d of %d bytes decoded without error", n, len(good))
+		} else if n >= batchHeaderSize && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%d bytes: %v is not ErrCorrupt", n, err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(encode(sampleEvents()))
+	f.Add(encode(sampleEvents()[3:4]))
+	f.Add([]byte{CodecVersion, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d Decoder
+		evs, err := d.Decode(b)
+		if err != nil {
+			return
+		}
+		// What decodes encodes to something that decodes the same.
+		again, err := Decode(encode(ptrs(evs)))
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, evs) {
+			t.Fatalf("round trip changed the events")
+		}
+	})
+}
+
+func ptrs(evs []event.Event) []*event.Event {
+	out := make([]*event.Event, len(evs))
+	for i := range evs {
+		out[i] = &evs[i]
+	}
+	return out
+}
+
+// OutBatch's hand-written header and the bytes after it are a protobuf
+// Batch; InBatch reads what protobuf writes.
+func TestBatchCodecIsProtobuf(t *testing.T) {
+	c := Codec()
+	events := encode(sampleEvents())
+	out, err := c.Marshal(&OutBatch{Seq: 1 << 40, Count: 12, Events: mem.SliceBuffer(events)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pb Batch
+	if err := proto.Unmarshal(out.Materialize(), &pb); err != nil {
+		t.Fatal(err)
+	}
+	if pb.Seq != 1<<40 || pb.Count != 12 || !bytes.Equal(pb.Events, events) {
+		t.Fatalf("protobuf read seq %d count %d and %d bytes", pb.Seq, pb.Count, len(pb.Events))
+	}
+
+	wireBytes, err := proto.Marshal(&Batch{Seq: 7, Count: 3, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in InBatch
+	for range 2 {
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wireBytes[:5]), mem.SliceBuffer(wireBytes[5:])}, &in); err != nil {
+			t.Fatal(err)
+		}
+		if in.Seq != 7 || in.Count != 3 || !bytes.Equal(in.Events, events) {
+			t.Fatalf("InBatch read seq %d count %d and %d bytes", in.Seq, in.Count, len(in.Events))
+		}
+	}
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wireBytes[:len(wireBytes)-1])}, &in); err == nil {
+		t.Fatal("a truncated batch was accepted")
+	}
+
+	// Other messages are plain protobuf.
+	res := &Result{Seq: 9, Errors: 1, LastError: "x"}
+	rb, err := c.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := c.Unmarshal(rb, &back); err != nil || !proto.Equal(res, &back) {
+		t.Fatalf("Result round trip: %v %v", err, &back)
+	}
+}
+
+// benchBatch is n open events of one process, as the dispatcher sends.
+func benchBatch(n int) []*event.Event {
+	proc := &event.Process{PID: 4242, Exe: "/usr/bin/cat", Comm: "cat", Args: "cat\x00/etc/hostname\x00",
+		Ancestors: []event.Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "init"}}}
+	out := make([]*event.Event, n)
+	for i := range out {
+		ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 4242, TID: 4242, PPID: 1, Comm: "cat", KernelTimeNs: uint64(i)}, Process: proc}
+		ev.Open = event.Open{Syscall: "openat", Dfd: -100, Path: "/etc/hostname", Resolved: "/etc/hostname", Ret: 3}
+		out[i] = ev
+	}
+	return out
+}
+
+// ns/op is per event.
+func BenchmarkEncode(b *testing.B) {
+	evs := benchBatch(256)
+	e := NewEncoder()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%len(evs) == 0 {
+			e.Reset()
+		}
+		e.Add(evs[i%len(evs)])
+		i++
+	}
+	b.ReportMetric(float64(len(e.Bytes()))/float64(e.Count()), "bytes/event")
+}
+
+// ns/op is per event.
+func BenchmarkDecode(b *testing.B) {
+	batch := encode(benchBatch(256))
+	var d Decoder
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 256 {
+		if _, err := d.Decode(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
