@@ -58,16 +58,17 @@ test-privileged: deps-test ## run only the tests that need root and BPF (fails i
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
 	$(GO) test -count=1 -v ./test/ ./bpf/
 
-bench: ## micro-benchmarks (decode, encode, dispatch per backend) and the capture-overhead benchmark
-	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/...
+bench: ## micro-benchmarks (decode, encode, wire codec, dispatch per backend) and the capture-overhead benchmark
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./backends/goplugin/wire/
 	$(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime 2000000x ./backends/
 	$(MAKE) bench-capture
 
 bench-capture: build ## monitored vs unmonitored syscall rate (root)
 	$(SUDO) ./$(BIN) bench capture --log-level warn
 
-fuzz: ## fuzz the record decoder (FUZZTIME=60s)
+fuzz: ## fuzz the record decoder and the plugin batch decoder (FUZZTIME=60s each)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./pipeline/decode/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./backends/goplugin/wire/
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -7,6 +7,8 @@ package backends
 import (
 	"context"
 	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -71,3 +73,14 @@ type Stats struct {
 // ErrUnavailable is the outcome of a batch when the detector cannot take
 // events now (its circuit breaker is open); the caller counts them as shed.
 var ErrUnavailable = errors.New("detector unavailable")
+
+// Every lets something happen at most once per interval, from any
+// goroutine: detector errors are counted always and logged this often.
+type Every struct{ last atomic.Int64 }
+
+// Allow reports whether interval has passed since it last returned true.
+func (e *Every) Allow(interval time.Duration) bool {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	return now-last >= int64(interval) && e.last.CompareAndSwap(last, now)
+}

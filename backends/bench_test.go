@@ -95,7 +95,7 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 	stream := benchOpens(4096)
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
-		for _, size := range []int{16, 64, 256, 1024, 2048, 4096} {
+		for _, size := range []int{16, 64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				var run backends.Backend
 				var err error

@@ -68,12 +68,21 @@ func markersFound(events []map[string]any, detector, prefix string) map[string]i
 	return seen
 }
 
-func summaryRow(t *testing.T, stderr, detector string) []string {
+// summaryRow is detector's row of the monitor's summary, by column name.
+func summaryRow(t *testing.T, stderr, detector string) map[string]string {
 	t.Helper()
+	var header []string
 	for _, line := range strings.Split(stderr, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 13 && f[0] == detector {
-			return f
+		switch {
+		case len(f) > 2 && f[0] == "name" && f[1] == "backend":
+			header = f
+		case header != nil && len(f) == len(header) && f[0] == detector:
+			row := map[string]string{}
+			for i, h := range header {
+				row[h] = f[i]
+			}
+			return row
 		}
 	}
 	t.Fatalf("no summary row for %s:\n%s", detector, stderr)
@@ -122,11 +131,11 @@ detectors:
 		}
 	}
 	row := summaryRow(t, m.stderr.String(), "chaos")
-	if crashes, _ := strconv.Atoi(row[7]); crashes < 2 {
-		t.Errorf("summary reports %s crashes, want ≥2: %v", row[7], row)
+	if crashes, _ := strconv.Atoi(row["crashes"]); crashes < 2 {
+		t.Errorf("summary reports %s crashes, want ≥2: %v", row["crashes"], row)
 	}
-	if restarts, _ := strconv.Atoi(row[9]); restarts < 2 {
-		t.Errorf("summary reports %s restarts, want ≥2: %v", row[9], row)
+	if restarts, _ := strconv.Atoi(row["restarts"]); restarts < 2 {
+		t.Errorf("summary reports %s restarts, want ≥2: %v", row["restarts"], row)
 	}
 	for _, pid := range append(plugins, killed...) {
 		if err := syscall.Kill(pid, 0); err == nil {
@@ -159,8 +168,8 @@ detectors:
 		t.Errorf("%d of 100 events delivered around the hang", len(seen))
 	}
 	row := summaryRow(t, m.stderr.String(), "chaos")
-	if row[8] == "0" || row[11] != "1" {
-		t.Errorf("summary: hangs %s, quarantined %s; want hangs and 1 quarantined: %v", row[8], row[11], row)
+	if row["hangs"] == "0" || row["quarantine"] != "1" {
+		t.Errorf("summary: hangs %s, quarantined %s; want hangs and 1 quarantined: %v", row["hangs"], row["quarantine"], row)
 	}
 }
 
@@ -188,8 +197,8 @@ detectors:
 		t.Errorf("the other detector reported %d of 20 events", got)
 	}
 	row := summaryRow(t, m.stderr.String(), "chaos")
-	if row[12] != "OPEN" || row[6] == "0" {
-		t.Errorf("summary: breaker %s, unavailable %s; want OPEN and shed events counted: %v", row[12], row[6], row)
+	if row["breaker"] != "OPEN" || row["unavail"] == "0" {
+		t.Errorf("summary: breaker %s, unavailable %s; want OPEN and shed events counted: %v", row["breaker"], row["unavail"], row)
 	}
 	if !strings.Contains(m.stderr.String(), "circuit breaker open") {
 		t.Error("the breaker opening was not logged")

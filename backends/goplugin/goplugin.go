@@ -87,6 +87,7 @@ type Backend struct {
 	breakerUntil time.Time
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined atomic.Uint64
+	errLog                                                                        backends.Every
 	breakerOpen                                                                   atomic.Bool
 	pid                                                                           atomic.Int64
 }
@@ -275,7 +276,10 @@ func (p *pending) fail(err error) {
 func (b *Backend) findingsOf(res *wire.Result, batch []byte) []detect.Finding {
 	if res.Errors > 0 {
 		b.errs.Add(uint64(res.Errors))
-		b.log.Debug("detector returned errors", zap.Uint32("errors", res.Errors), zap.String("last", res.LastError))
+		if b.errLog.Allow(10 * time.Second) {
+			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
+				zap.String("last", res.LastError), zap.Uint64("errors_so_far", b.errs.Load()))
+		}
 	}
 	if len(res.Findings) == 0 {
 		return nil
@@ -621,7 +625,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		return fail("definition", err)
 	}
 	if _, err := p.rpc.Init(ctx, &wire.InitRequest{ConfigJson: b.opts.Config}); err != nil {
-		return fail("init", err)
+		return fail("init", detectorError(err))
 	}
 	if !b.opts.Unary {
 		sctx, scancel := context.WithCancel(context.Background())
@@ -633,6 +637,14 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	}
 	b.pid.Store(int64(p.pid))
 	return p, def, nil
+}
+
+// detectorError is the detector's own message in a gRPC error.
+func detectorError(err error) error {
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unknown {
+		return errors.New(s.Message())
+	}
+	return err
 }
 
 // read forwards the plugin's results; the first error, or kill, ends it.

@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestMain(m *testing.M) {
@@ -52,7 +55,11 @@ func pluginBinary(t testing.TB, name string) string {
 		binDir = d
 	}
 	out := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", out, "github.com/bulkhead-sec/bulkhead/plugins/"+strings.TrimPrefix(name, "bulkhead-plugin-")+"/cmd/"+name)
+	pkg := "github.com/bulkhead-sec/bulkhead/plugins/" + strings.TrimPrefix(name, "bulkhead-plugin-") + "/cmd/" + name
+	if !strings.HasPrefix(name, "bulkhead-plugin-") {
+		pkg = "./testdata/" + name
+	}
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
@@ -175,6 +182,7 @@ func TestBadBinaries(t *testing.T) {
 		{"/no/such/plugin", "no such file"},
 		{notExec, "not an executable"},
 		{"/bin/true", "not a bulkhead detector plugin"},
+		{pluginBinary(t, "oldprotocol"), fmt.Sprintf("this monitor speaks version %d): incompatible API version with plugin. Plugin version: %d", wire.ProtocolVersion, wire.ProtocolVersion-1)},
 	} {
 		o := fastOptions(tc.path, "")
 		o.StartTimeout = 2 * time.Second
@@ -182,5 +190,64 @@ func TestBadBinaries(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%s) = %v, want %q", tc.path, err, tc.want)
 		}
+	}
+}
+
+// A plugin that dies while idle is noticed (and restarted) within 100 ms:
+// its stream breaks when the process goes.
+func TestIdleDeathDetectedWithin100ms(t *testing.T) {
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), ""), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	pid := b.Stats().PID
+	start := time.Now()
+	syscall.Kill(pid, syscall.SIGKILL)
+	for b.Stats().Crashes == 0 {
+		if time.Since(start) > time.Second {
+			t.Fatal("the death was not noticed within a second")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("noticed after %s, want under 100ms", took)
+	}
+	for b.Stats().PID == 0 || b.Stats().PID == pid {
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("not restarted: %+v", b.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if fs, err := backends.Deliver(context.Background(), b, opens("/etc/shadow")); err != nil || len(fs) != 1 {
+		t.Fatalf("after the restart: %v, %d findings", err, len(fs))
+	}
+}
+
+// What a plugin logs arrives in the monitor's zap log at its own level,
+// with the monitor's fields for the detector and the plugin's name.
+func TestPluginLogsReachMonitor(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(core).With(zap.String("detector", "sensitive"))
+	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), `{"paths":["/etc/shadow"]}`), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close(context.Background())
+	var found []observer.LoggedEntry
+	for _, e := range logs.All() {
+		if e.Message == "watching" {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("the plugin's Init log line arrived %d times; log: %v", len(found), logs.All())
+	}
+	e := found[0]
+	if e.Level != zap.InfoLevel || e.ContextMap()["detector"] != "sensitive" || !strings.Contains(e.LoggerName, "bulkhead-plugin-example") {
+		t.Errorf("entry %+v (logger %q, fields %v)", e.Entry, e.LoggerName, e.ContextMap())
+	}
+	if paths, _ := e.ContextMap()["paths"].([]any); len(paths) != 1 || paths[0] != "/etc/shadow" {
+		t.Errorf("fields of the plugin's line: %v", e.ContextMap())
 	}
 }

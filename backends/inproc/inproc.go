@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -21,7 +22,7 @@ type Backend struct {
 	d                           detect.Detector
 	def                         detect.Definition
 	delivered, findings, errors atomic.Uint64
-	lastErrLogged               atomic.Int64
+	errLog                      backends.Every
 	log                         *zap.Logger
 }
 
@@ -51,7 +52,10 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 		found, err := b.d.OnEvent(ctx, ev)
 		if err != nil {
 			b.errors.Add(1)
-			b.log.Debug("OnEvent failed", zap.Error(err))
+			if b.errLog.Allow(10 * time.Second) {
+				b.log.Warn("the detector returned an error (counted; logged at most every 10s)", zap.Error(err),
+					zap.Uint64("errors_so_far", b.errors.Load()))
+			}
 		}
 		out = append(out, found...)
 	}

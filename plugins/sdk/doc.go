@@ -9,7 +9,8 @@
 //
 //	func main() { sdk.Serve(mydetector.New()) }
 //
-// Handshakes, gRPC and the wire format stay inside Serve. See the example
-// for a complete detector, and docs/plugins.md for building, testing and
-// loading one.
+// Handshakes, gRPC and the wire format stay inside Serve. Package sdktest
+// runs a detector through the same wire path in memory, for tests. See
+// plugins/example for a complete detector, and docs/plugins.md for
+// writing, building, testing and loading one.
 package sdk

@@ -3,13 +3,13 @@ package sdk
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/internal/server"
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"go.uber.org/zap"
@@ -34,7 +34,7 @@ func Serve(d Detector) {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
-		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: &server{d: d, log: log}}},
+		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: server.New(d, log)}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
 		},
@@ -67,7 +67,7 @@ func exitWithParent(ppid int) {
 // grpcPlugin is the plugin side of go-plugin's plugin.GRPCPlugin.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl *server
+	impl *server.Server
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
@@ -77,79 +77,4 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 
 func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
 	return nil, errors.New("the detector plugin has no client side")
-}
-
-// server answers the monitor on the detector's behalf.
-type server struct {
-	wire.UnimplementedDetectorServer
-	d   Detector
-	log *zap.Logger
-}
-
-func (s *server) Describe(context.Context, *wire.DescribeRequest) (*wire.Definition, error) {
-	return wire.DefinitionToProto(s.d.Definition()), nil
-}
-
-func (s *server) Init(ctx context.Context, req *wire.InitRequest) (*wire.InitResponse, error) {
-	if err := s.d.Init(ctx, Config(req.ConfigJson), s.log.Named(s.d.Definition().Name)); err != nil {
-		return nil, err
-	}
-	return &wire.InitResponse{}, nil
-}
-
-func (s *server) Close(ctx context.Context, _ *wire.CloseRequest) (*wire.CloseResponse, error) {
-	return &wire.CloseResponse{}, s.d.Close(ctx)
-}
-
-// Stream answers each batch with one result, in order. The batch's bytes
-// and the decoded events reuse their memory from one batch to the next.
-func (s *server) Stream(stream wire.Detector_StreamServer) error {
-	var (
-		batch wire.InBatch
-		dec   wire.Decoder
-	)
-	for {
-		if err := stream.RecvMsg(&batch); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := stream.Send(s.process(stream.Context(), batch.Seq, batch.Events, &dec)); err != nil {
-			return err
-		}
-	}
-}
-
-// Process answers one batch: the one-call-per-batch mode.
-func (s *server) Process(ctx context.Context, batch *wire.Batch) (*wire.Result, error) {
-	var dec wire.Decoder
-	return s.process(ctx, batch.Seq, batch.Events, &dec), nil
-}
-
-func (s *server) process(ctx context.Context, seq uint64, batch []byte, dec *wire.Decoder) *wire.Result {
-	res := &wire.Result{Seq: seq}
-	events, err := dec.Decode(batch)
-	if err != nil {
-		res.Errors++
-		res.LastError = err.Error()
-		return res
-	}
-	for i := range events {
-		found, err := s.d.OnEvent(ctx, &events[i])
-		if err != nil {
-			res.Errors++
-			res.LastError = err.Error()
-		}
-		for _, f := range found {
-			p, err := wire.FindingToProto(f, events)
-			if err != nil {
-				res.Errors++
-				res.LastError = fmt.Sprint(err)
-				continue
-			}
-			res.Findings = append(res.Findings, p)
-		}
-	}
-	return res
 }
