@@ -67,8 +67,8 @@ bench-capture: build ## monitored vs unmonitored syscall rate (root)
 	$(SUDO) ./$(BIN) bench capture --log-level warn
 
 fuzz: ## fuzz the record decoder and the plugin batch decoder (FUZZTIME=60s each)
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./pipeline/decode/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./backends/goplugin/wire/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/decode/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

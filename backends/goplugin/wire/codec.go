@@ -30,6 +30,8 @@ const (
 	batchHeaderSize = 1 + 4 + 4
 	processTag      = 0xff
 	eventFixedSize  = 2 + 8 + 7*4 + 8 // flags, time, pid … egid, cgroup id
+	minEventSize    = 1 + eventFixedSize + 1 + 1 + 8 // kind, fixed, process, comm, the smallest payload
+	minProcessSize  = 1 + 4*4 + 8 + 8 + 1 + 5 + 1    // tag, fixed, 5 strings, ancestors
 )
 
 // Encoder packs events for the wire. It appends into one buffer and
@@ -239,9 +241,10 @@ func (d *Decoder) Decode(b []byte) ([]event.Event, error) {
 	}
 	nprocs := binary.LittleEndian.Uint32(b[1:])
 	nevents := binary.LittleEndian.Uint32(b[5:])
-	// Every record takes at least its fixed part: a count beyond that is
-	// corrupt, and must not size an allocation.
-	if uint64(nprocs)+uint64(nevents) > uint64(len(b)) {
+	// Every record takes at least its fixed part and one byte per string
+	// and count: counts that cannot fit are corrupt, and must not size an
+	// allocation.
+	if uint64(nprocs)*minProcessSize+uint64(nevents)*minEventSize > uint64(len(b)-batchHeaderSize) {
 		return nil, fmt.Errorf("%w: %d processes and %d events in %d bytes", ErrCorrupt, nprocs, nevents, len(b))
 	}
 	// Sized once: events point into procs, which must not move.

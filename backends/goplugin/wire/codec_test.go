@@ -134,15 +134,16 @@ func TestDecodeRejects(t *testing.T) {
 		{"huge counts", append(append([]byte{}, good[:1]...), append([]byte{0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0}, good[9:]...)...), "processes and"},
 		{"unknown kind", func() []byte {
 			b := []byte{CodecVersion, 0, 0, 0, 0, 1, 0, 0, 0, 0x0e}
-			return append(append(b, make([]byte, eventFixedSize)...), 0, 0)
+			return append(append(b, make([]byte, eventFixedSize)...), make([]byte, 10)...)
 		}(), "unknown event kind 14"},
 		{"process before it is sent", func() []byte {
 			b := append([]byte{}, good[:9]...)
 			b[1], b[5] = 0, 1 // 0 processes, 1 event
 			b = append(b, byte(event.KindFork))
 			b = append(b, make([]byte, eventFixedSize)...)
-			return append(b, 1) // refers to process 1
+			return append(append(b, 1), make([]byte, 9)...) // refers to process 1
 		}(), "before it was sent"},
+		{"more events than fit", []byte{CodecVersion, 0, 0, 0, 0, 2, 0, 0, 0, byte(event.KindFork), 0, 0}, "0 processes and 2 events in 12 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
