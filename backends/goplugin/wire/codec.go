@@ -270,7 +270,7 @@ func (d *Decoder) Decode(b []byte) ([]event.Event, error) {
 		}
 		if n := len(d.events); n < cap(d.events) {
 			d.events = d.events[:n+1]
-			resetSlot(&d.events[n])
+			d.events[n].Reset()
 		} else {
 			d.events = append(d.events, event.Event{})
 		}
@@ -285,35 +285,6 @@ func (d *Decoder) Decode(b []byte) ([]event.Event, error) {
 		return nil, fmt.Errorf("%w: %d events and %d processes, %d and %d announced", ErrCorrupt, len(d.events), len(d.procs), nevents, nprocs)
 	}
 	return d.events, nil
-}
-
-// resetSlot makes a reused slot equal to a zero Event, clearing only the
-// payload its last event used rather than all 544 bytes.
-func resetSlot(ev *event.Event) {
-	switch ev.Kind {
-	case event.KindExec:
-		ev.Exec = event.Exec{}
-	case event.KindFork:
-		ev.Fork = event.Fork{}
-	case event.KindExit:
-		ev.Exit = event.Exit{}
-	case event.KindOpen:
-		ev.Open = event.Open{}
-	case event.KindConnect:
-		ev.Connect = event.Connect{}
-	case event.KindSetID:
-		ev.SetID = event.SetID{}
-	case event.KindPtrace:
-		ev.Ptrace = event.Ptrace{}
-	case event.KindModule:
-		ev.Module = event.Module{}
-	case event.KindBPFProg:
-		ev.BPFProg = event.BPFProg{}
-	case event.KindMemfd:
-		ev.Memfd = event.Memfd{}
-	}
-	ev.Header = event.Header{}
-	ev.Process = nil
 }
 
 // Decode unpacks a batch into newly allocated events.
