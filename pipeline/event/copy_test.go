@@ -1,0 +1,41 @@
+package event
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+// one event of every kind, every payload field set.
+func everyKind() []*Event {
+	p := &Process{PID: 1, Exe: "/bin/x"}
+	h := func(k Kind) Header { return Header{Kind: k, PID: 7, Comm: "c", KernelTimeNs: uint64(k)} }
+	return []*Event{
+		{Header: h(KindExec), Process: p, Exec: Exec{Filename: "f", Exe: "/e", Args: "a\x00", ArgsSize: 2, ExeNlink: 1}},
+		{Header: h(KindFork), Fork: Fork{ChildPID: 2, ChildTID: 3}},
+		{Header: h(KindExit), Exit: Exit{Code: 1, Signal: 9, CoreDumped: true}},
+		{Header: h(KindOpen), Process: p, Open: Open{Syscall: "openat", Dfd: -100, Flags: 1, Mode: 2, Resolve: 3, Path: "p", Dir: "/d", Resolved: "/d/p", Ret: 4}},
+		{Header: h(KindConnect), Connect: Connect{Fd: 3, Addr: netip.MustParseAddr("::1"), Port: 80, Ret: -1}},
+		{Header: h(KindSetID), SetID: SetID{Syscall: "setuid", Args: [3]uint32{1, 2, 3}, Old: IDs{1, 1, 1, 1}, New: IDs{0, 0, 0, 0}}},
+		{Header: h(KindPtrace), Ptrace: Ptrace{Request: 16, TargetPID: 5, Ret: 0}},
+		{Header: h(KindModule), Module: Module{Syscall: "init_module", Len: 9, Flags: 1, Params: "x=1", Path: "/m.ko", Ret: -1}},
+		{Header: h(KindBPFProg), BPFProg: BPFProg{ProgType: 1, InsnCount: 2, Name: "n", Ret: 3}},
+		{Header: h(KindMemfd), Memfd: Memfd{Name: "m", Flags: 1, Ret: 3}},
+	}
+}
+
+// Copying into a slot that held any other kind gives the same event as
+// copying into a zero slot.
+func TestCopyToReusedSlot(t *testing.T) {
+	all := everyKind()
+	for _, before := range all {
+		for _, e := range all {
+			var slot Event
+			arena := before.CopyTo(&slot, nil)
+			e.CopyTo(&slot, arena)
+			if !reflect.DeepEqual(&slot, e) {
+				t.Errorf("%s over %s:\n got %+v\nwant %+v", e.Kind, before.Kind, slot, *e)
+			}
+		}
+	}
+}
