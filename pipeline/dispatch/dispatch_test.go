@@ -1,0 +1,131 @@
+package dispatch
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fake answers every batch with a finding on its first event, after
+// waiting for gate (when set).
+type fake struct {
+	def  detect.Definition
+	gate chan struct{}
+	mu   sync.Mutex
+	seen []string // Open.Resolved of every event received, copied
+}
+
+func (f *fake) Definition() detect.Definition { return f.def }
+func (f *fake) Stats() backends.Stats          { return backends.Stats{} }
+func (f *fake) Close(context.Context) error    { return nil }
+func (f *fake) Submit(_ context.Context, evs []*event.Event, done backends.Done) {
+	if f.gate != nil {
+		<-f.gate
+	}
+	f.mu.Lock()
+	for _, ev := range evs {
+		f.seen = append(f.seen, strings.Clone(ev.Open.Resolved)) // ev is only valid during Submit
+	}
+	f.mu.Unlock()
+	done([]detect.Finding{detect.NewFinding(evs[0], "first", detect.SeverityLow, "")}, nil)
+}
+
+func (f *fake) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+func opens(n int, prefix string) []*event.Event {
+	out := make([]*event.Event, n)
+	for i := range out {
+		out[i] = &event.Event{Header: event.Header{Kind: event.KindOpen, Comm: "cat"}}
+		out[i].Open.Resolved = prefix + string(rune('a'+i%26))
+	}
+	return out
+}
+
+// A detector that does not answer fills its own queue and sheds; Add never
+// blocks and the other detector gets every event. Every shed event is
+// counted against the stuck detector.
+func TestStuckDetectorShedsAloneAndCounts(t *testing.T) {
+	stuck := &fake{def: detect.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	fine := &fake{def: detect.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
+	var mu sync.Mutex
+	findings := map[string]int{}
+	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 2},
+		[]Detector{{Name: "stuck", Run: stuck}, {Name: "fine", Run: fine}},
+		func(f detect.Finding) { mu.Lock(); findings[f.Detector]++; mu.Unlock() }, zaptest.NewLogger(t))
+
+	// A batch at a time, each handed on before the next: a healthy detector
+	// keeps up, and the stuck one must not hold the producer back.
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		for i, ev := range opens(400, "/x/") {
+			d.Add(ev)
+			if (i+1)%4 == 0 {
+				for deadline := time.Now().Add(5 * time.Second); fine.count() < i+1 && time.Now().Before(deadline); {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+		}
+	}()
+	select {
+	case <-added:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Add blocked behind a stuck detector")
+	}
+	close(stuck.gate)
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]LaneStats{}
+	for _, s := range d.Stats() {
+		st[s.Name] = s
+	}
+	if len(fine.seen) != 400 || st["fine"].Dropped() != 0 || findings["fine"] != 100 {
+		t.Errorf("the other detector: %d events, %d dropped, %d findings; want 400, 0, 100", len(fine.seen), st["fine"].Dropped(), findings["fine"])
+	}
+	s := st["stuck"]
+	if s.Shed == 0 || s.Queued+s.Shed != 400 || uint64(len(stuck.seen)) != s.Queued {
+		t.Errorf("stuck: queued %d + shed %d (want 400 with some shed), received %d", s.Queued, s.Shed, len(stuck.seen))
+	}
+}
+
+// Detectors get only the kinds and the filter they declared; findings
+// carry copies of their events, valid after the batch is reused.
+func TestSelectionAndFindingCopies(t *testing.T) {
+	only := &fake{def: detect.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen},
+		Filter: detect.Filter{PathPrefixes: []string{"/etc/"}, ExcludeComms: []string{"sshd"}}}}
+	var got []detect.Finding
+	d := New(context.Background(), Options{BatchSize: 8, QueueBatches: 8, Block: true}, []Detector{{Name: "etc", Run: only}},
+		func(f detect.Finding) { got = append(got, f) }, zaptest.NewLogger(t))
+	evs := append(opens(3, "/etc/"), opens(3, "/tmp/")...)
+	evs[1].Comm = "sshd"
+	exec := &event.Event{Header: event.Header{Kind: event.KindExec}}
+	for _, ev := range append(evs, exec) {
+		d.Add(ev)
+	}
+	d.Drain()
+	for _, ev := range opens(16, "/etc/reuse-") { // recycles the batch the finding came from
+		d.Add(ev)
+	}
+	d.Close(context.Background())
+	if want := []string{"/etc/a", "/etc/c"}; len(only.seen) < 2 || only.seen[0] != want[0] || only.seen[1] != want[1] {
+		t.Fatalf("first batch delivered %v, want %v", only.seen, want)
+	}
+	if len(got) == 0 || got[0].Events[0].Open.Resolved != "/etc/a" || got[0].Detector != "etc" {
+		t.Fatalf("first finding %+v", got)
+	}
+}
