@@ -29,7 +29,7 @@ const CodecVersion = 2
 const (
 	batchHeaderSize = 1 + 4 + 4
 	processTag      = 0xff
-	eventFixedSize  = 2 + 8 + 7*4 + 8 // flags, time, pid … egid, cgroup id
+	eventFixedSize  = 2 + 8 + 7*4 + 8                // flags, time, pid … egid, cgroup id
 	minEventSize    = 1 + eventFixedSize + 1 + 1 + 8 // kind, fixed, process, comm, the smallest payload
 	minProcessSize  = 1 + 4*4 + 8 + 8 + 1 + 5 + 1    // tag, fixed, 5 strings, ancestors
 )
