@@ -26,8 +26,8 @@ type fake struct {
 }
 
 func (f *fake) Definition() detect.Definition { return f.def }
-func (f *fake) Stats() backends.Stats          { return backends.Stats{} }
-func (f *fake) Close(context.Context) error    { return nil }
+func (f *fake) Stats() backends.Stats         { return backends.Stats{} }
+func (f *fake) Close(context.Context) error   { return nil }
 func (f *fake) Submit(_ context.Context, evs []*event.Event, done backends.Done) {
 	if f.gate != nil {
 		<-f.gate
