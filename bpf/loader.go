@@ -234,13 +234,18 @@ type Counters struct {
 	RecursionMisses uint64
 }
 
-// DroppedTotal is every event the kernel side meant to send and could not.
-func (c Counters) DroppedTotal() uint64 {
+// RingFull is every record the ring buffer had no room for.
+func (c Counters) RingFull() uint64 {
 	var n uint64
 	for _, d := range c.Dropped {
 		n += d
 	}
-	return n + c.PairMissing + c.PairFull + c.RecursionMisses
+	return n
+}
+
+// DroppedTotal is every event the kernel side meant to send and could not.
+func (c Counters) DroppedTotal() uint64 {
+	return c.RingFull() + c.PairMissing + c.PairFull + c.RecursionMisses
 }
 
 // Counters reads and sums the per-CPU counters.

@@ -232,12 +232,6 @@ func (m *monitor) detectorStats() []dispatch.LaneStats {
 	return m.detect.Stats()
 }
 
-// Lost is every event that was meant for user space and did not arrive
-// whole: kernel drops and failed pairings, and malformed records.
-func (s summary) Lost() uint64 {
-	return s.Kernel.DroppedTotal() + s.Decode.Errors()
-}
-
 func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "\nbulkhead summary (%s)\n", s.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "  %-10s %12s %12s %12s %12s\n", "kind", "kernel sent", "ring full", "decoded", "written")
@@ -245,7 +239,7 @@ func (s summary) print(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %12d %12d %12d %12d\n", k, s.Kernel.Emitted[k], s.Kernel.Dropped[k], s.Decode.Decoded[k], s.Written[k])
 	}
 	fmt.Fprintf(w, "  dropped by layer:\n")
-	fmt.Fprintf(w, "    kernel: ring buffer full       %d\n", sum(s.Kernel.Dropped[:]))
+	fmt.Fprintf(w, "    kernel: ring buffer full       %d\n", s.Kernel.RingFull())
 	fmt.Fprintf(w, "    kernel: enter/exit unpaired    %d (exit without enter %d, no task storage %d; stale enters replaced %d)\n",
 		s.Kernel.PairMissing+s.Kernel.PairFull, s.Kernel.PairMissing, s.Kernel.PairFull, s.Kernel.PairOverwritten)
 	fmt.Fprintf(w, "    kernel: program runs skipped   %d (recursion)\n", s.Kernel.RecursionMisses)
@@ -273,12 +267,4 @@ func (s summary) print(w io.Writer) {
 	if len(s.Skipped) > 0 {
 		fmt.Fprintf(w, "  not available on this kernel: %s\n", strings.Join(s.Skipped, ", "))
 	}
-}
-
-func sum(xs []uint64) uint64 {
-	var n uint64
-	for _, x := range xs {
-		n += x
-	}
-	return n
 }

@@ -33,9 +33,6 @@ func NewCgroups(mountinfo string) (*Cgroups, error) {
 	return c, nil
 }
 
-// Root is the cgroup2 mount point.
-func (c *Cgroups) Root() string { return c.root }
-
 // Path returns the cgroup's path relative to the mount ("/system.slice/…"),
 // rescanning at most once a second for ids it has not seen.
 func (c *Cgroups) Path(id uint64) string {

@@ -61,12 +61,3 @@ func New(format string, w io.Writer, tb event.Timebase) (FindingSink, error) {
 	}
 	return nil, fmt.Errorf("unknown output format %q: use json or text", format)
 }
-
-// Count is a sink that only counts, per kind; benchmarks use it to measure
-// the pipeline without the cost of encoding.
-type Count struct {
-	PerKind [event.KindCount]uint64
-}
-
-func (c *Count) Write(ev *event.Event) error { c.PerKind[ev.Kind]++; return nil }
-func (c *Count) Flush() error                { return nil }

@@ -52,12 +52,6 @@ func New(ring *ebpf.Map, flushInterval time.Duration) (*Reader, error) {
 // after Run returned.
 func (r *Reader) Stats() Stats { return r.stats }
 
-// Pending is how many bytes wait in the ring right now.
-func (r *Reader) Pending() int { return r.rd.AvailableBytes() }
-
-// Size is the ring's size in bytes.
-func (r *Reader) Size() int { return r.rd.BufferSize() }
-
 // Run reads until ctx is done, then reads what is left in the ring and
 // returns. Detach the programs before cancelling ctx so that "what is left"
 // is everything.
