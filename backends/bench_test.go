@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +18,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 )
 
@@ -42,28 +41,9 @@ func benchOpens(n int) []*event.Event {
 // BenchmarkDeliver measures events/s through each backend per batch size;
 // ns/op and allocs/op are per event.
 func BenchmarkDeliver(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "bulkhead-plugin-example")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bulkhead-sec/bulkhead/plugins/example/cmd/bulkhead-plugin-example").CombinedOutput(); err != nil {
-		b.Fatalf("build plugin: %v\n%s", err, out)
-	}
+	bin := testenv.Plugin(b, "example")
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
-		var run backends.Backend
-		switch mode {
-		case "inproc":
-			r, err := inproc.New(context.Background(), example.New(), nil, zap.NewNop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			run = r
-		default:
-			o := goplugin.DefaultOptions(bin)
-			o.Unary = mode == "goplugin-unary"
-			r, err := goplugin.New(o, zap.NewNop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			run = r
-		}
+		run := newBackend(b, mode, bin)
 		for _, size := range []int{1, 16, 64, 256, 1024} {
 			events := benchOpens(size)
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
@@ -89,26 +69,12 @@ func BenchmarkDeliver(b *testing.B) {
 // the backend (for goplugin, Window batches in flight). ns/op and allocs/op
 // are per event; events/s counts until every event has been answered.
 func BenchmarkDispatch(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "bulkhead-plugin-example")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bulkhead-sec/bulkhead/plugins/example/cmd/bulkhead-plugin-example").CombinedOutput(); err != nil {
-		b.Fatalf("build plugin: %v\n%s", err, out)
-	}
+	bin := testenv.Plugin(b, "example")
 	stream := benchOpens(4096)
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
 		for _, size := range []int{16, 64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
-				var run backends.Backend
-				var err error
-				if mode == "inproc" {
-					run, err = inproc.New(context.Background(), example.New(), nil, zap.NewNop())
-				} else {
-					o := goplugin.DefaultOptions(bin)
-					o.Unary = mode == "goplugin-unary"
-					run, err = goplugin.New(o, zap.NewNop())
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
+				run := newBackend(b, mode, bin)
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: size, QueueBatches: 64, Block: true},
 					[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detect.Finding) {}, zap.NewNop())
 				pid := run.Stats().PID
@@ -136,6 +102,25 @@ func BenchmarkDispatch(b *testing.B) {
 			})
 		}
 	}
+}
+
+// newBackend runs the example detector on a backend: inproc, goplugin
+// (the stream) or goplugin-unary (one RPC per batch).
+func newBackend(b *testing.B, mode, bin string) backends.Backend {
+	if mode == "inproc" {
+		r, err := inproc.New(context.Background(), example.New(), nil, zap.NewNop())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	o := goplugin.DefaultOptions(bin)
+	o.Unary = mode == "goplugin-unary"
+	r, err := goplugin.New(o, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
 }
 
 // processCPU is the user+system CPU time of a process (0: this one) so far.

@@ -3,7 +3,6 @@ package backends_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -88,11 +88,7 @@ func TestSameFindingsOnBothBackends(t *testing.T) {
 	}
 	inFindings := run(t, dispatch.Detector{Name: "example", Backend: "inproc", Run: in}, stream)
 
-	bin := filepath.Join(t.TempDir(), "bulkhead-plugin-example")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bulkhead-sec/bulkhead/plugins/example/cmd/bulkhead-plugin-example").CombinedOutput(); err != nil {
-		t.Fatalf("build plugin: %v\n%s", err, out)
-	}
-	o := goplugin.DefaultOptions(bin)
+	o := goplugin.DefaultOptions(testenv.Plugin(t, "example"))
 	o.Config = cfg
 	pl, err := goplugin.New(o, zaptest.NewLogger(t))
 	if err != nil {

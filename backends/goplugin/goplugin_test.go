@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -23,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	os.RemoveAll(binDir)
+	testenv.Cleanup()
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("time.Sleep")); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
@@ -31,40 +30,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-var (
-	binDir  string
-	binOnce sync.Map
-	buildMu sync.Mutex
-)
-
-// pluginBinary builds a plugin command from this module once per run.
-func pluginBinary(t testing.TB, name string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := binOnce.Load(name); ok {
-		return p.(string)
-	}
-	if binDir == "" {
-		d, err := os.MkdirTemp("", "bulkhead-plugins")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = d
-	}
-	out := filepath.Join(binDir, name)
-	pkg := "github.com/bulkhead-sec/bulkhead/plugins/" + strings.TrimPrefix(name, "bulkhead-plugin-") + "/cmd/" + name
-	if !strings.HasPrefix(name, "bulkhead-plugin-") {
-		pkg = "./testdata/" + name
-	}
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, b)
-	}
-	binOnce.Store(name, out)
-	return out
 }
 
 func opens(paths ...string) []*event.Event {
@@ -87,7 +52,7 @@ func fastOptions(path string, cfg string) Options {
 }
 
 func TestFindingsAndStats(t *testing.T) {
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), `{"paths":["/etc/shadow"]}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +76,7 @@ func TestFindingsAndStats(t *testing.T) {
 // The plugin is killed with SIGKILL between batches and during one: every
 // batch is still answered, by a restarted process.
 func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"report_on":"/mark/"}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"report_on":"/mark/"}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +107,7 @@ func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
 // A hanging event is killed at the deadline; the batch is split, the hang
 // is quarantined, and the rest of the batch is delivered.
 func TestHangIsKilledAndQuarantined(t *testing.T) {
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"hang_on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"hang_on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +126,7 @@ func TestHangIsKilledAndQuarantined(t *testing.T) {
 
 // A plugin that fails every start opens the breaker; Deliver then sheds.
 func TestCrashLoopOpensBreaker(t *testing.T) {
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-chaos"), `{"exit_on":"/x"}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"exit_on":"/x"}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +147,7 @@ func TestBadBinaries(t *testing.T) {
 		{"/no/such/plugin", "no such file"},
 		{notExec, "not an executable"},
 		{"/bin/true", "not a bulkhead detector plugin"},
-		{pluginBinary(t, "oldprotocol"), fmt.Sprintf("this monitor speaks version %d): incompatible API version with plugin. Plugin version: %d", wire.ProtocolVersion, wire.ProtocolVersion-1)},
+		{testenv.Build(t, testenv.Module+"/backends/goplugin/testdata/oldprotocol"), fmt.Sprintf("this monitor speaks version %d): incompatible API version with plugin. Plugin version: %d", wire.ProtocolVersion, wire.ProtocolVersion-1)},
 	} {
 		o := fastOptions(tc.path, "")
 		o.StartTimeout = 2 * time.Second
@@ -196,7 +161,7 @@ func TestBadBinaries(t *testing.T) {
 // A plugin that dies while idle is noticed (and restarted) within 100 ms:
 // its stream breaks when the process goes.
 func TestIdleDeathDetectedWithin100ms(t *testing.T) {
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), ""), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "example"), ""), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +194,7 @@ func TestIdleDeathDetectedWithin100ms(t *testing.T) {
 func TestPluginLogsReachMonitor(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	log := zap.New(core).With(zap.String("detector", "sensitive"))
-	b, err := New(fastOptions(pluginBinary(t, "bulkhead-plugin-example"), `{"paths":["/etc/shadow"]}`), log)
+	b, err := New(fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`), log)
 	if err != nil {
 		t.Fatal(err)
 	}

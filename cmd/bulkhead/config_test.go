@@ -4,27 +4,25 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
 )
 
-// buildPlugin builds a plugin (or test plugin) command of this module.
-func buildPlugin(t *testing.T, pkg string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+// TestMain removes the plugin binaries the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
 }
 
 // A bad configuration stops the monitor before it touches the kernel, with
 // exit code 1 and a message that names the detector and the problem.
 func TestBadConfigExplains(t *testing.T) {
-	example := buildPlugin(t, "github.com/bulkhead-sec/bulkhead/plugins/example/cmd/bulkhead-plugin-example")
-	old := buildPlugin(t, "github.com/bulkhead-sec/bulkhead/backends/goplugin/testdata/oldprotocol")
+	example := testenv.Plugin(t, "example")
+	old := testenv.Build(t, testenv.Module+"/backends/goplugin/testdata/oldprotocol")
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{

@@ -1,10 +1,11 @@
 // Package testenv holds helpers for tests that need more than a plain
-// `go test`: root, BPF, a built bulkhead binary.
+// `go test`: root, BPF, built bulkhead and plugin binaries.
 package testenv
 
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -28,59 +29,57 @@ func RequireBPF(t testing.TB) {
 	}
 }
 
+// Module is this module's import path.
+const Module = "github.com/bulkhead-sec/bulkhead"
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
+	buildMu  sync.Mutex
+	buildDir string            // one per test process; Cleanup removes it
+	built    map[string]string // import path → binary
 )
 
-// Plugin builds plugins/NAME/cmd/bulkhead-plugin-NAME next to the bulkhead
-// binary and returns its path.
-func Plugin(t testing.TB, name string) string {
+// Build compiles the main package pkg (an import path) once per test
+// process and returns the binary's path. Call Cleanup from TestMain.
+func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	dir := filepath.Dir(Binary(t))
-	out := filepath.Join(dir, "bulkhead-plugin-"+name)
-	pluginMu.Lock()
-	defer pluginMu.Unlock()
-	if _, err := os.Stat(out); err == nil {
-		return out
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	cmd := exec.Command("go", "build", "-o", out, "github.com/bulkhead-sec/bulkhead/plugins/"+name+"/cmd/bulkhead-plugin-"+name)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build plugin %s: %v\n%s", name, err, b)
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "bulkhead-test-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Readable by all: some tests run the binaries as an unprivileged user.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		buildDir, built = dir, map[string]string{}
 	}
+	out := filepath.Join(buildDir, path.Base(pkg))
+	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = out
 	return out
 }
 
-var pluginMu sync.Mutex
+// Binary builds cmd/bulkhead.
+func Binary(t testing.TB) string { return Build(t, Module+"/cmd/bulkhead") }
 
-// Cleanup removes what Binary built; call it from TestMain.
-func Cleanup() {
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+// Plugin builds plugins/NAME/cmd/bulkhead-plugin-NAME.
+func Plugin(t testing.TB, name string) string {
+	return Build(t, Module+"/plugins/"+name+"/cmd/bulkhead-plugin-"+name)
 }
 
-// Binary builds cmd/bulkhead once per test process and returns its path.
-func Binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bulkhead-test-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		// Readable by all: some tests run the binary as an unprivileged user.
-		if buildErr = os.Chmod(dir, 0o755); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(dir, "bulkhead")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/bulkhead-sec/bulkhead/cmd/bulkhead")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("build bulkhead: %v\n%s", buildErr, buildOut)
+// Cleanup removes what Build built.
+func Cleanup() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+		buildDir, built = "", nil
 	}
-	return binPath
 }
