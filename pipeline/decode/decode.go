@@ -354,7 +354,9 @@ func (d *Decoder) borrow(start int) string {
 	return unsafe.String(&d.scratch[start], len(d.scratch)-start)
 }
 
-var whatNames = map[uint32]event.Syscall{
+// whatNames is indexed by enum syscall_what: an array, since every open,
+// setid and module record looks its syscall up.
+var whatNames = [...]event.Syscall{
 	bpf.WhatOpenat: "openat", bpf.WhatOpenat2: "openat2", bpf.WhatOpen: "open",
 	bpf.WhatSetuid: "setuid", bpf.WhatSetgid: "setgid", bpf.WhatSetreuid: "setreuid",
 	bpf.WhatSetregid: "setregid", bpf.WhatSetresuid: "setresuid", bpf.WhatSetresgid: "setresgid",
@@ -362,4 +364,9 @@ var whatNames = map[uint32]event.Syscall{
 	bpf.WhatInitModule: "init_module", bpf.WhatFinitModule: "finit_module",
 }
 
-func whatName(w uint32) event.Syscall { return whatNames[w] }
+func whatName(w uint32) event.Syscall {
+	if w < uint32(len(whatNames)) {
+		return whatNames[w]
+	}
+	return ""
+}

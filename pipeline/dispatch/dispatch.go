@@ -59,37 +59,38 @@ func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed }
 // Dispatcher fans events out to detectors. Add and Flush are called from
 // the pipeline's reader goroutine.
 type Dispatcher struct {
-	opts   Options
-	log    *zap.Logger
-	lanes  []*lane
-	wanted event.KindSet
-	cur    *batch
-	pool   sync.Pool
-	wg     sync.WaitGroup // lane goroutines
-	queued sync.WaitGroup // batches on a lane, not yet answered
+	opts        Options
+	log         *zap.Logger
+	lanes       []*lane
+	wanted      event.KindSet
+	cur         *batch
+	pool        sync.Pool
+	wg          sync.WaitGroup // lane goroutines
+	outstanding sync.WaitGroup // batches on a lane, not yet answered
 }
 
 type lane struct {
-	d       *Dispatcher
-	det     Detector
-	def     detect.Definition
-	kinds   event.KindSet
-	queue   chan *batch
-	out     FindingFunc
-	lastLog atomic.Int64
-	queued  atomic.Uint64
-	shed    atomic.Uint64
-	unavail atomic.Uint64
-	failed  atomic.Uint64
+	d        *Dispatcher
+	det      Detector
+	def      detect.Definition
+	kinds    event.KindSet
+	kindList []event.Kind // the same, to sum a batch's counts by
+	queue    chan *batch
+	out      FindingFunc
+	lastLog  atomic.Int64
+	queued   atomic.Uint64
+	shed     atomic.Uint64
+	unavail  atomic.Uint64
+	failed   atomic.Uint64
 }
 
 // batch is shared by every lane that wants some of its events; the last to
 // release it returns it to the pool.
 type batch struct {
-	events []event.Event
-	arena  []byte
-	kinds  event.KindSet
-	refs   atomic.Int32
+	events  []event.Event
+	arena   []byte
+	perKind [event.KindCount]uint32 // events of each kind in the batch
+	refs    atomic.Int32
 }
 
 // New starts one goroutine per detector.
@@ -106,7 +107,7 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 	}
 	for _, det := range detectors {
 		def := det.Run.Definition()
-		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), queue: make(chan *batch, opts.QueueBatches), out: out}
+		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, opts.QueueBatches), out: out}
 		d.lanes = append(d.lanes, l)
 		d.wanted |= l.kinds
 		d.wg.Add(1)
@@ -134,7 +135,7 @@ func (d *Dispatcher) Add(ev *event.Event) {
 		b.events = append(b.events, event.Event{})
 	}
 	b.arena = ev.CopyTo(&b.events[len(b.events)-1], b.arena)
-	b.kinds = b.kinds.With(ev.Kind)
+	b.perKind[ev.Kind]++
 	if len(b.events) >= d.opts.BatchSize {
 		d.Flush()
 	}
@@ -150,12 +151,12 @@ func (d *Dispatcher) Flush() {
 	d.cur = nil
 	b.refs.Store(1) // held while queueing, so no lane can recycle it early
 	for _, l := range d.lanes {
-		if l.kinds&b.kinds == 0 {
+		n := l.count(b)
+		if n == 0 {
 			continue
 		}
-		n := l.count(b)
 		b.refs.Add(1)
-		d.queued.Add(1)
+		d.outstanding.Add(1)
 		if d.opts.Block {
 			l.queue <- b
 			l.queued.Add(n)
@@ -167,7 +168,7 @@ func (d *Dispatcher) Flush() {
 		default:
 			l.shed.Add(n)
 			b.refs.Add(-1)
-			d.queued.Done()
+			d.outstanding.Done()
 		}
 	}
 	d.release(b)
@@ -181,7 +182,7 @@ func (d *Dispatcher) release(b *batch) {
 		for i := range b.events {
 			b.events[i].Process = nil
 		}
-		b.events, b.arena, b.kinds = b.events[:0], b.arena[:0], 0
+		b.events, b.arena, b.perKind = b.events[:0], b.arena[:0], [event.KindCount]uint32{}
 		d.pool.Put(b)
 	}
 }
@@ -190,7 +191,7 @@ func (d *Dispatcher) release(b *batch) {
 // for every batch queued so far. Call it from the goroutine that calls Add.
 func (d *Dispatcher) Drain() {
 	d.Flush()
-	d.queued.Wait()
+	d.outstanding.Wait()
 }
 
 // Close sends what is left, lets every detector finish its queue, and
@@ -223,10 +224,8 @@ func (d *Dispatcher) Stats() []LaneStats {
 // count is how many of b's events the lane wants, by kind.
 func (l *lane) count(b *batch) uint64 {
 	var n uint64
-	for i := range b.events {
-		if l.kinds.Has(b.events[i].Kind) {
-			n++
-		}
+	for _, k := range l.kindList {
+		n += uint64(b.perKind[k])
 	}
 	return n
 }
@@ -253,7 +252,7 @@ func (l *lane) run(ctx context.Context) {
 				l.finish(n, found, err)
 			})
 		} else {
-			l.d.queued.Done()
+			l.d.outstanding.Done()
 		}
 		// The backend is done with the events once Submit returns: the
 		// batch goes back to the pool while it is still in the cache.
@@ -283,5 +282,5 @@ func (l *lane) finish(n int, found []detect.Finding, err error) {
 		}
 		l.out(f)
 	}
-	l.d.queued.Done()
+	l.d.outstanding.Done()
 }
