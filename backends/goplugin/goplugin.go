@@ -474,6 +474,12 @@ func (b *Backend) crashed(err error, hang bool) {
 	b.proc.kill()
 	b.proc = nil
 	b.pid.Store(0)
+	b.countFailure()
+}
+
+// countFailure notes a crash, hang or failed start, and opens the breaker
+// when BreakerCrashes of them fall within BreakerWindow.
+func (b *Backend) countFailure() {
 	now := time.Now()
 	recent := b.crashTimes[:0]
 	for _, t := range b.crashTimes {
@@ -482,14 +488,15 @@ func (b *Backend) crashed(err error, hang bool) {
 		}
 	}
 	b.crashTimes = append(recent, now)
-	if len(b.crashTimes) >= b.opts.BreakerCrashes {
-		b.breakerUntil = now.Add(b.opts.BreakerCooldown)
-		b.breakerOpen.Store(true)
-		b.crashTimes = b.crashTimes[:0]
-		b.log.Error("detector plugin is crash-looping: circuit breaker open, its events are shed until the cool-down ends",
-			zap.Int("crashes", b.opts.BreakerCrashes), zap.Duration("window", b.opts.BreakerWindow),
-			zap.Duration("cooldown", b.opts.BreakerCooldown))
+	if len(b.crashTimes) < b.opts.BreakerCrashes {
+		return
 	}
+	b.breakerUntil = now.Add(b.opts.BreakerCooldown)
+	b.breakerOpen.Store(true)
+	b.crashTimes = b.crashTimes[:0]
+	b.log.Error("detector plugin is crash-looping: circuit breaker open, its events are shed until the cool-down ends",
+		zap.Int("crashes", b.opts.BreakerCrashes), zap.Duration("window", b.opts.BreakerWindow),
+		zap.Duration("cooldown", b.opts.BreakerCooldown))
 }
 
 // ensureRunning starts a new process if there is none, after the backoff;
@@ -506,12 +513,7 @@ func (b *Backend) ensureRunning() error {
 		if err != nil {
 			b.log.Warn("detector plugin did not start", zap.Error(err))
 			b.crashes.Add(1)
-			b.crashTimes = append(b.crashTimes, time.Now())
-			if len(b.crashTimes) >= b.opts.BreakerCrashes {
-				b.breakerUntil = time.Now().Add(b.opts.BreakerCooldown)
-				b.breakerOpen.Store(true)
-				b.crashTimes = b.crashTimes[:0]
-			}
+			b.countFailure()
 			continue
 		}
 		b.proc = proc
