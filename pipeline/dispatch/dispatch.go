@@ -77,7 +77,7 @@ type lane struct {
 	kindList []event.Kind // the same, to sum a batch's counts by
 	queue    chan *batch
 	out      FindingFunc
-	lastLog  atomic.Int64
+	failLog  backends.Every
 	queued   atomic.Uint64
 	shed     atomic.Uint64
 	unavail  atomic.Uint64
@@ -270,8 +270,7 @@ func (l *lane) finish(n int, found []detect.Finding, err error) {
 		l.unavail.Add(uint64(n))
 	case err != nil:
 		l.failed.Add(uint64(n))
-		if now := time.Now().UnixNano(); now-l.lastLog.Load() > int64(time.Second) {
-			l.lastLog.Store(now)
+		if l.failLog.Allow(time.Second) {
 			l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
 		}
 	}
