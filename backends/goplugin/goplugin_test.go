@@ -65,7 +65,7 @@ func TestFindingsAndStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) != 1 || fs[0].Rule != "sensitive-file-open" || fs[0].Events[0].PID != evs[1].PID || fs[0].Events[0].Open.Resolved != "/etc/shadow" || fs[0].Fields["path"] != "/etc/shadow" {
+	if len(fs) != 1 || fs[0].Rule != "sensitive-file-open" || fs[0].Events[0].PID != evs[1].PID || fs[0].Events[0].Open.Resolved != "/etc/shadow" || fs[0].Fields["path"] != "/etc/shadow" || len(fs[0].Techniques) != 1 || fs[0].Techniques[0] != "T1003.008" {
 		t.Fatalf("findings %+v", fs)
 	}
 	if s := b.Stats(); s.Delivered != 3 || s.Findings != 1 || s.PID == 0 {

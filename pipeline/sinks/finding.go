@@ -23,6 +23,16 @@ func AppendFindingJSON(b []byte, f *detect.Finding, tb event.Timebase) []byte {
 	b = append(b, f.Severity.String()...)
 	b = append(b, `","summary":`...)
 	b = appendString(b, f.Summary)
+	if len(f.Techniques) > 0 {
+		b = append(b, `,"techniques":[`...)
+		for i, t := range f.Techniques {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, ']')
+	}
 	if len(f.Fields) > 0 {
 		if fields, err := json.Marshal(f.Fields); err == nil {
 			b = append(b, `,"fields":`...)
@@ -66,6 +76,16 @@ func (t *Text) WriteFinding(f *detect.Finding) error {
 	b = append(b, f.Rule...)
 	b = append(b, ": "...)
 	b = append(b, f.Summary...)
+	if len(f.Techniques) > 0 {
+		b = append(b, " ["...)
+		for i, t := range f.Techniques {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, t...)
+		}
+		b = append(b, ']')
+	}
 	if len(f.Events) > 0 {
 		b = append(b, " pid="...)
 		b = strconv.AppendUint(b, uint64(f.Events[0].PID), 10)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,5 +125,40 @@ func BenchmarkJSONOpen(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Write(&evs[1])
+	}
+}
+
+func TestFindingJSONAndText(t *testing.T) {
+	evs := sampleEvents()
+	f := detect.NewFinding(&evs[1], "cred-file-read", detect.SeverityHigh, `cat read "x"`, "T1003.008", "T1552.004")
+	f.Detector, f.Fields = "credaccess", map[string]any{"path": "/etc/shadow"}
+	var buf bytes.Buffer
+	j := NewJSON(&buf, event.Timebase{})
+	if err := j.WriteFinding(&f); err != nil {
+		t.Fatal(err)
+	}
+	j.Flush()
+	var got struct {
+		Type, Detector, Rule, Severity, Summary string
+		Techniques                              []string
+		Fields                                  map[string]any
+		Events                                  []map[string]any
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, buf.Bytes())
+	}
+	if got.Type != "finding" || got.Detector != "credaccess" || got.Rule != "cred-file-read" || got.Severity != "high" ||
+		got.Summary != `cat read "x"` || strings.Join(got.Techniques, ",") != "T1003.008,T1552.004" ||
+		got.Fields["path"] != "/etc/shadow" || len(got.Events) != 1 {
+		t.Fatalf("finding JSON: %+v", got)
+	}
+	buf.Reset()
+	tx := NewText(&buf, event.Timebase{})
+	if err := tx.WriteFinding(&f); err != nil {
+		t.Fatal(err)
+	}
+	tx.Flush()
+	if line := buf.String(); !strings.Contains(line, "FINDING  high credaccess/cred-file-read: ") || !strings.Contains(line, "[T1003.008,T1552.004] pid=100") {
+		t.Fatalf("finding text: %q", line)
 	}
 }

@@ -66,7 +66,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		return nil, nil
 	}
 	f := sdk.NewFinding(ev, "sensitive-file-open", sdk.SeverityHigh,
-		fmt.Sprintf("%s (pid %d, uid %d) opened %s", ev.Comm, ev.PID, ev.UID, path))
+		fmt.Sprintf("%s (pid %d, uid %d) opened %s", ev.Comm, ev.PID, ev.UID, path), "T1003.008")
 	f.Fields = map[string]any{"path": path, "ret": ev.Open.Ret, "exe": exe(ev)}
 	return []sdk.Finding{f}, nil
 }

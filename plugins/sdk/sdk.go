@@ -46,7 +46,8 @@ const (
 	KindMemfd   = event.KindMemfd
 )
 
-// NewFinding is a finding triggered by ev.
-func NewFinding(ev *Event, rule string, sev Severity, summary string) Finding {
-	return detect.NewFinding(ev, rule, sev, summary)
+// NewFinding is a finding triggered by ev, evidence of the given MITRE
+// ATT&CK techniques (e.g. "T1003.008").
+func NewFinding(ev *Event, rule string, sev Severity, summary string, techniques ...string) Finding {
+	return detect.NewFinding(ev, rule, sev, summary, techniques...)
 }

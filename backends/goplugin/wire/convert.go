@@ -31,7 +31,7 @@ func DefinitionFromProto(p *Definition) detect.Definition {
 // FindingToProto converts a plugin's finding. Events from batch travel as
 // indexes; any other event is encoded whole.
 func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
-	p := &Finding{Rule: f.Rule, Severity: uint32(f.Severity), Summary: f.Summary}
+	p := &Finding{Rule: f.Rule, Severity: uint32(f.Severity), Summary: f.Summary, Techniques: f.Techniques}
 	var other *Encoder
 	for _, ev := range f.Events {
 		if i, ok := indexIn(batch, ev); ok {
@@ -70,7 +70,7 @@ func indexIn(batch []event.Event, ev *event.Event) (int, bool) {
 // FindingFromProto converts a finding from the plugin; sent are the events
 // of the batch it answers, in the order they were encoded.
 func FindingFromProto(p *Finding, sent []*event.Event) (detect.Finding, error) {
-	f := detect.Finding{Rule: p.Rule, Severity: detect.Severity(p.Severity), Summary: p.Summary}
+	f := detect.Finding{Rule: p.Rule, Severity: detect.Severity(p.Severity), Summary: p.Summary, Techniques: p.Techniques}
 	for _, i := range p.EventIndexes {
 		if int(i) >= len(sent) {
 			return f, fmt.Errorf("finding %s points at event %d of a %d-event batch", p.Rule, i, len(sent))

@@ -370,9 +370,11 @@ type Finding struct {
 	// The batch's own events that triggered the finding, by index.
 	EventIndexes []uint32 `protobuf:"varint,4,rep,packed,name=event_indexes,json=eventIndexes,proto3" json:"event_indexes,omitempty"`
 	// Other triggering events (from earlier batches), in the batch codec.
-	OtherEvents   []byte `protobuf:"bytes,5,opt,name=other_events,json=otherEvents,proto3" json:"other_events,omitempty"`
-	OtherCount    uint32 `protobuf:"varint,6,opt,name=other_count,json=otherCount,proto3" json:"other_count,omitempty"`
-	FieldsJson    []byte `protobuf:"bytes,7,opt,name=fields_json,json=fieldsJson,proto3" json:"fields_json,omitempty"`
+	OtherEvents []byte `protobuf:"bytes,5,opt,name=other_events,json=otherEvents,proto3" json:"other_events,omitempty"`
+	OtherCount  uint32 `protobuf:"varint,6,opt,name=other_count,json=otherCount,proto3" json:"other_count,omitempty"`
+	FieldsJson  []byte `protobuf:"bytes,7,opt,name=fields_json,json=fieldsJson,proto3" json:"fields_json,omitempty"`
+	// MITRE ATT&CK technique ids, e.g. "T1059.004".
+	Techniques    []string `protobuf:"bytes,8,rep,name=techniques,proto3" json:"techniques,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +454,13 @@ func (x *Finding) GetOtherCount() uint32 {
 func (x *Finding) GetFieldsJson() []byte {
 	if x != nil {
 		return x.FieldsJson
+	}
+	return nil
+}
+
+func (x *Finding) GetTechniques() []string {
+	if x != nil {
+		return x.Techniques
 	}
 	return nil
 }
@@ -556,7 +565,7 @@ const file_detector_proto_rawDesc = "" +
 	"\bfindings\x18\x02 \x03(\v2\x19.bulkhead.wire.v1.FindingR\bfindings\x12\x16\n" +
 	"\x06errors\x18\x03 \x01(\rR\x06errors\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError\"\xdd\x01\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\"\xfd\x01\n" +
 	"\aFinding\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x1a\n" +
 	"\bseverity\x18\x02 \x01(\rR\bseverity\x12\x18\n" +
@@ -566,7 +575,10 @@ const file_detector_proto_rawDesc = "" +
 	"\vother_count\x18\x06 \x01(\rR\n" +
 	"otherCount\x12\x1f\n" +
 	"\vfields_json\x18\a \x01(\fR\n" +
-	"fieldsJson\"\x0e\n" +
+	"fieldsJson\x12\x1e\n" +
+	"\n" +
+	"techniques\x18\b \x03(\tR\n" +
+	"techniques\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
 	"\rCloseResponse2\xe7\x02\n" +
 	"\bDetector\x12K\n" +

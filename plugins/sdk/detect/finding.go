@@ -53,6 +53,9 @@ type Finding struct {
 	Rule     string // the detector's rule id, e.g. "shell-from-web-server"
 	Severity Severity
 	Summary  string // one line for a person
+	// Techniques are the MITRE ATT&CK technique ids the finding is evidence
+	// of, e.g. "T1059.004" (https://attack.mitre.org/techniques/).
+	Techniques []string
 	// Events that triggered the finding. A detector may return the event it
 	// was given; the monitor copies it before the event's buffer is reused.
 	Events []*event.Event
@@ -60,7 +63,8 @@ type Finding struct {
 	Fields map[string]any
 }
 
-// NewFinding is a finding triggered by ev.
-func NewFinding(ev *event.Event, rule string, sev Severity, summary string) Finding {
-	return Finding{Rule: rule, Severity: sev, Summary: summary, Events: []*event.Event{ev}}
+// NewFinding is a finding triggered by ev, evidence of the given MITRE
+// ATT&CK techniques.
+func NewFinding(ev *event.Event, rule string, sev Severity, summary string, techniques ...string) Finding {
+	return Finding{Rule: rule, Severity: sev, Summary: summary, Events: []*event.Event{ev}, Techniques: techniques}
 }
