@@ -629,6 +629,14 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	if _, err := p.rpc.Init(ctx, &wire.InitRequest{ConfigJson: b.opts.Config}); err != nil {
 		return fail("init", detectorError(err))
 	}
+	// Asked again: a configured detector may narrow its filter.
+	if pd, err = p.rpc.Describe(ctx, &wire.DescribeRequest{}); err != nil {
+		return fail("describe", err)
+	}
+	def = wire.DefinitionFromProto(pd)
+	if err := def.Validate(); err != nil {
+		return fail("definition after init", err)
+	}
 	if !b.opts.Unary {
 		sctx, scancel := context.WithCancel(context.Background())
 		p.cancel = scancel

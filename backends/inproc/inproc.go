@@ -35,6 +35,10 @@ func New(ctx context.Context, d detect.Detector, cfg detect.Config, log *zap.Log
 	if err := d.Init(ctx, cfg, log); err != nil {
 		return nil, fmt.Errorf("detector %s: init: %w", def.Name, err)
 	}
+	// Asked again: a configured detector may narrow its filter.
+	if def = d.Definition(); def.Validate() != nil {
+		return nil, fmt.Errorf("detector %s: definition after init: %w", def.Name, def.Validate())
+	}
 	return &Backend{d: d, def: def, log: log}, nil
 }
 

@@ -18,7 +18,9 @@ import (
 // event, and every string in it, is only valid until OnEvent returns: keep
 // ev.Clone() if you need it later. Findings may point at the event itself.
 type Detector interface {
-	// Definition says what the detector is and which events it wants.
+	// Definition says what the detector is and which events it wants. It
+	// is asked before Init and again after, so a detector may narrow its
+	// Kinds and Filter to what its configuration needs.
 	Definition() Definition
 	// Init is called once before any event, with the detector's
 	// configuration from the monitor's config file.

@@ -1,0 +1,158 @@
+// Package credaccess reports opens of credential files — password hashes
+// (/etc/shadow, /etc/gshadow), sudo policy (/etc/sudoers*) and SSH private
+// keys — by processes that are not known to need them (MITRE ATT&CK
+// T1003.008, T1552.004).
+//
+// Failed attempts are reported too, at a lower severity: an unprivileged
+// process probing /etc/shadow is reconnaissance even when it is refused.
+package credaccess
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Config is the detector's configuration.
+type Config struct {
+	match.AllowConfig
+	// Files are added to the default watched files (patterns), all reported
+	// as T1003.008.
+	Files []string `json:"files"`
+}
+
+// A class of credential file and what reading it is evidence of.
+type class struct {
+	rule      string
+	technique string
+	patterns  []string
+	except    []string
+}
+
+var defaultClasses = []class{
+	{"password-hash-access", "T1003.008", []string{"/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-"}, nil},
+	{"sudoers-access", "T1003.008", []string{"/etc/sudoers", "/etc/sudoers.d/*"}, nil},
+	{"ssh-private-key-access", "T1552.004", []string{
+		"/root/.ssh/id_*", "/home/*/.ssh/id_*", "/etc/ssh/ssh_host_*_key", "/root/.ssh/*.pem", "/home/*/.ssh/*.pem"},
+		[]string{"*.pub"}},
+}
+
+// DefaultAllow are the programs whose job is to read these files:
+// authentication (login, sshd, PAM helpers), account tools, sudo, and the
+// SSH client tools reading their own keys. Package installs (dpkg and what it
+// runs) are trusted as well.
+var DefaultAllow = match.Allowlist{
+	{Exe: "sshd"}, {Exe: "sshd-session"}, {Exe: "sshd-auth"}, {Exe: "login"}, {Exe: "su"}, {Exe: "sudo"}, {Exe: "sudoedit"}, {Exe: "visudo"},
+	{Exe: "unix_chkpwd"}, {Exe: "passwd"}, {Exe: "chpasswd"}, {Exe: "chage"}, {Exe: "chsh"}, {Exe: "chfn"},
+	{Exe: "useradd"}, {Exe: "userdel"}, {Exe: "usermod"}, {Exe: "groupadd"}, {Exe: "groupdel"}, {Exe: "groupmod"},
+	{Exe: "gpasswd"}, {Exe: "newgrp"}, {Exe: "pwck"}, {Exe: "grpck"}, {Exe: "pwconv"}, {Exe: "grpconv"}, {Exe: "vipw"},
+	{Exe: "cron"}, {Exe: "systemd"}, {Exe: "systemd-logind"}, {Exe: "systemd-userdbd"}, {Exe: "polkitd"}, {Exe: "gdm-session-worker"},
+	{Exe: "ssh"}, {Exe: "ssh-add"}, {Exe: "ssh-agent"}, {Exe: "ssh-keygen"}, {Exe: "ssh-keysign"}, {Exe: "scp"}, {Exe: "sftp"},
+	{Exe: "dpkg"}, {Ancestor: "dpkg"},
+}
+
+// Detector is the detector.
+type Detector struct {
+	classes []class
+	allow   match.Allowlist
+}
+
+// New returns the detector; Init configures it.
+func New() *Detector { return &Detector{} }
+
+func (d *Detector) Definition() sdk.Definition {
+	def := sdk.Definition{Name: "credaccess", Version: "1.0.0",
+		Description: "credential files opened by processes that do not need them (T1003.008, T1552.004)",
+		Kinds:       []sdk.Kind{sdk.KindOpen}}
+	// Only the watched trees reach the detector: the monitor filters the
+	// open storm before anything is copied.
+	def.Filter.PathPrefixes = []string{"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh/", "/root/.ssh/", "/home/"}
+	for _, c := range d.classes[min(len(d.classes), len(defaultClasses)):] {
+		for _, p := range c.patterns {
+			def.Filter.PathPrefixes = append(def.Filter.PathPrefixes, literalPrefix(p))
+		}
+	}
+	return def
+}
+
+// literalPrefix is the part of a pattern before its first wildcard.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, "*?"); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
+}
+
+func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return err
+	}
+	if err := match.CheckPatterns("files", c.Files); err != nil {
+		return err
+	}
+	allow, err := c.Build(DefaultAllow)
+	if err != nil {
+		return err
+	}
+	d.classes = append([]class(nil), defaultClasses...)
+	if len(c.Files) > 0 {
+		d.classes = append(d.classes, class{"credential-file-access", "T1003.008", c.Files, nil})
+	}
+	d.allow = allow
+	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)))
+	return nil
+}
+
+func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+	path := ev.Open.Resolved
+	c := d.classify(path)
+	if c == nil || d.allow.Allows(ev) {
+		return nil, nil
+	}
+	sev, what := sdk.SeverityHigh, "opened"
+	if ev.Open.Ret < 0 {
+		sev, what = sdk.SeverityMedium, "tried to open"
+	}
+	write := ev.Open.Flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_TRUNC) != 0
+	techniques := []string{c.technique}
+	if write && c.rule == "sudoers-access" {
+		techniques = append(techniques, "T1548.003") // sudo policy changed
+	}
+	if write {
+		what += " for writing"
+	}
+	f := sdk.NewFinding(ev, c.rule, sev,
+		fmt.Sprintf("%s (pid %d, uid %d) %s %s", ev.Comm, ev.PID, ev.UID, what, path), techniques...)
+	f.Fields = map[string]any{"path": path, "write": write, "ret": ev.Open.Ret, "uid": ev.UID}
+	if ev.Process != nil {
+		f.Fields["exe"] = ev.Process.Exe
+	}
+	return []sdk.Finding{f}, nil
+}
+
+func (d *Detector) classify(path string) *class {
+	for i := range d.classes {
+		c := &d.classes[i]
+		if matchAny(c.patterns, path) && !matchAny(c.except, path) {
+			return c
+		}
+	}
+	return nil
+}
+
+func matchAny(patterns []string, path string) bool {
+	for _, p := range patterns {
+		if match.Glob(p, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Detector) Close(context.Context) error { return nil }
