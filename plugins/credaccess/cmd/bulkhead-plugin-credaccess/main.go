@@ -2,8 +2,8 @@
 package main
 
 import (
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 )
 
 func main() { sdk.Serve(credaccess.New()) }
