@@ -4,6 +4,8 @@
 GO        ?= go
 BIN       := bin/bulkhead
 ARGS      ?= --format text
+# The detectors `make run` runs; CONFIG= runs capture only.
+CONFIG    ?= configs/detectors.yaml
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
 TEST_PKGS := python3 coreutils
@@ -15,10 +17,10 @@ help: ## show the targets
 
 build: ## build bin/bulkhead and the plugin binaries (no clang or protoc needed: generated code is committed)
 	$(GO) build -o $(BIN) ./cmd/bulkhead
-	$(GO) build -o bin/ ./plugins/example/cmd/bulkhead-plugin-example ./plugins/chaos/cmd/bulkhead-plugin-chaos
+	$(GO) build -o bin/ ./plugins/...
 
-run: build ## build and run the monitor as root (ARGS="--format json" to change flags)
-	$(SUDO) ./$(BIN) run $(ARGS)
+run: build ## build and run the monitor and its detectors as root (ARGS="--format json", CONFIG=other.yaml)
+	$(SUDO) ./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 # apt-get only when a package is missing, so a ready machine does no network.
 define apt_ensure

@@ -15,8 +15,16 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
+	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
+	"github.com/bulkhead-sec/bulkhead/plugins/kernelload"
+	"github.com/bulkhead-sec/bulkhead/plugins/outbound"
+	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
+	"github.com/bulkhead-sec/bulkhead/plugins/privesc"
+	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/plugins/tmpexec"
+	"github.com/bulkhead-sec/bulkhead/plugins/webshell"
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 )
@@ -25,8 +33,16 @@ import (
 // inproc backend. Each also has a plugin binary for goplugin.
 func builtinDetectors() map[string]func() detect.Detector {
 	return map[string]func() detect.Detector{
-		"example": func() detect.Detector { return example.New() },
-		"chaos":   func() detect.Detector { return chaos.New() }, // TEST ONLY: fails on command
+		"example":     func() detect.Detector { return example.New() },
+		"webshell":    func() detect.Detector { return webshell.New() },
+		"credaccess":  func() detect.Detector { return credaccess.New() },
+		"tmpexec":     func() detect.Detector { return tmpexec.New() },
+		"privesc":     func() detect.Detector { return privesc.New() },
+		"kernelload":  func() detect.Detector { return kernelload.New() },
+		"ptrace":      func() detect.Detector { return ptrace.New() },
+		"outbound":    func() detect.Detector { return outbound.New() },
+		"persistence": func() detect.Detector { return persistence.New() },
+		"chaos":       func() detect.Detector { return chaos.New() }, // TEST ONLY: fails on command
 	}
 }
 
@@ -45,7 +61,7 @@ type detectorConfig struct {
 	Name    string         `yaml:"name"`
 	Backend string         `yaml:"backend"` // inproc | goplugin | goplugin-unary
 	Builtin string         `yaml:"builtin"` // inproc: one of builtinDetectors
-	Plugin  string         `yaml:"plugin"`  // goplugin: the binary
+	Plugin  string         `yaml:"plugin"`  // goplugin: the binary; a relative path is relative to the config file
 	Config  map[string]any `yaml:"config"`
 	// goplugin supervision; zero values keep the defaults.
 	BatchDeadline   time.Duration `yaml:"batch_deadline"`
@@ -95,6 +111,9 @@ func loadConfig(path string) (fileConfig, error) {
 		case "goplugin", "goplugin-unary":
 			if d.Plugin == "" {
 				errs = append(errs, fmt.Errorf("%s: backend %s needs plugin: the path of the plugin binary", where, d.Backend))
+			} else if !filepath.IsAbs(d.Plugin) {
+				// Relative to the file, so a config works from any directory.
+				c.Detectors[i].Plugin = filepath.Join(filepath.Dir(path), d.Plugin)
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: unknown backend %q: use inproc, goplugin or goplugin-unary", where, d.Backend))

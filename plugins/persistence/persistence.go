@@ -1,0 +1,117 @@
+// Package persistence reports files opened for writing where attackers
+// make themselves survive a reboot or a logout: cron (MITRE ATT&CK
+// T1053.003), systemd units (T1543.002), shell start-up files (T1546.004)
+// and the dynamic loader's preload list (T1574.006).
+//
+// Only opens that the kernel allowed are reported. Files created by rename
+// (editors, `install`) are seen as the open of their temporary name in
+// the same directory, which the directory patterns cover.
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Config is the detector's configuration.
+type Config struct {
+	match.AllowConfig
+}
+
+type place struct {
+	rule, technique string
+	sev             sdk.Severity
+	patterns        []string
+}
+
+var places = []place{
+	{"ld-preload-write", "T1574.006", sdk.SeverityHigh, []string{"/etc/ld.so.preload"}},
+	{"cron-write", "T1053.003", sdk.SeverityMedium, []string{
+		"/etc/crontab", "/etc/cron.d/*", "/etc/cron.hourly/*", "/etc/cron.daily/*", "/etc/cron.weekly/*",
+		"/etc/cron.monthly/*", "/var/spool/cron/*", "/etc/anacrontab"}},
+	{"systemd-unit-write", "T1543.002", sdk.SeverityMedium, []string{
+		"/etc/systemd/system/*", "/usr/lib/systemd/system/*", "/lib/systemd/system/*", "/etc/systemd/user/*",
+		"/usr/lib/systemd/user/*", "/root/.config/systemd/user/*", "/home/*/.config/systemd/user/*"}},
+	{"shell-rc-write", "T1546.004", sdk.SeverityMedium, []string{
+		"/etc/profile", "/etc/profile.d/*", "/etc/bash.bashrc", "/etc/zsh/*", "/etc/environment",
+		"/root/.bashrc", "/root/.bash_profile", "/root/.bash_login", "/root/.profile", "/root/.zshrc", "/root/.zprofile", "/root/.bash_logout",
+		"/home/*/.bashrc", "/home/*/.bash_profile", "/home/*/.bash_login", "/home/*/.profile", "/home/*/.zshrc", "/home/*/.zprofile", "/home/*/.bash_logout"}},
+}
+
+// DefaultAllow: package managers install these files (and the scripts
+// they run edit them), systemd writes its own units, crontab is how users
+// edit their own crontab (and is still worth an allow rule review).
+var DefaultAllow = match.Allowlist{
+	{Exe: "dpkg"}, {Ancestor: "dpkg"}, {Exe: "rpm"}, {Ancestor: "rpm"}, {Exe: "systemd"}, {Exe: "systemctl"},
+}
+
+// Detector is the detector.
+type Detector struct{ allow match.Allowlist }
+
+// New returns the detector; Init configures it.
+func New() *Detector { return &Detector{} }
+
+func (d *Detector) Definition() sdk.Definition {
+	return sdk.Definition{Name: "persistence", Version: "1.0.0",
+		Description: "writes to cron, systemd units, shell start-up files and ld.so.preload (T1053.003, T1543.002, T1546.004, T1574.006)",
+		Kinds:       []sdk.Kind{sdk.KindOpen},
+		Filter: sdk.Filter{PathPrefixes: []string{"/etc/", "/var/spool/cron/", "/usr/lib/systemd/", "/lib/systemd/",
+			"/root/.", "/home/"}}}
+}
+
+func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {
+	var c Config
+	if err := cfg.Decode(&c); err != nil {
+		return err
+	}
+	allow, err := c.Build(DefaultAllow)
+	if err != nil {
+		return err
+	}
+	d.allow = allow
+	log.Debug("configured", zap.Int("allow_rules", len(allow)))
+	return nil
+}
+
+// writeFlags open a file to change it.
+const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND
+
+func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+	o := &ev.Open
+	if o.Ret < 0 || o.Flags&writeFlags == 0 {
+		return nil, nil
+	}
+	p := find(o.Resolved)
+	if p == nil || d.allow.Allows(ev) {
+		return nil, nil
+	}
+	f := sdk.NewFinding(ev, p.rule, p.sev,
+		fmt.Sprintf("%s (pid %d, uid %d) opened %s for writing", ev.Comm, ev.PID, ev.UID, o.Resolved), p.technique)
+	f.Fields = map[string]any{"path": o.Resolved, "flags": o.Flags, "uid": ev.UID}
+	if ev.Process != nil {
+		f.Fields["exe"] = ev.Process.Exe
+	}
+	return []sdk.Finding{f}, nil
+}
+
+func find(path string) *place {
+	if !strings.HasPrefix(path, "/") {
+		return nil
+	}
+	for i := range places {
+		for _, pat := range places[i].patterns {
+			if match.Glob(pat, path) {
+				return &places[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Detector) Close(context.Context) error { return nil }

@@ -1,0 +1,75 @@
+package persistence_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	shell = sdktest.Proc{PID: 10, Exe: "/usr/bin/bash", Ancestors: []string{"/usr/sbin/sshd"}}
+	echo  = shell.Child(11, "/usr/bin/tee", "tee", "-a")
+	dpkg  = sdktest.Proc{PID: 20, Exe: "/usr/bin/dpkg", Ancestors: []string{"/usr/bin/apt-get"}}
+)
+
+func TestPlaces(t *testing.T) {
+	d := persistence.New()
+	if err := d.Init(context.Background(), nil, zaptest.NewLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	const w = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+	for _, c := range []struct {
+		name      string
+		ev        *sdk.Event
+		rule, tec string
+	}{
+		{"ld.so.preload", echo.Open("/etc/ld.so.preload", unix.O_WRONLY|unix.O_APPEND, 3), "ld-preload-write", "T1574.006"},
+		{"cron.d", echo.Open("/etc/cron.d/update", w, 3), "cron-write", "T1053.003"},
+		{"user crontab", echo.Open("/var/spool/cron/crontabs/root", w, 3), "cron-write", "T1053.003"},
+		{"system unit", echo.Open("/etc/systemd/system/backdoor.service", w, 3), "systemd-unit-write", "T1543.002"},
+		{"user unit", echo.Open("/home/ann/.config/systemd/user/x.service", w, 3), "systemd-unit-write", "T1543.002"},
+		{"bashrc", echo.Open("/home/ann/.bashrc", unix.O_RDWR, 3), "shell-rc-write", "T1546.004"},
+		{"profile.d", echo.Open("/etc/profile.d/zz.sh", w, 3), "shell-rc-write", "T1546.004"},
+		{"reading is fine", echo.Open("/root/.bashrc", unix.O_RDONLY, 3), "", ""},
+		{"refused write", echo.Open("/etc/crontab", w, -13), "", ""},
+		{"elsewhere", echo.Open("/etc/hostname", w, 3), "", ""},
+		{"dpkg installs units", dpkg.Open("/usr/lib/systemd/system/cron.service", w, 3), "", ""},
+		{"maintainer scripts", dpkg.Child(21, "/usr/bin/perl", "deb-systemd-helper").Open("/etc/systemd/system/multi-user.target.wants/cron.service", w, 3), "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var fs []sdk.Finding
+			if d.Definition().Filter.Wants(c.ev) {
+				var err error
+				if fs, err = d.OnEvent(context.Background(), c.ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.rule == "" {
+				if len(fs) != 0 {
+					t.Fatalf("want nothing, got %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Rule != c.rule || fs[0].Techniques[0] != c.tec {
+				t.Fatalf("got %+v", fs)
+			}
+		})
+	}
+}
+
+func TestOverTheWire(t *testing.T) {
+	h, err := sdktest.Start(t, persistence.New(), `{"allow": [{"exe": "/usr/local/bin/config-mgmt"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmt := sdktest.Proc{PID: 30, Exe: "/usr/local/bin/config-mgmt"}
+	fs, err := h.Send(mgmt.Open("/etc/crontab", unix.O_WRONLY, 3), echo.Open("/etc/crontab", unix.O_WRONLY, 3))
+	if err != nil || len(fs) != 1 || fs[0].Fields["path"] != "/etc/crontab" || fs[0].Events[0].PID != 11 {
+		t.Fatalf("%+v %v", fs, err)
+	}
+}
