@@ -1,7 +1,8 @@
 // Package tmpexec reports programs run from places anyone can write to
 // (/tmp, /var/tmp, /dev/shm) and programs run without a file at all — from
 // a memfd, or a binary deleted before it ran (MITRE ATT&CK T1059, T1620).
-// Droppers stage payloads in exactly these places.
+// Droppers stage payloads in exactly these places. bulkhead names a memfd
+// binary "memfd:NAME", as the kernel's d_path does without the leading '/'.
 package tmpexec
 
 import (
@@ -30,7 +31,7 @@ var DefaultDirs = []string{"/tmp/", "/var/tmp/", "/dev/shm/", "/run/shm/", "/dev
 // themselves to defend against CVE-2019-5736.
 var DefaultAllow = match.Allowlist{
 	match.GoToolchain,
-	{Exe: "/memfd:runc_cloned:*"}, {Ancestor: "runc"}, {Ancestor: "crun"},
+	{Exe: "*memfd:runc_cloned*"}, {Ancestor: "runc"}, {Ancestor: "crun"},
 }
 
 // Detector is the detector.
@@ -77,7 +78,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	exe := ev.Exec.Exe
 	var f sdk.Finding
 	switch {
-	case strings.HasPrefix(exe, "/memfd:"):
+	case strings.HasPrefix(exe, "memfd:") || strings.HasPrefix(exe, "/memfd:"):
 		f = sdk.NewFinding(ev, "fileless-exec", sdk.SeverityHigh,
 			fmt.Sprintf("pid %d ran a program from memory (%s), argv %q", ev.PID, exe, ev.Exec.ArgList()), "T1620")
 	case ev.Exec.ExeNlink == 0 && exe != "":

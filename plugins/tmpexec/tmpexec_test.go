@@ -33,7 +33,7 @@ var (
 )
 
 func TestExecLocations(t *testing.T) {
-	memfd := shell.Child(11, "/memfd:payload (deleted)", "x").Exec()
+	memfd := shell.Child(11, "memfd:payload", "x").Exec()
 	memfd.Exec.ExeNlink = 0
 	deleted := shell.Child(11, "/opt/app/bin/tool (deleted)", "tool").Exec()
 	deleted.Exec.ExeNlink = 0
