@@ -155,7 +155,7 @@ detectors:
     backend: goplugin
     plugin: %s
     batch_deadline: 300ms
-    config: {report_on: "%s/ok-", hang_on: "%s/hang"}
+    config: {report_on: "%s/ok-", fault: hang, on: "%s/hang"}
 `, testenv.Plugin(t, "chaos"), dir, dir))
 	m := startMonitor(t, "--config", cfg)
 	openMarkers(t, dir, "ok", 50, 200*time.Millisecond)
@@ -183,7 +183,7 @@ detectors:
   - name: chaos
     backend: goplugin
     plugin: %s
-    config: {exit_on: "%s/x-"}
+    config: {fault: exit, on: "%s/x-"}
   - name: watcher
     backend: inproc
     builtin: example
@@ -215,7 +215,7 @@ detectors:
   - name: chaos
     backend: inproc
     builtin: chaos
-    config: {panic_on: "%s/boom"}
+    config: {fault: panic, on: "%s/boom"}
 `, dir))
 	m := startMonitor(t, "--config", cfg)
 	openMarkers(t, dir, "boom", 1, 0)

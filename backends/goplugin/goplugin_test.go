@@ -107,7 +107,7 @@ func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
 // A hanging event is killed at the deadline; the batch is split, the hang
 // is quarantined, and the rest of the batch is delivered.
 func TestHangIsKilledAndQuarantined(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"hang_on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"hang","on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestHangIsKilledAndQuarantined(t *testing.T) {
 
 // A plugin that fails every start opens the breaker; Deliver then sheds.
 func TestCrashLoopOpensBreaker(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"exit_on":"/x"}`), zaptest.NewLogger(t))
+	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"exit","on":"/x"}`), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,8 +53,9 @@ type fileConfig struct {
 }
 
 type dispatchConfig struct {
-	BatchSize    int `yaml:"batch_size"`
-	QueueBatches int `yaml:"queue_batches"`
+	BatchSize    int           `yaml:"batch_size"`
+	QueueBatches int           `yaml:"queue_batches"`
+	DrainTimeout time.Duration `yaml:"drain_timeout"` // at shutdown, per the whole drain
 }
 
 type detectorConfig struct {
@@ -88,9 +89,12 @@ func loadConfig(path string) (fileConfig, error) {
 	if c.Dispatch.QueueBatches == 0 {
 		c.Dispatch.QueueBatches = def.QueueBatches
 	}
+	if c.Dispatch.DrainTimeout == 0 {
+		c.Dispatch.DrainTimeout = def.DrainTimeout
+	}
 	var errs []error
-	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 {
-		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536 and queue_batches at least 1"))
+	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 || c.Dispatch.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536, queue_batches at least 1 and drain_timeout not negative"))
 	}
 	names := map[string]bool{}
 	builtins := builtinDetectors()

@@ -216,7 +216,8 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		d = dispatch.New(context.Background(), dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches},
+		d = dispatch.New(context.Background(), dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches,
+			DrainTimeout: fc.Dispatch.DrainTimeout},
 			dets, func(f detect.Finding) {
 				if err := sink.WriteFinding(&f); err != nil {
 					log.Error("writing a finding failed", zap.Error(err))

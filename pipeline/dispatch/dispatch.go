@@ -9,6 +9,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,16 @@ type Options struct {
 	// Block waits for queue space instead of shedding: for replaying a
 	// recording and for benchmarks, never for live capture.
 	Block bool
+	// DrainTimeout bounds how long Close waits for the detectors to finish
+	// their queues; a detector still busy then is abandoned and what it had
+	// queued is counted as shed. Zero waits as long as the caller's context.
+	DrainTimeout time.Duration
 }
 
 // DefaultOptions suit a host.
-func DefaultOptions() Options { return Options{BatchSize: 256, QueueBatches: 64} }
+func DefaultOptions() Options {
+	return Options{BatchSize: 256, QueueBatches: 64, DrainTimeout: 5 * time.Second}
+}
 
 // Detector is one configured detector.
 type Detector struct {
@@ -65,7 +72,6 @@ type Dispatcher struct {
 	wanted      event.KindSet
 	cur         *batch
 	pool        sync.Pool
-	wg          sync.WaitGroup // lane goroutines
 	outstanding sync.WaitGroup // batches on a lane, not yet answered
 }
 
@@ -76,6 +82,7 @@ type lane struct {
 	kinds    event.KindSet
 	kindList []event.Kind // the same, to sum a batch's counts by
 	queue    chan *batch
+	finished chan struct{} // closed when run returns
 	out      FindingFunc
 	failLog  backends.Every
 	queued   atomic.Uint64
@@ -107,10 +114,10 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 	}
 	for _, det := range detectors {
 		def := det.Run.Definition()
-		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, opts.QueueBatches), out: out}
+		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, opts.QueueBatches),
+			finished: make(chan struct{}), out: out}
 		d.lanes = append(d.lanes, l)
 		d.wanted |= l.kinds
-		d.wg.Add(1)
 		go l.run(ctx)
 	}
 	return d
@@ -195,20 +202,50 @@ func (d *Dispatcher) Drain() {
 }
 
 // Close sends what is left, lets every detector finish its queue, and
-// closes the backends.
+// closes the backends. A detector that has not finished within
+// DrainTimeout (or before ctx ends) — a hung in-process detector — is
+// abandoned so the monitor can still stop: its queued events are counted as
+// shed, it is not closed, and the error names it.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.Flush()
 	for _, l := range d.lanes {
 		close(l.queue)
 	}
-	d.wg.Wait()
+	if d.opts.DrainTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.opts.DrainTimeout)
+		defer cancel()
+	}
 	var errs []error
 	for _, l := range d.lanes {
-		if err := l.det.Run.Close(ctx); err != nil {
-			errs = append(errs, err)
+		select {
+		case <-l.finished:
+		case <-ctx.Done():
+		}
+		select {
+		case <-l.finished:
+			if err := l.det.Run.Close(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		default:
+			n := l.abandon()
+			errs = append(errs, fmt.Errorf("detector %s did not finish in time and was abandoned: %d queued events shed, plus the batch it is stuck on", l.det.Name, n))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// abandon sheds what is left on a closed lane's queue.
+func (l *lane) abandon() uint64 {
+	var n uint64
+	for b := range l.queue {
+		c := l.count(b)
+		n += c
+		l.shed.Add(c)
+		l.d.outstanding.Done()
+		l.d.release(b)
+	}
+	return n
 }
 
 // Stats returns every detector's counts.
@@ -231,7 +268,7 @@ func (l *lane) count(b *batch) uint64 {
 }
 
 func (l *lane) run(ctx context.Context) {
-	defer l.d.wg.Done()
+	defer close(l.finished)
 	// Not deferred: if a detector panics in-process, the panic must take the
 	// monitor down (that is the inproc contract), not wait here forever.
 	var inflight sync.WaitGroup

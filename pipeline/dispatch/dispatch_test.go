@@ -129,3 +129,34 @@ func TestSelectionAndFindingCopies(t *testing.T) {
 		t.Fatalf("first finding %+v", got)
 	}
 }
+
+// A detector that never finishes (a hung in-process one) cannot keep Close
+// from returning: after DrainTimeout it is abandoned, named in the error,
+// and what it still had queued is counted as shed. The other detector is
+// closed normally.
+func TestCloseAbandonsHungDetector(t *testing.T) {
+	hung := &fake{def: detect.Definition{Name: "hung", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	defer close(hung.gate) // let its goroutine end, for the leak check
+	fine := &fake{def: detect.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
+	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 8, DrainTimeout: 200 * time.Millisecond},
+		[]Detector{{Name: "hung", Run: hung}, {Name: "fine", Run: fine}}, func(detect.Finding) {}, zaptest.NewLogger(t))
+	for _, ev := range opens(20, "/x/") {
+		d.Add(ev)
+	}
+	start := time.Now()
+	err := d.Close(context.Background())
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Close took %s", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "detector hung did not finish in time") {
+		t.Fatalf("Close: %v", err)
+	}
+	st := map[string]LaneStats{}
+	for _, s := range d.Stats() {
+		st[s.Name] = s
+	}
+	// 5 batches queued: one is stuck in Submit, four are shed at Close.
+	if st["hung"].Shed != 16 || fine.count() != 20 {
+		t.Fatalf("hung shed %d (want 16), fine got %d (want 20)", st["hung"].Shed, fine.count())
+	}
+}
