@@ -51,6 +51,21 @@ func (s *syncBuffer) String() string {
 // startMonitor starts `bulkhead run` with args and waits until it captures.
 func startMonitor(t *testing.T, args ...string) *monitorRun {
 	t.Helper()
+	m := launchMonitor(t, args...)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(m.stderr.String(), `"msg":"capturing"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor did not start within 20s; stderr:\n%s", m.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return m
+}
+
+// launchMonitor starts `bulkhead run` without waiting for it; it is killed
+// when the test ends.
+func launchMonitor(t *testing.T, args ...string) *monitorRun {
+	t.Helper()
 	m := &monitorRun{copied: make(chan struct{})}
 	m.cmd = exec.Command(testenv.Binary(t), append([]string{"run", "--flush-interval", "2ms"}, args...)...)
 	m.cmd.Stderr = &m.stderr
@@ -66,13 +81,6 @@ func startMonitor(t *testing.T, args ...string) *monitorRun {
 		close(m.copied)
 	}()
 	t.Cleanup(func() { m.cmd.Process.Kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(m.stderr.String(), `"msg":"capturing"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("monitor did not start within 20s; stderr:\n%s", m.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return m
 }
 
@@ -85,8 +93,14 @@ func (m *monitorRun) stop(t *testing.T) []map[string]any {
 	if err := m.cmd.Wait(); err != nil {
 		t.Fatalf("monitor exited with %v; stderr:\n%s", err, m.stderr.String())
 	}
+	return parseLines(t, m.stdout.String())
+}
+
+// parseLines parses the monitor's JSON lines.
+func parseLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
 	var events []map[string]any
-	sc := bufio.NewScanner(&m.stdout)
+	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var ev map[string]any

@@ -43,10 +43,16 @@ func children(pid int) []int {
 // about spread.
 func openMarkers(t *testing.T, dir, prefix string, n int, spread time.Duration) {
 	t.Helper()
+	openMarkersFrom(t, dir, prefix, 0, n, spread)
+}
+
+// openMarkersFrom opens dir/prefix-from … -(from+n-1).
+func openMarkersFrom(t *testing.T, dir, prefix string, from, n int, spread time.Duration) {
+	t.Helper()
 	script := fmt.Sprintf(`import time
-for i in range(%d):
+for i in range(%d, %d):
     open("%s/%s-%%d" %% i, "w").close()
-    time.sleep(%f)`, n, dir, prefix, spread.Seconds()/float64(n))
+    time.sleep(%f)`, from, from+n, dir, prefix, spread.Seconds()/float64(n))
 	if out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("open markers: %v\n%s", err, out)
 	}

@@ -1,0 +1,252 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
+)
+
+// faultCell is one cell of docs/faults.md: what a fault of the chaos
+// detector does on one backend.
+type faultCell struct {
+	fault, backend string
+	config         string // extra chaos config
+	check          func(t *testing.T, o faultOutcome)
+}
+
+// faultOutcome is what one run showed.
+type faultOutcome struct {
+	started  bool // the monitor got as far as capturing
+	died     bool // it exited before it was asked to stop
+	code     int
+	stderr   string
+	findings []map[string]any
+	dir      string
+}
+
+// delivered counts the distinct ok- markers detector reported.
+func (o faultOutcome) delivered(detector string) int {
+	return len(markersFound(o.findings, detector, o.dir+"/ok-"))
+}
+
+func (o faultOutcome) row(t *testing.T, detector string) map[string]string {
+	return summaryRow(t, o.stderr, detector)
+}
+
+func atLeast(t *testing.T, row map[string]string, col string, n int) {
+	t.Helper()
+	if v, _ := strconv.Atoi(row[col]); v < n {
+		t.Errorf("%s: %s = %s, want at least %d", row["name"], col, row[col], n)
+	}
+}
+
+func exactly(t *testing.T, row map[string]string, col string, n int) {
+	t.Helper()
+	if v, _ := strconv.Atoi(row[col]); v != n {
+		t.Errorf("%s: %s = %s, want %d", row["name"], col, row[col], n)
+	}
+}
+
+const okMarkers = 60
+
+// The monitor dies with the detector: the in-process contract.
+func monitorDies(code int, says string) func(*testing.T, faultOutcome) {
+	return func(t *testing.T, o faultOutcome) {
+		if !o.died || o.code != code || !strings.Contains(o.stderr, says) {
+			t.Errorf("want the monitor dead with exit %d saying %q; died %v, exit %d, stderr tail:\n%s", code, says, o.died, o.code, tail(o.stderr, 15))
+		}
+	}
+}
+
+// The monitor survives, the plugin is restarted (after a crash, or a
+// hang: seen as the column says), every marker reaches it (at least once),
+// and the bystander sees everything.
+func pluginRestarted(seenAs string, quarantine bool) func(*testing.T, faultOutcome) {
+	return func(t *testing.T, o faultOutcome) {
+		if o.died || o.code != 0 {
+			t.Fatalf("the monitor must survive: died %v, exit %d\n%s", o.died, o.code, tail(o.stderr, 20))
+		}
+		r := o.row(t, "faulty")
+		atLeast(t, r, seenAs, 1)
+		atLeast(t, r, "restarts", 1)
+		for _, col := range []string{"shed", "unavail", "failed"} {
+			exactly(t, r, col, 0)
+		}
+		if quarantine {
+			atLeast(t, r, "quarantine", 1)
+		}
+		if n := o.delivered("faulty"); n != okMarkers {
+			t.Errorf("the faulty detector got %d of %d markers: events were lost", n, okMarkers)
+		}
+		bystanderUnaffected(t, o)
+	}
+}
+
+func bystanderUnaffected(t *testing.T, o faultOutcome) {
+	t.Helper()
+	if n := o.delivered("bystander"); n != okMarkers {
+		t.Errorf("the other detector got %d of %d markers", n, okMarkers)
+	}
+	r := o.row(t, "bystander")
+	for _, col := range []string{"shed", "crashes", "failed"} {
+		exactly(t, r, col, 0)
+	}
+}
+
+func refusesToStart(t *testing.T, o faultOutcome) {
+	if o.started || o.code != 1 || !strings.Contains(o.stderr, "detector #1 (faulty") || !strings.Contains(o.stderr, "configured to fail Init") {
+		t.Errorf("want the monitor to refuse to start, naming the detector; started %v, exit %d\n%s", o.started, o.code, tail(o.stderr, 10))
+	}
+}
+
+// faultTable is docs/faults.md, cell by cell.
+var faultTable = []faultCell{
+	{"panic", "inproc", "", monitorDies(2, "panic: chaos: panic on")},
+	{"panic", "goplugin", "", pluginRestarted("crashes", true)},
+	{"exit", "inproc", "", monitorDies(3, "")},
+	{"exit", "goplugin", "", pluginRestarted("crashes", true)},
+	{"fatal", "inproc", "", monitorDies(2, "fatal error: concurrent map writes")},
+	{"fatal", "goplugin", "", pluginRestarted("crashes", true)},
+	{"goroutine-nil", "inproc", "", monitorDies(2, "nil pointer dereference")},
+	{"goroutine-nil", "goplugin", "", pluginRestarted("crashes", false)},
+	{"memory", "inproc", "", monitorDies(2, "out of memory")},
+	{"memory", "goplugin", "", pluginRestarted("crashes", true)},
+	{"hang", "inproc", "", func(t *testing.T, o faultOutcome) {
+		// Alive, but the detector is gone for good: everything after the
+		// hang is shed (counted), and at stop it is abandoned.
+		if o.died || !strings.Contains(o.stderr, "detector faulty did not finish in time and was abandoned") {
+			t.Errorf("want the monitor alive and the detector abandoned at stop; died %v, exit %d\n%s", o.died, o.code, tail(o.stderr, 20))
+		}
+		atLeast(t, o.row(t, "faulty"), "shed", 1)
+		if n := o.delivered("faulty"); n >= okMarkers {
+			t.Errorf("a hung inproc detector cannot have seen every marker (%d)", n)
+		}
+		bystanderUnaffected(t, o)
+	}},
+	{"hang", "goplugin", "", pluginRestarted("hangs", true)},
+	{"slow", "inproc", slowConfig, slowSheds},
+	{"slow", "goplugin", slowConfig, slowSheds},
+	{"fail-init", "inproc", "", refusesToStart},
+	{"fail-init", "goplugin", "", refusesToStart},
+}
+
+// slowConfig makes each event cost 10ms; its small queue makes the
+// shedding certain on a quiet machine.
+const slowConfig = ", delay: 10ms"
+
+// Slowness backs up the detector's own queue; what does not fit is shed
+// and counted, nothing crashes, the other detector keeps up.
+func slowSheds(t *testing.T, o faultOutcome) {
+	if o.died || o.code != 0 {
+		t.Fatalf("the monitor must survive: died %v, exit %d\n%s", o.died, o.code, tail(o.stderr, 20))
+	}
+	r := o.row(t, "faulty")
+	atLeast(t, r, "shed", 1)
+	exactly(t, r, "crashes", 0)
+	bystanderUnaffected(t, o)
+}
+
+// TestFaultTable runs every cell of docs/faults.md: each fault of the
+// chaos detector on each backend, under real events, next to a healthy
+// detector on the same backend.
+func TestFaultTable(t *testing.T) {
+	testenv.RequireBPF(t)
+	for _, c := range faultTable {
+		t.Run(c.fault+"/"+c.backend, func(t *testing.T) {
+			o := runFault(t, c)
+			t.Logf("died %v, exit %d; faulty delivered %d of %d markers", o.died, o.code, o.delivered("faulty"), okMarkers)
+			for _, line := range strings.Split(o.stderr, "\n") {
+				if f := strings.Fields(line); len(f) > 0 && (f[0] == "name" || f[0] == "faulty") {
+					t.Log(line)
+				}
+			}
+			c.check(t, o)
+		})
+	}
+}
+
+func runFault(t *testing.T, c faultCell) faultOutcome {
+	dir := t.TempDir()
+	o := faultOutcome{dir: dir}
+	where := "builtin: chaos"
+	if c.backend == "goplugin" {
+		where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 1s"
+		if c.fault == "slow" {
+			where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 60s"
+		}
+	}
+	// Default queues, as a host runs them, except where slowness must shed.
+	queues := ""
+	if c.fault == "slow" {
+		queues = "batch_size: 16, queue_batches: 4, "
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`
+dispatch: {%[6]sdrain_timeout: 2s}
+detectors:
+  - name: faulty
+    backend: %[1]s
+    %[2]s
+    config: {fault: %[3]s, on: "%[4]s/boom", report_on: "%[4]s/ok-"%[5]s}
+  - name: bystander
+    backend: %[1]s
+    %[2]s
+    config: {report_on: "%[4]s/ok-"}
+`, c.backend, where, c.fault, dir, c.config, queues))
+	m := launchMonitor(t, "--config", cfg)
+	exited := make(chan error, 1)
+	go func() { <-m.copied; exited <- m.cmd.Wait() }()
+	if o.started = m.waitCapturing(exited); o.started {
+		openMarkersFrom(t, dir, "ok", 0, okMarkers/2, 300*time.Millisecond)
+		openMarkersFrom(t, dir, "boom", 0, 1, 0)
+		openMarkersFrom(t, dir, "ok", okMarkers/2, okMarkers/2, 300*time.Millisecond)
+	}
+	var err error
+	select {
+	case err = <-exited:
+		o.died = o.started
+	case <-time.After(2 * time.Second): // deadlines, restarts and redelivery play out
+		m.cmd.Process.Signal(os.Interrupt)
+		select {
+		case err = <-exited:
+		case <-time.After(30 * time.Second):
+			m.cmd.Process.Kill()
+			err = <-exited
+			t.Errorf("the monitor did not stop within 30s of SIGINT")
+		}
+	}
+	if err != nil {
+		o.code = -1
+		if ee, ok := err.(interface{ ExitCode() int }); ok {
+			o.code = ee.ExitCode()
+		}
+	}
+	o.stderr = m.stderr.String()
+	o.findings = parseLines(t, m.stdout.String())
+	return o
+}
+
+// waitCapturing waits until the monitor captures, or exits, or 20s pass.
+func (m *monitorRun) waitCapturing(exited chan error) bool {
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(m.stderr.String(), `"msg":"capturing"`) {
+		select {
+		case err := <-exited:
+			exited <- err // for the caller
+			return false
+		case <-deadline:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
