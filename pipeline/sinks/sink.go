@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -39,10 +40,13 @@ func (l *Locked) Write(ev *event.Event) error {
 	return l.s.Write(ev)
 }
 
+// WriteFinding writes f and flushes at once: findings are rare, and whoever
+// tails the output (an operator, a SIEM shipper) must see them now, not
+// when the next batch of events fills the buffer.
 func (l *Locked) WriteFinding(f *detect.Finding) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.s.WriteFinding(f)
+	return errors.Join(l.s.WriteFinding(f), l.s.Flush())
 }
 
 func (l *Locked) Flush() error {

@@ -162,3 +162,17 @@ func TestFindingJSONAndText(t *testing.T) {
 		t.Fatalf("finding text: %q", line)
 	}
 }
+
+// A finding reaches the output when it is written, not at the next flush.
+func TestLockedFlushesFindings(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewLocked(NewJSON(&buf, event.Timebase{}))
+	evs := sampleEvents()
+	f := detect.NewFinding(&evs[0], "r", detect.SeverityLow, "s")
+	if err := l.WriteFinding(&f); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"type":"finding"`) {
+		t.Fatalf("finding not written through: %q", buf.String())
+	}
+}

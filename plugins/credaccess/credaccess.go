@@ -44,17 +44,16 @@ var defaultClasses = []class{
 
 // DefaultAllow are the programs whose job is to read these files:
 // authentication (login, sshd, PAM helpers), account tools, sudo, and the
-// SSH client tools reading their own keys. Package installs (dpkg and what it
-// runs) are trusted as well.
-var DefaultAllow = match.Allowlist{
+// SSH client tools reading their own keys; and package managers with what
+// they run (match.PackageManagers).
+var DefaultAllow = append(match.Allowlist{
 	{Exe: "sshd"}, {Exe: "sshd-session"}, {Exe: "sshd-auth"}, {Exe: "login"}, {Exe: "su"}, {Exe: "sudo"}, {Exe: "sudoedit"}, {Exe: "visudo"},
 	{Exe: "unix_chkpwd"}, {Exe: "passwd"}, {Exe: "chpasswd"}, {Exe: "chage"}, {Exe: "chsh"}, {Exe: "chfn"},
 	{Exe: "useradd"}, {Exe: "userdel"}, {Exe: "usermod"}, {Exe: "groupadd"}, {Exe: "groupdel"}, {Exe: "groupmod"},
 	{Exe: "gpasswd"}, {Exe: "newgrp"}, {Exe: "pwck"}, {Exe: "grpck"}, {Exe: "pwconv"}, {Exe: "grpconv"}, {Exe: "vipw"},
 	{Exe: "cron"}, {Exe: "systemd"}, {Exe: "systemd-logind"}, {Exe: "systemd-userdbd"}, {Exe: "polkitd"}, {Exe: "gdm-session-worker"},
 	{Exe: "ssh"}, {Exe: "ssh-add"}, {Exe: "ssh-agent"}, {Exe: "ssh-keygen"}, {Exe: "ssh-keysign"}, {Exe: "scp"}, {Exe: "sftp"},
-	{Exe: "dpkg"}, {Ancestor: "dpkg"},
-}
+}, match.PackageManagers...)
 
 // Detector is the detector.
 type Detector struct {

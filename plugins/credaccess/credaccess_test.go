@@ -57,6 +57,8 @@ func TestCredentialFiles(t *testing.T) {
 		{"public key", cat.Open("/home/ann/.ssh/id_ed25519.pub", unix.O_RDONLY, 3), "", "", 0},
 		{"passwd is public", cat.Open("/etc/passwd", unix.O_RDONLY, 3), "", "", 0},
 		{"sshd reads host keys", sshd.Open("/etc/ssh/ssh_host_ed25519_key", unix.O_RDONLY, 3), "", "", 0},
+		{"apt's debconf", sdktest.Proc{PID: 31, Exe: "/usr/bin/perl", Args: []string{"/usr/bin/perl", "-w", "/usr/sbin/dpkg-preconfigure", "--apt"},
+			Ancestors: []string{"/usr/bin/dash", "/usr/bin/apt-get"}}.Open("/etc/shadow", unix.O_RDONLY, 3), "", "", 0},
 		{"dpkg's scripts", sdktest.Proc{PID: 30, Exe: "/usr/bin/perl", Ancestors: []string{"/usr/bin/dpkg"}}.Open("/etc/shadow", unix.O_RDWR, 3), "", "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -30,10 +30,10 @@ type Config struct {
 
 // DefaultModuleAllow: udev and systemd load drivers; dkms builds and loads
 // them during package installs.
-var DefaultModuleAllow = match.Allowlist{
+var DefaultModuleAllow = append(match.Allowlist{
 	{Exe: "systemd-udevd"}, {Exe: "systemd-modules-load"}, {Exe: "kmod", Ancestor: "systemd-udevd"},
-	{Exe: "modprobe", Ancestor: "systemd-udevd"}, {Ancestor: "dpkg"},
-}
+	{Exe: "modprobe", Ancestor: "systemd-udevd"},
+}, match.PackageManagers...)
 
 // DefaultBPFAllow: the init system, container runtimes and the well-known
 // BPF-based agents — bulkhead among them — and Go test binaries on

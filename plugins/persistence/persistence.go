@@ -45,11 +45,9 @@ var places = []place{
 }
 
 // DefaultAllow: package managers install these files (and the scripts
-// they run edit them), systemd writes its own units, crontab is how users
-// edit their own crontab (and is still worth an allow rule review).
-var DefaultAllow = match.Allowlist{
-	{Exe: "dpkg"}, {Ancestor: "dpkg"}, {Exe: "rpm"}, {Ancestor: "rpm"}, {Exe: "systemd"}, {Exe: "systemctl"},
-}
+// they run edit them); systemd and systemctl write units. crontab, how users
+// edit their own crontab, is reported: allow it where that is routine.
+var DefaultAllow = append(match.Allowlist{{Exe: "systemd"}, {Exe: "systemctl"}}, match.PackageManagers...)
 
 // Detector is the detector.
 type Detector struct{ allow match.Allowlist }
@@ -61,8 +59,11 @@ func (d *Detector) Definition() sdk.Definition {
 	return sdk.Definition{Name: "persistence", Version: "1.0.0",
 		Description: "writes to cron, systemd units, shell start-up files and ld.so.preload (T1053.003, T1543.002, T1546.004, T1574.006)",
 		Kinds:       []sdk.Kind{sdk.KindOpen},
-		Filter: sdk.Filter{PathPrefixes: []string{"/etc/", "/var/spool/cron/", "/usr/lib/systemd/", "/lib/systemd/",
-			"/root/.", "/home/"}}}
+		// Narrow prefixes: reads of /etc are the bulk of a host's opens, and
+		// the monitor drops them before they are copied.
+		Filter: sdk.Filter{PathPrefixes: []string{"/etc/ld.so.preload", "/etc/cron", "/etc/anacrontab", "/etc/systemd/",
+			"/etc/profile", "/etc/bash.bashrc", "/etc/zsh/", "/etc/environment", "/var/spool/cron/",
+			"/usr/lib/systemd/", "/lib/systemd/", "/root/.", "/home/"}}}
 }
 
 func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {

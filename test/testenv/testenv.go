@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path"
@@ -48,7 +49,17 @@ func Build(t testing.TB, pkg string) string {
 		return p
 	}
 	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "bulkhead-test-bin")
+		// In the module, not in /tmp: programs run from world-writable
+		// directories are what the tmpexec detector reports, and a test run
+		// under the monitor should not look like a dropper.
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(root, ".testbin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dir, err := os.MkdirTemp(filepath.Join(root, ".testbin"), "bin")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,6 +75,24 @@ func Build(t testing.TB, pkg string) string {
 	}
 	built[pkg] = out
 	return out
+}
+
+// moduleRoot is the directory of the go.mod above the working directory.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // Binary builds cmd/bulkhead.

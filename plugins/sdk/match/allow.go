@@ -135,3 +135,12 @@ func (c AllowConfig) Build(defaults Allowlist) (Allowlist, error) {
 // temporary directories (go test, go run): on developer hosts they are the
 // normal case. Production hosts without a Go toolchain never match it.
 var GoToolchain = Rule{Exe: "/tmp/go-build*", Ancestor: "*/bin/go"}
+
+// PackageManagers trusts package managers and everything they run
+// (maintainer scripts, debconf, triggers): installing a package writes
+// units and cron files and reads the shadow files by design.
+var PackageManagers = Allowlist{
+	{Exe: "dpkg"}, {Ancestor: "dpkg"}, {Exe: "apt"}, {Ancestor: "apt"}, {Exe: "apt-get"}, {Ancestor: "apt-get"},
+	{Ancestor: "aptitude"}, {Ancestor: "unattended-upgr*"}, {Exe: "rpm"}, {Ancestor: "rpm"}, {Ancestor: "dnf"},
+	{Ancestor: "yum"}, {Ancestor: "zypper"}, {Ancestor: "apk"},
+}
