@@ -63,7 +63,8 @@ func (d *Detector) Definition() sdk.Definition {
 		// the monitor drops them before they are copied.
 		Filter: sdk.Filter{PathPrefixes: []string{"/etc/ld.so.preload", "/etc/cron", "/etc/anacrontab", "/etc/systemd/",
 			"/etc/profile", "/etc/bash.bashrc", "/etc/zsh/", "/etc/environment", "/var/spool/cron/",
-			"/usr/lib/systemd/", "/lib/systemd/", "/root/.", "/home/"}}}
+			"/usr/lib/systemd/", "/lib/systemd/", "/root/.bash", "/root/.profile", "/root/.zsh", "/root/.zprofile",
+			"/root/.config/systemd/", "/home/"}}}
 }
 
 func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {
