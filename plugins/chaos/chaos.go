@@ -58,6 +58,7 @@ type Detector struct {
 	delay time.Duration
 	seen  int
 	slow  bool
+	hoard [][]byte // the memory fault's, kept reachable
 	log   *zap.Logger
 }
 
@@ -141,13 +142,12 @@ func (d *Detector) inject(path string) {
 		if err := capAddressSpace(d.c.MemoryLimitMB); err != nil {
 			panic("chaos: memory fault: " + err.Error())
 		}
-		var hoard [][]byte
 		for {
 			b := make([]byte, 16<<20)
 			for i := 0; i < len(b); i += 4096 {
 				b[i] = 1 // touch every page: resident, not just reserved
 			}
-			hoard = append(hoard, b)
+			d.hoard = append(d.hoard, b)
 		}
 	}
 }
