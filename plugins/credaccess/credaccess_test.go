@@ -13,25 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func start(t *testing.T, config string) *credaccess.Detector {
+// findings runs ev through the plugin path, which drops what the
+// detector's filter does not want, as the monitor does.
+func findings(t *testing.T, config string, ev *sdk.Event) []sdk.Finding {
 	t.Helper()
-	d := credaccess.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func findings(t *testing.T, d *credaccess.Detector, ev *sdk.Event) []sdk.Finding {
-	t.Helper()
-	if !d.Definition().Filter.Wants(ev) {
-		return nil // the monitor would not have sent it
-	}
-	fs, err := d.OnEvent(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
+	return sdktest.Run(t, credaccess.New(), config, ev)
 }
 
 var (
@@ -41,7 +27,6 @@ var (
 )
 
 func TestCredentialFiles(t *testing.T) {
-	d := start(t, "")
 	for _, c := range []struct {
 		name      string
 		ev        *sdk.Event
@@ -62,7 +47,7 @@ func TestCredentialFiles(t *testing.T) {
 		{"dpkg's scripts", sdktest.Proc{PID: 30, Exe: "/usr/bin/perl", Ancestors: []string{"/usr/bin/dpkg"}}.Open("/etc/shadow", unix.O_RDWR, 3), "", "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fs := findings(t, d, c.ev)
+			fs := findings(t, "", c.ev)
 			if c.rule == "" {
 				if len(fs) != 0 {
 					t.Fatalf("want nothing, got %+v", fs)
@@ -74,19 +59,19 @@ func TestCredentialFiles(t *testing.T) {
 			}
 		})
 	}
-	fs := findings(t, d, cat.Open("/etc/sudoers", unix.O_WRONLY|unix.O_APPEND, 3))
+	fs := findings(t, "", cat.Open("/etc/sudoers", unix.O_WRONLY|unix.O_APPEND, 3))
 	if len(fs) != 1 || !slices.Contains(fs[0].Techniques, "T1548.003") || !strings.Contains(fs[0].Summary, "for writing") {
 		t.Fatalf("sudoers write: %+v", fs)
 	}
 }
 
 func TestConfiguredFilesWidenTheFilter(t *testing.T) {
-	d := start(t, `{"files": ["/srv/vault/*.key"], "allow": [{"exe": "/usr/local/bin/backup"}]}`)
-	if fs := findings(t, d, cat.Open("/srv/vault/a.key", unix.O_RDONLY, 3)); len(fs) != 1 || fs[0].Rule != "credential-file-access" {
+	const config = `{"files": ["/srv/vault/*.key"], "allow": [{"exe": "/usr/local/bin/backup"}]}`
+	if fs := findings(t, config, cat.Open("/srv/vault/a.key", unix.O_RDONLY, 3)); len(fs) != 1 || fs[0].Rule != "credential-file-access" {
 		t.Fatalf("configured file: %+v", fs)
 	}
 	backup := sdktest.Proc{PID: 40, Exe: "/usr/local/bin/backup"}
-	if fs := findings(t, d, backup.Open("/etc/shadow", unix.O_RDONLY, 3)); len(fs) != 0 {
+	if fs := findings(t, config, backup.Open("/etc/shadow", unix.O_RDONLY, 3)); len(fs) != 0 {
 		t.Fatalf("allowlisted: %+v", fs)
 	}
 	if err := credaccess.New().Init(context.Background(), sdk.Config(`{"files": ["srv/x"]}`), zaptest.NewLogger(t)); err == nil {

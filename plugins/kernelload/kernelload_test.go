@@ -12,15 +12,7 @@ import (
 
 func findings(t *testing.T, config string, ev *sdk.Event) []sdk.Finding {
 	t.Helper()
-	d := kernelload.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := d.OnEvent(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
+	return sdktest.Run(t, kernelload.New(), config, ev)
 }
 
 var (

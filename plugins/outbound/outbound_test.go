@@ -13,22 +13,10 @@ import (
 
 func run(t *testing.T, config string, evs ...*sdk.Event) []string {
 	t.Helper()
-	d := outbound.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
 	for i, ev := range evs {
 		ev.KernelTimeNs = uint64(i+1) * 1e9 // a second apart
-		fs, err := d.OnEvent(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range fs {
-			out = append(out, f.Rule)
-		}
 	}
-	return out
+	return sdktest.Rules(sdktest.Run(t, outbound.New(), config, evs...))
 }
 
 var (

@@ -1,13 +1,11 @@
 package persistence_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
-	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,10 +16,6 @@ var (
 )
 
 func TestPlaces(t *testing.T) {
-	d := persistence.New()
-	if err := d.Init(context.Background(), nil, zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
 	const w = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
 	for _, c := range []struct {
 		name      string
@@ -42,13 +36,7 @@ func TestPlaces(t *testing.T) {
 		{"maintainer scripts", dpkg.Child(21, "/usr/bin/perl", "deb-systemd-helper").Open("/etc/systemd/system/multi-user.target.wants/cron.service", w, 3), "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var fs []sdk.Finding
-			if d.Definition().Filter.Wants(c.ev) {
-				var err error
-				if fs, err = d.OnEvent(context.Background(), c.ev); err != nil {
-					t.Fatal(err)
-				}
-			}
+			fs := sdktest.Run(t, persistence.New(), "", c.ev) // filtered as the monitor does
 			if c.rule == "" {
 				if len(fs) != 0 {
 					t.Fatalf("want nothing, got %+v", fs)

@@ -13,21 +13,7 @@ import (
 
 func run(t *testing.T, config string, evs ...*sdk.Event) []string {
 	t.Helper()
-	d := privesc.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, ev := range evs {
-		fs, err := d.OnEvent(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range fs {
-			out = append(out, f.Rule)
-		}
-	}
-	return out
+	return sdktest.Rules(sdktest.Run(t, privesc.New(), config, evs...))
 }
 
 var user = sdktest.Proc{PID: 10, Exe: "/usr/bin/bash", UID: 1000, EUID: 1000}

@@ -1,27 +1,17 @@
 package ptrace_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
-	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 )
 
 func findings(t *testing.T, config string, ev *sdk.Event) []sdk.Finding {
 	t.Helper()
-	d := ptrace.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := d.OnEvent(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
+	return sdktest.Run(t, ptrace.New(), config, ev)
 }
 
 var (

@@ -12,19 +12,7 @@ import (
 
 func rules(t *testing.T, config string, ev *sdk.Event) []string {
 	t.Helper()
-	d := tmpexec.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := d.OnEvent(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range fs {
-		out = append(out, f.Rule)
-	}
-	return out
+	return sdktest.Rules(sdktest.Run(t, tmpexec.New(), config, ev))
 }
 
 var (

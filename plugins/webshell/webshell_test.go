@@ -12,21 +12,7 @@ import (
 
 func rules(t *testing.T, config string, evs ...*sdk.Event) []string {
 	t.Helper()
-	d := webshell.New()
-	if err := d.Init(context.Background(), sdk.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, ev := range evs {
-		fs, err := d.OnEvent(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range fs {
-			out = append(out, f.Rule)
-		}
-	}
-	return out
+	return sdktest.Rules(sdktest.Run(t, webshell.New(), config, evs...))
 }
 
 var (

@@ -63,6 +63,13 @@ func Start(t testing.TB, d detect.Detector, config string) (*Harness, error) {
 	if _, err := client.Init(ctx, &wire.InitRequest{ConfigJson: []byte(config)}); err != nil {
 		return nil, fmt.Errorf("init: %w", plain(err))
 	}
+	// Asked again, as the monitor does: the configuration may change the filter.
+	if pd, err = client.Describe(ctx, &wire.DescribeRequest{}); err != nil {
+		return nil, fmt.Errorf("describe: %w", plain(err))
+	}
+	if h.def = wire.DefinitionFromProto(pd); h.def.Validate() != nil {
+		return nil, fmt.Errorf("definition after init: %w", h.def.Validate())
+	}
 	if h.stream, err = client.Stream(ctx); err != nil {
 		return nil, err
 	}
@@ -127,6 +134,15 @@ func Run(t testing.TB, d detect.Detector, config string, events ...*event.Event)
 		t.Fatal(err)
 	}
 	return fs
+}
+
+// Rules lists the findings' rules, in order.
+func Rules(fs []detect.Finding) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.Rule)
+	}
+	return out
 }
 
 // plain is the message of a gRPC error, as the detector wrote it.
