@@ -142,6 +142,18 @@ func mustRun(t *testing.T, cmd *exec.Cmd) {
 
 const python = "/usr/bin/python3"
 
+// runSetuidPython runs script as nobody in a throwaway setuid-root copy of
+// python (so it starts with euid 0) and returns the copy's path.
+func runSetuidPython(t *testing.T, script string) string {
+	t.Helper()
+	suid := filepath.Join(scratch(t, "/var/tmp"), "python3")
+	copyFile(t, python, suid, os.ModeSetuid|0o755)
+	cmd := exec.Command(suid, "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	mustRun(t, cmd)
+	return suid
+}
+
 func triggers() []trigger {
 	moduleSkip := ""
 	if _, err := os.Stat("/sys/kernel/tracing/events/syscalls/sys_exit_finit_module"); err != nil {
@@ -203,22 +215,11 @@ os.execve(fd, ["bulkhead-test-fileless"], {})`)
 			return func(f map[string]any) bool { return pidOf(f) == pid }
 		}},
 		{detector: "privesc", rule: "setid-to-root", do: func(t *testing.T) func(map[string]any) bool {
-			// A setuid-root copy of python, run by nobody, that takes root.
-			dir := scratch(t, "/var/tmp")
-			suid := filepath.Join(dir, "python3")
-			copyFile(t, python, suid, os.ModeSetuid|0o755)
-			cmd := exec.Command(suid, "-c", "import os; os.setuid(0)")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-			mustRun(t, cmd)
+			suid := runSetuidPython(t, "import os; os.setuid(0)")
 			return func(f map[string]any) bool { return fields(f)["exe"] == suid }
 		}},
 		{detector: "privesc", rule: "setuid-root-exec", do: func(t *testing.T) func(map[string]any) bool {
-			dir := scratch(t, "/var/tmp")
-			suid := filepath.Join(dir, "python3")
-			copyFile(t, python, suid, os.ModeSetuid|0o755)
-			cmd := exec.Command(suid, "-c", "pass")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-			mustRun(t, cmd)
+			suid := runSetuidPython(t, "pass")
 			return func(f map[string]any) bool { return fields(f)["exe"] == suid }
 		}},
 		{detector: "kernelload", rule: "bpf-load", do: func(t *testing.T) func(map[string]any) bool {

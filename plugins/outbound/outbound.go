@@ -22,6 +22,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/procstate"
 	"go.uber.org/zap"
 )
 
@@ -73,8 +74,7 @@ type Detector struct {
 	loopback           bool
 	pool               map[uint16]bool
 	connectors, shells []string
-	last               map[uint32]conn // a connector's last outbound connection, by pid
-	max                int
+	last               *procstate.Map[conn] // a connector's last outbound connection
 }
 
 // New returns the detector; Init configures it.
@@ -114,10 +114,10 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	for _, p := range ports {
 		d.pool[p] = true
 	}
-	d.window, d.loopback, d.max = uint64(window), c.IncludeLoopback, c.MaxProcesses
+	d.window, d.loopback = uint64(window), c.IncludeLoopback
 	d.connectors = append(append([]string(nil), DefaultConnectors...), c.Connectors...)
 	d.shells = append(append([]string(nil), DefaultShells...), c.Shells...)
-	d.last = map[uint32]conn{}
+	d.last = procstate.New[conn](c.MaxProcesses)
 	log.Debug("configured", zap.Duration("window", window), zap.Bool("include_loopback", d.loopback), zap.Int("pool_ports", len(d.pool)))
 	return nil
 }
@@ -129,7 +129,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	case sdk.KindExec:
 		return d.onExec(ev), nil
 	case sdk.KindExit:
-		delete(d.last, ev.PID)
+		d.last.Delete(ev.PID)
 	}
 	return nil, nil
 }
@@ -141,7 +141,7 @@ func (d *Detector) onConnect(ev *sdk.Event) []sdk.Finding {
 		return nil
 	}
 	if match.AnyPath(d.connectors, exe(ev)) {
-		d.remember(ev.PID, conn{ev.KernelTimeNs, c.Addr, c.Port})
+		d.last.Put(ev.PID, conn{ev.KernelTimeNs, c.Addr, c.Port})
 	}
 	if !d.pool[c.Port] || d.allow.Allows(ev) {
 		return nil
@@ -163,10 +163,12 @@ func (d *Detector) onExec(ev *sdk.Event) []sdk.Finding {
 	if !match.AnyPath(d.shells, ev.Exec.Exe) || !interactive(ev.Exec.Args) {
 		return out
 	}
-	who, c, ok := ev.PID, d.last[ev.PID], false
-	if ok = c.at != 0 && ev.KernelTimeNs-c.at <= d.window; !ok {
-		who, c = ev.PPID, d.last[ev.PPID]
-		ok = c.at != 0 && ev.KernelTimeNs-c.at <= d.window
+	who := ev.PID
+	c, ok := d.last.Get(who)
+	if ok = ok && ev.KernelTimeNs-c.at <= d.window; !ok {
+		who = ev.PPID
+		c, ok = d.last.Get(who)
+		ok = ok && ev.KernelTimeNs-c.at <= d.window
 	}
 	if !ok || d.allow.Allows(ev) {
 		return out
@@ -229,19 +231,6 @@ func exe(ev *sdk.Event) string {
 		return ev.Process.Exe
 	}
 	return ev.Comm
-}
-
-func (d *Detector) remember(pid uint32, c conn) {
-	if _, ok := d.last[pid]; !ok && len(d.last) >= d.max {
-		drop := max(1, d.max/16)
-		for k := range d.last {
-			delete(d.last, k)
-			if drop--; drop == 0 {
-				break
-			}
-		}
-	}
-	d.last[pid] = c
 }
 
 func (d *Detector) Close(context.Context) error { return nil }

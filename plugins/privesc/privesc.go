@@ -20,6 +20,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/procstate"
 	"go.uber.org/zap"
 )
 
@@ -51,8 +52,7 @@ func (c creds) root() bool { return c.uid == 0 || c.euid == 0 }
 // Detector is the detector.
 type Detector struct {
 	allow match.Allowlist
-	known map[uint32]creds // by process id
-	max   int
+	known *procstate.Map[creds]
 }
 
 // New returns the detector; Init configures it.
@@ -77,14 +77,14 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	if err != nil {
 		return err
 	}
-	d.allow, d.max, d.known = allow, c.MaxProcesses, map[uint32]creds{}
+	d.allow, d.known = allow, procstate.New[creds](c.MaxProcesses)
 	log.Debug("configured", zap.Int("allow_rules", len(allow)))
 	return nil
 }
 
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
 	now := creds{ev.UID, ev.EUID}
-	before, seen := d.known[ev.PID]
+	before, seen := d.known.Get(ev.PID)
 	var f *sdk.Finding
 	switch ev.Kind {
 	case sdk.KindExec:
@@ -102,9 +102,9 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		}
 		now = creds{s.New.Real, s.New.Effective}
 	case sdk.KindFork:
-		d.remember(ev.Fork.ChildPID, now)
+		d.known.Put(ev.Fork.ChildPID, now)
 	case sdk.KindExit:
-		delete(d.known, ev.PID)
+		d.known.Delete(ev.PID)
 	}
 	if ev.Kind != sdk.KindExec && ev.Kind != sdk.KindSetID && seen && !before.root() && now.root() && !d.allow.Allows(ev) {
 		f = d.finding(ev, "creds-changed-without-syscall", sdk.SeverityCritical,
@@ -112,7 +112,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 				ev.Comm, ev.PID, before.uid, before.euid, now.uid, now.euid), "T1068")
 	}
 	if ev.Kind != sdk.KindExit {
-		d.remember(ev.PID, now)
+		d.known.Put(ev.PID, now)
 	}
 	if f == nil {
 		return nil, nil
@@ -127,22 +127,6 @@ func (d *Detector) finding(ev *sdk.Event, rule string, sev sdk.Severity, summary
 		f.Fields["exe"] = ev.Process.Exe
 	}
 	return &f
-}
-
-// remember records pid's credentials; when full, it forgets arbitrary
-// entries (map order), so memory stays bounded and the worst case is a
-// missed creds-changed-without-syscall for a forgotten process.
-func (d *Detector) remember(pid uint32, c creds) {
-	if _, ok := d.known[pid]; !ok && len(d.known) >= d.max {
-		drop := max(1, d.max/16)
-		for k := range d.known {
-			delete(d.known, k)
-			if drop--; drop == 0 {
-				break
-			}
-		}
-	}
-	d.known[pid] = c
 }
 
 func (d *Detector) Close(context.Context) error { return nil }
