@@ -52,16 +52,16 @@ func Build(t testing.TB, pkg string) string {
 		// In the module, not in /tmp: programs run from world-writable
 		// directories are what the tmpexec detector reports, and a test run
 		// under the monitor should not look like a dropper.
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatal(err)
+		// A checkout this user cannot write falls back to the temp dir.
+		dir, err := "", errors.New("no module root")
+		if root, rerr := moduleRoot(); rerr == nil {
+			os.MkdirAll(filepath.Join(root, ".testbin"), 0o755)
+			dir, err = os.MkdirTemp(filepath.Join(root, ".testbin"), "bulkhead-test-bin")
 		}
-		if err := os.MkdirAll(filepath.Join(root, ".testbin"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		dir, err := os.MkdirTemp(filepath.Join(root, ".testbin"), "bin")
 		if err != nil {
-			t.Fatal(err)
+			if dir, err = os.MkdirTemp("", "bulkhead-test-bin"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// Readable by all: some tests run the binaries as an unprivileged user.
 		if err := os.Chmod(dir, 0o755); err != nil {
