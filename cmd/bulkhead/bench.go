@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,7 +18,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
@@ -48,6 +52,13 @@ type captureRound struct {
 	AnonRSSBytes      uint64  `json:"anon_rss_bytes"` // heap and stacks, without the ring's shared mapping
 	Wakeups           uint64  `json:"kernel_wakeups"`
 	Polls             uint64  `json:"deadline_polls"`
+	// With --config: what the detectors got, shed and found, and the CPU
+	// their plugin processes used per captured event.
+	Detectors        int     `json:"detectors,omitempty"`
+	DetDelivered     uint64  `json:"detector_delivered,omitempty"`
+	DetDropped       uint64  `json:"detector_dropped"`
+	Findings         uint64  `json:"findings"`
+	PluginCPUNsPerEv float64 `json:"plugin_cpu_ns_per_event"`
 }
 
 type captureReport struct {
@@ -77,6 +88,7 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 3*time.Second, "length of each storm phase")
 	rounds := fs.Int("rounds", 3, "unmonitored/monitored pairs to run")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	configPath := fs.String("config", "", "run these detectors during the monitored phase (YAML, as for bulkhead run): what the detector library costs")
 	workload := fs.String("workload", "open", "open: openat+close of /dev/null (captured events); getppid: a syscall the monitor does not trace (its cost on everything else)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead bench capture [flags]\n\nRuns openat+close of /dev/null in a tight loop from one process, with the monitor off and on,\nand reports both rates, their ratio, events delivered and lost, the monitor's CPU per event and peak RSS.\n\n")
@@ -95,6 +107,12 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	if *duration < 100*time.Millisecond || *rounds < 1 {
 		return usageErr("--duration must be at least 100ms and --rounds at least 1")
 	}
+	var fc fileConfig
+	if *configPath != "" {
+		if fc, err = loadConfig(*configPath); err != nil {
+			return err
+		}
+	}
 	log, err := newLogger(cf.logLevel, stderr)
 	if err != nil {
 		return err
@@ -108,11 +126,15 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "bench capture: %d round(s) of %s unmonitored + %s monitored\n", *rounds, duration, duration)
 	for i := 0; i < *rounds; i++ {
-		r, err := captureRoundRun(log, cfg, *workload, *duration)
+		r, err := captureRoundRun(log, cfg, fc, *workload, *duration)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "  round %d: ratio %.3f, lost %d\n", i+1, r.Ratio, r.Lost)
+		if r.Detectors > 0 {
+			fmt.Fprintf(stderr, "    %d detectors: %d events delivered to them, %d dropped, %d findings, plugins %.0f ns CPU per captured event\n",
+				r.Detectors, r.DetDelivered, r.DetDropped, r.Findings, r.PluginCPUNsPerEv)
+		}
 		rep.Rounds = append(rep.Rounds, r)
 	}
 	var gen, cpuNs float64
@@ -173,7 +195,7 @@ var workloadNames = map[string]string{
 	"getppid": "getppid (not traced), one process",
 }
 
-func captureRoundRun(log *zap.Logger, cfg captureConfig, workload string, d time.Duration) (captureRound, error) {
+func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload string, d time.Duration) (captureRound, error) {
 	var r captureRound
 	unmon, err := runStorm(workload, d, nil)
 	if err != nil {
@@ -183,12 +205,22 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, workload string, d time
 
 	counter := &stormCounter{}
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
-	m, err := startMonitor(log.Named("monitor"), cfg, counter, nil)
+	var findings atomic.Uint64
+	disp, err := startDispatch(fc, func(detect.Finding) { findings.Add(1) }, log)
 	if err != nil {
 		return r, err
 	}
+	m, err := startMonitor(log.Named("monitor"), cfg, counter, disp)
+	if err != nil {
+		if disp != nil {
+			disp.Close(context.Background())
+		}
+		return r, err
+	}
+	pluginsBefore := pluginCPU(disp)
 	before := cpuTime()
 	mon, stormErr := runStorm(workload, d, func(pid int) { counter.pid.Store(uint32(pid)) })
+	pluginsUsed := pluginCPU(disp) - pluginsBefore // before stop: the plugins exit at Close
 	s, stopErr := m.stop()
 	used := cpuTime() - before
 	if stormErr != nil || stopErr != nil {
@@ -211,7 +243,46 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, workload string, d time
 	r.AnonRSSBytes = procStatus("RssAnon")
 	r.Wakeups = s.Kernel.Wakeups
 	r.Polls = s.Reader.Polls
+	r.Detectors, r.Findings = len(s.Detectors), findings.Load()
+	for _, l := range s.Detectors {
+		r.DetDelivered += l.Backends.Delivered
+		r.DetDropped += l.Dropped()
+	}
+	if s.Reader.Records > 0 {
+		r.PluginCPUNsPerEv = float64(pluginsUsed.Nanoseconds()) / float64(s.Reader.Records)
+	}
 	return r, nil
+}
+
+// pluginCPU is the CPU time the detectors' plugin processes have used.
+func pluginCPU(d *dispatch.Dispatcher) time.Duration {
+	if d == nil {
+		return 0
+	}
+	var total time.Duration
+	for _, l := range d.Stats() {
+		if l.Backends.PID > 0 {
+			total += processCPU(l.Backends.PID)
+		}
+	}
+	return total
+}
+
+// processCPU is pid's user+system time from /proc/PID/stat (0 if gone).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
 type stormResult struct {

@@ -191,3 +191,17 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 	}
 	return out, nil
 }
+
+// startDispatch starts the configured detectors behind a dispatcher; nil
+// when none are configured.
+func startDispatch(fc fileConfig, out dispatch.FindingFunc, log *zap.Logger) (*dispatch.Dispatcher, error) {
+	if len(fc.Detectors) == 0 {
+		return nil, nil
+	}
+	dets, err := startDetectors(context.Background(), fc, log.Named("detectors"))
+	if err != nil {
+		return nil, err
+	}
+	opts := dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches, DrainTimeout: fc.Dispatch.DrainTimeout}
+	return dispatch.New(context.Background(), opts, dets, out, log.Named("dispatch")), nil
+}

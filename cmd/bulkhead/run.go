@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
-	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -210,19 +209,13 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 
-	var d *dispatch.Dispatcher
-	if len(fc.Detectors) > 0 {
-		dets, err := startDetectors(context.Background(), fc, log.Named("detectors"))
-		if err != nil {
-			return err
+	d, err := startDispatch(fc, func(f detect.Finding) {
+		if err := sink.WriteFinding(&f); err != nil {
+			log.Error("writing a finding failed", zap.Error(err))
 		}
-		d = dispatch.New(context.Background(), dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches,
-			DrainTimeout: fc.Dispatch.DrainTimeout},
-			dets, func(f detect.Finding) {
-				if err := sink.WriteFinding(&f); err != nil {
-					log.Error("writing a finding failed", zap.Error(err))
-				}
-			}, log.Named("dispatch"))
+	}, log)
+	if err != nil {
+		return err
 	}
 	var eventSink sinks.Sink
 	if writeEvents {

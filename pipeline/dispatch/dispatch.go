@@ -66,10 +66,14 @@ func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed }
 // Dispatcher fans events out to detectors. Add and Flush are called from
 // the pipeline's reader goroutine.
 type Dispatcher struct {
-	opts        Options
-	log         *zap.Logger
-	lanes       []*lane
-	wanted      event.KindSet
+	opts   Options
+	log    *zap.Logger
+	lanes  []*lane
+	wanted event.KindSet
+	// prefilter holds, per kind, the filters of the detectors that want it
+	// when every one of them has a filter: an event none of them lets
+	// through is not copied at all. Nil: some detector takes every event.
+	prefilter   [event.KindCount][]detect.Filter
 	cur         *batch
 	pool        sync.Pool
 	outstanding sync.WaitGroup // batches on a lane, not yet answered
@@ -118,6 +122,22 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 			finished: make(chan struct{}), out: out}
 		d.lanes = append(d.lanes, l)
 		d.wanted |= l.kinds
+	}
+	for _, k := range d.wanted.Kinds() {
+		var fs []detect.Filter
+		for _, l := range d.lanes {
+			if !l.kinds.Has(k) {
+				continue
+			}
+			if l.def.Filter.Empty() {
+				fs = nil
+				break
+			}
+			fs = append(fs, l.def.Filter)
+		}
+		d.prefilter[k] = fs
+	}
+	for _, l := range d.lanes {
 		go l.run(ctx)
 	}
 	return d
@@ -128,7 +148,7 @@ func (d *Dispatcher) Wants(k event.Kind) bool { return d.wanted.Has(k) }
 
 // Add copies ev into the current batch, sending the batch when it is full.
 func (d *Dispatcher) Add(ev *event.Event) {
-	if !d.wanted.Has(ev.Kind) {
+	if !d.wanted.Has(ev.Kind) || !d.anyWants(ev) {
 		return
 	}
 	if d.cur == nil {
@@ -146,6 +166,21 @@ func (d *Dispatcher) Add(ev *event.Event) {
 	if len(b.events) >= d.opts.BatchSize {
 		d.Flush()
 	}
+}
+
+// anyWants reports whether some detector's filter lets ev through, when
+// all the detectors of its kind have one.
+func (d *Dispatcher) anyWants(ev *event.Event) bool {
+	fs := d.prefilter[ev.Kind]
+	if fs == nil {
+		return true
+	}
+	for i := range fs {
+		if fs[i].Wants(ev) {
+			return true
+		}
+	}
+	return false
 }
 
 // Flush sends the current batch, full or not: the reader calls it when the

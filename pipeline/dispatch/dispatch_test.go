@@ -160,3 +160,37 @@ func TestCloseAbandonsHungDetector(t *testing.T) {
 		t.Fatalf("hung shed %d (want 16), fine got %d (want 20)", st["hung"].Shed, fine.count())
 	}
 }
+
+// When every detector of a kind has a filter, events none of them wants are
+// dropped before they are copied: they are not queued for anyone. A
+// detector without a filter still gets everything.
+func TestEventsNoFilterWantsAreNotCopied(t *testing.T) {
+	etc := &fake{def: detect.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen}, Filter: detect.Filter{PathPrefixes: []string{"/etc/"}}}}
+	home := &fake{def: detect.Definition{Name: "home", Kinds: []event.Kind{event.KindOpen}, Filter: detect.Filter{PathPrefixes: []string{"/home/"}}}}
+	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 8}, []Detector{{Name: "etc", Run: etc}, {Name: "home", Run: home}},
+		func(detect.Finding) {}, zaptest.NewLogger(t))
+	for _, ev := range append(append(opens(10, "/usr/"), opens(3, "/etc/")...), opens(2, "/home/")...) {
+		d.Add(ev)
+	}
+	d.Close(context.Background())
+	for _, s := range d.Stats() {
+		if s.Queued != 5 {
+			t.Errorf("%s: %d queued, want the 5 some filter wanted", s.Name, s.Queued)
+		}
+	}
+	if etc.count() != 3 || home.count() != 2 {
+		t.Errorf("etc got %d (want 3), home %d (want 2)", etc.count(), home.count())
+	}
+
+	all := &fake{def: detect.Definition{Name: "all", Kinds: []event.Kind{event.KindOpen}}}
+	etc2 := &fake{def: etc.def}
+	d = New(context.Background(), Options{BatchSize: 4, QueueBatches: 8}, []Detector{{Name: "etc", Run: etc2}, {Name: "all", Run: all}},
+		func(detect.Finding) {}, zaptest.NewLogger(t))
+	for _, ev := range append(opens(10, "/usr/"), opens(3, "/etc/")...) {
+		d.Add(ev)
+	}
+	d.Close(context.Background())
+	if all.count() != 13 || etc2.count() != 3 {
+		t.Errorf("unfiltered got %d (want 13), filtered %d (want 3)", all.count(), etc2.count())
+	}
+}

@@ -52,6 +52,11 @@ type Filter struct {
 	PathPrefixes []string
 }
 
+// Empty reports whether the filter lets everything through.
+func (f Filter) Empty() bool {
+	return len(f.Comms) == 0 && len(f.ExcludeComms) == 0 && len(f.PathPrefixes) == 0
+}
+
 // Validate reports what is wrong with a definition.
 func (d Definition) Validate() error {
 	var errs []error
