@@ -62,3 +62,42 @@ func TestBadConfigExplains(t *testing.T) {
 		})
 	}
 }
+
+// A relative plugin path is read against the config file's directory, so
+// configs/detectors.yaml works from any working directory.
+func TestRelativePluginPathIsRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "conf", "bulkhead.yaml")
+	os.MkdirAll(filepath.Dir(cfg), 0o755)
+	os.WriteFile(cfg, []byte("detectors: [{name: a, backend: goplugin, plugin: ../bin/p}, {name: b, backend: goplugin, plugin: /abs/p}]"), 0o644)
+	c, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Detectors[0].Plugin; got != filepath.Join(dir, "bin", "p") {
+		t.Errorf("relative plugin resolved to %s", got)
+	}
+	if got := c.Detectors[1].Plugin; got != "/abs/p" {
+		t.Errorf("absolute plugin changed to %s", got)
+	}
+}
+
+// The shipped library config loads, and names every library detector.
+func TestShippedConfigLoads(t *testing.T) {
+	c, err := loadConfig("../../configs/detectors.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, d := range c.Detectors {
+		names[d.Name] = true
+		if _, ok := builtinDetectors()[d.Name]; !ok {
+			t.Errorf("%s is not a builtin: it could not run on inproc", d.Name)
+		}
+	}
+	for _, want := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence"} {
+		if !names[want] {
+			t.Errorf("configs/detectors.yaml lacks %s", want)
+		}
+	}
+}
