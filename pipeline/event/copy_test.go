@@ -39,3 +39,34 @@ func TestCopyToReusedSlot(t *testing.T) {
 		}
 	}
 }
+
+// A clone shares no memory with its source: overwriting every byte the
+// source's strings and process point at leaves the clone unchanged.
+func TestCloneSharesNothing(t *testing.T) {
+	for _, e := range everyKind() {
+		buf := []byte("openat/bin/xcpathdir")
+		borrowed := func(s string) string { return string(buf[:0]) + s } // fresh, then overwritten below
+		e.Comm = borrowed(e.Comm)
+		if e.Process != nil {
+			p := *e.Process
+			p.Ancestors = []Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "init"}}
+			e.Process = &p
+		}
+		want := *e
+		wantProc := Process{}
+		if e.Process != nil {
+			wantProc = *e.Process.Clone()
+		}
+		c := e.Clone()
+		if e.Process != nil {
+			e.Process.Exe, e.Process.Ancestors[0].Exe = "changed", "changed"
+			if c.Process == e.Process || c.Process.Exe != wantProc.Exe || c.Process.Ancestors[0].Exe != "/sbin/init" {
+				t.Errorf("%s: the clone's process follows the source's", e.Kind)
+			}
+		}
+		c.Process, want.Process = nil, nil
+		if !reflect.DeepEqual(*c, want) {
+			t.Errorf("%s: clone %+v, want %+v", e.Kind, *c, want)
+		}
+	}
+}

@@ -172,21 +172,27 @@ type Event struct {
 	Process *Process
 }
 
-// Clone returns a copy whose strings no longer borrow from the reader's
-// buffer.
+// Clone returns a copy that shares no memory with e: its strings no longer
+// borrow from a reader's buffer, and its process context is its own (a
+// decoder may reuse the one e points at).
 func (e *Event) Clone() *Event {
 	c := *e
 	c.Comm = strings.Clone(e.Comm)
+	c.Process = e.Process.Clone()
 	switch e.Kind {
 	case KindExec:
 		c.Exec.Filename = strings.Clone(e.Exec.Filename)
 		c.Exec.Exe = strings.Clone(e.Exec.Exe)
 		c.Exec.Args = strings.Clone(e.Exec.Args)
 	case KindOpen:
+		c.Open.Syscall = Syscall(strings.Clone(string(e.Open.Syscall)))
 		c.Open.Path = strings.Clone(e.Open.Path)
 		c.Open.Dir = strings.Clone(e.Open.Dir)
 		c.Open.Resolved = strings.Clone(e.Open.Resolved)
+	case KindSetID:
+		c.SetID.Syscall = Syscall(strings.Clone(string(e.SetID.Syscall)))
 	case KindModule:
+		c.Module.Syscall = Syscall(strings.Clone(string(e.Module.Syscall)))
 		c.Module.Params = strings.Clone(e.Module.Params)
 		c.Module.Path = strings.Clone(e.Module.Path)
 	case KindBPFProg:
@@ -225,4 +231,21 @@ type Process struct {
 	// FromProc is true when this context was read from /proc instead of
 	// being followed from fork/exec events.
 	FromProc bool
+}
+
+// Clone returns a deep copy of p (nil for nil).
+func (p *Process) Clone() *Process {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Exe, c.Comm, c.Args = strings.Clone(p.Exe), strings.Clone(p.Comm), strings.Clone(p.Args)
+	c.CgroupPath, c.ContainerID = strings.Clone(p.CgroupPath), strings.Clone(p.ContainerID)
+	if p.Ancestors != nil {
+		c.Ancestors = make([]Ancestor, len(p.Ancestors))
+		for i, a := range p.Ancestors {
+			c.Ancestors[i] = Ancestor{PID: a.PID, Exe: strings.Clone(a.Exe), Comm: strings.Clone(a.Comm)}
+		}
+	}
+	return &c
 }

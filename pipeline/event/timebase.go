@@ -19,6 +19,13 @@ func NewTimebase() Timebase {
 	return Timebase{bootEpochNs: real.Nano() - boot.Nano()}
 }
 
+// TimebaseAt is the timebase of a host whose boot was at bootEpochNs
+// (wall-clock nanoseconds), e.g. one saved with a recording.
+func TimebaseAt(bootEpochNs int64) Timebase { return Timebase{bootEpochNs: bootEpochNs} }
+
+// BootEpochNs is the wall-clock time of boot, in nanoseconds.
+func (t Timebase) BootEpochNs() int64 { return t.bootEpochNs }
+
 // Wall is the wall-clock time of a kernel timestamp.
 func (t Timebase) Wall(kernelNs uint64) time.Time {
 	return time.Unix(0, t.bootEpochNs+int64(kernelNs))
