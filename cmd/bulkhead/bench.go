@@ -206,7 +206,7 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 	counter := &stormCounter{}
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
 	var findings atomic.Uint64
-	disp, err := startDispatch(fc, func(detect.Finding) { findings.Add(1) }, log)
+	disp, err := startDispatch(fc, false, func(detect.Finding) { findings.Add(1) }, log)
 	if err != nil {
 		return r, err
 	}

@@ -193,8 +193,9 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 }
 
 // startDispatch starts the configured detectors behind a dispatcher; nil
-// when none are configured.
-func startDispatch(fc fileConfig, out dispatch.FindingFunc, log *zap.Logger) (*dispatch.Dispatcher, error) {
+// when none are configured. block makes full queues wait instead of shed
+// (replay: the source can wait, the kernel cannot).
+func startDispatch(fc fileConfig, block bool, out dispatch.FindingFunc, log *zap.Logger) (*dispatch.Dispatcher, error) {
 	if len(fc.Detectors) == 0 {
 		return nil, nil
 	}
@@ -202,6 +203,6 @@ func startDispatch(fc fileConfig, out dispatch.FindingFunc, log *zap.Logger) (*d
 	if err != nil {
 		return nil, err
 	}
-	opts := dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches, DrainTimeout: fc.Dispatch.DrainTimeout}
+	opts := dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches, DrainTimeout: fc.Dispatch.DrainTimeout, Block: block}
 	return dispatch.New(context.Background(), opts, dets, out, log.Named("dispatch")), nil
 }

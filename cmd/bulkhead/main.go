@@ -28,6 +28,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = runCommand(args[1:], stdout, stderr)
+	case "record":
+		err = recordCommand(args[1:], stderr)
+	case "replay":
+		err = replayCommand(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -59,6 +63,8 @@ func usage(w io.Writer) {
 
 Usage:
   bulkhead run [flags]            capture kernel events and write them as JSON lines or text
+  bulkhead record --output FILE   capture kernel events into a recording
+  bulkhead replay FILE [flags]    feed a recording through the detectors again
   bulkhead bench capture [flags]  measure capture overhead on a syscall storm
   bulkhead version                print version information
 

@@ -28,6 +28,10 @@ func TestBadFlagsExplain(t *testing.T) {
 		{[]string{"bench"}, "bench needs a subcommand"},
 		{[]string{"bench", "capture", "--rounds", "0"}, "--rounds at least 1"},
 		{[]string{"run", "--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"record"}, "--output FILE is required"},
+		{[]string{"replay"}, "name one recording file (got 0"},
+		{[]string{"replay", "a", "b"}, `name one recording file (got 2: ["a" "b"])`},
+		{[]string{"replay", "a", "--speed", "-1"}, "--speed -1: use 0"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

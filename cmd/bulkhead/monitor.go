@@ -249,22 +249,29 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "    sink:   write errors           %d\n", s.SinkErrors)
 	fmt.Fprintf(w, "  reader: %d records, %d bytes, %d kernel wake-ups, %d deadline polls\n",
 		s.Reader.Records, s.Reader.Bytes, s.Kernel.Wakeups, s.Reader.Polls)
-	if len(s.Detectors) > 0 {
-		fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %10s %9s %7s %9s %8s %7s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "delivered",
-			"findings", "errors", "shed", "unavail", "failed", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
-		for _, d := range s.Detectors {
-			b := d.Backends
-			breaker := "closed"
-			if b.BreakerOpen {
-				breaker = "OPEN"
-			}
-			fmt.Fprintf(w, "    %-14s %-14s %10d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s\n", d.Name, d.Backend, d.Queued, b.Delivered,
-				b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker)
-		}
-	}
+	printDetectors(w, s.Detectors)
 	fmt.Fprintf(w, "  processes: %d tracked, %d forks, %d execs, %d exits, %d read from /proc, %d evicted\n",
 		s.Table.Processes, s.Table.Forks, s.Table.Execs, s.Table.Exits, s.Table.ProcLookups, s.Table.Evicted)
 	if len(s.Skipped) > 0 {
 		fmt.Fprintf(w, "  not available on this kernel: %s\n", strings.Join(s.Skipped, ", "))
+	}
+}
+
+// printDetectors writes a row per detector: what it was given, found and
+// lost, and how its backend fared.
+func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
+	if len(lanes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %10s %9s %7s %9s %8s %7s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "delivered",
+		"findings", "errors", "shed", "unavail", "failed", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
+	for _, d := range lanes {
+		b := d.Backends
+		breaker := "closed"
+		if b.BreakerOpen {
+			breaker = "OPEN"
+		}
+		fmt.Fprintf(w, "    %-14s %-14s %10d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s\n", d.Name, d.Backend, d.Queued, b.Delivered,
+			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker)
 	}
 }

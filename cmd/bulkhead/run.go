@@ -209,7 +209,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 
-	d, err := startDispatch(fc, func(f detect.Finding) {
+	d, err := startDispatch(fc, false, func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("writing a finding failed", zap.Error(err))
 		}
