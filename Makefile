@@ -68,9 +68,10 @@ bench: ## micro-benchmarks (decode, encode, wire codec, dispatch per backend) an
 bench-capture: build ## monitored vs unmonitored syscall rate (root)
 	$(SUDO) ./$(BIN) bench capture --log-level warn
 
-fuzz: ## fuzz the record decoder and the plugin batch decoder (FUZZTIME=60s each)
+fuzz: ## fuzz the kernel record decoder, the plugin batch decoder and the recording reader (FUZZTIME=60s each)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/decode/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/recording/
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -35,17 +35,8 @@ type trigger struct {
 // real monitor, on both backends.
 func TestDetectorLibraryOnRealBehaviour(t *testing.T) {
 	testenv.RequireBPF(t)
-	var yaml strings.Builder
-	yaml.WriteString("detectors:\n")
-	for _, d := range libraryDetectors {
-		config := ""
-		if d == "outbound" {
-			config = "    config: {include_loopback: true}\n" // the test's "remote" end is on loopback
-		}
-		fmt.Fprintf(&yaml, "  - name: %s-inproc\n    backend: inproc\n    builtin: %s\n%s", d, d, config)
-		fmt.Fprintf(&yaml, "  - name: %s-goplugin\n    backend: goplugin\n    plugin: %s\n%s", d, testenv.Plugin(t, d), config)
-	}
-	m := startMonitor(t, "--config", writeConfig(t, yaml.String()))
+	yaml := libraryConfig(t, "inproc", "goplugin")
+	m := startMonitor(t, "--config", writeConfig(t, yaml))
 
 	var checks []struct {
 		trigger
@@ -85,6 +76,27 @@ func TestDetectorLibraryOnRealBehaviour(t *testing.T) {
 			})
 		}
 	}
+}
+
+// libraryConfig runs every library detector on each backend, named
+// DETECTOR-BACKEND.
+func libraryConfig(t *testing.T, backends ...string) string {
+	var yaml strings.Builder
+	yaml.WriteString("detectors:\n")
+	for _, d := range libraryDetectors {
+		config := ""
+		if d == "outbound" {
+			config = "    config: {include_loopback: true}\n" // the test's "remote" end is on loopback
+		}
+		for _, b := range backends {
+			where := "builtin: " + d
+			if b == "goplugin" {
+				where = "plugin: " + testenv.Plugin(t, d)
+			}
+			fmt.Fprintf(&yaml, "  - name: %s-%s\n    backend: %s\n    %s\n%s", d, b, b, where, config)
+		}
+	}
+	return yaml.String()
 }
 
 func fields(f map[string]any) map[string]any { m, _ := f["fields"].(map[string]any); return m }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/recording"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/internal/server"
 	"go.uber.org/zap/zaptest"
@@ -151,4 +154,45 @@ func plain(err error) error {
 		return errors.New(s.Message())
 	}
 	return err
+}
+
+// Replay sends every event of a recording made with `bulkhead record` to d
+// (started with config), one recorded frame per batch, and returns the
+// findings; any error fails the test. Recordings of real behaviour make
+// unit tests that need no root: see testdata/recordings in the repository.
+func Replay(t testing.TB, d detect.Detector, config, path string) []detect.Finding {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := recording.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer r.Close()
+	h, err := Start(t, d, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []detect.Finding
+	for {
+		evs, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		batch := make([]*event.Event, len(evs))
+		for i := range evs {
+			batch[i] = &evs[i]
+		}
+		fs, err := h.Send(batch...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fs...)
+	}
 }
