@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
@@ -15,6 +17,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/enrich"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/metrics"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/pipeline/source"
 	"go.uber.org/zap"
@@ -69,6 +72,10 @@ type monitor struct {
 	written    [event.KindCount]uint64
 	sinkErrors uint64
 	lastErr    error
+	// live is what the reader goroutine last published of its own counts,
+	// for readers on other goroutines (the metrics endpoint).
+	live        atomic.Pointer[userCounts]
+	publishedAt time.Time
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -158,8 +165,30 @@ func (m *monitor) Record(raw []byte) {
 	m.written[m.ev.Kind]++
 }
 
+// userCounts are the counts kept on the reader's goroutine.
+type userCounts struct {
+	Reader     source.Stats
+	Decode     decode.Stats
+	Table      enrich.Stats
+	Written    [event.KindCount]uint64
+	SinkErrors uint64
+}
+
+// publishEvery bounds how stale the published counts are.
+const publishEvery = 100 * time.Millisecond
+
+// publish copies the reader goroutine's counts for other goroutines.
+func (m *monitor) publish() {
+	m.live.Store(&userCounts{Reader: m.reader.Stats(), Decode: m.decoder.Stats(), Table: m.table.Stats(),
+		Written: m.written, SinkErrors: m.sinkErrors})
+	m.publishedAt = time.Now()
+}
+
 // Flush is called by the reader when the ring is dry or time is up.
 func (m *monitor) Flush() {
+	if time.Since(m.publishedAt) >= publishEvery {
+		m.publish()
+	}
 	if m.detect != nil {
 		m.detect.Flush()
 	}
@@ -207,19 +236,32 @@ type summary struct {
 	Detectors  []dispatch.LaneStats
 }
 
+// summary is the final account; call it after the reader has returned.
 func (m *monitor) summary() summary {
+	m.publish()
+	return m.liveSummary()
+}
+
+// liveSummary is the account so far, safe from any goroutine: the kernel's
+// and the detectors' counts are current, the reader's at most publishEvery
+// old.
+func (m *monitor) liveSummary() summary {
 	kc, err := m.kernel.Counters()
 	if err != nil {
 		m.log.Warn("kernel counters unavailable", zap.Error(err))
 	}
+	u := m.live.Load()
+	if u == nil {
+		u = &userCounts{}
+	}
 	return summary{
 		Duration:   time.Since(m.started),
 		Kernel:     kc,
-		Reader:     m.reader.Stats(),
-		Decode:     m.decoder.Stats(),
-		Table:      m.table.Stats(),
-		Written:    m.written,
-		SinkErrors: m.sinkErrors,
+		Reader:     u.Reader,
+		Decode:     u.Decode,
+		Table:      u.Table,
+		Written:    u.Written,
+		SinkErrors: u.SinkErrors,
 		Skipped:    m.kernel.Skipped,
 		Detectors:  m.detectorStats(),
 	}
@@ -274,4 +316,24 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 		fmt.Fprintf(w, "    %-14s %-14s %10d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s\n", d.Name, d.Backend, d.Queued, b.Delivered,
 			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker)
 	}
+}
+
+// serveMetrics starts the Prometheus endpoint on the monitor's counters.
+func serveMetrics(addr string, m *monitor, log *zap.Logger) (*metrics.Server, error) {
+	c := metrics.NewCollector(func() metrics.Snapshot {
+		s := m.liveSummary()
+		used, size := m.reader.Fill()
+		return metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors,
+			Processes: s.Table.Processes, RingUsed: used, RingSize: size, Detectors: s.Detectors}
+	})
+	srv, err := metrics.Serve(addr, c, log.Named("metrics"))
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	a := srv.Addr().(*net.TCPAddr)
+	log.Info("serving metrics", zap.String("url", fmt.Sprintf("http://%s/metrics", a)))
+	if !a.IP.IsLoopback() {
+		log.Warn("the metrics endpoint is reachable from other hosts; it has no authentication", zap.String("addr", a.String()))
+	}
+	return srv, nil
 }

@@ -147,6 +147,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead run [flags]\n\nCaptures kernel events and writes them out; a summary of what was seen and dropped goes to stderr at the end.\n\n")
 		fs.PrintDefaults()
@@ -227,6 +228,14 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 			d.Close(context.Background())
 		}
 		return err
+	}
+	if *metricsAddr != "" {
+		srv, err := serveMetrics(*metricsAddr, m, log)
+		if err != nil {
+			m.stop()
+			return err
+		}
+		defer srv.Shutdown(context.Background())
 	}
 	log.Info("capturing", zap.String("kinds", cf.kinds), zap.String("format", *format), zap.String("output", *output))
 	select {

@@ -58,6 +58,8 @@ type LaneStats struct {
 	Unavailable uint64 // events dropped because it was unavailable (breaker open)
 	Failed      uint64 // events whose delivery failed otherwise
 	Backends    backends.Stats
+	// Latency is how long the detector took to answer each batch.
+	Latency Latency
 }
 
 // Dropped is every event the detector wanted and did not get.
@@ -93,6 +95,7 @@ type lane struct {
 	shed     atomic.Uint64
 	unavail  atomic.Uint64
 	failed   atomic.Uint64
+	latency  latency
 }
 
 // batch is shared by every lane that wants some of its events; the last to
@@ -288,7 +291,7 @@ func (d *Dispatcher) Stats() []LaneStats {
 	out := make([]LaneStats, 0, len(d.lanes))
 	for _, l := range d.lanes {
 		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Queued: l.queued.Load(), Shed: l.shed.Load(),
-			Unavailable: l.unavail.Load(), Failed: l.failed.Load(), Backends: l.det.Run.Stats()})
+			Unavailable: l.unavail.Load(), Failed: l.failed.Load(), Backends: l.det.Run.Stats(), Latency: l.latency.snapshot()})
 	}
 	return out
 }
@@ -319,8 +322,10 @@ func (l *lane) run(ctx context.Context) {
 		if len(sel) > 0 {
 			n := len(sel)
 			inflight.Add(1)
+			submitted := time.Now()
 			l.det.Run.Submit(ctx, sel, func(found []detect.Finding, err error) {
 				defer inflight.Done()
+				l.latency.observe(time.Since(submitted))
 				l.finish(n, found, err)
 			})
 		} else {

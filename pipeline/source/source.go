@@ -48,6 +48,10 @@ func New(ring *ebpf.Map, flushInterval time.Duration) (*Reader, error) {
 	return &Reader{rd: rd, flushInterval: flushInterval}, nil
 }
 
+// Fill is how many bytes wait in the ring now, and its size. Safe to call
+// from any goroutine.
+func (r *Reader) Fill() (used, size int) { return r.rd.AvailableBytes(), r.rd.BufferSize() }
+
 // Stats returns the counts so far. Call it from the reader goroutine or
 // after Run returned.
 func (r *Reader) Stats() Stats { return r.stats }
