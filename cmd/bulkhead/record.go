@@ -114,6 +114,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "configuration file (YAML): the detectors to replay into, as for bulkhead run")
 	speed := fs.Float64("speed", 0, "0: as fast as possible; 1: at the recorded pace; N: N times as fast")
 	format := fs.String("format", "json", "output format: json or text")
+	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
 	output := fs.String("output", "-", "write findings (and events) to this file instead of stdout")
 	events := fs.String("events", "auto", "write the events out too: on, off, or auto (on unless detectors are configured)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -177,6 +178,9 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	base, err := sinks.New(*format, out, h.Timebase())
 	if err != nil {
 		return usageErr("--format: %v", err)
+	}
+	if base, err = sinks.WithFindings(base, *findingsFormat, out, h.Timebase(), versionString(), h.Host); err != nil {
+		return usageErr("--findings-format: %v", err)
 	}
 	sink := sinks.NewLocked(base)
 	d, err := startDispatch(fc, true, func(f detect.Finding) {

@@ -147,6 +147,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
+	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead run [flags]\n\nCaptures kernel events and writes them out; a summary of what was seen and dropped goes to stderr at the end.\n\n")
@@ -196,9 +197,14 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		out = f
 	}
-	base, err := sinks.New(*format, out, event.NewTimebase())
+	tb := event.NewTimebase()
+	base, err := sinks.New(*format, out, tb)
 	if err != nil {
 		return usageErr("--format: %v", err)
+	}
+	host, _ := os.Hostname()
+	if base, err = sinks.WithFindings(base, *findingsFormat, out, tb, versionString(), host); err != nil {
+		return usageErr("--findings-format: %v", err)
 	}
 	sink := sinks.NewLocked(base) // events from the reader, findings from the detectors
 

@@ -55,6 +55,18 @@ func (l *Locked) Flush() error {
 	return l.s.Flush()
 }
 
+// WithFindings returns base, or for findingsFormat "ocsf" a sink that
+// writes base's events and OCSF findings to w; "" keeps base's own format.
+func WithFindings(base FindingSink, findingsFormat string, w io.Writer, tb event.Timebase, version, host string) (FindingSink, error) {
+	switch findingsFormat {
+	case "", "native":
+		return base, nil
+	case "ocsf":
+		return NewOCSF(base, w, tb, version, host), nil
+	}
+	return nil, fmt.Errorf("unknown findings format %q: use native (the --format of events) or ocsf", findingsFormat)
+}
+
 // New returns the sink for a format name: "json" or "text".
 func New(format string, w io.Writer, tb event.Timebase) (FindingSink, error) {
 	switch format {
