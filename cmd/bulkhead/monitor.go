@@ -65,8 +65,12 @@ type monitor struct {
 	reader  *source.Reader
 	decoder *decode.Decoder
 	table   *enrich.Table
-	sink    sinks.Sink           // nil: events are not written out
-	detect  *dispatch.Dispatcher // nil: no detectors
+	sink    sinks.Sink // nil: events are not written out
+	// detect is the dispatcher (nil: no detectors). Only the reader
+	// goroutine changes it (swap), between two events; others only load.
+	detect  atomic.Pointer[dispatch.Dispatcher]
+	swap    chan swapRequest
+	retired retiredLanes // the counts of dispatchers replaced by a reload
 
 	ev         event.Event // reused for every record
 	written    [event.KindCount]uint64
@@ -103,7 +107,10 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispat
 	if err != nil {
 		return nil, err
 	}
-	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, detect: d, done: make(chan struct{})}
+	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, swap: make(chan swapRequest), done: make(chan struct{})}
+	if d != nil {
+		m.detect.Store(d)
+	}
 	fail := func(err error) (*monitor, error) {
 		kernel.Close()
 		return nil, err
@@ -151,8 +158,8 @@ func (m *monitor) Record(raw []byte) {
 		return // counted by the decoder
 	}
 	m.table.Enrich(&m.ev)
-	if m.detect != nil {
-		m.detect.Add(&m.ev)
+	if d := m.detect.Load(); d != nil {
+		d.Add(&m.ev)
 	}
 	if m.sink == nil || !m.cfg.Kinds.Has(m.ev.Kind) {
 		return
@@ -189,8 +196,13 @@ func (m *monitor) Flush() {
 	if time.Since(m.publishedAt) >= publishEvery {
 		m.publish()
 	}
-	if m.detect != nil {
-		m.detect.Flush()
+	if d := m.detect.Load(); d != nil {
+		d.Flush()
+	}
+	select {
+	case req := <-m.swap:
+		req.replaced <- m.detect.Swap(req.next)
+	default:
 	}
 	if m.sink == nil {
 		return
@@ -210,9 +222,9 @@ func (m *monitor) stop() (summary, error) {
 		m.cancel()
 		<-m.done
 		runErr = errors.Join(m.runErr, detachErr)
-		if m.detect != nil {
+		if d := m.detect.Load(); d != nil {
 			// Capture is drained: let every detector finish its queue.
-			runErr = errors.Join(runErr, m.detect.Close(context.Background()))
+			runErr = errors.Join(runErr, d.Close(context.Background()))
 		}
 		if m.sink != nil {
 			m.Flush()
@@ -268,10 +280,76 @@ func (m *monitor) liveSummary() summary {
 }
 
 func (m *monitor) detectorStats() []dispatch.LaneStats {
-	if m.detect == nil {
+	var now []dispatch.LaneStats
+	if d := m.detect.Load(); d != nil {
+		now = d.Stats()
+	}
+	return m.retired.mergeInto(now)
+}
+
+type swapRequest struct {
+	next     *dispatch.Dispatcher
+	replaced chan *dispatch.Dispatcher
+}
+
+// replaceDetectors makes the reader send events to next from its next
+// flush on (within the flush interval), closes the dispatcher it replaced
+// once that has drained, and keeps its counts. It returns Close's error.
+func (m *monitor) replaceDetectors(ctx context.Context, next *dispatch.Dispatcher) error {
+	req := swapRequest{next: next, replaced: make(chan *dispatch.Dispatcher, 1)}
+	select {
+	case m.swap <- req:
+	case <-m.done:
+		return errors.New("the monitor has stopped")
+	}
+	old := <-req.replaced
+	if old == nil {
 		return nil
 	}
-	return m.detect.Stats()
+	err := old.Close(ctx)
+	m.retired.add(old.Stats())
+	return err
+}
+
+// retiredLanes are the final counts of detectors replaced by a reload, so
+// the summary and the metrics keep counting from where they were.
+type retiredLanes struct {
+	mu    sync.Mutex
+	lanes []dispatch.LaneStats
+}
+
+func (r *retiredLanes) add(lanes []dispatch.LaneStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lanes = mergeLanes(r.lanes, lanes)
+}
+
+// mergeInto adds the retired counts to the current detectors of the same
+// name; a retired detector no longer configured keeps its own row.
+func (r *retiredLanes) mergeInto(now []dispatch.LaneStats) []dispatch.LaneStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lanes) == 0 {
+		return now
+	}
+	return mergeLanes(append([]dispatch.LaneStats(nil), now...), r.lanes)
+}
+
+// mergeLanes adds each of from to the lane of into with the same name and
+// backend, or appends it.
+func mergeLanes(into, from []dispatch.LaneStats) []dispatch.LaneStats {
+	for _, l := range from {
+		merged := false
+		for i := range into {
+			if into[i].Name == l.Name && into[i].Backend == l.Backend {
+				into[i], merged = into[i].Plus(l), true
+			}
+		}
+		if !merged {
+			into = append(into, l)
+		}
+	}
+	return into
 }
 
 func (s summary) print(w io.Writer) {

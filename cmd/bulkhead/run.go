@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -216,11 +217,12 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 
-	d, err := startDispatch(fc, false, func(f detect.Finding) {
+	findingOut := func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("writing a finding failed", zap.Error(err))
 		}
-	}, log)
+	}
+	d, err := startDispatch(fc, false, findingOut, log)
 	if err != nil {
 		return err
 	}
@@ -244,11 +246,21 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer srv.Shutdown(context.Background())
 	}
 	log.Info("capturing", zap.String("kinds", cf.kinds), zap.String("format", *format), zap.String("output", *output))
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: detaching programs and draining the ring")
-	case <-m.done:
-		log.Error("the ring buffer reader stopped", zap.Error(m.runErr))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: detaching programs and draining the ring")
+			break wait
+		case <-m.done:
+			log.Error("the ring buffer reader stopped", zap.Error(m.runErr))
+			break wait
+		case <-hup:
+			reload(*configPath, m, findingOut, log)
+		}
 	}
 	s, err := m.stop()
 	sink.Flush()
@@ -263,4 +275,33 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d events could not be written: %w", m.sinkErrors, m.lastErr)
 	}
 	return nil
+}
+
+// reload applies the configuration file again (SIGHUP): the new detectors
+// are started first, and only if the file is valid and every detector
+// starts do they replace the running ones, which then drain their queues.
+// Otherwise the running detectors keep running and the log says why.
+func reload(path string, m *monitor, out dispatch.FindingFunc, log *zap.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: nothing to reload: bulkhead run was started without --config")
+		return
+	}
+	fc, err := loadConfig(path)
+	if err != nil {
+		log.Error("SIGHUP: the configuration was not reloaded; the running detectors keep running", zap.Error(err))
+		return
+	}
+	next, err := startDispatch(fc, false, out, log)
+	if err != nil {
+		log.Error("SIGHUP: the new detectors did not start; the running detectors keep running", zap.Error(err))
+		return
+	}
+	if err := m.replaceDetectors(context.Background(), next); err != nil {
+		log.Warn("SIGHUP: the replaced detectors did not close cleanly", zap.Error(err))
+	}
+	names := make([]string, 0, len(fc.Detectors))
+	for _, d := range fc.Detectors {
+		names = append(names, d.Name)
+	}
+	log.Info("configuration reloaded", zap.String("config", path), zap.Strings("detectors", names))
 }

@@ -62,6 +62,26 @@ type LaneStats struct {
 	Latency Latency
 }
 
+// Plus adds o's counts to s (the current state, breaker and pid, stays s's):
+// for a detector that was replaced by a reload.
+func (s LaneStats) Plus(o LaneStats) LaneStats {
+	s.Queued += o.Queued
+	s.Shed += o.Shed
+	s.Unavailable += o.Unavailable
+	s.Failed += o.Failed
+	b, ob := &s.Backends, o.Backends
+	b.Delivered += ob.Delivered
+	b.Findings += ob.Findings
+	b.Errors += ob.Errors
+	b.Crashes += ob.Crashes
+	b.Hangs += ob.Hangs
+	b.Restarts += ob.Restarts
+	b.Redelivered += ob.Redelivered
+	b.Quarantined += ob.Quarantined
+	s.Latency = s.Latency.plus(o.Latency)
+	return s
+}
+
 // Dropped is every event the detector wanted and did not get.
 func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed }
 

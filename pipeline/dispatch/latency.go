@@ -52,3 +52,16 @@ func (h *latency) snapshot() Latency {
 	out.Sum = time.Duration(h.sumNs.Load())
 	return out
 }
+
+func (l Latency) plus(o Latency) Latency {
+	out := Latency{Cumulative: make([]uint64, len(LatencyBuckets)), Count: l.Count + o.Count, Sum: l.Sum + o.Sum}
+	for i := range out.Cumulative {
+		if i < len(l.Cumulative) {
+			out.Cumulative[i] += l.Cumulative[i]
+		}
+		if i < len(o.Cumulative) {
+			out.Cumulative[i] += o.Cumulative[i]
+		}
+	}
+	return out
+}
