@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
 TEST_PKGS := python3 coreutils
 
-.PHONY: help build run generate check-generated vmlinux test test-privileged bench bench-capture fuzz lint deps-test deps-generate clean
+.PHONY: help build run install uninstall generate check-generated vmlinux test test-privileged bench bench-capture fuzz lint deps-test deps-generate clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,6 +21,22 @@ build: ## build bin/bulkhead and the plugin binaries (no clang or protoc needed:
 
 run: build ## build and run the monitor and its detectors as root (ARGS="--format json", CONFIG=other.yaml)
 	$(SUDO) ./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+PREFIX    ?= /usr/local
+LIBRARY   := webshell credaccess tmpexec privesc kernelload ptrace outbound persistence
+
+install: build ## install bulkhead, its detectors, a systemd unit and (if none) /etc/bulkhead/bulkhead.yaml (DESTDIR, PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bulkhead $(DESTDIR)/etc/bulkhead $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/logrotate.d
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/bulkhead
+	for d in $(LIBRARY); do install -m 0755 bin/bulkhead-plugin-$$d $(DESTDIR)$(PREFIX)/lib/bulkhead/; done
+	[ -e $(DESTDIR)/etc/bulkhead/bulkhead.yaml ] || sed 's|/usr/local|$(PREFIX)|g' deploy/bulkhead.yaml > $(DESTDIR)/etc/bulkhead/bulkhead.yaml
+	sed 's|/usr/local|$(PREFIX)|g' deploy/bulkhead.service > $(DESTDIR)/etc/systemd/system/bulkhead.service
+	install -m 0644 deploy/bulkhead.logrotate $(DESTDIR)/etc/logrotate.d/bulkhead
+	@echo "installed; now: systemctl daemon-reload && systemctl enable --now bulkhead"
+
+uninstall: ## remove what install put in place, except /etc/bulkhead and /var/log/bulkhead
+	rm -f $(DESTDIR)$(PREFIX)/bin/bulkhead $(DESTDIR)/etc/systemd/system/bulkhead.service $(DESTDIR)/etc/logrotate.d/bulkhead
+	rm -rf $(DESTDIR)$(PREFIX)/lib/bulkhead
 
 # apt-get only when a package is missing, so a ready machine does no network.
 define apt_ensure

@@ -101,3 +101,45 @@ func TestShippedConfigLoads(t *testing.T) {
 		}
 	}
 }
+
+// The service files agree with each other and with the program: the
+// example configuration loads and runs every library detector from where
+// `make install` puts them, and the unit starts and reloads bulkhead the
+// way its flags and SIGHUP handling expect.
+func TestDeployFiles(t *testing.T) {
+	c, err := loadConfig("../../deploy/bulkhead.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range c.Detectors {
+		got[d.Name] = d.Plugin
+	}
+	for _, name := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence"} {
+		if want := "/usr/local/lib/bulkhead/bulkhead-plugin-" + name; got[name] != want {
+			t.Errorf("deploy/bulkhead.yaml: %s runs %q, want %q", name, got[name], want)
+		}
+	}
+	unit, err := os.ReadFile("../../deploy/bulkhead.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"ExecStart=/usr/local/bin/bulkhead run --config /etc/bulkhead/bulkhead.yaml --output /var/log/bulkhead/findings.json --metrics-addr 127.0.0.1:9090\n",
+		"ExecReload=/bin/kill -HUP $MAINPID\n", "LogsDirectory=bulkhead\n", "WantedBy=multi-user.target\n",
+	} {
+		if !bytes.Contains(unit, []byte(want)) {
+			t.Errorf("deploy/bulkhead.service lacks %q", want)
+		}
+	}
+	// The flags the unit passes exist.
+	var stderr bytes.Buffer
+	if code := realMain([]string{"run", "-h"}, &bytes.Buffer{}, &stderr); code != 0 {
+		t.Fatal(code)
+	}
+	for _, flag := range []string{"-config", "-output", "-metrics-addr"} {
+		if !strings.Contains(stderr.String(), flag) {
+			t.Errorf("bulkhead run has no %s flag", flag)
+		}
+	}
+}
