@@ -132,21 +132,9 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	if *speed < 0 {
 		return usageErr("--speed %g: use 0 (as fast as possible) or a positive factor", *speed)
 	}
-	var fc fileConfig
-	if *configPath != "" {
-		if fc, err = loadConfig(*configPath); err != nil {
-			return err
-		}
-	}
-	writeEvents := len(fc.Detectors) == 0
-	switch *events {
-	case "on":
-		writeEvents = true
-	case "off":
-		writeEvents = false
-	case "auto":
-	default:
-		return usageErr("--events %q: use on, off or auto", *events)
+	fc, writeEvents, err := detectorsAndEvents(*configPath, *events)
+	if err != nil {
+		return err
 	}
 	path := files[0]
 	f, err := os.Open(path)
@@ -165,15 +153,11 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	out := stdout
-	if *output != "-" {
-		of, err := os.OpenFile(*output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return fmt.Errorf("open --output: %w", err)
-		}
-		defer of.Close()
-		out = of
+	out, closeOut, err := openOutput(*output, stdout)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	h := rec.Header()
 	base, err := sinks.New(*format, out, h.Timebase())
 	if err != nil {

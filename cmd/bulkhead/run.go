@@ -167,21 +167,9 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	if *duration < 0 {
 		return usageErr("--duration %s: must not be negative", *duration)
 	}
-	var fc fileConfig
-	if *configPath != "" {
-		if fc, err = loadConfig(*configPath); err != nil {
-			return err
-		}
-	}
-	writeEvents := len(fc.Detectors) == 0
-	switch *events {
-	case "on":
-		writeEvents = true
-	case "off":
-		writeEvents = false
-	case "auto":
-	default:
-		return usageErr("--events %q: use on, off or auto", *events)
+	fc, writeEvents, err := detectorsAndEvents(*configPath, *events)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(cf.logLevel, stderr)
 	if err != nil {
@@ -189,15 +177,11 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	out := stdout
-	if *output != "-" {
-		f, err := os.OpenFile(*output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-		if err != nil {
-			return fmt.Errorf("open --output: %w", err)
-		}
-		defer f.Close()
-		out = f
+	out, closeOut, err := openOutput(*output, stdout)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	tb := event.NewTimebase()
 	base, err := sinks.New(*format, out, tb)
 	if err != nil {
@@ -304,4 +288,38 @@ func reload(path string, m *monitor, out dispatch.FindingFunc, log *zap.Logger) 
 		names = append(names, d.Name)
 	}
 	log.Info("configuration reloaded", zap.String("config", path), zap.Strings("detectors", names))
+}
+
+// detectorsAndEvents loads the --config file (if any) and decides from
+// --events whether events are written out: "auto" writes them unless
+// detectors are configured.
+func detectorsAndEvents(configPath, events string) (fileConfig, bool, error) {
+	var fc fileConfig
+	if configPath != "" {
+		var err error
+		if fc, err = loadConfig(configPath); err != nil {
+			return fc, false, err
+		}
+	}
+	switch events {
+	case "on":
+		return fc, true, nil
+	case "off":
+		return fc, false, nil
+	case "auto":
+		return fc, len(fc.Detectors) == 0, nil
+	}
+	return fc, false, usageErr("--events %q: use on, off or auto", events)
+}
+
+// openOutput is stdout for "-", or the file, appended to.
+func openOutput(path string, stdout io.Writer) (io.Writer, func() error, error) {
+	if path == "-" {
+		return stdout, func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open --output: %w", err)
+	}
+	return f, f.Close, nil
 }
