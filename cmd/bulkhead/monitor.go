@@ -300,7 +300,10 @@ func (m *monitor) replaceDetectors(ctx context.Context, next *dispatch.Dispatche
 	select {
 	case m.swap <- req:
 	case <-m.done:
-		return errors.New("the monitor has stopped")
+		if next != nil {
+			next.Close(ctx)
+		}
+		return errors.New("the monitor has stopped: the new detectors were closed")
 	}
 	old := <-req.replaced
 	if old == nil {
