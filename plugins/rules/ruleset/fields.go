@@ -1,0 +1,168 @@
+package ruleset
+
+import (
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+)
+
+// Field is one name a condition (or an output template) can use.
+type Field struct {
+	Name string
+	Type *cel.Type
+	Doc  string
+	get  func(ev *event.Event) ref.Val
+	// For guards, without boxing: the string or the number, whichever
+	// the field is (nil for lists).
+	str func(ev *event.Event) string
+	num func(ev *event.Event) int64
+}
+
+// getter is a field's accessors.
+type getter struct {
+	get func(ev *event.Event) ref.Val
+	str func(ev *event.Event) string
+	num func(ev *event.Event) int64
+}
+
+func str(f func(ev *event.Event) string) getter {
+	return getter{get: func(ev *event.Event) ref.Val { return types.String(f(ev)) }, str: f}
+}
+
+func num[T ~int32 | ~int64 | ~uint16 | ~uint32 | ~uint64](f func(ev *event.Event) T) getter {
+	n := func(ev *event.Event) int64 { return int64(f(ev)) }
+	return getter{get: func(ev *event.Event) ref.Val { return types.Int(n(ev)) }, num: n}
+}
+
+func list(f func(ev *event.Event) []string) getter {
+	return getter{get: func(ev *event.Event) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, f(ev)) }}
+}
+
+func field(name string, t *cel.Type, doc string, g getter) Field {
+	return Field{Name: name, Type: t, Doc: doc, get: g.get, str: g.str, num: g.num}
+}
+
+func proc(ev *event.Event) *event.Process {
+	if ev.Process != nil {
+		return ev.Process
+	}
+	return &event.Process{}
+}
+
+func exe(ev *event.Event) string {
+	if ev.Kind == event.KindExec && ev.Exec.Exe != "" {
+		return ev.Exec.Exe
+	}
+	return proc(ev).Exe
+}
+
+func argv(ev *event.Event) string {
+	if ev.Kind == event.KindExec {
+		return ev.Exec.Args
+	}
+	return proc(ev).Args
+}
+
+func splitArgs(args string) []string {
+	if args == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(args, "\x00"), "\x00")
+}
+
+// Fields are the names conditions can use, with their CEL types.
+var Fields = []Field{
+	field("kind", cel.StringType, "exec, fork, exit, open, connect, setid, ptrace, module, bpf_prog, memfd", str(func(ev *event.Event) string { return ev.Kind.String() })),
+	field("pid", cel.IntType, "process id", num(func(ev *event.Event) uint32 { return ev.PID })),
+	field("tid", cel.IntType, "thread id", num(func(ev *event.Event) uint32 { return ev.TID })),
+	field("ppid", cel.IntType, "parent process id", num(func(ev *event.Event) uint32 { return ev.PPID })),
+	field("uid", cel.IntType, "real user id", num(func(ev *event.Event) uint32 { return ev.UID })),
+	field("euid", cel.IntType, "effective user id", num(func(ev *event.Event) uint32 { return ev.EUID })),
+	field("gid", cel.IntType, "real group id", num(func(ev *event.Event) uint32 { return ev.GID })),
+	field("comm", cel.StringType, "command name", str(func(ev *event.Event) string { return ev.Comm })),
+	field("exe", cel.StringType, "the process's binary (for exec: the new one)", str(exe)),
+	field("args", cel.ListType(cel.StringType), "argv", list(func(ev *event.Event) []string { return splitArgs(argv(ev)) })),
+	field("cmdline", cel.StringType, "argv joined by spaces", str(func(ev *event.Event) string {
+		return strings.TrimSpace(strings.ReplaceAll(argv(ev), "\x00", " "))
+	})),
+	field("parent_exe", cel.StringType, "the parent's binary", str(func(ev *event.Event) string {
+		if a := proc(ev).Ancestors; len(a) > 0 {
+			return a[0].Exe
+		}
+		return ""
+	})),
+	field("parent_comm", cel.StringType, "the parent's command name", str(func(ev *event.Event) string {
+		if a := proc(ev).Ancestors; len(a) > 0 {
+			return a[0].Comm
+		}
+		return ""
+	})),
+	field("ancestors", cel.ListType(cel.StringType), "the binaries of the parent, grandparent …", list(func(ev *event.Event) []string {
+		a := proc(ev).Ancestors
+		out := make([]string, len(a))
+		for i := range a {
+			out[i] = a[i].Exe
+		}
+		return out
+	})),
+	field("container_id", cel.StringType, "container id, empty on the host", str(func(ev *event.Event) string { return proc(ev).ContainerID })),
+	field("path", cel.StringType, "open: the resolved path; exec: the binary; module: the file", str(func(ev *event.Event) string {
+		switch ev.Kind {
+		case event.KindOpen:
+			return ev.Open.Resolved
+		case event.KindExec:
+			return ev.Exec.Exe
+		case event.KindModule:
+			return ev.Module.Path
+		}
+		return ""
+	})),
+	field("flags", cel.IntType, "open flags (O_*)", num(func(ev *event.Event) uint64 { return ev.Open.Flags })),
+	field("ret", cel.IntType, "the syscall's return value (negative: -errno)", num(func(ev *event.Event) int64 {
+		switch ev.Kind {
+		case event.KindOpen:
+			return ev.Open.Ret
+		case event.KindConnect:
+			return ev.Connect.Ret
+		case event.KindSetID:
+			return ev.SetID.Ret
+		case event.KindPtrace:
+			return ev.Ptrace.Ret
+		case event.KindModule:
+			return ev.Module.Ret
+		case event.KindBPFProg:
+			return ev.BPFProg.Ret
+		case event.KindMemfd:
+			return ev.Memfd.Ret
+		}
+		return 0
+	})),
+	field("addr", cel.StringType, "connect: the destination address", str(func(ev *event.Event) string {
+		if ev.Kind == event.KindConnect && ev.Connect.Addr.IsValid() {
+			return ev.Connect.Addr.String()
+		}
+		return ""
+	})),
+	field("port", cel.IntType, "connect: the destination port", num(func(ev *event.Event) uint16 { return ev.Connect.Port })),
+	field("new_uid", cel.IntType, "setid: the real uid after the call", num(func(ev *event.Event) uint32 { return ev.SetID.New.Real })),
+	field("new_euid", cel.IntType, "setid: the effective uid after the call", num(func(ev *event.Event) uint32 { return ev.SetID.New.Effective })),
+	field("old_uid", cel.IntType, "setid: the real uid before the call", num(func(ev *event.Event) uint32 { return ev.SetID.Old.Real })),
+	field("target_pid", cel.IntType, "ptrace: the traced process", num(func(ev *event.Event) uint32 { return ev.Ptrace.TargetPID })),
+	field("name", cel.StringType, "bpf_prog: the program's name; memfd: the memfd's name", str(func(ev *event.Event) string {
+		if ev.Kind == event.KindBPFProg {
+			return ev.BPFProg.Name
+		}
+		return ev.Memfd.Name
+	})),
+}
+
+var fieldIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, f := range Fields {
+		m[f.Name] = i
+	}
+	return m
+}()
