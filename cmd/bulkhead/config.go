@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
 	"github.com/bulkhead-sec/bulkhead/plugins/privesc"
 	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
+	"github.com/bulkhead-sec/bulkhead/plugins/rules"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/plugins/tmpexec"
 	"github.com/bulkhead-sec/bulkhead/plugins/webshell"
@@ -42,6 +43,7 @@ func builtinDetectors() map[string]func() detect.Detector {
 		"ptrace":      func() detect.Detector { return ptrace.New() },
 		"outbound":    func() detect.Detector { return outbound.New() },
 		"persistence": func() detect.Detector { return persistence.New() },
+		"rules":       func() detect.Detector { return rules.New() },
 		"chaos":       func() detect.Detector { return chaos.New() }, // TEST ONLY: fails on command
 	}
 }

@@ -32,6 +32,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = recordCommand(args[1:], stderr)
 	case "replay":
 		err = replayCommand(args[1:], stdout, stderr)
+	case "rules":
+		err = rulesCommand(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -65,6 +67,8 @@ Usage:
   bulkhead run [flags]            capture kernel events and write them as JSON lines or text
   bulkhead record --output FILE   capture kernel events into a recording
   bulkhead replay FILE [flags]    feed a recording through the detectors again
+  bulkhead rules check FILE…      check rule files (YAML + CEL) without running the monitor
+  bulkhead rules fields           list the fields rule conditions can use
   bulkhead bench capture [flags]  measure capture overhead on a syscall storm
   bulkhead version                print version information
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,8 @@ func TestBadFlagsExplain(t *testing.T) {
 		{[]string{"replay"}, "name one recording file (got 0"},
 		{[]string{"replay", "a", "b"}, `name one recording file (got 2: ["a" "b"])`},
 		{[]string{"replay", "a", "--speed", "-1"}, "--speed -1: use 0"},
+		{[]string{"rules"}, "rules needs a subcommand"},
+		{[]string{"rules", "lint"}, `unknown rules subcommand "lint"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -56,5 +59,26 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if code := realMain([]string{"run", "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-ring-mib") {
 		t.Errorf("run -h: code %d, stderr %q", code, stderr.String())
+	}
+}
+
+// rules check: exit 0 on good files, 1 listing every problem on bad ones.
+func TestRulesCheck(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := realMain([]string{"rules", "check"}, &out, &errs); code != 0 || !strings.Contains(out.String(), "rules loaded, 0 disabled, 0 rejected (default.yaml)") {
+		t.Fatalf("default rules: exit %d\n%s%s", code, out.String(), errs.String())
+	}
+	file := t.TempDir() + "/bad.yaml"
+	os.WriteFile(file, []byte("- rule: typo\n  condition: kind == \"open\" && pth == \"/a\"\n- rule: ptrace_attach\n  enabled: false\n"), 0o644)
+	out.Reset()
+	errs.Reset()
+	code := realMain([]string{"rules", "check", file}, &out, &errs)
+	if code != 1 || !strings.Contains(out.String(), file+`:2: rule "typo": ERROR: <input>:1:19: undeclared reference to 'pth'`) ||
+		!strings.Contains(out.String(), "1 disabled, 1 rejected") || !strings.Contains(errs.String(), "1 problem(s) in the rule files") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errs.String())
+	}
+	out.Reset()
+	if code := realMain([]string{"rules", "fields"}, &out, &errs); code != 0 || !strings.Contains(out.String(), "parent_exe") {
+		t.Fatalf("rules fields: %d %s", code, out.String())
 	}
 }

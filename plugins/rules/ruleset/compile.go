@@ -49,9 +49,22 @@ type Set struct {
 // compile are left out and reported in problems (each an *Error with file,
 // line and rule id); err is for files that cannot be read at all.
 func Load(files ...string) (set *Set, problems []error, err error) {
-	s, problems, err := read(files)
+	sources, err := readFiles(files)
 	if err != nil {
 		return nil, nil, err
+	}
+	return LoadSources(sources...)
+}
+
+// LoadSources is Load for rule files already in memory (embedded defaults).
+func LoadSources(sources ...Source) (set *Set, problems []error, err error) {
+	s, problems, err := read(sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := make([]string, len(sources))
+	for i, src := range sources {
+		files[i] = src.Name
 	}
 	env, err := newEnv(s)
 	if err != nil {

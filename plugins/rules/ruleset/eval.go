@@ -144,3 +144,6 @@ func (r *Rule) render(a *activation) string {
 }
 
 var stringSliceType = reflect.TypeOf([]string(nil))
+
+// Set is the rule set the evaluator evaluates.
+func (e *Evaluator) Set() *Set { return e.set }

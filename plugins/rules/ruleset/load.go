@@ -79,18 +79,34 @@ func (e *Error) Error() string {
 
 var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
-// read parses files in order into one spec. A file that cannot be read or
-// is not YAML stops everything (err); problems with single items are
-// collected in problems and the item is skipped.
-func read(files []string) (s *spec, problems []error, err error) {
-	s = &spec{byID: map[string]*ruleSpec{}, lists: map[string][]string{}, macros: map[string]macroSpec{}}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
+// Source is one rule file's name and contents.
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// readFiles reads files into sources.
+func readFiles(files []string) ([]Source, error) {
+	var out []Source
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		out = append(out, Source{f, b})
+	}
+	return out, nil
+}
+
+// read parses sources in order into one spec. A source that is not YAML
+// stops everything (err); problems with single items are collected in
+// problems and the item is skipped.
+func read(sources []Source) (s *spec, problems []error, err error) {
+	s = &spec{byID: map[string]*ruleSpec{}, lists: map[string][]string{}, macros: map[string]macroSpec{}}
+	for _, src := range sources {
+		file := src.Name
 		var doc yaml.Node
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
+		if err := yaml.Unmarshal(src.Data, &doc); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
 		if len(doc.Content) == 0 {

@@ -157,10 +157,32 @@ func plain(err error) error {
 }
 
 // Replay sends every event of a recording made with `bulkhead record` to d
-// (started with config), one recorded frame per batch, and returns the
-// findings; any error fails the test. Recordings of real behaviour make
-// unit tests that need no root: see testdata/recordings in the repository.
+// (started with config), in batches of up to 1024 as the monitor would,
+// and returns the findings; any error fails the test. Recordings of real
+// behaviour make unit tests that need no root: see testdata/recordings in
+// the repository.
 func Replay(t testing.TB, d detect.Detector, config, path string) []detect.Finding {
+	t.Helper()
+	evs := Events(t, path)
+	h, err := Start(t, d, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []detect.Finding
+	for len(evs) > 0 {
+		n := min(len(evs), 1024)
+		fs, err := h.Send(evs[:n]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fs...)
+		evs = evs[n:]
+	}
+	return out
+}
+
+// Events reads every event of a recording, each in memory of its own.
+func Events(t testing.TB, path string) []*event.Event {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -172,27 +194,17 @@ func Replay(t testing.TB, d detect.Detector, config, path string) []detect.Findi
 		t.Fatalf("%s: %v", path, err)
 	}
 	defer r.Close()
-	h, err := Start(t, d, config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []detect.Finding
+	var out []*event.Event
 	for {
 		evs, err := r.Next()
+		for i := range evs {
+			out = append(out, &evs[i])
+		}
 		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		batch := make([]*event.Event, len(evs))
-		for i := range evs {
-			batch[i] = &evs[i]
-		}
-		fs, err := h.Send(batch...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fs...)
 	}
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/plugins/rules"
+	"github.com/bulkhead-sec/bulkhead/plugins/rules/ruleset"
+)
+
+// rulesCommand is `bulkhead rules check FILE…` and `bulkhead rules fields`.
+func rulesCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErr("rules needs a subcommand: check FILE… or fields")
+	}
+	switch args[0] {
+	case "fields":
+		fmt.Fprintf(stdout, "%-14s %-14s %s\n", "field", "type", "meaning")
+		for _, f := range ruleset.Fields {
+			fmt.Fprintf(stdout, "%-14s %-14s %s\n", f.Name, f.Type, f.Doc)
+		}
+		return nil
+	case "check":
+	default:
+		return usageErr("unknown rules subcommand %q: use check or fields", args[0])
+	}
+	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	noDefaults := fs.Bool("no-default-rules", false, "check the files alone, not after the default rules they may change")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bulkhead rules check [--no-default-rules] FILE…\n\nLoads the rule files as the rules detector would (after its default rules) and reports every\nproblem with its file, line and rule id. Exits 1 if there is any.\n\n")
+		fs.PrintDefaults()
+	}
+	files, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 && *noDefaults {
+		return usageErr("name at least one rule file")
+	}
+	srcs, err := rules.Config{Files: files, NoDefaultRules: *noDefaults}.Sources()
+	if err != nil {
+		return err
+	}
+	set, problems, err := ruleset.LoadSources(srcs...)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stdout, p)
+	}
+	fmt.Fprintf(stdout, "%d rules loaded, %d disabled, %d rejected (%s)\n", len(set.Rules), set.Disabled, len(problems), strings.Join(append([]string{"default.yaml"}, files...)[boolIndex(*noDefaults):], ", "))
+	if len(problems) > 0 {
+		return fmt.Errorf("%d problem(s) in the rule files", len(problems))
+	}
+	return nil
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
