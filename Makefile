@@ -23,7 +23,7 @@ run: build ## build and run the monitor and its detectors as root (ARGS="--forma
 	$(SUDO) ./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 PREFIX    ?= /usr/local
-LIBRARY   := webshell credaccess tmpexec privesc kernelload ptrace outbound persistence
+LIBRARY   := webshell credaccess tmpexec privesc kernelload ptrace outbound persistence rules
 
 install: build ## install bulkhead, its detectors, a systemd unit and (if none) /etc/bulkhead/bulkhead.yaml (DESTDIR, PREFIX)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/bulkhead $(DESTDIR)/etc/bulkhead $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/logrotate.d
