@@ -1,16 +1,14 @@
 package ruleset
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/pipeline/recording"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
 )
 
 // hundredRules writes 100 rules of the kinds operators write: on exec, on
@@ -44,28 +42,8 @@ func hundredRules(t testing.TB) string {
 }
 
 // recorded is the library recording's events: a real, mixed stream.
-func recorded(t testing.TB) []event.Event {
-	f, err := os.Open("../../../testdata/recordings/library.bhrec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := recording.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var out []event.Event
-	for {
-		evs, err := r.Next()
-		out = append(out, evs...)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+func recorded(t testing.TB) []*event.Event {
+	return sdktest.Events(t, "../../../testdata/recordings/library.bhrec")
 }
 
 func TestHundredRulesLoad(t *testing.T) {
@@ -75,7 +53,7 @@ func TestHundredRulesLoad(t *testing.T) {
 	}
 	e := s.NewEvaluator()
 	for _, ev := range recorded(t) {
-		e.Eval(&ev, nil)
+		e.Eval(ev, nil)
 	}
 	if e.Errors != 0 {
 		t.Fatalf("%d evaluation errors", e.Errors)
@@ -95,7 +73,7 @@ func BenchmarkEval100Rules(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		out = e.Eval(&evs[i%len(evs)], out[:0])
+		out = e.Eval(evs[i%len(evs)], out[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
@@ -119,11 +97,11 @@ func TestGuardsNeverChangeResults(t *testing.T) {
 	// Events that do match some of the rules.
 	tool := cat.Child(40, "/opt/bin/tool4", "tool4")
 	tool.UID = 1000
-	evs = append(evs, *cat.Open("/srv/app1/data", 0, 3), *cat.Open("/etc/conf2", 1, 3), *tool.Exec(), *cat.Open("/etc/shadow", 0, 3))
+	evs = append(evs, cat.Open("/srv/app1/data", 0, 3), cat.Open("/etc/conf2", 1, 3), tool.Exec(), cat.Open("/etc/shadow", 0, 3))
 	a, b := s.NewEvaluator(), unguarded.NewEvaluator()
 	matched := 0
 	for i := range evs {
-		x, y := ids(a.Eval(&evs[i], nil)), ids(b.Eval(&evs[i], nil))
+		x, y := ids(a.Eval(evs[i], nil)), ids(b.Eval(evs[i], nil))
 		if x != y {
 			t.Fatalf("event %d (%s): guarded %q, unguarded %q", i, evs[i].Kind, x, y)
 		}
