@@ -1,19 +1,15 @@
 package backends_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
@@ -80,13 +76,13 @@ func BenchmarkDispatch(b *testing.B) {
 				pid := run.Stats().PID
 				b.ReportAllocs()
 				b.ResetTimer()
-				start, monCPU, plugCPU := time.Now(), processCPU(0), processCPU(pid)
+				start, monCPU, plugCPU := time.Now(), procstat.CPU(0), procstat.CPU(pid)
 				for i := 0; i < b.N; i++ {
 					d.Add(stream[i%len(stream)])
 				}
 				d.Drain()
 				elapsed := time.Since(start)
-				monCPU, plugCPU = processCPU(0)-monCPU, processCPU(pid)-plugCPU
+				monCPU, plugCPU = procstat.CPU(0)-monCPU, procstat.CPU(pid)-plugCPU
 				b.StopTimer()
 				if err := d.Close(context.Background()); err != nil {
 					b.Fatal(err)
@@ -121,25 +117,4 @@ func newBackend(b *testing.B, mode, bin string) backends.Backend {
 		b.Fatal(err)
 	}
 	return r
-}
-
-// processCPU is the user+system CPU time of a process (0: this one) so far.
-func processCPU(pid int) time.Duration {
-	if pid == 0 {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which ends with the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseUint(f[11], 10, 64)
-	stime, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }

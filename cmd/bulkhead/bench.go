@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -218,11 +218,11 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 		return r, err
 	}
 	pluginsBefore := pluginCPU(disp)
-	before := cpuTime()
+	before := procstat.CPU(0)
 	mon, stormErr := runStorm(workload, d, func(pid int) { counter.pid.Store(uint32(pid)) })
 	pluginsUsed := pluginCPU(disp) - pluginsBefore // before stop: the plugins exit at Close
 	s, stopErr := m.stop()
-	used := cpuTime() - before
+	used := procstat.CPU(0) - before
 	if stormErr != nil || stopErr != nil {
 		return r, fmt.Errorf("monitored storm: %v %v", stormErr, stopErr)
 	}
@@ -239,8 +239,8 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 	if r.Delivered > 0 {
 		r.MonitorCPUNsPerEv = float64(used.Nanoseconds()) / float64(s.Reader.Records)
 	}
-	r.PeakRSSBytes = procStatus("VmHWM")
-	r.AnonRSSBytes = procStatus("RssAnon")
+	r.PeakRSSBytes = procstat.Status("VmHWM")
+	r.AnonRSSBytes = procstat.Status("RssAnon")
 	r.Wakeups = s.Kernel.Wakeups
 	r.Polls = s.Reader.Polls
 	r.Detectors, r.Findings = len(s.Detectors), findings.Load()
@@ -262,27 +262,10 @@ func pluginCPU(d *dispatch.Dispatcher) time.Duration {
 	var total time.Duration
 	for _, l := range d.Stats() {
 		if l.Backends.PID > 0 {
-			total += processCPU(l.Backends.PID)
+			total += procstat.CPU(l.Backends.PID)
 		}
 	}
 	return total
-}
-
-// processCPU is pid's user+system time from /proc/PID/stat (0 if gone).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseUint(f[11], 10, 64)
-	stime, _ := strconv.ParseUint(f[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
 type stormResult struct {
@@ -369,24 +352,3 @@ func stormCommand(args []string, stdout io.Writer) error {
 }
 
 const atFdcwd = -100
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procStatus reads a size field ("VmHWM", "RssAnon") of /proc/self/status.
-func procStatus(field string) uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -172,20 +173,11 @@ func concurrentMapWrites() {
 // plus mb, so the memory fault ends in the Go runtime's out-of-memory
 // death rather than in the host's OOM killer.
 func capAddressSpace(mb int) error {
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return err
-	}
-	var vmKB uint64
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmSize:"); ok {
-			fmt.Sscan(rest, &vmKB)
-		}
-	}
-	if vmKB == 0 {
+	size := procstat.Status("VmSize")
+	if size == 0 {
 		return errors.New("memory fault: cannot read VmSize from /proc/self/status")
 	}
-	limit := vmKB<<10 + uint64(mb)<<20
+	limit := size + uint64(mb)<<20
 	return unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit})
 }
 
