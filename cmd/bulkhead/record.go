@@ -14,7 +14,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/recording"
-	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
@@ -153,20 +152,12 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	out, closeOut, err := openOutput(*output, stdout)
+	h := rec.Header()
+	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, h.Timebase(), h.Host)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
-	h := rec.Header()
-	base, err := sinks.New(*format, out, h.Timebase())
-	if err != nil {
-		return usageErr("--format: %v", err)
-	}
-	if base, err = sinks.WithFindings(base, *findingsFormat, out, h.Timebase(), versionString(), h.Host); err != nil {
-		return usageErr("--findings-format: %v", err)
-	}
-	sink := sinks.NewLocked(base)
 	d, err := startDispatch(fc, true, func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("writing a finding failed", zap.Error(err))

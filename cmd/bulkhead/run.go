@@ -177,21 +177,12 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	defer log.Sync()
 
-	out, closeOut, err := openOutput(*output, stdout)
+	host, _ := os.Hostname()
+	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, event.NewTimebase(), host)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
-	tb := event.NewTimebase()
-	base, err := sinks.New(*format, out, tb)
-	if err != nil {
-		return usageErr("--format: %v", err)
-	}
-	host, _ := os.Hostname()
-	if base, err = sinks.WithFindings(base, *findingsFormat, out, tb, versionString(), host); err != nil {
-		return usageErr("--findings-format: %v", err)
-	}
-	sink := sinks.NewLocked(base) // events from the reader, findings from the detectors
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -312,14 +303,26 @@ func detectorsAndEvents(configPath, events string) (fileConfig, bool, error) {
 	return fc, false, usageErr("--events %q: use on, off or auto", events)
 }
 
-// openOutput is stdout for "-", or the file, appended to.
-func openOutput(path string, stdout io.Writer) (io.Writer, func() error, error) {
-	if path == "-" {
-		return stdout, func() error { return nil }, nil
+// openSink opens --output (stdout for "-", else the file, appended to)
+// and the sink for events and findings in their formats, safe for the
+// reader and the detectors at once.
+func openSink(output string, stdout io.Writer, format, findingsFormat string, tb event.Timebase, host string) (*sinks.Locked, func() error, error) {
+	out, closeOut := stdout, func() error { return nil }
+	if output != "-" {
+		f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open --output: %w", err)
+		}
+		out, closeOut = f, f.Close
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	base, err := sinks.New(format, out, tb)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open --output: %w", err)
+		closeOut()
+		return nil, nil, usageErr("--format: %v", err)
 	}
-	return f, f.Close, nil
+	if base, err = sinks.WithFindings(base, findingsFormat, out, tb, versionString(), host); err != nil {
+		closeOut()
+		return nil, nil, usageErr("--findings-format: %v", err)
+	}
+	return sinks.NewLocked(base), closeOut, nil
 }
