@@ -203,6 +203,30 @@ func (e *Event) Clone() *Event {
 	return &c
 }
 
+// ProcessExe is the binary of the event's process: for an exec the new
+// one, otherwise the process context's; empty when unknown.
+func (e *Event) ProcessExe() string {
+	if e.Kind == KindExec && e.Exec.Exe != "" {
+		return e.Exec.Exe
+	}
+	if e.Process != nil {
+		return e.Process.Exe
+	}
+	return ""
+}
+
+// ProcessArgs is the argv (NUL-separated) of the event's process: for an
+// exec the new one, otherwise the process context's.
+func (e *Event) ProcessArgs() string {
+	if e.Kind == KindExec {
+		return e.Exec.Args
+	}
+	if e.Process != nil {
+		return e.Process.Args
+	}
+	return ""
+}
+
 // Ancestor is one process up a Process's parent chain.
 type Ancestor struct {
 	PID  uint32

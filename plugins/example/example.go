@@ -67,7 +67,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	}
 	f := sdk.NewFinding(ev, "sensitive-file-open", sdk.SeverityHigh,
 		fmt.Sprintf("%s (pid %d, uid %d) opened %s", ev.Comm, ev.PID, ev.UID, path), "T1003.008")
-	f.Fields = map[string]any{"path": path, "ret": ev.Open.Ret, "exe": exe(ev)}
+	f.Fields = map[string]any{"path": path, "ret": ev.Open.Ret, "exe": ev.ProcessExe()}
 	return []sdk.Finding{f}, nil
 }
 
@@ -80,11 +80,4 @@ func hasPrefix(path string, prefixes []string) bool {
 		}
 	}
 	return false
-}
-
-func exe(ev *sdk.Event) string {
-	if ev.Process != nil {
-		return ev.Process.Exe
-	}
-	return ""
 }

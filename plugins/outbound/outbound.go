@@ -140,7 +140,11 @@ func (d *Detector) onConnect(ev *sdk.Event) []sdk.Finding {
 	if (c.Ret != 0 && c.Ret != einprogress) || !c.Addr.IsValid() || c.Addr.IsUnspecified() || (c.Addr.IsLoopback() && !d.loopback) {
 		return nil
 	}
-	if match.AnyPath(d.connectors, exe(ev)) {
+	exe := ev.ProcessExe()
+	if exe == "" {
+		exe = ev.Comm
+	}
+	if match.AnyPath(d.connectors, exe) {
 		d.last.Put(ev.PID, conn{ev.KernelTimeNs, c.Addr, c.Port})
 	}
 	if !d.pool[c.Port] || d.allow.Allows(ev) {
@@ -148,7 +152,7 @@ func (d *Detector) onConnect(ev *sdk.Event) []sdk.Finding {
 	}
 	f := sdk.NewFinding(ev, "mining-pool-port", sdk.SeverityMedium,
 		fmt.Sprintf("%s (pid %d) connected to %s, a mining-pool port", ev.Comm, ev.PID, netip.AddrPortFrom(c.Addr, c.Port)), "T1496")
-	f.Fields = map[string]any{"addr": c.Addr.String(), "port": c.Port, "exe": exe(ev)}
+	f.Fields = map[string]any{"addr": c.Addr.String(), "port": c.Port, "exe": exe}
 	return []sdk.Finding{f}
 }
 
@@ -224,13 +228,6 @@ func minerArg(args string) string {
 		}
 	}
 	return ""
-}
-
-func exe(ev *sdk.Event) string {
-	if ev.Process != nil && ev.Process.Exe != "" {
-		return ev.Process.Exe
-	}
-	return ev.Comm
 }
 
 func (d *Detector) Close(context.Context) error { return nil }

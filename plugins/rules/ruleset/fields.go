@@ -52,20 +52,6 @@ func proc(ev *event.Event) *event.Process {
 	return &event.Process{}
 }
 
-func exe(ev *event.Event) string {
-	if ev.Kind == event.KindExec && ev.Exec.Exe != "" {
-		return ev.Exec.Exe
-	}
-	return proc(ev).Exe
-}
-
-func argv(ev *event.Event) string {
-	if ev.Kind == event.KindExec {
-		return ev.Exec.Args
-	}
-	return proc(ev).Args
-}
-
 func splitArgs(args string) []string {
 	if args == "" {
 		return nil
@@ -83,10 +69,10 @@ var Fields = []Field{
 	field("euid", cel.IntType, "effective user id", num(func(ev *event.Event) uint32 { return ev.EUID })),
 	field("gid", cel.IntType, "real group id", num(func(ev *event.Event) uint32 { return ev.GID })),
 	field("comm", cel.StringType, "command name", str(func(ev *event.Event) string { return ev.Comm })),
-	field("exe", cel.StringType, "the process's binary (for exec: the new one)", str(exe)),
-	field("args", cel.ListType(cel.StringType), "argv", list(func(ev *event.Event) []string { return splitArgs(argv(ev)) })),
+	field("exe", cel.StringType, "the process's binary (for exec: the new one)", str((*event.Event).ProcessExe)),
+	field("args", cel.ListType(cel.StringType), "argv", list(func(ev *event.Event) []string { return splitArgs(ev.ProcessArgs()) })),
 	field("cmdline", cel.StringType, "argv joined by spaces", str(func(ev *event.Event) string {
-		return strings.TrimSpace(strings.ReplaceAll(argv(ev), "\x00", " "))
+		return strings.TrimSpace(strings.ReplaceAll(ev.ProcessArgs(), "\x00", " "))
 	})),
 	field("parent_exe", cel.StringType, "the parent's binary", str(func(ev *event.Event) string {
 		if a := proc(ev).Ancestors; len(a) > 0 {

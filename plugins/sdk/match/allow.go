@@ -48,33 +48,17 @@ func (r Rule) check() error {
 
 // Matches reports whether the rule matches ev's process.
 func (r Rule) Matches(ev *event.Event) bool {
-	p := ev.Process
-	exe, comm := "", ev.Comm
-	if p != nil {
-		exe = p.Exe
-	}
-	if ev.Kind == event.KindExec && ev.Exec.Exe != "" {
-		exe = ev.Exec.Exe
-	}
-	if r.Exe != "" && !Path(r.Exe, exe) {
+	if r.Exe != "" && !Path(r.Exe, ev.ProcessExe()) {
 		return false
 	}
-	if r.Comm != "" && !Glob(r.Comm, comm) {
+	if r.Comm != "" && !Glob(r.Comm, ev.Comm) {
 		return false
 	}
-	if r.Ancestor != "" && !AncestorMatches(p, r.Ancestor) {
+	if r.Ancestor != "" && !AncestorMatches(ev.Process, r.Ancestor) {
 		return false
 	}
-	if r.Args != "" {
-		args := ""
-		if ev.Kind == event.KindExec {
-			args = ev.Exec.Args
-		} else if p != nil {
-			args = p.Args
-		}
-		if !Glob(r.Args, strings.ReplaceAll(strings.TrimSuffix(args, "\x00"), "\x00", " ")) {
-			return false
-		}
+	if r.Args != "" && !Glob(r.Args, strings.ReplaceAll(strings.TrimSuffix(ev.ProcessArgs(), "\x00"), "\x00", " ")) {
+		return false
 	}
 	return true
 }
