@@ -36,7 +36,7 @@ var DefaultAllow = match.Allowlist{
 
 // Detector is the detector.
 type Detector struct {
-	dirs  []string
+	dirs  []string // as patterns: the directory and "*"
 	allow match.Allowlist
 }
 
@@ -63,11 +63,12 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	if err != nil {
 		return err
 	}
-	d.dirs = append(append([]string(nil), DefaultDirs...), c.Dirs...)
-	for i, dir := range d.dirs {
+	d.dirs = nil
+	for _, dir := range append(append([]string(nil), DefaultDirs...), c.Dirs...) {
 		if !strings.HasSuffix(dir, "/") && !strings.HasSuffix(dir, "*") {
-			d.dirs[i] = dir + "/"
+			dir += "/"
 		}
+		d.dirs = append(d.dirs, dir+"*")
 	}
 	d.allow = allow
 	log.Debug("configured", zap.Strings("dirs", d.dirs), zap.Int("allow_rules", len(allow)))
@@ -106,10 +107,11 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	return []sdk.Finding{f}, nil
 }
 
+// dir is the watched directory exe is under, or "".
 func (d *Detector) dir(exe string) string {
-	for _, dir := range d.dirs {
-		if match.Glob(dir+"*", exe) {
-			return dir
+	for _, pattern := range d.dirs {
+		if match.Glob(pattern, exe) {
+			return strings.TrimSuffix(pattern, "*")
 		}
 	}
 	return ""
