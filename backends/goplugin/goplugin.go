@@ -618,24 +618,25 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.StartTimeout)
 	defer cancel()
-	pd, err := p.rpc.Describe(ctx, &wire.DescribeRequest{})
-	if err != nil {
-		return fail("describe", err)
+	// The definition is asked before Init, and again after it: a
+	// configured detector may narrow its filter.
+	// what names the step that failed.
+	describe := func(definition string) (what string, err error) {
+		pd, err := p.rpc.Describe(ctx, &wire.DescribeRequest{})
+		if err != nil {
+			return "describe", err
+		}
+		def = wire.DefinitionFromProto(pd)
+		return definition, def.Validate()
 	}
-	def = wire.DefinitionFromProto(pd)
-	if err := def.Validate(); err != nil {
-		return fail("definition", err)
+	if what, err := describe("definition"); err != nil {
+		return fail(what, err)
 	}
 	if _, err := p.rpc.Init(ctx, &wire.InitRequest{ConfigJson: b.opts.Config}); err != nil {
 		return fail("init", detectorError(err))
 	}
-	// Asked again: a configured detector may narrow its filter.
-	if pd, err = p.rpc.Describe(ctx, &wire.DescribeRequest{}); err != nil {
-		return fail("describe", err)
-	}
-	def = wire.DefinitionFromProto(pd)
-	if err := def.Validate(); err != nil {
-		return fail("definition after init", err)
+	if what, err := describe("definition after init"); err != nil {
+		return fail(what, err)
 	}
 	if !b.opts.Unary {
 		sctx, scancel := context.WithCancel(context.Background())

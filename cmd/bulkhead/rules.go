@@ -51,16 +51,13 @@ func rulesCommand(args []string, stdout, stderr io.Writer) error {
 	for _, p := range problems {
 		fmt.Fprintln(stdout, p)
 	}
-	fmt.Fprintf(stdout, "%d rules loaded, %d disabled, %d rejected (%s)\n", len(set.Rules), set.Disabled, len(problems), strings.Join(append([]string{"default.yaml"}, files...)[boolIndex(*noDefaults):], ", "))
+	names := make([]string, len(srcs))
+	for i, src := range srcs {
+		names[i] = src.Name
+	}
+	fmt.Fprintf(stdout, "%d rules loaded, %d disabled, %d rejected (%s)\n", len(set.Rules), set.Disabled, len(problems), strings.Join(names, ", "))
 	if len(problems) > 0 {
 		return fmt.Errorf("%d problem(s) in the rule files", len(problems))
 	}
 	return nil
-}
-
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -165,23 +165,22 @@ type (
 	}
 )
 
-// OCSF severity_id: 1 Informational, 2 Low, 3 Medium, 4 High, 5 Critical.
-var ocsfSeverities = map[detect.Severity][2]any{
-	detect.SeverityInfo: {1, "Informational"}, detect.SeverityLow: {2, "Low"}, detect.SeverityMedium: {3, "Medium"},
-	detect.SeverityHigh: {4, "High"}, detect.SeverityCritical: {5, "Critical"},
-}
+// ocsfSeverities are OCSF's severity_id captions, indexed by id; a
+// detect.Severity's id is one more than its value (1 Informational … 5
+// Critical).
+var ocsfSeverities = [...]string{"Unknown", "Informational", "Low", "Medium", "High", "Critical"}
 
 // Finding maps f to an OCSF Detection Finding.
 func (o *OCSF) Finding(f *detect.Finding) any {
 	when := findingTime(f, o.tb)
-	sev, ok := ocsfSeverities[f.Severity]
-	if !ok {
-		sev = [2]any{0, "Unknown"}
+	sevID := int(f.Severity) + 1
+	if sevID >= len(ocsfSeverities) {
+		sevID = 0
 	}
 	out := ocsfFinding{
 		ActivityID: 1, ActivityName: "Create", CategoryUID: 2, CategoryName: "Findings",
 		ClassUID: 2004, ClassName: "Detection Finding", TypeUID: 200401, TypeName: "Detection Finding: Create",
-		SeverityID: sev[0].(int), Severity: sev[1].(string), StatusID: 1, Status: "New",
+		SeverityID: sevID, Severity: ocsfSeverities[sevID], StatusID: 1, Status: "New",
 		Time: when.UnixMilli(), Message: f.Summary, IsAlert: true,
 		Metadata: ocsfMetadata{Version: OCSFVersion, Product: o.product, LogName: "findings"},
 		FindingInfo: ocsfFindingInfo{

@@ -119,7 +119,7 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	if len(set.Rules) == 0 {
 		return fmt.Errorf("no rule loaded (%d rejected): nothing to evaluate", len(problems))
 	}
-	d.install(set)
+	d.set.Store(set)
 	log.Info("rules loaded", zap.Int("rules", len(set.Rules)), zap.Int("rejected", len(problems)), zap.Int("disabled", set.Disabled))
 	if interval > 0 && len(c.Files) > 0 {
 		d.stop = make(chan struct{})
@@ -128,8 +128,6 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	}
 	return nil
 }
-
-func (d *Detector) install(s *ruleset.Set) { d.set.Store(s) }
 
 // mtimes are the rule files' modification times now.
 func (d *Detector) mtimes() map[string]time.Time {
@@ -180,7 +178,7 @@ func (d *Detector) reload() {
 		}
 		return
 	}
-	d.install(set)
+	d.set.Store(set)
 	d.log.Info("rules reloaded", zap.Int("rules", len(set.Rules)), zap.Int("disabled", set.Disabled))
 }
 
