@@ -66,6 +66,8 @@ type Stats struct {
 	Restarts    uint64 // plugin processes started after the first
 	Redelivered uint64 // events sent again after a crash or hang
 	Quarantined uint64 // poison events given up on
+	Violations  uint64 // plugin processes killed by their enclave for a forbidden system call
+	LimitKills  uint64 // plugin processes killed at their enclave's memory or CPU limit
 	BreakerOpen bool   // crash-looping: not restarted until the cool-down ends
 	PID         int    // the plugin's process id (0 in-process)
 }

@@ -3,11 +3,13 @@ package backends_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
@@ -67,7 +69,7 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkDispatch(b *testing.B) {
 	bin := testenv.Plugin(b, "example")
 	stream := benchOpens(4096)
-	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
+	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls", "goplugin-unary"} {
 		for _, size := range []int{16, 64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				run := newBackend(b, mode, bin)
@@ -101,7 +103,10 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // newBackend runs the example detector on a backend: inproc, goplugin
-// (the stream) or goplugin-unary (one RPC per batch).
+// (the stream), goplugin-mtls (with go-plugin's AutoMTLS),
+// goplugin-enclave (in the plugin enclave), goplugin-enclave-mtls (both:
+// what `bulkhead run` gives a plugin by default) or goplugin-unary (one
+// RPC per batch).
 func newBackend(b *testing.B, mode, bin string) backends.Backend {
 	if mode == "inproc" {
 		r, err := inproc.New(context.Background(), example.New(), nil, zap.NewNop())
@@ -112,6 +117,14 @@ func newBackend(b *testing.B, mode, bin string) backends.Backend {
 	}
 	o := goplugin.DefaultOptions(bin)
 	o.Unary = mode == "goplugin-unary"
+	o.MTLS = strings.HasSuffix(mode, "-mtls")
+	if strings.HasPrefix(mode, "goplugin-enclave") {
+		e, err := enclave.Prepare("bench", 0, enclave.Config{}, enclave.Probe())
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Enclave, o.Launcher = e, testenv.Binary(b)
+	}
 	r, err := goplugin.New(o, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)

@@ -83,7 +83,7 @@ func summaryRow(t *testing.T, stderr, detector string) map[string]string {
 		switch {
 		case len(f) > 2 && f[0] == "name" && f[1] == "backend":
 			header = f
-		case header != nil && len(f) == len(header) && f[0] == detector:
+		case header != nil && len(f) >= len(header) && f[0] == detector: // a note may follow
 			row := map[string]string{}
 			for i, h := range header {
 				row[h] = f[i]

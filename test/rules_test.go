@@ -24,11 +24,13 @@ func TestRuleFiresOnBothBackends(t *testing.T) {
   tags: [T1565.001]
 `, dir+"/rule-")), 0o644)
 	config := fmt.Sprintf(`{files: [%q], no_default_rules: true}`, ruleFile)
+	// The plugin's enclave reads only what it is granted, as its own uid.
+	os.Chmod(filepath.Dir(dir), 0o755)
 	cfg := writeConfig(t, fmt.Sprintf(`
 detectors:
   - {name: rules-inproc, backend: inproc, builtin: rules, config: %s}
-  - {name: rules-goplugin, backend: goplugin, plugin: %s, config: %s}
-`, config, testenv.Plugin(t, "rules"), config))
+  - {name: rules-goplugin, backend: goplugin, plugin: %s, config: %s, enclave: {read: [%q]}}
+`, config, testenv.Plugin(t, "rules"), config, ruleFile))
 	m := startMonitor(t, "--config", cfg)
 	openMarkers(t, dir, "rule", 20, 200*time.Millisecond)
 	events := m.stop(t)

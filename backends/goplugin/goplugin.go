@@ -3,16 +3,20 @@ package goplugin
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -53,6 +57,17 @@ type Options struct {
 	// Unary sends each batch as its own RPC instead of on the stream, one at
 	// a time: the naive baseline the benchmarks compare against.
 	Unary bool
+	// SHA256, if set, is the binary's SHA-256 in hex: a binary that does
+	// not match is not started.
+	SHA256 string
+	// MTLS authenticates and encrypts the connection (go-plugin's
+	// AutoMTLS: a certificate per process, each side checks the other's).
+	MTLS bool
+	// Enclave, if set, runs every process of the plugin in it, started
+	// through Launcher (a bulkhead binary: `bulkhead enclave-exec`). The
+	// backend owns it from New on, and closes it.
+	Enclave  *enclave.Enclave
+	Launcher string
 }
 
 // DefaultOptions are sensible for a host.
@@ -86,10 +101,10 @@ type Backend struct {
 	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
 
-	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined atomic.Uint64
-	errLog                                                                        backends.Every
-	breakerOpen                                                                   atomic.Bool
-	pid                                                                           atomic.Int64
+	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills atomic.Uint64
+	errLog                                                                                                backends.Every
+	breakerOpen                                                                                           atomic.Bool
+	pid                                                                                                   atomic.Int64
 }
 
 type request struct {
@@ -113,16 +128,29 @@ type pending struct {
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and
 // initialises it. Errors name what is wrong with the binary.
-func New(opts Options, log *zap.Logger) (*Backend, error) {
+func New(opts Options, log *zap.Logger) (b *Backend, err error) {
+	if opts.Enclave != nil {
+		defer func() {
+			if err != nil {
+				opts.Enclave.Close()
+			}
+		}()
+	}
 	if st, err := os.Stat(opts.Path); err != nil {
 		return nil, fmt.Errorf("plugin binary %s: %w", opts.Path, err)
 	} else if st.IsDir() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("plugin binary %s: not an executable file", opts.Path)
 	}
+	if err := enclave.CheckSHA256(opts.Path, opts.SHA256); err != nil {
+		return nil, err
+	}
+	if opts.Enclave != nil && opts.Launcher == "" {
+		return nil, errors.New("an enclave needs a launcher: the path of a bulkhead binary")
+	}
 	if opts.Window < 1 || opts.Unary {
 		opts.Window = 1
 	}
-	b := &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
+	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
 		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	proc, def, err := b.start()
@@ -163,6 +191,7 @@ func (b *Backend) Stats() backends.Stats {
 		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.errs.Load(),
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(),
+		Violations: b.violations.Load(), LimitKills: b.limitKills.Load(),
 		BreakerOpen: b.breakerOpen.Load(), PID: int(b.pid.Load()),
 	}
 }
@@ -470,11 +499,34 @@ func (b *Backend) crashed(err error, hang bool) {
 	} else {
 		b.crashes.Add(1)
 	}
-	b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.Error(err))
 	b.proc.kill()
+	ps := b.proc.cmd.ProcessState
+	exit := "unknown"
+	if ps != nil {
+		exit = fmt.Sprintf("%s after %v of CPU", ps, (ps.UserTime() + ps.SystemTime()).Round(time.Millisecond))
+	}
+	if k := b.enclaveKill(ps, hang); k != nil {
+		if k.Kind == "seccomp" {
+			b.violations.Add(1)
+		} else {
+			b.limitKills.Add(1)
+		}
+		b.log.Error("detector plugin "+k.Reason+"; restarting it", zap.String("enclave_kill", k.Kind), zap.Int("pid", b.proc.pid), zap.String("exit", exit))
+	} else {
+		b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.String("exit", exit), zap.Error(err))
+	}
 	b.proc = nil
 	b.pid.Store(0)
 	b.countFailure()
+}
+
+// enclaveKill says whether the enclave killed the process that ended
+// with ps (nil without an enclave, or when the backend killed a hang).
+func (b *Backend) enclaveKill(ps *os.ProcessState, hang bool) *enclave.Kill {
+	if b.opts.Enclave == nil || hang {
+		return nil
+	}
+	return b.opts.Enclave.Cause(ps)
 }
 
 // countFailure notes a crash, hang or failed start, and opens the breaker
@@ -563,6 +615,9 @@ func (b *Backend) stop(ctx context.Context) error {
 	b.proc.client.Kill()
 	b.proc = nil
 	b.pid.Store(0)
+	if b.opts.Enclave != nil {
+		b.opts.Enclave.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("close detector %s: %w", b.def.Name, err)
 	}
@@ -586,19 +641,33 @@ type process struct {
 // and opens the batch stream.
 func (b *Backend) start() (*process, detect.Definition, error) {
 	var def detect.Definition
-	cmd := exec.Command(b.opts.Path)
-	// If the monitor dies, the kernel kills its plugins (and the SDK's own
-	// watch on its parent catches the rest): no orphans.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	client := plugin.NewClient(&plugin.ClientConfig{
+	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake(),
 		Plugins:          plugin.PluginSet{wire.PluginName: &clientPlugin{}},
-		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           newHCLog(b.log),
 		StartTimeout:     b.opts.StartTimeout,
 		GRPCDialOptions:  wire.DialOptions(),
-	})
+		AutoMTLS:         b.opts.MTLS,
+	}
+	if b.opts.Enclave != nil {
+		cmd, err := b.opts.Enclave.Command(b.opts.Launcher, b.opts.Path, b.opts.SHA256)
+		if err != nil {
+			return nil, def, err
+		}
+		cfg.Cmd, cfg.SkipHostEnv = cmd, true
+	} else {
+		cfg.Cmd = exec.Command(b.opts.Path)
+		// If the monitor dies, the kernel kills its plugins (and the SDK's
+		// own watch on its parent catches the rest): no orphans.
+		cfg.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if b.opts.SHA256 != "" {
+			sum, _ := hex.DecodeString(b.opts.SHA256)
+			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		}
+	}
+	cmd := cfg.Cmd
+	client := plugin.NewClient(cfg)
 	p := &process{client: client, cmd: cmd, results: make(chan *wire.Result, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
 		client.Kill()
@@ -633,7 +702,12 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		return fail(what, err)
 	}
 	if _, err := p.rpc.Init(ctx, &wire.InitRequest{ConfigJson: b.opts.Config}); err != nil {
-		return fail("init", detectorError(err))
+		err = detectorError(err)
+		if b.opts.Enclave != nil && strings.Contains(err.Error(), "permission denied") {
+			err = fmt.Errorf("%w (the plugin runs in an enclave as uid %d: list the path under the detector's enclave: read:, and make it readable by that uid)",
+				err, b.opts.Enclave.UID())
+		}
+		return fail("init", err)
 	}
 	if what, err := describe("definition after init"); err != nil {
 		return fail(what, err)

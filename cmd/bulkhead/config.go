@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
@@ -50,9 +51,49 @@ func builtinDetectors() map[string]func() detect.Detector {
 
 // fileConfig is the configuration file.
 type fileConfig struct {
-	Dispatch  dispatchConfig   `yaml:"dispatch"`
+	Dispatch dispatchConfig `yaml:"dispatch"`
+	// Enclave is the default for every plugin; a detector's own enclave:
+	// overrides it field by field.
+	Enclave   enclaveConfig    `yaml:"enclave"`
 	Detectors []detectorConfig `yaml:"detectors"`
 }
+
+// enclaveConfig is how a goplugin detector's process is confined.
+type enclaveConfig struct {
+	Enabled        *bool `yaml:"enabled"` // default true
+	MTLS           *bool `yaml:"mtls"`    // go-plugin's AutoMTLS; default true
+	enclave.Config `yaml:",inline"`
+}
+
+// over is c with the fields o sets; read paths add up.
+func (c enclaveConfig) over(o *enclaveConfig) enclaveConfig {
+	if o == nil {
+		return c
+	}
+	if o.Enabled != nil {
+		c.Enabled = o.Enabled
+	}
+	if o.MTLS != nil {
+		c.MTLS = o.MTLS
+	}
+	if o.User != "" {
+		c.User = o.User
+	}
+	c.Read = append(append([]string(nil), c.Read...), o.Read...)
+	for _, f := range []struct {
+		dst *int
+		src int
+	}{{&c.MemoryMB, o.MemoryMB}, {&c.CPUPercent, o.CPUPercent},
+		{&c.CPUSeconds, o.CPUSeconds}, {&c.OpenFiles, o.OpenFiles}, {&c.Processes, o.Processes}} {
+		if f.src != 0 {
+			*f.dst = f.src
+		}
+	}
+	return c
+}
+
+func (c enclaveConfig) enabled() bool { return c.Enabled == nil || *c.Enabled }
+func (c enclaveConfig) mtls() bool    { return c.MTLS == nil || *c.MTLS }
 
 type dispatchConfig struct {
 	BatchSize    int           `yaml:"batch_size"`
@@ -65,6 +106,8 @@ type detectorConfig struct {
 	Backend string         `yaml:"backend"` // inproc | goplugin | goplugin-unary
 	Builtin string         `yaml:"builtin"` // inproc: one of builtinDetectors
 	Plugin  string         `yaml:"plugin"`  // goplugin: the binary; a relative path is relative to the config file
+	SHA256  string         `yaml:"sha256"`  // goplugin: the binary's SHA-256 (sha256sum); another binary is refused
+	Enclave *enclaveConfig `yaml:"enclave"` // goplugin: overrides the top-level enclave:
 	Config  map[string]any `yaml:"config"`
 	// goplugin supervision; zero values keep the defaults.
 	BatchDeadline   time.Duration `yaml:"batch_deadline"`
@@ -95,6 +138,9 @@ func loadConfig(path string) (fileConfig, error) {
 		c.Dispatch.DrainTimeout = def.DrainTimeout
 	}
 	var errs []error
+	if err := c.Enclave.Check(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 || c.Dispatch.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536, queue_batches at least 1 and drain_timeout not negative"))
 	}
@@ -121,6 +167,9 @@ func loadConfig(path string) (fileConfig, error) {
 				// Relative to the file, so a config works from any directory.
 				c.Detectors[i].Plugin = filepath.Join(filepath.Dir(path), d.Plugin)
 			}
+			if err := c.Enclave.over(d.Enclave).Check(); d.Enclave != nil && err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: unknown backend %q: use inproc, goplugin or goplugin-unary", where, d.Backend))
 		}
@@ -143,6 +192,10 @@ func keys[V any](m map[string]V) []string {
 // checked and initialised. On error, the ones already started are stopped.
 func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispatch.Detector, error) {
 	var out []dispatch.Detector
+	support := enclave.Probe()
+	if needsEnclave(c) {
+		log.Info("plugin enclaves", zap.String("kernel_and_monitor_support", support.String()))
+	}
 	fail := func(err error) ([]dispatch.Detector, error) {
 		for _, d := range out {
 			d.Run.Close(ctx)
@@ -164,6 +217,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		}
 		dlog := log.With(zap.String("detector", label))
 		var run backends.Backend
+		var protections []string
 		switch dc.Backend {
 		case "inproc":
 			run, err = inproc.New(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, dlog)
@@ -179,7 +233,17 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			if dc.BreakerCooldown > 0 {
 				o.BreakerCooldown = dc.BreakerCooldown
 			}
-			run, err = goplugin.New(o, dlog)
+			ec := c.Enclave.over(dc.Enclave)
+			o.SHA256, o.MTLS = dc.SHA256, ec.mtls()
+			if ec.enabled() {
+				if o.Launcher, err = os.Executable(); err == nil {
+					o.Enclave, err = enclave.Prepare(label, i, ec.Config, support)
+				}
+			}
+			if err == nil {
+				run, err = goplugin.New(o, dlog)
+			}
+			protections = protectionsOf(o)
 		}
 		if err != nil {
 			return fail(fmt.Errorf("detector #%d (%s, backend %s): %w", i+1, name, dc.Backend, err))
@@ -187,11 +251,42 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		if name == "" {
 			name = run.Definition().Name
 		}
-		out = append(out, dispatch.Detector{Name: name, Backend: dc.Backend, Run: run})
+		out = append(out, dispatch.Detector{Name: name, Backend: dc.Backend, Run: run, Protections: protections})
 		log.Info("detector started", zap.String("detector", name), zap.String("backend", dc.Backend),
-			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID))
+			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID), zap.Strings("protections", protections))
 	}
 	return out, nil
+}
+
+// needsEnclave reports whether any detector runs in an enclave.
+func needsEnclave(c fileConfig) bool {
+	for _, d := range c.Detectors {
+		if d.Backend != "inproc" && c.Enclave.over(d.Enclave).enabled() {
+			return true
+		}
+	}
+	return false
+}
+
+// protectionsOf lists what protects the monitor from a plugin, and the
+// plugin from others.
+func protectionsOf(o goplugin.Options) []string {
+	out := []string{"own process, supervised (restarted on crash or hang)"}
+	if o.Enclave != nil {
+		out = append(out, o.Enclave.Protections()...)
+		if o.SHA256 != "" {
+			out = append(out, "SHA-256 checked on the very file executed")
+		}
+	} else {
+		out = append(out, "NO enclave: the plugin has the monitor's user and privileges")
+		if o.SHA256 != "" {
+			out = append(out, "SHA-256 checked before launch")
+		}
+	}
+	if o.MTLS {
+		out = append(out, "mutual TLS on the connection (go-plugin AutoMTLS)")
+	}
+	return out
 }
 
 // startDispatch starts the configured detectors behind a dispatcher; nil

@@ -13,6 +13,8 @@ import (
 
 // TestMain removes the plugin binaries the tests built.
 func TestMain(m *testing.M) {
+	// The monitor under test launches plugin enclaves through this binary.
+	launchEnclave()
 	code := m.Run()
 	testenv.Cleanup()
 	os.Exit(code)
@@ -44,6 +46,14 @@ func TestBadConfigExplains(t *testing.T) {
 			"detector #1 (d1, backend goplugin): plugin " + old + ": not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version 2): incompatible API version with plugin. Plugin version: 1"},
 		{"init refuses the config", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s, config: {paths: [relative]}}]", example),
 			`detector #1 (d1, backend goplugin): plugin ` + example + `: init: path "relative": use an absolute path`},
+		{"binary changed", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s, sha256: %s}]", example, strings.Repeat("0", 64)),
+			"detector #1 (d1, backend goplugin): plugin binary " + example + ": SHA-256 is "},
+		{"not a sha256", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s, sha256: abc}]", example),
+			`detector #1 (d1, backend goplugin): sha256 "abc" is not a SHA-256 in hex (64 hex digits, as sha256sum prints)`},
+		{"enclave too small", "enclave: {memory_mb: 8}\ndetectors: [{name: d1, backend: goplugin, plugin: /x}]",
+			"enclave: memory_mb 8 is too small for a Go plugin; give it at least 32"},
+		{"enclave read path relative", "detectors: [{name: d1, backend: goplugin, plugin: /x, enclave: {read: [etc]}}]",
+			`detector #1 (d1): enclave: read path "etc" must be absolute`},
 		{"inproc init refuses the config", "detectors: [{name: d1, backend: inproc, builtin: example, config: {paths: [relative]}}]",
 			`detector #1 (d1, backend inproc): detector example: init: path "relative": use an absolute path`},
 	} {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -15,8 +18,26 @@ import (
 // errUsage marks errors caused by how the command was called (exit code 2).
 var errUsage = errors.New("usage")
 
+func init() {
+	// The enclave launcher applies its protections to one thread and
+	// executes the plugin from it: keep main on the process's main thread.
+	if len(os.Args) > 1 && os.Args[1] == enclave.Subcommand {
+		runtime.LockOSThread()
+	}
+}
+
 func main() {
+	launchEnclave()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// launchEnclave is `bulkhead enclave-exec`, which the monitor starts for
+// each plugin: it becomes the plugin, or exits saying why it could not.
+func launchEnclave() {
+	if len(os.Args) > 1 && os.Args[1] == enclave.Subcommand {
+		fmt.Fprintf(os.Stderr, "bulkhead %s: %v\n", enclave.Subcommand, enclave.Launch())
+		os.Exit(125)
+	}
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {

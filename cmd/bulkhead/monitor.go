@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
@@ -386,7 +387,7 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 	if len(lanes) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %10s %9s %7s %9s %8s %7s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "delivered",
+	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %9s %10s %9s %7s %9s %8s %7s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "filtered", "delivered",
 		"findings", "errors", "shed", "unavail", "failed", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
 	for _, d := range lanes {
 		b := d.Backends
@@ -394,9 +395,17 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 		if b.BreakerOpen {
 			breaker = "OPEN"
 		}
-		fmt.Fprintf(w, "    %-14s %-14s %10d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s\n", d.Name, d.Backend, d.Queued, b.Delivered,
-			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker)
+		fmt.Fprintf(w, "    %-14s %-14s %10d %9d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s%s\n", d.Name, d.Backend, d.Queued, d.Filtered, b.Delivered,
+			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(b))
 	}
+}
+
+// enclaveKills notes the plugin processes the enclave killed, if any.
+func enclaveKills(b backends.Stats) string {
+	if b.Violations+b.LimitKills == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  enclave killed: %d for forbidden system calls, %d at limits", b.Violations, b.LimitKills)
 }
 
 // serveMetrics starts the Prometheus endpoint on the monitor's counters.

@@ -43,6 +43,8 @@ type Detector struct {
 	Name    string // as configured (defaults to the definition's name)
 	Backend string // "inproc", "goplugin", …: for reports
 	Run     backends.Backend
+	// Protections say what isolates the detector (its enclave): for reports.
+	Protections []string
 }
 
 // FindingFunc receives findings, from every detector's goroutine at once.
@@ -53,7 +55,9 @@ type FindingFunc func(f detect.Finding)
 type LaneStats struct {
 	Name        string
 	Backend     string
+	Protections []string
 	Queued      uint64 // events put on its queue
+	Filtered    uint64 // queued events its filter turned away (neither delivered nor lost)
 	Shed        uint64 // events dropped because its queue was full
 	Unavailable uint64 // events dropped because it was unavailable (breaker open)
 	Failed      uint64 // events whose delivery failed otherwise
@@ -66,6 +70,7 @@ type LaneStats struct {
 // for a detector that was replaced by a reload.
 func (s LaneStats) Plus(o LaneStats) LaneStats {
 	s.Queued += o.Queued
+	s.Filtered += o.Filtered
 	s.Shed += o.Shed
 	s.Unavailable += o.Unavailable
 	s.Failed += o.Failed
@@ -78,6 +83,8 @@ func (s LaneStats) Plus(o LaneStats) LaneStats {
 	b.Restarts += ob.Restarts
 	b.Redelivered += ob.Redelivered
 	b.Quarantined += ob.Quarantined
+	b.Violations += ob.Violations
+	b.LimitKills += ob.LimitKills
 	s.Latency = s.Latency.plus(o.Latency)
 	return s
 }
@@ -112,6 +119,7 @@ type lane struct {
 	out      FindingFunc
 	failLog  backends.Every
 	queued   atomic.Uint64
+	filtered atomic.Uint64
 	shed     atomic.Uint64
 	unavail  atomic.Uint64
 	failed   atomic.Uint64
@@ -310,7 +318,7 @@ func (l *lane) abandon() uint64 {
 func (d *Dispatcher) Stats() []LaneStats {
 	out := make([]LaneStats, 0, len(d.lanes))
 	for _, l := range d.lanes {
-		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Queued: l.queued.Load(), Shed: l.shed.Load(),
+		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Protections: l.det.Protections, Queued: l.queued.Load(), Filtered: l.filtered.Load(), Shed: l.shed.Load(),
 			Unavailable: l.unavail.Load(), Failed: l.failed.Load(), Backends: l.det.Run.Stats(), Latency: l.latency.snapshot()})
 	}
 	return out
@@ -338,6 +346,9 @@ func (l *lane) run(ctx context.Context) {
 			if l.kinds.Has(ev.Kind) && l.def.Filter.Wants(ev) {
 				sel = append(sel, ev)
 			}
+		}
+		if n := l.count(b) - uint64(len(sel)); n > 0 {
+			l.filtered.Add(n)
 		}
 		if len(sel) > 0 {
 			n := len(sel)

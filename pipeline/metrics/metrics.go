@@ -44,6 +44,7 @@ var (
 	processes     = desc("processes_tracked", "Processes in the enrichment table.")
 
 	detQueued    = desc("detector_queued_events_total", "Events put on the detector's queue.", "detector", "backend")
+	detFiltered  = desc("detector_filtered_events_total", "Queued events the detector's filter turned away.", "detector", "backend")
 	detDelivered = desc("detector_delivered_events_total", "Events the detector received.", "detector", "backend")
 	detFindings  = desc("detector_findings_total", "Findings the detector reported.", "detector", "backend")
 	detErrors    = desc("detector_errors_total", "OnEvent calls that returned an error.", "detector", "backend")
@@ -55,6 +56,7 @@ var (
 	plugRestarts = desc("plugin_restarts_total", "Times the plugin was started again.", "detector", "backend")
 	plugRedeliv  = desc("plugin_redelivered_events_total", "Events sent again after a plugin failure.", "detector", "backend")
 	plugQuarant  = desc("plugin_quarantined_events_total", "Events set aside because they kept killing the plugin.", "detector", "backend")
+	plugKilled   = desc("plugin_enclave_kills_total", "Plugin processes killed by their enclave: a forbidden system call (seccomp), or the memory or CPU limit (limit).", "detector", "backend", "reason")
 )
 
 // Collector turns snapshots into metrics.
@@ -66,8 +68,8 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, ringUsed, ringSize, processes,
-		detQueued, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
-		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant} {
+		detQueued, detFiltered, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
+		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled} {
 		ch <- d
 	}
 }
@@ -99,6 +101,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		l := []string{d.Name, d.Backend}
 		b := d.Backends
 		counter(detQueued, d.Queued, l...)
+		counter(detFiltered, d.Filtered, l...)
 		counter(detDelivered, b.Delivered, l...)
 		counter(detFindings, b.Findings, l...)
 		counter(detErrors, b.Errors, l...)
@@ -115,6 +118,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(plugRestarts, b.Restarts, l...)
 		counter(plugRedeliv, b.Redelivered, l...)
 		counter(plugQuarant, b.Quarantined, l...)
+		counter(plugKilled, b.Violations, append(l, "seccomp")...)
+		counter(plugKilled, b.LimitKills, append(l, "limit")...)
 		buckets := make(map[float64]uint64, len(dispatch.LatencyBuckets))
 		for i, ub := range dispatch.LatencyBuckets {
 			buckets[ub.Seconds()] = d.Latency.Cumulative[i]

@@ -1,0 +1,252 @@
+package enclave
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Subcommand is the bulkhead subcommand that launches a plugin in its
+// enclave (Launch).
+const Subcommand = "enclave-exec"
+
+// specEnv carries the spec from the monitor to the launcher; the launcher
+// removes it before the plugin starts.
+const specEnv = "BULKHEAD_ENCLAVE"
+
+// spec is everything the launcher applies, decided by the monitor.
+type spec struct {
+	Binary     string   `json:"binary"`
+	SHA256     string   `json:"sha256,omitempty"`
+	UID        int      `json:"uid"` // -1: keep the monitor's
+	GID        int      `json:"gid"`
+	Parent     int      `json:"parent"` // the monitor's pid
+	Tmp        string   `json:"tmp"`
+	Read       []string `json:"read,omitempty"`
+	Procs      []string `json:"procs,omitempty"` // cgroup.procs files to join
+	OpenFiles  uint64   `json:"open_files"`
+	Processes  uint64   `json:"processes"`
+	CPUSeconds uint64   `json:"cpu_seconds,omitempty"`
+	AddressMB  uint64   `json:"address_mb,omitempty"` // RLIMIT_AS, when there is no memory cgroup
+	Landlock   bool     `json:"landlock"`
+	Seccomp    bool     `json:"seccomp"`
+}
+
+// Enclave is one plugin's enclave, on the monitor's side. It outlives the
+// plugin's processes: each restart runs in the same one.
+type Enclave struct {
+	spec        spec
+	cfg         Config
+	group       *group
+	oomBase     uint64
+	protections []string
+}
+
+// Prepare sets up the enclave of the plugin named name, the slot-th
+// plugin of the configuration: its private temporary directory and its
+// cgroup. The binary is given by the backend (Command).
+func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	c = c.WithDefaults()
+	e := &Enclave{cfg: c, spec: spec{UID: -1, GID: -1, Parent: os.Getpid(),
+		OpenFiles: uint64(c.OpenFiles), Processes: uint64(c.Processes), CPUSeconds: uint64(c.CPUSeconds),
+		Landlock: s.LandlockABI > 0, Seccomp: s.Seccomp}}
+	for _, p := range c.Read {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("enclave: read path: %w; remove it from read: or create it", err)
+		}
+		e.spec.Read = append(e.spec.Read, p)
+	}
+	if s.Root {
+		uid, gid, err := c.ids(slot)
+		if err != nil {
+			return nil, err
+		}
+		e.spec.UID, e.spec.GID = uid, gid
+		e.protections = append(e.protections, fmt.Sprintf("uid %d gid %d, no supplementary groups", uid, gid),
+			"no capabilities (bounding, ambient, permitted and effective sets empty)")
+	} else {
+		e.protections = append(e.protections, "runs as the monitor's user (the monitor is not root)")
+	}
+	e.protections = append(e.protections, "no_new_privs")
+	tmp, err := privateDir(name, e.spec.UID, e.spec.GID)
+	if err != nil {
+		return nil, err
+	}
+	e.spec.Tmp = tmp
+	if s.Seccomp {
+		e.protections = append(e.protections, fmt.Sprintf("seccomp: %d system calls allowed (sockets AF_UNIX only, clone for threads only), any other kills the plugin", len(allowedSyscalls)))
+	}
+	if e.spec.Landlock {
+		read := append([]string{"its binary", "system libraries"}, e.spec.Read...)
+		e.protections = append(e.protections, fmt.Sprintf("Landlock ABI %d: read-only %s; writable only %s; no TCP; no signals or abstract sockets outside the plugin",
+			s.LandlockABI, strings.Join(read, ", "), tmp))
+	}
+	limits := fmt.Sprintf("rlimits: %d open files, %d processes and threads", c.OpenFiles, c.Processes)
+	if c.CPUSeconds > 0 {
+		limits += fmt.Sprintf(", %d s of CPU time", c.CPUSeconds)
+	}
+	if s.Cgroup != cgroupNone {
+		fs := hostCgroupFS()
+		g, err := fs.newGroup(s.Cgroup, fmt.Sprintf("bulkhead-%d-%s", os.Getpid(), safeName(name)), c)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		e.group, e.spec.Procs = g, g.procs()
+		e.protections = append(e.protections, fmt.Sprintf("cgroup %s: memory %d MiB, %d tasks, CPU %d%% of a core", s.Cgroup, c.MemoryMB, c.Processes, c.CPUPercent))
+	} else {
+		// Without a memory cgroup, cap the address space. The Go runtime
+		// reserves address space it does not use; leave it room.
+		e.spec.AddressMB = uint64(c.MemoryMB) + 1024
+		limits += fmt.Sprintf(", %d MiB of address space (no memory cgroup)", e.spec.AddressMB)
+	}
+	e.protections = append(e.protections, limits)
+	return e, nil
+}
+
+// Protections says what is in force, one protection per line.
+func (e *Enclave) Protections() []string { return e.protections }
+
+// UID is the plugin's uid (-1: the monitor's own).
+func (e *Enclave) UID() int { return e.spec.UID }
+
+// Command is the launcher command that starts binary in the enclave;
+// sha256 (hex, or "") is checked on the very file executed. The
+// environment is the enclave's alone: nothing of the monitor's leaks.
+func (e *Enclave) Command(launcher, binary, sha256 string) (*exec.Cmd, error) {
+	s := e.spec
+	s.Binary, s.SHA256 = binary, sha256
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	if e.group != nil {
+		e.oomBase = e.group.oomKills()
+	}
+	cmd := exec.Command(launcher, Subcommand)
+	cmd.Env = []string{specEnv + "=" + string(raw), "TMPDIR=" + e.spec.Tmp, "HOME=" + e.spec.Tmp, "PATH=/usr/bin:/bin"}
+	// If the monitor dies, the kernel kills the plugin; the launcher sets
+	// this again after changing uid, which clears it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd, nil
+}
+
+// Kill says how the enclave killed a plugin process.
+type Kill struct {
+	Kind   string // "seccomp", "memory" or "cpu"
+	Reason string // for a person
+}
+
+// Cause tells whether the enclave killed the process that ended with ps,
+// and how; nil if it did not (an ordinary crash, or still running).
+func (e *Enclave) Cause(ps *os.ProcessState) *Kill {
+	if ps == nil {
+		return nil
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return nil
+	}
+	switch {
+	case ws.Signal() == syscall.SIGSYS:
+		return &Kill{"seccomp", "killed by its seccomp filter: the plugin made a system call the enclave forbids"}
+	case e.group != nil && e.group.oomKills() > e.oomBase:
+		return &Kill{"memory", fmt.Sprintf("killed at its memory limit of %d MiB", e.cfg.MemoryMB)}
+	case e.cfg.CPUSeconds > 0 && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL) &&
+		ps.UserTime()+ps.SystemTime() >= time.Duration(e.cfg.CPUSeconds)*time.Second*9/10:
+		return &Kill{"cpu", fmt.Sprintf("killed at its CPU-time limit of %d s", e.cfg.CPUSeconds)}
+	}
+	return nil
+}
+
+// Close removes the enclave's cgroup and directory; its processes must be
+// gone.
+func (e *Enclave) Close() {
+	if e.group != nil {
+		e.group.remove()
+	}
+	os.RemoveAll(e.spec.Tmp)
+}
+
+// CheckSHA256 compares the binary's SHA-256 with want (hex; "" skips).
+func CheckSHA256(binary, want string) error {
+	if want == "" {
+		return nil
+	}
+	f, err := os.Open(binary)
+	if err != nil {
+		return fmt.Errorf("plugin binary %s: %w", binary, err)
+	}
+	defer f.Close()
+	return checkSHA256(f, binary, want)
+}
+
+func checkSHA256(f io.Reader, binary, want string) error {
+	w, err := hex.DecodeString(want)
+	if err != nil || len(w) != sha256.Size {
+		return fmt.Errorf("sha256 %q is not a SHA-256 in hex (64 hex digits, as sha256sum prints)", want)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("plugin binary %s: %w", binary, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, w) {
+		return fmt.Errorf("plugin binary %s: SHA-256 is %x, the configuration expects %s: refusing to start it "+
+			"(if you installed a new build on purpose, put its sum, from sha256sum %s, in the detector's sha256)", binary, got, want, binary)
+	}
+	return nil
+}
+
+// privateDir makes the plugin's temporary directory, writable by it alone.
+func privateDir(name string, uid, gid int) (string, error) {
+	base := "/run/bulkhead/plugins"
+	if os.Geteuid() != 0 {
+		base = filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-plugins-%d", os.Geteuid()))
+	}
+	if err := os.MkdirAll(base, 0o711); err != nil {
+		return "", fmt.Errorf("enclave: %w", err)
+	}
+	dir := filepath.Join(base, fmt.Sprintf("%d-%s", os.Getpid(), safeName(name)))
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("enclave: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("enclave: %w", err)
+	}
+	if uid >= 0 {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.Remove(dir)
+			return "", fmt.Errorf("enclave: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+// safeName keeps a name usable in a path.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 || r == ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+	if s == "" || s == "." || s == ".." {
+		return "plugin"
+	}
+	return s
+}
+
+var errNoSpec = errors.New(specEnv + " is not set: enclave-exec is started by the monitor, not by hand")

@@ -1,0 +1,152 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
+)
+
+// hostileOutcomes is what each attack of the hostile plugin must come to
+// inside its enclave: blocked (the call fails and the plugin says so),
+// seccomp (the kernel kills the plugin for the call) or limit (the enclave
+// kills it at its memory or CPU limit).
+var hostileOutcomes = map[string]string{
+	"read-shadow":    "blocked",
+	"write-outside":  "blocked",
+	"write-private":  "succeeded", // the control: its own directory is writable
+	"signal-monitor": "blocked",
+	"ptrace-monitor": "seccomp",
+	"raw-socket":     "seccomp",
+	"bpf":            "seccomp",
+	"load-module":    "seccomp",
+	"fork-bomb":      "seccomp", // clone without CLONE_THREAD
+	"memory":         "limit",
+	"spin":           "limit",
+}
+
+// Eleven hostile plugins attack at once, next to a healthy detector. Every
+// attack fails or gets its plugin killed; the monitor keeps running, the
+// healthy detector gets every event, and each kill is reported and counted.
+func TestHostilePluginsAreContained(t *testing.T) {
+	testenv.RequireBPF(t)
+	dir := t.TempDir()
+	hostile := testenv.Plugin(t, "hostile")
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "detectors:\n  - {name: healthy, backend: goplugin, plugin: %s, config: {report_on: %q}}\n", testenv.Plugin(t, "chaos"), dir+"/ok-")
+	for attack := range hostileOutcomes {
+		limits := ""
+		switch attack {
+		case "memory":
+			limits = ", enclave: {memory_mb: 64}"
+		case "spin":
+			limits = ", enclave: {cpu_seconds: 1}"
+		}
+		fmt.Fprintf(&cfg, "  - {name: %s, backend: goplugin, plugin: %s, batch_deadline: 5s, config: {attack: %s, on: %q}%s}\n",
+			attack, hostile, attack, dir+"/attack", limits)
+	}
+	m := startMonitor(t, "--config", writeConfig(t, cfg.String()))
+	checkPluginProcesses(t, m.cmd.Process.Pid)
+	openMarkersFrom(t, dir, "ok", 0, 10, 300*time.Millisecond)
+	openMarkersFrom(t, dir, "attack", 0, 1, 0)
+	openMarkersFrom(t, dir, "ok", 10, 30, 6*time.Second) // the spin takes a few CPU-seconds to be stopped, each time
+	events := m.stop(t)
+	stderr := m.stderr.String()
+
+	if got := len(markersFound(events, "healthy", dir+"/ok-")); got != 40 {
+		t.Errorf("the healthy detector got %d of 40 markers", got)
+	}
+	attempts := map[string]string{}
+	for _, ev := range events {
+		if ev["type"] == "finding" && ev["rule"] == "hostile-attempt" {
+			f := ev["fields"].(map[string]any)
+			attempts[f["attack"].(string)] = f["outcome"].(string) + ": " + f["error"].(string)
+		}
+	}
+	for attack, want := range hostileOutcomes {
+		row := summaryRow(t, stderr, attack)
+		note := strings.Join(strings.Fields(row["breaker"]+" "+restOfRow(stderr, attack)), " ")
+		t.Logf("%-15s attempt %q; summary: crashes %s, quarantined %s; %s", attack, attempts[attack], row["crashes"], row["quarantine"], note)
+		switch want {
+		case "blocked", "succeeded":
+			if !strings.HasPrefix(attempts[attack], want) {
+				t.Errorf("%s: attempt reported %q, want %s", attack, attempts[attack], want)
+			}
+			if row["crashes"] != "0" {
+				t.Errorf("%s: %s crashes, want none", attack, row["crashes"])
+			}
+		case "seccomp":
+			if !strings.Contains(note, "enclave killed:") || strings.Contains(note, "killed: 0 for forbidden") {
+				t.Errorf("%s: the summary does not report a seccomp kill: %q", attack, note)
+			}
+			if !logged(stderr, attack, "detector plugin killed by its seccomp filter") {
+				t.Errorf("%s: no log line reporting the seccomp kill", attack)
+			}
+		case "limit":
+			if !strings.Contains(note, "enclave killed:") || strings.HasSuffix(note, " 0 at limits") {
+				t.Errorf("%s: the summary does not report a limit kill: %q", attack, note)
+			}
+		}
+		if attempts[attack] != "" && strings.HasPrefix(attempts[attack], "succeeded") && want != "succeeded" {
+			t.Errorf("%s SUCCEEDED: %s", attack, attempts[attack])
+		}
+	}
+	for attack, msg := range map[string]string{"memory": "killed at its memory limit of 64 MiB", "spin": "killed at its CPU-time limit of 1 s"} {
+		if !logged(stderr, attack, msg) {
+			t.Errorf("%s: no log line saying %q", attack, msg)
+		}
+	}
+	if t.Failed() {
+		t.Log(tail(stderr, 40))
+	}
+}
+
+// logged reports whether a log line of detector contains msg.
+func logged(stderr, detector, msg string) bool {
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, `"detector":"`+detector+`"`) && strings.Contains(line, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// restOfRow is what follows detector's summary row's columns: the note.
+func restOfRow(stderr, detector string) string {
+	for _, line := range strings.Split(stderr, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == detector {
+			if i := strings.Index(line, "enclave killed:"); i >= 0 {
+				return line[i:]
+			}
+		}
+	}
+	return ""
+}
+
+// checkPluginProcesses checks from outside what each plugin process is
+// left with: not root, no capabilities, no_new_privs, a seccomp filter.
+func checkPluginProcesses(t *testing.T, monitor int) {
+	t.Helper()
+	pids := children(monitor)
+	if len(pids) < 12 {
+		t.Fatalf("%d plugin processes, want 12", len(pids))
+	}
+	for _, pid := range pids {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000",
+			"CapAmb:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+			if !strings.Contains(string(status), want+"\n") {
+				t.Errorf("plugin %d: /proc status lacks %q", pid, want)
+			}
+		}
+		if strings.Contains(string(status), "Uid:\t0\t") {
+			t.Errorf("plugin %d runs as root", pid)
+		}
+	}
+}
