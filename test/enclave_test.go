@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +49,19 @@ func TestHostilePluginsAreContained(t *testing.T) {
 		fmt.Fprintf(&cfg, "  - {name: %s, backend: goplugin, plugin: %s, batch_deadline: 5s, config: {attack: %s, on: %q}%s}\n",
 			attack, hostile, attack, dir+"/attack", limits)
 	}
-	m := startMonitor(t, "--config", writeConfig(t, cfg.String()))
+	statusFile := dir + "/status.json"
+	m := startMonitor(t, "--config", writeConfig(t, cfg.String()), "--status", statusFile)
 	checkPluginProcesses(t, m.cmd.Process.Pid)
+	time.Sleep(1100 * time.Millisecond) // the status file is written every second
+	listing, err := exec.Command(testenv.Binary(t), "plugins", "--status", statusFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bulkhead plugins: %v\n%s", err, listing)
+	}
+	for _, want := range []string{"healthy", "read-shadow", "running", "uid 6400", "no_new_privs", "seccomp: ", "Landlock ABI", "memory 64 MiB", "mutual TLS"} {
+		if !strings.Contains(string(listing), want) {
+			t.Errorf("bulkhead plugins lacks %q:\n%s", want, listing)
+		}
+	}
 	openMarkersFrom(t, dir, "ok", 0, 10, 300*time.Millisecond)
 	openMarkersFrom(t, dir, "attack", 0, 1, 0)
 	openMarkersFrom(t, dir, "ok", 10, 30, 6*time.Second) // the spin takes a few CPU-seconds to be stopped, each time

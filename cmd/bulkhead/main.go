@@ -55,6 +55,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = replayCommand(args[1:], stdout, stderr)
 	case "rules":
 		err = rulesCommand(args[1:], stdout, stderr)
+	case "plugins":
+		err = pluginsCommand(args[1:], stdout)
 	case "bench":
 		err = benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -90,6 +92,7 @@ Usage:
   bulkhead replay FILE [flags]    feed a recording through the detectors again
   bulkhead rules check FILE…      check rule files (YAML + CEL) without running the monitor
   bulkhead rules fields           list the fields rule conditions can use
+  bulkhead plugins [--json]       the running monitor's detectors: state, restarts, protections
   bulkhead bench capture [flags]  measure capture overhead on a syscall storm
   bulkhead version                print version information
 

@@ -149,6 +149,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
 	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
+	statusPath := fs.String("status", defaultStatusPath(), "keep the detectors' state here for `bulkhead plugins` (off when empty)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead run [flags]\n\nCaptures kernel events and writes them out; a summary of what was seen and dropped goes to stderr at the end.\n\n")
@@ -219,6 +220,12 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer srv.Shutdown(context.Background())
+	}
+	if *statusPath != "" && d != nil {
+		stopStatus := make(chan struct{})
+		statusDone := make(chan struct{})
+		go func() { keepStatus(*statusPath, m, log, stopStatus); close(statusDone) }()
+		defer func() { close(stopStatus); <-statusDone }()
 	}
 	log.Info("capturing", zap.String("kinds", cf.kinds), zap.String("format", *format), zap.String("output", *output))
 	hup := make(chan os.Signal, 1)

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"go.uber.org/zap"
+)
+
+// defaultStatusPath is where a running monitor says how its detectors are
+// and `bulkhead plugins` reads it.
+func defaultStatusPath() string {
+	if os.Geteuid() == 0 {
+		return "/run/bulkhead/status.json"
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Geteuid()), "status.json")
+}
+
+// status is the status file.
+type status struct {
+	PID       int              `json:"pid"`
+	Updated   time.Time        `json:"updated"`
+	Detectors []detectorStatus `json:"detectors"`
+}
+
+type detectorStatus struct {
+	Name         string   `json:"name"`
+	Backend      string   `json:"backend"`
+	State        string   `json:"state"` // running, restarting, breaker-open, in-process
+	PID          int      `json:"pid,omitempty"`
+	Restarts     uint64   `json:"restarts"`
+	Crashes      uint64   `json:"crashes"`
+	Hangs        uint64   `json:"hangs"`
+	EnclaveKills uint64   `json:"enclave_kills"`
+	Violations   uint64   `json:"seccomp_kills"`
+	Delivered    uint64   `json:"delivered"`
+	Dropped      uint64   `json:"dropped"`
+	Protections  []string `json:"protections"`
+}
+
+func statusOf(lanes []dispatch.LaneStats) status {
+	s := status{PID: os.Getpid(), Updated: time.Now().UTC()}
+	for _, l := range lanes {
+		b := l.Backends
+		state := "running"
+		switch {
+		case l.Backend == "inproc":
+			state = "in-process"
+		case b.BreakerOpen:
+			state = "breaker-open"
+		case b.PID == 0:
+			state = "restarting"
+		}
+		s.Detectors = append(s.Detectors, detectorStatus{Name: l.Name, Backend: l.Backend, State: state, PID: b.PID,
+			Restarts: b.Restarts, Crashes: b.Crashes, Hangs: b.Hangs, EnclaveKills: b.Violations + b.LimitKills, Violations: b.Violations,
+			Delivered: b.Delivered, Dropped: l.Dropped(), Protections: l.Protections})
+	}
+	return s
+}
+
+// writeStatus replaces the status file atomically.
+func writeStatus(path string, s status) error {
+	raw, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// keepStatus writes the monitor's status every second until stop closes,
+// then removes the file.
+func keepStatus(path string, m *monitor, log *zap.Logger, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		if err := writeStatus(path, statusOf(m.detectorStats())); err != nil && !warned {
+			log.Warn("cannot write the status file; `bulkhead plugins` will not see this monitor", zap.String("path", path), zap.Error(err))
+			warned = true
+		}
+		select {
+		case <-stop:
+			os.Remove(path)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pluginsCommand is `bulkhead plugins`: the running monitor's detectors,
+// their state, restarts and protections.
+func pluginsCommand(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
+	path := fs.String("status", defaultStatusPath(), "the status file of the running monitor (bulkhead run --status)")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%v", err)
+	}
+	raw, err := os.ReadFile(*path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no monitor is running with status file %s (start one with bulkhead run --config FILE, or give --status)", *path)
+	}
+	if err != nil {
+		return err
+	}
+	var s status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("status file %s: %w", *path, err)
+	}
+	if syscall.Kill(s.PID, 0) == syscall.ESRCH {
+		return fmt.Errorf("the monitor that wrote %s (pid %d) is gone; the file is from %s", *path, s.PID, s.Updated.Format(time.RFC3339))
+	}
+	if *asJSON {
+		_, err := stdout.Write(append(raw, '\n'))
+		return err
+	}
+	fmt.Fprintf(stdout, "monitor pid %d, as of %s\n\n", s.PID, s.Updated.Local().Format("15:04:05"))
+	fmt.Fprintf(stdout, "%-16s %-22s %-13s %8s %8s %8s %6s %8s %12s %9s\n", "NAME", "BACKEND", "STATE", "PID", "RESTARTS", "CRASHES", "HANGS", "ENCLAVE", "DELIVERED", "DROPPED")
+	for _, d := range s.Detectors {
+		fmt.Fprintf(stdout, "%-16s %-22s %-13s %8d %8d %8d %6d %8d %12d %9d\n", d.Name, d.Backend, d.State, d.PID, d.Restarts, d.Crashes, d.Hangs, d.EnclaveKills, d.Delivered, d.Dropped)
+	}
+	for _, d := range s.Detectors {
+		if len(d.Protections) == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n%s:\n  %s\n", d.Name, strings.Join(d.Protections, "\n  "))
+	}
+	return nil
+}
