@@ -119,7 +119,7 @@ func (fs cgroupFS) newGroup(kind cgroupKind, name string, c Config) (*group, err
 		if optional && !exists(path) {
 			continue
 		}
-		if err := os.WriteFile(path, []byte(w[2]), 0); err != nil {
+		if err := os.WriteFile(path, []byte(w[2]), 0o644); err != nil {
 			g.remove()
 			return nil, fmt.Errorf("cgroup: set %s: %w", path, err)
 		}
