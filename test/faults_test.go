@@ -179,6 +179,11 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 		if c.fault == "slow" {
 			where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 60s"
 		}
+		if c.fault == "memory" {
+			// The enclave's memory limit ends the fault: keep it small, so
+			// each of the poison event's crashes is quick.
+			where += "\n    enclave: {memory_mb: 64}"
+		}
 	}
 	// Default queues, as a host runs them, except where slowness must shed.
 	queues := ""
