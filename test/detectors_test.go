@@ -74,7 +74,8 @@ func markersFound(events []map[string]any, detector, prefix string) map[string]i
 	return seen
 }
 
-// summaryRow is detector's row of the monitor's summary, by column name.
+// summaryRow is detector's row of the monitor's summary, by column name;
+// "note" is what follows the columns.
 func summaryRow(t *testing.T, stderr, detector string) map[string]string {
 	t.Helper()
 	var header []string
@@ -83,8 +84,8 @@ func summaryRow(t *testing.T, stderr, detector string) map[string]string {
 		switch {
 		case len(f) > 2 && f[0] == "name" && f[1] == "backend":
 			header = f
-		case header != nil && len(f) >= len(header) && f[0] == detector: // a note may follow
-			row := map[string]string{}
+		case header != nil && len(f) >= len(header) && f[0] == detector:
+			row := map[string]string{"note": strings.Join(f[len(header):], " ")} // e.g. "enclave killed: …"
 			for i, h := range header {
 				row[h] = f[i]
 			}

@@ -272,16 +272,15 @@ func needsEnclave(c fileConfig) bool {
 // plugin from others.
 func protectionsOf(o goplugin.Options) []string {
 	out := []string{"own process, supervised (restarted on crash or hang)"}
+	sha := "SHA-256 checked before launch"
 	if o.Enclave != nil {
 		out = append(out, o.Enclave.Protections()...)
-		if o.SHA256 != "" {
-			out = append(out, "SHA-256 checked on the very file executed")
-		}
+		sha = "SHA-256 checked on the very file executed"
 	} else {
 		out = append(out, "NO enclave: the plugin has the monitor's user and privileges")
-		if o.SHA256 != "" {
-			out = append(out, "SHA-256 checked before launch")
-		}
+	}
+	if o.SHA256 != "" {
+		out = append(out, sha)
 	}
 	if o.MTLS {
 		out = append(out, "mutual TLS on the connection (go-plugin AutoMTLS)")

@@ -12,18 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"go.uber.org/zap"
 )
 
 // defaultStatusPath is where a running monitor says how its detectors are
 // and `bulkhead plugins` reads it.
-func defaultStatusPath() string {
-	if os.Geteuid() == 0 {
-		return "/run/bulkhead/status.json"
-	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Geteuid()), "status.json")
-}
+func defaultStatusPath() string { return filepath.Join(enclave.RuntimeDir(), "status.json") }
 
 // status is the status file.
 type status struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,11 +139,11 @@ func (g *group) procs() []string {
 
 // oomKills counts the processes the kernel killed at the memory limit.
 func (g *group) oomKills() uint64 {
-	file := "memory.events"
+	path := filepath.Join(g.dirs[""], "memory.events")
 	if g.kind == cgroupV1 {
-		file = "memory.oom_control"
+		path = filepath.Join(g.dirs["memory"], "memory.oom_control")
 	}
-	raw, _ := os.ReadFile(filepath.Join(g.dirs[map[cgroupKind]string{cgroupV1: "memory"}[g.kind]], file))
+	raw, _ := os.ReadFile(path)
 	for line := range strings.Lines(string(raw)) {
 		if n, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
 			v, _ := strconv.ParseUint(n, 10, 64)
@@ -171,11 +172,7 @@ func exists(path string) bool {
 
 func hasAll(have []string, want ...string) bool {
 	for _, w := range want {
-		found := false
-		for _, h := range have {
-			found = found || h == w
-		}
-		if !found {
+		if !slices.Contains(have, w) {
 			return false
 		}
 	}

@@ -126,6 +126,7 @@ func (e *Enclave) UID() int { return e.spec.UID }
 // Command is the launcher command that starts binary in the enclave;
 // sha256 (hex, or "") is checked on the very file executed. The
 // environment is the enclave's alone: nothing of the monitor's leaks.
+// Call it for each start: it notes the cgroup's kills so far, for Cause.
 func (e *Enclave) Command(launcher, binary, sha256 string) (*exec.Cmd, error) {
 	s := e.spec
 	s.Binary, s.SHA256 = binary, sha256
@@ -210,12 +211,18 @@ func checkSHA256(f io.Reader, binary, want string) error {
 	return nil
 }
 
+// RuntimeDir is where a monitor keeps its run-time state: the plugins'
+// private directories, and the status file `bulkhead plugins` reads.
+func RuntimeDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/bulkhead"
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Geteuid()))
+}
+
 // privateDir makes the plugin's temporary directory, writable by it alone.
 func privateDir(name string, uid, gid int) (string, error) {
-	base := "/run/bulkhead/plugins"
-	if os.Geteuid() != 0 {
-		base = filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-plugins-%d", os.Geteuid()))
-	}
+	base := filepath.Join(RuntimeDir(), "plugins")
 	if err := os.MkdirAll(base, 0o711); err != nil {
 		return "", fmt.Errorf("enclave: %w", err)
 	}

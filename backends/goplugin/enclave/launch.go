@@ -40,20 +40,16 @@ func Launch() error {
 			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}
-	fd, err := unix.Open(s.Binary, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// The file is executed through this descriptor (execveat), so the sum
+	// is that of the very file that runs: replacing the path after this
+	// changes nothing. It must stay open, not collected, until then.
+	bin, err := os.Open(s.Binary)
 	if err != nil {
 		return fmt.Errorf("open plugin binary: %w", err)
 	}
+	defer bin.Close()
 	if s.SHA256 != "" {
-		// The sum of the very file that is executed: replacing the path
-		// after this changes nothing.
-		f := os.NewFile(uintptr(fd), s.Binary)
-		err := checkSHA256(f, s.Binary, s.SHA256)
-		runtime.KeepAlive(f)
-		if err != nil {
-			return err
-		}
-		if _, err := unix.Seek(fd, 0, 0); err != nil {
+		if err := checkSHA256(bin, s.Binary, s.SHA256); err != nil {
 			return err
 		}
 	}
@@ -87,7 +83,7 @@ func Launch() error {
 		return err
 	}
 	empty, _ := syscall.BytePtrFromString("")
-	_, _, errno := syscall.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+	_, _, errno := syscall.Syscall6(unix.SYS_EXECVEAT, bin.Fd(), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
 	return fmt.Errorf("execute plugin %s: %w", s.Binary, errno)
 }
