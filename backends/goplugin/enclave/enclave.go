@@ -42,6 +42,10 @@ type spec struct {
 	Seccomp    bool     `json:"seccomp"`
 }
 
+// addressRoomMB is the address space a Go plugin gets beyond memory_mb
+// when only RLIMIT_AS can bound it.
+const addressRoomMB = 4096
+
 // Enclave is one plugin's enclave, on the monitor's side. It outlives the
 // plugin's processes: each restart runs in the same one.
 type Enclave struct {
@@ -108,10 +112,11 @@ func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
 		e.group, e.spec.Procs = g, g.procs()
 		e.protections = append(e.protections, fmt.Sprintf("cgroup %s: memory %d MiB, %d tasks, CPU %d%% of a core", s.Cgroup, c.MemoryMB, c.Processes, c.CPUPercent))
 	} else {
-		// Without a memory cgroup, cap the address space. The Go runtime
-		// reserves address space it does not use; leave it room.
-		e.spec.AddressMB = uint64(c.MemoryMB) + 1024
-		limits += fmt.Sprintf(", %d MiB of address space (no memory cgroup)", e.spec.AddressMB)
+		// Without a memory cgroup, cap the address space: a loose bound,
+		// since a Go plugin at rest already reserves about 1.7 GB of it
+		// (measured; with 1 GiB of room its threads failed to start).
+		e.spec.AddressMB = uint64(c.MemoryMB) + addressRoomMB
+		limits += fmt.Sprintf(", %d MiB of address space (no memory cgroup: a loose bound)", e.spec.AddressMB)
 	}
 	e.protections = append(e.protections, limits)
 	return e, nil
