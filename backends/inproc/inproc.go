@@ -1,8 +1,13 @@
 // Package inproc runs a detector in the monitor's own process, on the
 // dispatcher's goroutine: no copies, no IPC — and no isolation. A panic,
 // a fatal error, os.Exit, a hang or runaway memory in the detector is the
-// monitor's own; nothing here recovers from it, on purpose: this backend is
-// the "kernel-style" baseline the isolation backends are measured against.
+// monitor's own. By default nothing here recovers from it, on purpose: this
+// backend is the "kernel-style" baseline the isolation backends are
+// measured against. New with Recover catches a panic in OnEvent (on the
+// dispatcher's goroutine, the only place recover can): the event is counted
+// as an error and the detector goes on. Nothing else can be caught: a
+// fatal runtime error, os.Exit, a panic on the detector's own goroutine,
+// running out of memory, or a hang.
 package inproc
 
 import (
@@ -24,10 +29,23 @@ type Backend struct {
 	delivered, findings, errors atomic.Uint64
 	errLog                      backends.Every
 	log                         *zap.Logger
+	recover                     bool
+}
+
+// Options change how a detector runs in process.
+type Options struct {
+	// Recover catches a panic in OnEvent: counted as an error, logged, and
+	// the detector keeps running (its state may be inconsistent).
+	Recover bool
 }
 
 // New initialises d with cfg and returns its backend.
 func New(ctx context.Context, d detect.Detector, cfg detect.Config, log *zap.Logger) (*Backend, error) {
+	return NewWith(ctx, d, cfg, Options{}, log)
+}
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, d detect.Detector, cfg detect.Config, o Options, log *zap.Logger) (*Backend, error) {
 	def := d.Definition()
 	if err := def.Validate(); err != nil {
 		return nil, fmt.Errorf("detector definition: %w", err)
@@ -39,7 +57,7 @@ func New(ctx context.Context, d detect.Detector, cfg detect.Config, log *zap.Log
 	if def = d.Definition(); def.Validate() != nil {
 		return nil, fmt.Errorf("detector %s: definition after init: %w", def.Name, def.Validate())
 	}
-	return &Backend{d: d, def: def, log: log}, nil
+	return &Backend{d: d, def: def, log: log, recover: o.Recover}, nil
 }
 
 func (b *Backend) Definition() detect.Definition { return b.def }
@@ -53,7 +71,7 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
 	var out []detect.Finding
 	for _, ev := range events {
-		found, err := b.d.OnEvent(ctx, ev)
+		found, err := b.onEvent(ctx, ev)
 		if err != nil {
 			b.errors.Add(1)
 			if b.errLog.Allow(10 * time.Second) {
@@ -66,6 +84,18 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 	b.delivered.Add(uint64(len(events)))
 	b.findings.Add(uint64(len(out)))
 	return out, nil
+}
+
+// onEvent is OnEvent, turning a panic into an error if b recovers.
+func (b *Backend) onEvent(ctx context.Context, ev *event.Event) (found []detect.Finding, err error) {
+	if b.recover {
+		defer func() {
+			if r := recover(); r != nil {
+				found, err = nil, fmt.Errorf("recovered from a panic in OnEvent: %v", r)
+			}
+		}()
+	}
+	return b.d.OnEvent(ctx, ev)
 }
 
 func (b *Backend) Stats() backends.Stats {

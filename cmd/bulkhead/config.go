@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/outbound"
 	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
 	"github.com/bulkhead-sec/bulkhead/plugins/privesc"
+	"github.com/bulkhead-sec/bulkhead/plugins/probe"
 	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/rules"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -46,6 +47,7 @@ func builtinDetectors() map[string]func() detect.Detector {
 		"persistence": func() detect.Detector { return persistence.New() },
 		"rules":       func() detect.Detector { return rules.New() },
 		"chaos":       func() detect.Detector { return chaos.New() }, // TEST ONLY: fails on command
+		"probe":       func() detect.Detector { return probe.New() }, // BENCHMARKS: reports a sample of events
 	}
 }
 
@@ -102,13 +104,16 @@ type dispatchConfig struct {
 }
 
 type detectorConfig struct {
-	Name    string         `yaml:"name"`
-	Backend string         `yaml:"backend"` // inproc | goplugin | goplugin-unary
-	Builtin string         `yaml:"builtin"` // inproc: one of builtinDetectors
-	Plugin  string         `yaml:"plugin"`  // goplugin: the binary; a relative path is relative to the config file
-	SHA256  string         `yaml:"sha256"`  // goplugin: the binary's SHA-256 (sha256sum); another binary is refused
-	Enclave *enclaveConfig `yaml:"enclave"` // goplugin: overrides the top-level enclave:
-	Config  map[string]any `yaml:"config"`
+	Name    string `yaml:"name"`
+	Backend string `yaml:"backend"` // inproc | goplugin | goplugin-unary
+	Builtin string `yaml:"builtin"` // inproc: one of builtinDetectors
+	// RecoverPanics (inproc): a panic in OnEvent is caught and counted as
+	// an error instead of ending the monitor. Nothing else can be caught.
+	RecoverPanics bool           `yaml:"recover_panics"`
+	Plugin        string         `yaml:"plugin"`  // goplugin: the binary; a relative path is relative to the config file
+	SHA256        string         `yaml:"sha256"`  // goplugin: the binary's SHA-256 (sha256sum); another binary is refused
+	Enclave       *enclaveConfig `yaml:"enclave"` // goplugin: overrides the top-level enclave:
+	Config        map[string]any `yaml:"config"`
 	// goplugin supervision; zero values keep the defaults.
 	BatchDeadline   time.Duration `yaml:"batch_deadline"`
 	BreakerCrashes  int           `yaml:"breaker_crashes"`
@@ -161,6 +166,9 @@ func loadConfig(path string) (fileConfig, error) {
 				errs = append(errs, fmt.Errorf("%s: backend inproc needs builtin: one of %v (got %q)", where, keys(builtins), d.Builtin))
 			}
 		case "goplugin", "goplugin-unary":
+			if d.RecoverPanics {
+				errs = append(errs, fmt.Errorf("%s: recover_panics is for backend inproc; a plugin's crash is already contained", where))
+			}
 			if d.Plugin == "" {
 				errs = append(errs, fmt.Errorf("%s: backend %s needs plugin: the path of the plugin binary", where, d.Backend))
 			} else if !filepath.IsAbs(d.Plugin) {
@@ -220,7 +228,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		var protections []string
 		switch dc.Backend {
 		case "inproc":
-			run, err = inproc.New(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, dlog)
+			run, err = inproc.NewWith(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, inproc.Options{Recover: dc.RecoverPanics}, dlog)
 		default:
 			o := goplugin.DefaultOptions(dc.Plugin)
 			o.Config, o.Unary = cfgJSON, dc.Backend == "goplugin-unary"

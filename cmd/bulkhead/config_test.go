@@ -54,6 +54,8 @@ func TestBadConfigExplains(t *testing.T) {
 			"enclave: memory_mb 8 is too small for a Go plugin; give it at least 32"},
 		{"enclave read path relative", "detectors: [{name: d1, backend: goplugin, plugin: /x, enclave: {read: [etc]}}]",
 			`detector #1 (d1): enclave: read path "etc" must be absolute`},
+		{"recover_panics on a plugin", "detectors: [{name: d1, backend: goplugin, plugin: /x, recover_panics: true}]",
+			"detector #1 (d1): recover_panics is for backend inproc; a plugin's crash is already contained"},
 		{"inproc init refuses the config", "detectors: [{name: d1, backend: inproc, builtin: example, config: {paths: [relative]}}]",
 			`detector #1 (d1, backend inproc): detector example: init: path "relative": use an absolute path`},
 	} {

@@ -36,8 +36,16 @@ func CPU(pid int) time.Duration {
 
 // Status is a size field of /proc/self/status ("VmHWM", "RssAnon",
 // "VmSize") in bytes; 0 if it is not there.
-func Status(field string) uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func Status(field string) uint64 { return StatusOf(0, field) }
+
+// StatusOf is Status for another process (pid 0: this one); 0 if it is
+// gone or out of reach.
+func StatusOf(pid int, field string) uint64 {
+	path := "/proc/self/status"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

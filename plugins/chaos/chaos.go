@@ -5,7 +5,10 @@
 //
 // A fault is triggered by an open event whose path contains `on`, or by the
 // Nth event (`after`); a marker triggers it every time it is seen, `after`
-// every N events. The faults:
+// every N events. With `once`, each marker triggers the fault only the
+// first time it is seen, even by the plugin's next process: a transient
+// fault, whose event is processed normally when it is delivered again. The
+// faults:
 //
 //	panic          panic in OnEvent
 //	exit           os.Exit(3)
@@ -26,6 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +50,10 @@ type Config struct {
 	On string `json:"on"`
 	// After triggers it on every Nth event.
 	After int `json:"after"`
+	// Once triggers it on each marker path only once; what has fired is
+	// remembered in a file in the temporary directory (the plugin's private
+	// one in an enclave), so a restarted plugin does not fire again.
+	Once bool `json:"once"`
 	// Delay is what each event costs once a slow fault is triggered
 	// (default 1ms); without On or After the slowness starts at once.
 	Delay string `json:"delay"`
@@ -121,7 +130,26 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 }
 
 func (d *Detector) triggered(path string) bool {
-	return on(path, d.c.On) || (d.c.After > 0 && d.seen%d.c.After == 0)
+	if on(path, d.c.On) {
+		return !d.c.Once || d.firstTime(path)
+	}
+	return d.c.After > 0 && d.seen%d.c.After == 0
+}
+
+// firstTime records path as fired and reports whether it had not been.
+func (d *Detector) firstTime(path string) bool {
+	name := filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-chaos-%d.fired", os.Getppid()))
+	fired, _ := os.ReadFile(name)
+	if slices.Contains(strings.Split(string(fired), "\n"), path) {
+		return false
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		panic("chaos: once: " + err.Error()) // cannot remember: better loud than firing forever
+	}
+	defer f.Close()
+	fmt.Fprintln(f, path)
+	return true
 }
 
 func (d *Detector) inject(path string) {
