@@ -25,17 +25,25 @@ import (
 )
 
 func benchCommand(args []string, stdout, stderr io.Writer) error {
+	const subcommands = "all, capture, throughput, resilience or compare"
 	if len(args) == 0 {
-		return usageErr("bench needs a subcommand: capture")
+		return usageErr("bench needs a subcommand: %s", subcommands)
 	}
 	switch args[0] {
+	case "all", "throughput", "resilience":
+		return benchRunCommand(args[0], args[1:], stdout, stderr)
 	case "capture":
 		return benchCaptureCommand(args[1:], stdout, stderr)
+	case "compare":
+		return benchCompareCommand(args[1:], stdout)
 	case "storm":
 		// Internal: the load generator bench capture starts as a child.
 		return stormCommand(args[1:], stdout)
+	case "fault-cell":
+		// Internal: one resilience cell, in its own process.
+		return faultCellCommand(args[1:], stdout, stderr)
 	}
-	return usageErr("unknown bench subcommand %q: use capture", args[0])
+	return usageErr("unknown bench subcommand %q: use %s", args[0], subcommands)
 }
 
 // captureRound is one unmonitored and one monitored storm.
@@ -59,6 +67,9 @@ type captureRound struct {
 	DetDropped       uint64  `json:"detector_dropped"`
 	Findings         uint64  `json:"findings"`
 	PluginCPUNsPerEv float64 `json:"plugin_cpu_ns_per_event"`
+	// The plugin processes' peak RSS, summed, and the monitored phase's length.
+	PluginsPeakRSSBytes uint64  `json:"plugins_peak_rss_bytes,omitempty"`
+	Seconds             float64 `json:"-"`
 }
 
 type captureReport struct {
@@ -196,17 +207,29 @@ var workloadNames = map[string]string{
 }
 
 func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload string, d time.Duration) (captureRound, error) {
-	var r captureRound
 	unmon, err := runStorm(workload, d, nil)
 	if err != nil {
-		return r, err
+		return captureRound{}, err
 	}
+	r, err := monitoredStorm(log, cfg, fc, workload, d, nil)
 	r.UnmonitoredPerSec = unmon.rate()
+	r.Ratio = r.MonitoredPerSec / r.UnmonitoredPerSec
+	return r, err
+}
 
+// monitoredStorm runs the storm with the monitor on and fc's detectors
+// behind it; onFinding, if set, sees their findings.
+func monitoredStorm(log *zap.Logger, cfg captureConfig, fc fileConfig, workload string, d time.Duration, onFinding dispatch.FindingFunc) (captureRound, error) {
+	var r captureRound
 	counter := &stormCounter{}
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
 	var findings atomic.Uint64
-	disp, err := startDispatch(fc, false, func(detect.Finding) { findings.Add(1) }, log)
+	disp, err := startDispatch(fc, false, func(f detect.Finding) {
+		findings.Add(1)
+		if onFinding != nil {
+			onFinding(f)
+		}
+	}, log)
 	if err != nil {
 		return r, err
 	}
@@ -221,13 +244,13 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 	before := procstat.CPU(0)
 	mon, stormErr := runStorm(workload, d, func(pid int) { counter.pid.Store(uint32(pid)) })
 	pluginsUsed := pluginCPU(disp) - pluginsBefore // before stop: the plugins exit at Close
+	r.PluginsPeakRSSBytes = pluginsPeakRSS(disp)
 	s, stopErr := m.stop()
 	used := procstat.CPU(0) - before
 	if stormErr != nil || stopErr != nil {
 		return r, fmt.Errorf("monitored storm: %v %v", stormErr, stopErr)
 	}
-	r.MonitoredPerSec = mon.rate()
-	r.Ratio = r.MonitoredPerSec / r.UnmonitoredPerSec
+	r.MonitoredPerSec, r.Seconds = mon.rate(), mon.elapsed.Seconds()
 	if workload == "open" {
 		r.Generated = mon.iterations
 	}
@@ -252,6 +275,20 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 		r.PluginCPUNsPerEv = float64(pluginsUsed.Nanoseconds()) / float64(s.Reader.Records)
 	}
 	return r, nil
+}
+
+// pluginsPeakRSS is the peak RSS of the detectors' plugin processes, summed.
+func pluginsPeakRSS(d *dispatch.Dispatcher) uint64 {
+	if d == nil {
+		return 0
+	}
+	var total uint64
+	for _, l := range d.Stats() {
+		if l.Backends.PID > 0 {
+			total += procstat.StatusOf(l.Backends.PID, "VmHWM")
+		}
+	}
+	return total
 }
 
 // pluginCPU is the CPU time the detectors' plugin processes have used.

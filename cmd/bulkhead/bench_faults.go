@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/internal/bench"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+)
+
+// A resilience cell runs in its own process (`bulkhead bench fault-cell`),
+// because on the inproc backend a crash fault takes the monitor with it:
+// the parent reads the cell's progress as JSON lines and, if the child
+// dies, reports what it got until then and how it ended.
+
+// faultPlan is one cell's settings.
+type faultPlan struct {
+	Fault, Backend string
+	Seconds        float64 // load runs this long (longer for hang: see faultTimes)
+	Every          float64 // seconds between faults
+	Rate           float64 // events/s offered
+	// Flush is how often the injector flushes partial batches: the capture
+	// reader's deadline on a quiet host (--flush-interval).
+	Flush         time.Duration
+	Enclave, MTLS bool
+}
+
+// Paths of the cell's events: a fault marker fires the chaos detector's
+// fault once; a report marker must give a finding from both detectors.
+const (
+	faultMarker  = "/bench-fault/"
+	reportMarker = "/bench-report/"
+	reportEvery  = 200 // every Nth event is a report marker
+)
+
+// faultTimes are when the faults are injected, seconds from the start of
+// load: the first after half an interval, then every interval, each with
+// room to recover before the load ends. A hang is noticed only at the
+// batch deadline, so hangs come further apart.
+func (p faultPlan) faultTimes() (times []float64, length float64) {
+	every, room := p.Every, 1.0
+	if p.Fault == "hang" {
+		room = goHangRoom.Seconds()
+		every = max(every, room+0.5)
+	}
+	length = max(p.Seconds, every/2+room)
+	for t := every / 2; t+room <= length; t += every {
+		times = append(times, t)
+	}
+	return times, length
+}
+
+// goHangRoom is the default batch deadline, after which a hung plugin is
+// killed, with half a second to restart.
+var goHangRoom = 2500 * time.Millisecond
+
+// cellLine is one JSON line from the child.
+type cellLine struct {
+	Kind   string           `json:"kind"` // sample, mark, result
+	Sample *bench.Sample    `json:"sample,omitempty"`
+	Mark   *bench.Mark      `json:"mark,omitempty"`
+	Sent   uint64           `json:"sent,omitempty"`
+	Deliv  uint64           `json:"delivered,omitempty"`
+	Faults int              `json:"faults,omitempty"`
+	Result *bench.FaultCell `json:"result,omitempty"`
+}
+
+// runFaultCell runs one cell in a child process and reads its outcome.
+func runFaultCell(p faultPlan, stderrLog io.Writer) (bench.FaultCell, error) {
+	cell := bench.FaultCell{Fault: p.Fault, Backend: p.Backend, Crash: bench.IsCrash(p.Fault)}
+	self, err := os.Executable()
+	if err != nil {
+		return cell, err
+	}
+	tmp, err := os.MkdirTemp("", "bulkhead-bench-fault-")
+	if err != nil {
+		return cell, err
+	}
+	defer os.RemoveAll(tmp)
+	plan, _ := json.Marshal(p)
+	cmd := exec.Command(self, "bench", "fault-cell", "--plan", string(plan))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp) // the chaos detector's "once" memory, when not in an enclave
+	var tail tailBuffer
+	cmd.Stderr = io.MultiWriter(&tail, stderrLog)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return cell, fmt.Errorf("start the fault cell: %w", err)
+	}
+	var last cellLine
+	var lastFaultT float64
+	var lastFaultAt time.Time
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var l cellLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			continue // not ours (a plugin's stray output)
+		}
+		switch l.Kind {
+		case "result":
+			timeline, marks := cell.Timeline, cell.Marks
+			cell = *l.Result
+			cell.Timeline, cell.Marks = timeline, marks
+		case "mark":
+			cell.Marks = append(cell.Marks, *l.Mark)
+			if l.Mark.Kind == "fault" {
+				lastFaultT, lastFaultAt = l.Mark.T, time.Now()
+				cell.Faults++
+			}
+		case "sample":
+			cell.Timeline = append(cell.Timeline, *l.Sample)
+			last = l
+		}
+	}
+	waitErr := cmd.Wait()
+	if cell.Verdict != "" {
+		return cell, nil
+	}
+	// The child died before it could report: the monitor died.
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) {
+		return cell, fmt.Errorf("fault cell %s/%s ended without a result: %v", p.Fault, p.Backend, waitErr)
+	}
+	cell.Verdict, cell.Exit = bench.Died, exitDescription(ee, tail.String())
+	cell.Sent, cell.Delivered = last.Sent, last.Deliv
+	cell.Lost = cell.Sent - min(cell.Delivered, cell.Sent)
+	cell.OthersAffected = true
+	if !lastFaultAt.IsZero() {
+		after := time.Since(lastFaultAt).Seconds()
+		cell.Marks = append(cell.Marks, bench.Mark{T: lastFaultT + after, Kind: "died"})
+		cell.Note = fmt.Sprintf("the monitor died %.0f ms after the fault; capture and every other detector stopped with it, and nothing after that was seen", after*1000)
+	}
+	if len(cell.Timeline) > 0 {
+		cell.Seconds = cell.Timeline[len(cell.Timeline)-1].T
+	}
+	return cell, nil
+}
+
+// exitDescription is how the process ended and the first line of its
+// dying words ("panic: …", "fatal error: …").
+func exitDescription(ee *exec.ExitError, stderr string) string {
+	how := fmt.Sprintf("exit %d", ee.ExitCode())
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		how = "killed by " + ws.Signal().String()
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		for _, p := range []string{"panic: ", "fatal error: ", "runtime: out of memory"} {
+			if strings.HasPrefix(line, p) {
+				return how + ": " + strings.TrimSpace(line)
+			}
+		}
+	}
+	return how
+}
+
+// tailBuffer keeps the last 64 KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - 64<<10; over > 0 {
+		t.b = t.b[over:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// faultCellCommand is the child: it runs the chaos detector with the
+// plan's fault next to a healthy detector on the same backend, offers
+// steady load, injects the faults, and writes JSON lines to stdout.
+func faultCellCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench fault-cell", flag.ContinueOnError)
+	planJSON := fs.String("plan", "", "the cell, as JSON")
+	logLevel := fs.String("log-level", "warn", "log level")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var p faultPlan
+	if err := json.Unmarshal([]byte(*planJSON), &p); err != nil {
+		return usageErr("--plan: %v", err)
+	}
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	var mu sync.Mutex
+	enc := json.NewEncoder(stdout)
+	emit := func(l cellLine) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(l)
+	}
+	e := benchEnv{log: log, enclave: p.Enclave, mtls: p.MTLS}
+	if self, err := os.Executable(); err == nil {
+		e.pluginDir = filepath.Dir(self)
+	}
+	fc, err := faultConfig(e, p)
+	if err != nil {
+		return err
+	}
+	cell := bench.FaultCell{Fault: p.Fault, Backend: p.Backend, Crash: bench.IsCrash(p.Fault)}
+	found := newFoundSet()
+	disp, err := startDispatch(fc, false, found.add, log)
+	if err != nil {
+		cell.Verdict, cell.Exit = bench.Refused, err.Error()
+		emit(cellLine{Kind: "result", Result: &cell})
+		return nil
+	}
+	times, length := p.faultTimes()
+	var sent atomic.Uint64
+	var injected atomic.Int32
+	w := newFaultWatch(disp, found, &sent, &injected, emit)
+	stopWatch := w.run()
+
+	start := time.Now()
+	w.begin(start)
+	var reports uint64
+	next := 0
+	for elapsed := time.Duration(0); elapsed.Seconds() < length; elapsed = time.Since(start) {
+		for due := uint64(p.Rate * elapsed.Seconds()); sent.Load() < due; {
+			n := sent.Load()
+			path := "/bench-load/file"
+			if next < len(times) && elapsed.Seconds() >= times[next] {
+				path = fmt.Sprintf("%s%d", faultMarker, next)
+				w.fault(time.Now())
+				next++
+				injected.Add(1)
+			} else if n%reportEvery == 0 {
+				path = fmt.Sprintf("%s%d", reportMarker, n)
+				reports++
+			}
+			disp.Add(syntheticOpen(path))
+			sent.Add(1)
+		}
+		disp.Flush()
+		time.Sleep(p.Flush)
+	}
+	// Close, not Drain: a hung in-process detector never answers, and Close
+	// abandons it after the drain timeout.
+	closeErr := disp.Close(context.Background())
+	stopWatch()
+	stats := disp.Stats()
+
+	faulty, other := stats[0], stats[1]
+	cell.Verdict, cell.Seconds, cell.Faults = bench.Survived, time.Since(start).Seconds(), int(injected.Load())
+	cell.Sent = sent.Load()
+	cell.Delivered = min(faulty.Backends.Delivered, cell.Sent)
+	cell.Lost = cell.Sent - cell.Delivered
+	b := faulty.Backends
+	cell.Redelivered, cell.Quarantined, cell.Crashes, cell.Hangs, cell.Restarts = b.Redelivered, b.Quarantined, b.Crashes, b.Hangs, b.Restarts
+	cell.DetectMs, cell.RecoverMs = w.result()
+	cell.FindingsExpected = reports
+	cell.FindingsMissed = reports - min(reports, found.count(0))
+	cell.OtherLost = cell.Sent - min(other.Backends.Delivered, cell.Sent)
+	cell.OtherFindingsMissed = reports - min(reports, found.count(1))
+	cell.OthersAffected = cell.OtherLost > 0 || cell.OtherFindingsMissed > 0
+	if closeErr != nil {
+		cell.Note = "at stop: " + closeErr.Error()
+	}
+	emit(cellLine{Kind: "result", Result: &cell})
+	return nil
+}
+
+// faultConfig is the cell's two detectors: chaos with the fault (each
+// marker fires once, so a restarted plugin processes the marker's event
+// normally when it is delivered again), and example as the healthy
+// neighbour, both reporting the report markers.
+func faultConfig(e benchEnv, p faultPlan) (fileConfig, error) {
+	chaosCfg := map[string]any{"fault": p.Fault, "on": faultMarker, "once": true, "report_on": reportMarker, "memory_limit_mb": 128}
+	if p.Fault == "fail-init" {
+		chaosCfg = map[string]any{"fault": p.Fault}
+	}
+	fc, err := e.detectorsConfig("chaos", p.Backend, 1, 0, chaosCfg)
+	if err != nil {
+		return fc, err
+	}
+	healthy, err := e.detectorsConfig("example", p.Backend, 1, 0, map[string]any{"paths": []string{}, "prefixes": []string{reportMarker}})
+	if err != nil {
+		return fc, err
+	}
+	fc.Detectors = append(fc.Detectors, healthy.Detectors...)
+	fc.Dispatch.DrainTimeout = time.Second
+	// A memory fault ends at 128 MiB, quickly, instead of the default 512.
+	fc.Detectors[0].Enclave = &enclaveConfig{Config: fc.Enclave.Config}
+	fc.Detectors[0].Enclave.MemoryMB = 128
+	return fc, nil
+}
+
+// foundSet is the report markers each detector found (unique: delivery is
+// at least once).
+type foundSet struct {
+	mu    sync.Mutex
+	paths [2]map[string]bool
+	n     atomic.Uint64 // findings, duplicates included
+}
+
+func newFoundSet() *foundSet {
+	return &foundSet{paths: [2]map[string]bool{{}, {}}}
+}
+
+func (f *foundSet) add(fd detect.Finding) {
+	f.n.Add(1)
+	if len(fd.Events) == 0 {
+		return
+	}
+	i := 0
+	if fd.Detector != "chaos-1" {
+		i = 1
+	}
+	f.mu.Lock()
+	f.paths[i][fd.Events[0].Open.Resolved] = true
+	f.mu.Unlock()
+}
+
+func (f *foundSet) count(i int) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return uint64(len(f.paths[i]))
+}
+
+// faultWatch polls the faulty detector's counters to time, for each
+// fault, when the monitor noticed it (a crash, a hang, a recovered panic)
+// and when the detector took events again; and samples the timeline.
+type faultWatch struct {
+	disp     *dispatch.Dispatcher
+	found    *foundSet
+	sent     *atomic.Uint64
+	injected *atomic.Int32
+	emit     func(cellLine)
+	mu       sync.Mutex
+	start    time.Time
+	faults   []time.Time
+	detect   []float64
+	recover  []float64
+}
+
+func newFaultWatch(d *dispatch.Dispatcher, f *foundSet, sent *atomic.Uint64, injected *atomic.Int32, emit func(cellLine)) *faultWatch {
+	return &faultWatch{disp: d, found: f, sent: sent, injected: injected, emit: emit}
+}
+
+func (w *faultWatch) begin(t time.Time) {
+	w.mu.Lock()
+	w.start = t
+	w.mu.Unlock()
+}
+
+func (w *faultWatch) fault(t time.Time) {
+	w.mu.Lock()
+	w.faults = append(w.faults, t)
+	start := w.start
+	w.mu.Unlock()
+	w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: t.Sub(start).Seconds(), Kind: "fault"}})
+}
+
+func (w *faultWatch) result() (detect, recover []float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.detect, w.recover
+}
+
+// run polls every 2 ms until the returned stop is called.
+func (w *faultWatch) run() (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var noticed, restartsAt, deliveredAt uint64
+		waiting := false // a noticed fault not yet recovered from
+		var lastSample time.Time
+		var lastFaulty, lastOther, lastFound uint64
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				st := w.disp.Stats()
+				b := st[0].Backends
+				events := b.Crashes + b.Hangs + b.Errors
+				w.mu.Lock()
+				start, k := w.start, len(w.detect)
+				if events > noticed && k < len(w.faults) && !waiting {
+					w.detect = append(w.detect, now.Sub(w.faults[k]).Seconds()*1000)
+					waiting, restartsAt, deliveredAt = true, b.Restarts, b.Delivered
+					w.mu.Unlock()
+					w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: now.Sub(start).Seconds(), Kind: "detected"}})
+					w.mu.Lock()
+				}
+				noticed = events
+				// Recovered: restarted if it has a process, and taking events again.
+				restarted := b.PID == 0 || b.Restarts > restartsAt
+				if waiting && restarted && b.Delivered > deliveredAt && !b.BreakerOpen {
+					w.recover = append(w.recover, now.Sub(w.faults[len(w.detect)-1]).Seconds()*1000)
+					waiting = false
+					w.mu.Unlock()
+					w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: now.Sub(start).Seconds(), Kind: "recovered"}})
+					w.mu.Lock()
+				}
+				w.mu.Unlock()
+				if start.IsZero() {
+					continue
+				}
+				if dt := now.Sub(lastSample).Seconds(); dt >= 0.1 {
+					f, o, n := b.Delivered, st[1].Backends.Delivered, w.found.n.Load()
+					if !lastSample.IsZero() {
+						w.emit(cellLine{Kind: "sample", Sent: w.sent.Load(), Deliv: f, Faults: int(w.injected.Load()), Sample: &bench.Sample{
+							T: now.Sub(start).Seconds(), FaultyPerSec: float64(f-lastFaulty) / dt,
+							OtherPerSec: float64(o-lastOther) / dt, FindingsPerSec: float64(n-lastFound) / dt}})
+					}
+					lastSample, lastFaulty, lastOther, lastFound = now, f, o, n
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
