@@ -3,6 +3,8 @@
 
 GO        ?= go
 BIN       := bin/bulkhead
+# What `bulkhead version` and bench reports say (GOFLAGS may turn off Go's own VCS stamp).
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ARGS      ?= --format text
 # The detectors `make run` runs; CONFIG= runs capture only.
 CONFIG    ?= configs/detectors.yaml
@@ -10,13 +12,13 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
 TEST_PKGS := python3 coreutils
 
-.PHONY: help build run install uninstall generate check-generated vmlinux test test-privileged bench bench-capture fuzz lint deps-test deps-generate clean
+.PHONY: help build run install uninstall generate check-generated vmlinux test test-privileged bench bench-report bench-micro bench-capture fuzz lint deps-test deps-generate clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## build bin/bulkhead and the plugin binaries (no clang or protoc needed: generated code is committed)
-	$(GO) build -o $(BIN) ./cmd/bulkhead
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bulkhead
 	$(GO) build -o bin/ ./plugins/...
 
 run: build ## build and run the monitor and its detectors as root (ARGS="--format json", CONFIG=other.yaml)
@@ -76,10 +78,16 @@ test-privileged: deps-test ## run only the tests that need root and BPF (fails i
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
 	$(GO) test -count=1 -v ./test/ ./bpf/
 
-bench: ## micro-benchmarks (decode, encode, wire codec, dispatch per backend) and the capture-overhead benchmark
+bench: build ## the whole benchmark suite (bulkhead bench all, ~5 min; QUICK=1 under 2): report in bench-results/
+	$(SUDO) ./$(BIN) bench all $(if $(QUICK),--quick) --out bench-results
+
+bench-report: build ## regenerate the committed report, docs/benchmarks/ (bench all --quick)
+	$(SUDO) ./$(BIN) bench all --quick --out docs/benchmarks
+	rm -f docs/benchmarks/bench.log
+
+bench-micro: ## micro-benchmarks: decode, encode, wire codec, dispatch per backend
 	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./backends/goplugin/wire/
 	$(GO) test -run '^$$' -bench BenchmarkDispatch -benchtime 2000000x ./backends/
-	$(MAKE) bench-capture
 
 bench-capture: build ## monitored vs unmonitored syscall rate (root)
 	$(SUDO) ./$(BIN) bench capture --log-level warn

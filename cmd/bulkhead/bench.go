@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -222,7 +223,7 @@ func captureRoundRun(log *zap.Logger, cfg captureConfig, fc fileConfig, workload
 func monitoredStorm(log *zap.Logger, cfg captureConfig, fc fileConfig, workload string, d time.Duration, onFinding dispatch.FindingFunc) (captureRound, error) {
 	var r captureRound
 	counter := &stormCounter{}
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
+	resetPeakRSS()
 	var findings atomic.Uint64
 	disp, err := startDispatch(fc, false, func(f detect.Finding) {
 		findings.Add(1)
@@ -275,6 +276,13 @@ func monitoredStorm(log *zap.Logger, cfg captureConfig, fc fileConfig, workload 
 		r.PluginCPUNsPerEv = float64(pluginsUsed.Nanoseconds()) / float64(s.Reader.Records)
 	}
 	return r, nil
+}
+
+// resetPeakRSS returns freed memory to the kernel and restarts VmHWM from
+// the current RSS, so a measurement's peak is its own, not an earlier one's.
+func resetPeakRSS() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
 // pluginsPeakRSS is the peak RSS of the detectors' plugin processes, summed.

@@ -92,7 +92,7 @@ func replayThroughput(e benchEnv, backend string, n, batch int, d time.Duration)
 		return c, err
 	}
 	c.Batch = fc.Dispatch.BatchSize
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset the peak RSS
+	resetPeakRSS()
 	disp, err := startDispatch(fc, true, func(detect.Finding) {}, e.log)
 	if err != nil {
 		return c, err

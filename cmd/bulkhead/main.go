@@ -93,7 +93,9 @@ Usage:
   bulkhead rules check FILE…      check rule files (YAML + CEL) without running the monitor
   bulkhead rules fields           list the fields rule conditions can use
   bulkhead plugins [--json]       the running monitor's detectors: state, restarts, protections
-  bulkhead bench capture [flags]  measure capture overhead on a syscall storm
+  bulkhead bench all [--quick]    capture overhead, throughput, latency and the fault matrix: JSON + Markdown report with charts
+  bulkhead bench capture|throughput|resilience [flags]   one section
+  bulkhead bench compare A.json B.json                  what changed between two runs
   bulkhead version                print version information
 
 Run 'bulkhead <command> -h' for the flags of a command.

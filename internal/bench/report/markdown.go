@@ -54,7 +54,7 @@ func Markdown(r *bench.Report, dir string) error {
 	}
 
 	if c := r.Capture; c != nil {
-		w("\n## Capture overhead\n\n%s in a tight loop from one process, with the monitor off and on (`bulkhead bench capture`).\n\n", c.Workload)
+		w("\n## Capture overhead\n\n%s in a tight loop, with the monitor off and on (`bulkhead bench capture`).\n\n", c.Workload)
 		w("| unmonitored/s | monitored/s | ratio | generated | delivered | lost | monitor CPU/event | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
 		w("| %s | %s | %.3f | %d | %d | %d | %.0f ns | %s |\n", bench.Rate(c.UnmonitoredPerSec), bench.Rate(c.MonitoredPerSec), c.Ratio, c.Generated, c.Delivered, c.Lost, c.MonitorCPUNsPerEvent, mib(c.PeakRSSBytes))
 	}

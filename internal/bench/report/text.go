@@ -37,10 +37,10 @@ func Text(w io.Writer, r *bench.Report) {
 		}
 	}
 	if len(r.Resilience) > 0 {
-		fmt.Fprintf(w, "\nresilience (faulty detector next to a healthy one, steady load)\n%-14s %-15s %-17s %6s %10s %8s %11s %15s %15s %10s %s\n",
+		fmt.Fprintf(w, "\nresilience (faulty detector next to a healthy one, steady load)\n%-14s %-15s %-17s %6s %15s %8s %11s %15s %15s %10s %s\n",
 			"fault", "backend", "monitor", "faults", "lost", "redeliv", "quarantined", "detect ms", "recover ms", "missed", "others")
 		for _, c := range r.Resilience {
-			fmt.Fprintf(w, "%-14s %-15s %-17s %6d %10s %8d %11d %15s %15s %10s %s\n", c.Fault, c.Backend, c.Verdict, c.Faults, lost(c, false), c.Redelivered, c.Quarantined,
+			fmt.Fprintf(w, "%-14s %-15s %-17s %6d %15s %8d %11d %15s %15s %10s %s\n", c.Fault, c.Backend, c.Verdict, c.Faults, lost(c, false), c.Redelivered, c.Quarantined,
 				spread(c.DetectMs), spread(c.RecoverMs), missed(c), affected(c))
 			if c.Verdict == bench.Died {
 				fmt.Fprintf(w, "%32s %s\n", "", c.Exit)
