@@ -127,6 +127,14 @@ func latencyChart(r *bench.Report, path string) (bool, error) {
 // death marked.
 func faultTimeline(r *bench.Report, fault, path string) (bool, error) {
 	var plots [][]*plot.Plot
+	end := 0.0 // one time axis for every panel: a death shows as a line that stops
+	for _, c := range r.Resilience {
+		if c.Fault == fault {
+			for _, s := range c.Timeline {
+				end = max(end, s.T)
+			}
+		}
+	}
 	for _, c := range r.Resilience {
 		if c.Fault != fault || len(c.Timeline) == 0 {
 			continue
@@ -156,6 +164,7 @@ func faultTimeline(r *bench.Report, fault, path string) (bool, error) {
 			p.Add(l)
 		}
 		p.Y.Min, p.Y.Max = 0, top*1.6 // room for the legend above the lines
+		p.X.Min, p.X.Max = 0, end
 		plots = append(plots, []*plot.Plot{p})
 	}
 	if len(plots) == 0 {
