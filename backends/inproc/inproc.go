@@ -70,8 +70,12 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 
 func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
 	var out []detect.Finding
+	onEvent := b.d.OnEvent // chosen per batch: the default path calls the detector directly
+	if b.recover {
+		onEvent = b.recovering
+	}
 	for _, ev := range events {
-		found, err := b.onEvent(ctx, ev)
+		found, err := onEvent(ctx, ev)
 		if err != nil {
 			b.errors.Add(1)
 			if b.errLog.Allow(10 * time.Second) {
@@ -86,15 +90,13 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 	return out, nil
 }
 
-// onEvent is OnEvent, turning a panic into an error if b recovers.
-func (b *Backend) onEvent(ctx context.Context, ev *event.Event) (found []detect.Finding, err error) {
-	if b.recover {
-		defer func() {
-			if r := recover(); r != nil {
-				found, err = nil, fmt.Errorf("recovered from a panic in OnEvent: %v", r)
-			}
-		}()
-	}
+// recovering is OnEvent, turning a panic into an error.
+func (b *Backend) recovering(ctx context.Context, ev *event.Event) (found []detect.Finding, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			found, err = nil, fmt.Errorf("recovered from a panic in OnEvent: %v", r)
+		}
+	}()
 	return b.d.OnEvent(ctx, ev)
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/bulkhead-sec/bulkhead/internal/bench"
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -149,19 +150,10 @@ func benchCaptureCommand(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Rounds = append(rep.Rounds, r)
 	}
-	var gen, cpuNs float64
+	sum := summariseRounds(*workload, rep.Rounds)
+	rep.Unmon, rep.Mon, rep.Ratio, rep.Lost, rep.CPUNsPerEv, rep.PeakRSS = sum.UnmonitoredPerSec, sum.MonitoredPerSec, sum.Ratio, sum.Lost, sum.MonitorCPUNsPerEvent, sum.PeakRSSBytes
 	for _, r := range rep.Rounds {
-		rep.Unmon += r.UnmonitoredPerSec / float64(len(rep.Rounds))
-		rep.Mon += r.MonitoredPerSec / float64(len(rep.Rounds))
-		rep.Lost += r.Lost
-		rep.PeakRSS = max(rep.PeakRSS, r.PeakRSSBytes)
 		rep.AnonRSS = max(rep.AnonRSS, r.AnonRSSBytes)
-		gen += float64(r.Delivered)
-		cpuNs += r.MonitorCPUNsPerEv * float64(r.Delivered)
-	}
-	rep.Ratio = rep.Mon / rep.Unmon
-	if gen > 0 {
-		rep.CPUNsPerEv = cpuNs / gen
 	}
 	printCaptureReport(stdout, rep)
 	if *jsonOut != "" {
@@ -184,6 +176,27 @@ func printCaptureReport(w io.Writer, rep captureReport) {
 	fmt.Fprintf(w, "%-6s %14.0f %14.0f %7.3f %12s %12s %6d %11.0f ns %7.1f MiB\n", "all", rep.Unmon, rep.Mon, rep.Ratio, "", "", rep.Lost, rep.CPUNsPerEv, float64(rep.PeakRSS)/(1<<20))
 	fmt.Fprintf(w, "\npeak RSS includes the ring buffer's shared mapping (%d MiB, mapped twice); heap and stacks alone (RssAnon): %.1f MiB\n",
 		rep.RingMiB, float64(rep.AnonRSS)/(1<<20))
+}
+
+// summariseRounds is the rounds' mean rates, their total counts, the CPU
+// per event weighted by events, and the largest peak RSS.
+func summariseRounds(workload string, rounds []captureRound) bench.Capture {
+	c := bench.Capture{Workload: workloadNames[workload]}
+	var cpuNs float64
+	for _, r := range rounds {
+		c.UnmonitoredPerSec += r.UnmonitoredPerSec / float64(len(rounds))
+		c.MonitoredPerSec += r.MonitoredPerSec / float64(len(rounds))
+		c.Generated += r.Generated
+		c.Delivered += r.Delivered
+		c.Lost += r.Lost
+		cpuNs += r.MonitorCPUNsPerEv * float64(r.Delivered)
+		c.PeakRSSBytes = max(c.PeakRSSBytes, r.PeakRSSBytes)
+	}
+	c.Ratio = c.MonitoredPerSec / c.UnmonitoredPerSec
+	if c.Delivered > 0 {
+		c.MonitorCPUNsPerEvent = cpuNs / float64(c.Delivered)
+	}
+	return c
 }
 
 // stormCounter counts the storm's opens of /dev/null as they leave the pipeline.
@@ -287,30 +300,34 @@ func resetPeakRSS() {
 
 // pluginsPeakRSS is the peak RSS of the detectors' plugin processes, summed.
 func pluginsPeakRSS(d *dispatch.Dispatcher) uint64 {
-	if d == nil {
-		return 0
-	}
 	var total uint64
-	for _, l := range d.Stats() {
-		if l.Backends.PID > 0 {
-			total += procstat.StatusOf(l.Backends.PID, "VmHWM")
-		}
+	for _, pid := range pluginPIDs(d) {
+		total += procstat.StatusOf(pid, "VmHWM")
 	}
 	return total
 }
 
 // pluginCPU is the CPU time the detectors' plugin processes have used.
 func pluginCPU(d *dispatch.Dispatcher) time.Duration {
-	if d == nil {
-		return 0
-	}
 	var total time.Duration
-	for _, l := range d.Stats() {
-		if l.Backends.PID > 0 {
-			total += procstat.CPU(l.Backends.PID)
-		}
+	for _, pid := range pluginPIDs(d) {
+		total += procstat.CPU(pid)
 	}
 	return total
+}
+
+// pluginPIDs are the detectors' running plugin processes.
+func pluginPIDs(d *dispatch.Dispatcher) []int {
+	if d == nil {
+		return nil
+	}
+	var pids []int
+	for _, l := range d.Stats() {
+		if l.Backends.PID > 0 {
+			pids = append(pids, l.Backends.PID)
+		}
+	}
+	return pids
 }
 
 type stormResult struct {

@@ -295,29 +295,18 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 	return steps
 }
 
-// benchCapture is the capture section: bench capture's rounds, averaged.
+// benchCapture is the capture section: bench capture's rounds, summarised.
 func benchCapture(e benchEnv, p benchPlan) (*bench.Capture, error) {
-	c := &bench.Capture{Workload: workloadNames["open"]}
-	var unmon, mon, cpuNs float64
+	var rounds []captureRound
 	for i := 0; i < p.captureRounds; i++ {
 		r, err := captureRoundRun(e.log, e.capture, fileConfig{}, "open", p.captureDur)
 		if err != nil {
 			return nil, err
 		}
-		unmon += r.UnmonitoredPerSec
-		mon += r.MonitoredPerSec
-		c.Generated += r.Generated
-		c.Delivered += r.Delivered
-		c.Lost += r.Lost
-		cpuNs += r.MonitorCPUNsPerEv * float64(r.Delivered)
-		c.PeakRSSBytes = max(c.PeakRSSBytes, r.PeakRSSBytes)
+		rounds = append(rounds, r)
 	}
-	c.UnmonitoredPerSec, c.MonitoredPerSec = unmon/float64(p.captureRounds), mon/float64(p.captureRounds)
-	c.Ratio = c.MonitoredPerSec / c.UnmonitoredPerSec
-	if c.Delivered > 0 {
-		c.MonitorCPUNsPerEvent = cpuNs / float64(c.Delivered)
-	}
-	return c, nil
+	c := summariseRounds("open", rounds)
+	return &c, nil
 }
 
 // machineFacts describe the host the figures come from.

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -54,7 +54,8 @@ const (
 func (p faultPlan) faultTimes() (times []float64, length float64) {
 	every, room := p.Every, 1.0
 	if p.Fault == "hang" {
-		room = goHangRoom.Seconds()
+		// Noticed only at the batch deadline; then half a second to restart.
+		room = goplugin.DefaultOptions("").BatchDeadline.Seconds() + 0.5
 		every = max(every, room+0.5)
 	}
 	length = max(p.Seconds, every/2+room)
@@ -64,10 +65,6 @@ func (p faultPlan) faultTimes() (times []float64, length float64) {
 	return times, length
 }
 
-// goHangRoom is the default batch deadline, after which a hung plugin is
-// killed, with half a second to restart.
-var goHangRoom = 2500 * time.Millisecond
-
 // cellLine is one JSON line from the child.
 type cellLine struct {
 	Kind   string           `json:"kind"` // sample, mark, result
@@ -75,7 +72,6 @@ type cellLine struct {
 	Mark   *bench.Mark      `json:"mark,omitempty"`
 	Sent   uint64           `json:"sent,omitempty"`
 	Deliv  uint64           `json:"delivered,omitempty"`
-	Faults int              `json:"faults,omitempty"`
 	Result *bench.FaultCell `json:"result,omitempty"`
 }
 
@@ -150,13 +146,11 @@ func runFaultCell(p faultPlan, stderrLog io.Writer) (bench.FaultCell, error) {
 	return cell, nil
 }
 
-// exitDescription is how the process ended and the first line of its
-// dying words ("panic: …", "fatal error: …").
+// exitDescription is how the process ended ("exit status 2", "signal:
+// killed") and the first line of its dying words ("panic: …", "fatal
+// error: …").
 func exitDescription(ee *exec.ExitError, stderr string) string {
-	how := fmt.Sprintf("exit %d", ee.ExitCode())
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		how = "killed by " + ws.Signal().String()
-	}
+	how := ee.ProcessState.String()
 	for _, line := range strings.Split(stderr, "\n") {
 		for _, p := range []string{"panic: ", "fatal error: ", "runtime: out of memory"} {
 			if strings.HasPrefix(line, p) {
@@ -224,7 +218,7 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cell := bench.FaultCell{Fault: p.Fault, Backend: p.Backend, Crash: bench.IsCrash(p.Fault)}
-	found := newFoundSet()
+	found := newFoundSet(fc.Detectors[0].Name)
 	disp, err := startDispatch(fc, false, found.add, log)
 	if err != nil {
 		cell.Verdict, cell.Exit = bench.Refused, err.Error()
@@ -233,12 +227,9 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	times, length := p.faultTimes()
 	var sent atomic.Uint64
-	var injected atomic.Int32
-	w := newFaultWatch(disp, found, &sent, &injected, emit)
-	stopWatch := w.run()
-
 	start := time.Now()
-	w.begin(start)
+	w := &faultWatch{disp: disp, found: found, sent: &sent, emit: emit, start: start}
+	stopWatch := w.run()
 	var reports uint64
 	next := 0
 	for elapsed := time.Duration(0); elapsed.Seconds() < length; elapsed = time.Since(start) {
@@ -249,7 +240,6 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 				path = fmt.Sprintf("%s%d", faultMarker, next)
 				w.fault(time.Now())
 				next++
-				injected.Add(1)
 			} else if n%reportEvery == 0 {
 				path = fmt.Sprintf("%s%d", reportMarker, n)
 				reports++
@@ -267,13 +257,13 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 	stats := disp.Stats()
 
 	faulty, other := stats[0], stats[1]
-	cell.Verdict, cell.Seconds, cell.Faults = bench.Survived, time.Since(start).Seconds(), int(injected.Load())
+	cell.Verdict, cell.Seconds, cell.Faults = bench.Survived, time.Since(start).Seconds(), len(w.faultTimes())
 	cell.Sent = sent.Load()
 	cell.Delivered = min(faulty.Backends.Delivered, cell.Sent)
 	cell.Lost = cell.Sent - cell.Delivered
 	b := faulty.Backends
 	cell.Redelivered, cell.Quarantined, cell.Crashes, cell.Hangs, cell.Restarts = b.Redelivered, b.Quarantined, b.Crashes, b.Hangs, b.Restarts
-	cell.DetectMs, cell.RecoverMs = w.result()
+	cell.DetectMs, cell.RecoverMs = w.detect, w.recover // the watcher has stopped
 	cell.FindingsExpected = reports
 	cell.FindingsMissed = reports - min(reports, found.count(0))
 	cell.OtherLost = cell.Sent - min(other.Backends.Delivered, cell.Sent)
@@ -312,15 +302,16 @@ func faultConfig(e benchEnv, p faultPlan) (fileConfig, error) {
 }
 
 // foundSet is the report markers each detector found (unique: delivery is
-// at least once).
+// at least once): [0] the faulty detector's, [1] the healthy one's.
 type foundSet struct {
-	mu    sync.Mutex
-	paths [2]map[string]bool
-	n     atomic.Uint64 // findings, duplicates included
+	faulty string // the faulty detector's name
+	mu     sync.Mutex
+	paths  [2]map[string]bool
+	n      atomic.Uint64 // findings, duplicates included
 }
 
-func newFoundSet() *foundSet {
-	return &foundSet{paths: [2]map[string]bool{{}, {}}}
+func newFoundSet(faulty string) *foundSet {
+	return &foundSet{faulty: faulty, paths: [2]map[string]bool{{}, {}}}
 }
 
 func (f *foundSet) add(fd detect.Finding) {
@@ -329,7 +320,7 @@ func (f *foundSet) add(fd detect.Finding) {
 		return
 	}
 	i := 0
-	if fd.Detector != "chaos-1" {
+	if fd.Detector != f.faulty {
 		i = 1
 	}
 	f.mu.Lock()
@@ -347,40 +338,34 @@ func (f *foundSet) count(i int) uint64 {
 // fault, when the monitor noticed it (a crash, a hang, a recovered panic)
 // and when the detector took events again; and samples the timeline.
 type faultWatch struct {
-	disp     *dispatch.Dispatcher
-	found    *foundSet
-	sent     *atomic.Uint64
-	injected *atomic.Int32
-	emit     func(cellLine)
-	mu       sync.Mutex
-	start    time.Time
-	faults   []time.Time
-	detect   []float64
-	recover  []float64
+	disp  *dispatch.Dispatcher
+	found *foundSet
+	sent  *atomic.Uint64
+	emit  func(cellLine)
+	start time.Time // of the load
+	mu    sync.Mutex
+	// faults are when the injector sent each fault; detect and recover,
+	// milliseconds after them, are the watcher's own until it has stopped.
+	faults          []time.Time
+	detect, recover []float64
 }
 
-func newFaultWatch(d *dispatch.Dispatcher, f *foundSet, sent *atomic.Uint64, injected *atomic.Int32, emit func(cellLine)) *faultWatch {
-	return &faultWatch{disp: d, found: f, sent: sent, injected: injected, emit: emit}
-}
-
-func (w *faultWatch) begin(t time.Time) {
-	w.mu.Lock()
-	w.start = t
-	w.mu.Unlock()
-}
-
+// fault records that a fault was sent at t.
 func (w *faultWatch) fault(t time.Time) {
 	w.mu.Lock()
 	w.faults = append(w.faults, t)
-	start := w.start
 	w.mu.Unlock()
-	w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: t.Sub(start).Seconds(), Kind: "fault"}})
+	w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: t.Sub(w.start).Seconds(), Kind: "fault"}})
 }
 
-func (w *faultWatch) result() (detect, recover []float64) {
+func (w *faultWatch) faultTimes() []time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.detect, w.recover
+	return w.faults
+}
+
+func (w *faultWatch) mark(now time.Time, kind string) {
+	w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: now.Sub(w.start).Seconds(), Kind: kind}})
 }
 
 // run polls every 2 ms until the returned stop is called.
@@ -392,7 +377,7 @@ func (w *faultWatch) run() (stop func()) {
 		defer tick.Stop()
 		var noticed, restartsAt, deliveredAt uint64
 		waiting := false // a noticed fault not yet recovered from
-		var lastSample time.Time
+		lastSample := w.start
 		var lastFaulty, lastOther, lastFound uint64
 		for {
 			select {
@@ -401,37 +386,26 @@ func (w *faultWatch) run() (stop func()) {
 			case now := <-tick.C:
 				st := w.disp.Stats()
 				b := st[0].Backends
+				faults := w.faultTimes()
 				events := b.Crashes + b.Hangs + b.Errors
-				w.mu.Lock()
-				start, k := w.start, len(w.detect)
-				if events > noticed && k < len(w.faults) && !waiting {
-					w.detect = append(w.detect, now.Sub(w.faults[k]).Seconds()*1000)
+				if k := len(w.detect); events > noticed && k < len(faults) && !waiting {
+					w.detect = append(w.detect, now.Sub(faults[k]).Seconds()*1000)
 					waiting, restartsAt, deliveredAt = true, b.Restarts, b.Delivered
-					w.mu.Unlock()
-					w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: now.Sub(start).Seconds(), Kind: "detected"}})
-					w.mu.Lock()
+					w.mark(now, "detected")
 				}
 				noticed = events
 				// Recovered: restarted if it has a process, and taking events again.
 				restarted := b.PID == 0 || b.Restarts > restartsAt
 				if waiting && restarted && b.Delivered > deliveredAt && !b.BreakerOpen {
-					w.recover = append(w.recover, now.Sub(w.faults[len(w.detect)-1]).Seconds()*1000)
+					w.recover = append(w.recover, now.Sub(faults[len(w.detect)-1]).Seconds()*1000)
 					waiting = false
-					w.mu.Unlock()
-					w.emit(cellLine{Kind: "mark", Mark: &bench.Mark{T: now.Sub(start).Seconds(), Kind: "recovered"}})
-					w.mu.Lock()
-				}
-				w.mu.Unlock()
-				if start.IsZero() {
-					continue
+					w.mark(now, "recovered")
 				}
 				if dt := now.Sub(lastSample).Seconds(); dt >= 0.1 {
 					f, o, n := b.Delivered, st[1].Backends.Delivered, w.found.n.Load()
-					if !lastSample.IsZero() {
-						w.emit(cellLine{Kind: "sample", Sent: w.sent.Load(), Deliv: f, Faults: int(w.injected.Load()), Sample: &bench.Sample{
-							T: now.Sub(start).Seconds(), FaultyPerSec: float64(f-lastFaulty) / dt,
-							OtherPerSec: float64(o-lastOther) / dt, FindingsPerSec: float64(n-lastFound) / dt}})
-					}
+					w.emit(cellLine{Kind: "sample", Sent: w.sent.Load(), Deliv: f, Sample: &bench.Sample{
+						T: now.Sub(w.start).Seconds(), FaultyPerSec: float64(f-lastFaulty) / dt,
+						OtherPerSec: float64(o-lastOther) / dt, FindingsPerSec: float64(n-lastFound) / dt}})
 					lastSample, lastFaulty, lastOther, lastFound = now, f, o, n
 				}
 			}

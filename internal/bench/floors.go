@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -18,14 +19,7 @@ const (
 var CrashFaults = []string{"panic", "exit", "fatal", "goroutine-nil", "memory"}
 
 // IsCrash reports whether fault is a crash-type fault.
-func IsCrash(fault string) bool {
-	for _, f := range CrashFaults {
-		if f == fault {
-			return true
-		}
-	}
-	return false
-}
+func IsCrash(fault string) bool { return slices.Contains(CrashFaults, fault) }
 
 // EvaluateFloors fills r.Floors from what the run measured; a floor whose
 // section did not run is left out.

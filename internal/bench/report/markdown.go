@@ -15,12 +15,16 @@ import (
 func Markdown(r *bench.Report, dir string) error {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	chart := func(name, alt string, draw func(path string) (bool, error)) error {
-		ok, err := draw(filepath.Join(dir, name))
+	var chartErr error // the first chart that could not be drawn; the rest are not tried
+	chart := func(name, alt string, draw func(r *bench.Report, path string) (bool, error)) {
+		if chartErr != nil {
+			return
+		}
+		ok, err := draw(r, filepath.Join(dir, name))
 		if ok {
 			w("\n![%s](%s)\n", alt, name)
 		}
-		return err
+		chartErr = err
 	}
 	m := r.Machine
 	w("# bulkhead benchmark report\n\n")
@@ -70,12 +74,8 @@ func Markdown(r *bench.Report, dir string) error {
 			w("| %s | %s | %d | %d | %s | %d | %.0f ns | %.0f ns | %s | %s |\n", c.Source, c.Backend, c.Detectors, c.Batch, bench.Rate(c.EventsPerSec), c.Lost,
 				c.MonitorCPUNsPerEvent, c.PluginCPUNsPerEvent, mib(c.MonitorPeakRSSBytes), mib(c.PluginsPeakRSSBytes))
 		}
-		if err := chart("throughput-batch.png", "throughput by batch size", func(p string) (bool, error) { return throughputByBatch(r, p) }); err != nil {
-			return err
-		}
-		if err := chart("throughput-detectors.png", "throughput by detector count", func(p string) (bool, error) { return throughputByDetectors(r, p) }); err != nil {
-			return err
-		}
+		chart("throughput-batch.png", "throughput by batch size", throughputByBatch)
+		chart("throughput-detectors.png", "throughput by detector count", throughputByDetectors)
 	}
 
 	if len(r.Latency) > 0 {
@@ -89,9 +89,7 @@ func Markdown(r *bench.Report, dir string) error {
 			w("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", c.Source, c.Backend, bench.Rate(c.RatePerSec), c.Samples, c.Dropped,
 				us(d.P50), us(d.P99), us(d.P999), us(f.P50), us(f.P99), us(f.P999), us(f.Max))
 		}
-		if err := chart("latency.png", "latency percentiles", func(p string) (bool, error) { return latencyChart(r, p) }); err != nil {
-			return err
-		}
+		chart("latency.png", "latency percentiles", latencyChart)
 	}
 
 	if len(r.Resilience) > 0 {
@@ -126,10 +124,11 @@ func Markdown(r *bench.Report, dir string) error {
 			}
 		}
 		for _, f := range faults {
-			if err := chart("fault-"+f+".png", f+" timeline", func(p string) (bool, error) { return faultTimeline(r, f, p) }); err != nil {
-				return err
-			}
+			chart("fault-"+f+".png", f+" timeline", func(r *bench.Report, p string) (bool, error) { return faultTimeline(r, f, p) })
 		}
+	}
+	if chartErr != nil {
+		return chartErr
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), b.Bytes(), 0o644)
 }
