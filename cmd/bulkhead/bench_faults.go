@@ -383,8 +383,11 @@ func (w *faultWatch) run() (stop func()) {
 			select {
 			case <-done:
 				return
-			case now := <-tick.C:
+			case <-tick.C:
 				st := w.disp.Stats()
+				// The time of this look, not the tick's: a tick read late is
+				// older than a fault the counters already show.
+				now := time.Now()
 				b := st[0].Backends
 				faults := w.faultTimes()
 				events := b.Crashes + b.Hangs + b.Errors
