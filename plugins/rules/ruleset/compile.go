@@ -173,11 +173,18 @@ func program(env *cel.Env, s *spec, condition string) (cel.Program, *exprpb.Chec
 	if ast.OutputType() != cel.BoolType {
 		return nil, nil, fmt.Errorf("the condition is a %s, not a bool", ast.OutputType())
 	}
+	est, err := env.EstimateCost(ast, sizeEstimator{s.lists})
+	if err != nil {
+		return nil, nil, fmt.Errorf("estimating the condition's cost: %w", err)
+	}
+	if est.Max > CostBudget {
+		return nil, nil, errTooCostly(est)
+	}
 	checked, err := cel.AstToCheckedExpr(ast)
 	if err != nil {
 		return nil, nil, err
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(CostBudget))
 	return prg, checked, err
 }
 
