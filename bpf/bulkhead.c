@@ -328,7 +328,7 @@ static long walk_step(__u64 i, void *arg)
 }
 
 static __always_inline __u32 put_walk(struct scratch *s, __u32 off, const struct path *path, struct str_ref *ref,
-				      __u16 *flags)
+				      __u16 *flags, __u16 trunc_flag, __u16 pseudo_flag)
 {
 	struct vfsmount *vfs = BPF_CORE_READ(path, mnt);
 	struct dentry *d = BPF_CORE_READ(path, dentry);
@@ -346,9 +346,10 @@ static __always_inline __u32 put_walk(struct scratch *s, __u32 off, const struct
 	w->flags = 0;
 	w->done = 0;
 	bpf_loop(WALK_DEPTH, walk_step, &arg, 0);
-	if (!w->done)
-		*flags |= FLAG_TRUNC_WALK;
-	*flags |= w->flags;
+	if (!w->done || (w->flags & FLAG_TRUNC_WALK))
+		*flags |= trunc_flag;
+	if (w->flags & FLAG_PSEUDO_PATH)
+		*flags |= pseudo_flag;
 	__u32 end = w->off;
 	if (end < off || end - off > WALK_BYTES)
 		return off;
@@ -404,7 +405,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 
 	struct file *file = BPF_CORE_READ(bprm, file);
 	e->exe_nlink = BPF_CORE_READ(file, f_inode, __i_nlink);
-	off = put_walk(s, off, &file->f_path, &e->exe, &e->h.flags);
+	off = put_walk(s, off, &file->f_path, &e->exe, &e->h.flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 	emit(s->buf, off, KIND_EXEC);
 	return 0;
 }
@@ -544,18 +545,39 @@ static __always_inline int exit_open(struct scratch *s, struct pending *p, long 
 	}
 
 	__u32 off = sizeof(*e);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	off = put_str(s->buf, off, upath, PATH_MAX_READ, true, &e->path, &e->h.flags, FLAG_TRUNC_PATH);
+
+	/* The file the call returned: its kernel path first (it matters more
+	 * than the directory below, and so gets the room), then its identity. */
+	e->ino = 0;
+	e->dev = 0;
+	e->nlink = 0;
+	e->imode = 0;
+	e->file.off = off;
+	e->file.len = 0;
+	if (ret >= 0) {
+		struct file *f = fd_file(task, (int)ret);
+		if (f) {
+			struct inode *inode = BPF_CORE_READ(f, f_inode);
+			e->ino = BPF_CORE_READ(inode, i_ino);
+			e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+			e->nlink = BPF_CORE_READ(inode, __i_nlink);
+			e->imode = BPF_CORE_READ(inode, i_mode);
+			off = put_walk(s, off, &f->f_path, &e->file, &e->h.flags, FLAG_FILE_TRUNC_WALK, FLAG_FILE_PSEUDO);
+		}
+	}
+
 	e->dir.off = off;
 	e->dir.len = 0;
 	if (e->path.len > 0 && s->buf[e->path.off & STR_MASK] != '/') {
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 		if (e->dfd == AT_FDCWD) {
 			struct fs_struct *fs = BPF_CORE_READ(task, fs);
-			off = put_walk(s, off, &fs->pwd, &e->dir, &e->h.flags);
+			off = put_walk(s, off, &fs->pwd, &e->dir, &e->h.flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 		} else {
 			struct file *f = fd_file(task, e->dfd);
 			if (f)
-				off = put_walk(s, off, &f->f_path, &e->dir, &e->h.flags);
+				off = put_walk(s, off, &f->f_path, &e->dir, &e->h.flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 		}
 	}
 	emit(s->buf, off, KIND_OPEN);
@@ -640,7 +662,7 @@ static __always_inline int exit_module(struct scratch *s, struct pending *p, lon
 	if (p->what == WHAT_FINIT_MODULE) {
 		struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), (int)p->args[0]);
 		if (f)
-			off = put_walk(s, off, &f->f_path, &e->path, &e->h.flags);
+			off = put_walk(s, off, &f->f_path, &e->path, &e->h.flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 	}
 	emit(s->buf, off, KIND_MODULE);
 	return 0;

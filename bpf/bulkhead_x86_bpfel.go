@@ -52,11 +52,13 @@ type bulkheadEventCounters struct {
 type bulkheadEventFlag uint32
 
 const (
-	bulkheadEventFlagFLAG_TRUNC_ARGS     bulkheadEventFlag = 1
-	bulkheadEventFlagFLAG_TRUNC_PATH     bulkheadEventFlag = 2
-	bulkheadEventFlagFLAG_TRUNC_WALK     bulkheadEventFlag = 4
-	bulkheadEventFlagFLAG_PSEUDO_PATH    bulkheadEventFlag = 8
-	bulkheadEventFlagFLAG_TRUNC_FILENAME bulkheadEventFlag = 16
+	bulkheadEventFlagFLAG_TRUNC_ARGS      bulkheadEventFlag = 1
+	bulkheadEventFlagFLAG_TRUNC_PATH      bulkheadEventFlag = 2
+	bulkheadEventFlagFLAG_TRUNC_WALK      bulkheadEventFlag = 4
+	bulkheadEventFlagFLAG_PSEUDO_PATH     bulkheadEventFlag = 8
+	bulkheadEventFlagFLAG_TRUNC_FILENAME  bulkheadEventFlag = 16
+	bulkheadEventFlagFLAG_FILE_TRUNC_WALK bulkheadEventFlag = 32
+	bulkheadEventFlagFLAG_FILE_PSEUDO     bulkheadEventFlag = 64
 )
 
 type bulkheadEventHeader struct {
@@ -148,6 +150,11 @@ type bulkheadOpenEvent struct {
 	Resolve uint64
 	Path    bulkheadStrRef
 	Dir     bulkheadStrRef
+	Ino     uint64
+	Dev     uint32
+	Nlink   uint32
+	Imode   uint32
+	File    bulkheadStrRef
 }
 
 type bulkheadPending struct {

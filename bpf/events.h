@@ -36,6 +36,8 @@ enum event_flag {
 	FLAG_TRUNC_WALK = 1 << 2,  /* a kernel path walk stopped early (too deep / too long) */
 	FLAG_PSEUDO_PATH = 1 << 3, /* the walked file is not reachable from a root (memfd, pipe, deleted mount) */
 	FLAG_TRUNC_FILENAME = 1 << 4,
+	FLAG_FILE_TRUNC_WALK = 1 << 5, /* the opened file's kernel path walk stopped early */
+	FLAG_FILE_PSEUDO = 1 << 6,     /* the opened file is not reachable from a root */
 };
 
 /* Which syscall of a family produced an event. */
@@ -114,6 +116,16 @@ struct open_event {
 	__u64 resolve; /* openat2 RESOLVE_* */
 	struct str_ref path; /* as passed */
 	struct str_ref dir;  /* components of cwd or dfd, leaf first; only for relative paths */
+	/*
+	 * The file the call opened (ret >= 0 only), read from the new descriptor
+	 * at the syscall's exit: what the kernel resolved, whatever string was
+	 * passed (symlinks, "..", "//", a hard link's other name).
+	 */
+	__u64 ino;
+	__u32 dev;   /* the superblock's s_dev, kernel encoding (major << 20 | minor) */
+	__u32 nlink; /* names the file has */
+	__u32 imode; /* i_mode: file type and permission bits */
+	struct str_ref file; /* its path, components leaf first */
 };
 
 struct connect_event {

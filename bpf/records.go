@@ -40,6 +40,8 @@ const (
 	FlagTruncWalk     = uint16(bulkheadEventFlagFLAG_TRUNC_WALK)
 	FlagPseudoPath    = uint16(bulkheadEventFlagFLAG_PSEUDO_PATH)
 	FlagTruncFilename = uint16(bulkheadEventFlagFLAG_TRUNC_FILENAME)
+	FlagFileTruncWalk = uint16(bulkheadEventFlagFLAG_FILE_TRUNC_WALK)
+	FlagFilePseudo    = uint16(bulkheadEventFlagFLAG_FILE_PSEUDO)
 )
 
 // Which syscall of a family produced a record (enum syscall_what).

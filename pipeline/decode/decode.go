@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"golang.org/x/sys/unix"
 )
 
 // Errors a record can fail with. They are sentinel values so that counting
@@ -200,13 +201,24 @@ func (d *Decoder) open(raw []byte, ev *event.Event) error {
 	header(raw, &r.H, ev)
 	path, ok1 := view(raw, r.Path)
 	dir, ok2 := view(raw, r.Dir)
-	if !ok1 || !ok2 {
+	file, ok3 := view(raw, r.File)
+	if !ok1 || !ok2 || !ok3 {
 		return ErrBadString
 	}
 	o := event.Open{Syscall: whatName(r.What), Dfd: r.Dfd, Flags: r.Flags, Mode: r.Mode, Resolve: r.Resolve, Path: path, Ret: r.Ret}
+	if r.Ret >= 0 {
+		// A walk cut short is joined without its leading slash, like a
+		// pseudo file's name: only a complete walk is a path from the root.
+		o.FilePath = d.joinWalk(file, ev.Flags&(event.FlagFilePseudo|event.FlagFileTruncWalk) != 0)
+		o.Dev = devFromKernel(r.Dev)
+		o.Ino, o.Nlink, o.FileMode = r.Ino, r.Nlink, r.Imode
+	}
 	switch {
 	case len(path) > 0 && path[0] == '/':
 		o.Resolved = path
+		if needsClean(path) {
+			o.Resolved = d.clean("/", path)
+		}
 	case dir != "":
 		o.Dir = d.joinWalk(dir, ev.Flags&event.FlagPseudoPath != 0)
 		o.Resolved = d.clean(o.Dir, path)
@@ -233,6 +245,12 @@ func (d *Decoder) module(raw []byte, ev *event.Event) error {
 	ev.Module = event.Module{Syscall: whatName(r.What), Len: r.Len, Flags: r.Flags, Params: params,
 		Path: d.joinWalk(path, ev.Flags&event.FlagPseudoPath != 0), Ret: r.Ret}
 	return nil
+}
+
+// devFromKernel turns a kernel dev_t (major << 20 | minor) into the
+// encoding stat(2) reports as st_dev, so identities compare with a stat.
+func devFromKernel(dev uint32) uint64 {
+	return unix.Mkdev(dev>>20, dev&(1<<20-1))
 }
 
 // load copies the fixed part of a record into an aligned Go value.
@@ -313,8 +331,8 @@ func (d *Decoder) joinWalk(comps string, pseudo bool) string {
 	return d.borrow(start)
 }
 
-// clean joins dir and a relative path and removes ".", ".." and repeated
-// slashes, lexically (symlinks are not followed: user space cannot see
+// clean joins dir and a path and removes ".", ".." and repeated slashes,
+// lexically (symlinks are not followed: user space cannot see
 // what the kernel resolved).
 func (d *Decoder) clean(dir, rel string) string {
 	start := len(d.scratch)
@@ -345,6 +363,26 @@ func (d *Decoder) clean(dir, rel string) string {
 		d.scratch = append(d.scratch, '/')
 	}
 	return d.borrow(start)
+}
+
+// needsClean reports whether an absolute path has a "//", "." or ".."
+// that clean would remove: most do not, and keep their own bytes.
+func needsClean(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' || i+1 == len(p) {
+			continue
+		}
+		switch p[i+1] {
+		case '/':
+			return true
+		case '.':
+			rest := p[i+2:]
+			if rest == "" || rest[0] == '/' || rest == "." || (rest[0] == '.' && (len(rest) == 1 || rest[1] == '/')) {
+				return true
+			}
+		}
+	}
+	return len(p) > 1 && p[len(p)-1] == '/'
 }
 
 func (d *Decoder) borrow(start int) string {

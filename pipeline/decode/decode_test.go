@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"golang.org/x/sys/unix"
 )
 
 // record lays out a fixed part followed by strings, as the kernel does.
@@ -85,6 +86,14 @@ func TestDecodeOpenPaths(t *testing.T) {
 		wantDir, wantR string
 	}{
 		{name: "absolute", path: "/etc/hostname", dfd: -100, wantR: "/etc/hostname"},
+		{name: "absolute with dot-dot", path: "/etc/../etc/shadow", dfd: -100, wantR: "/etc/shadow"},
+		{name: "absolute with double slash", path: "/etc//shadow", dfd: -100, wantR: "/etc/shadow"},
+		{name: "absolute with dot", path: "/etc/./shadow", dfd: -100, wantR: "/etc/shadow"},
+		{name: "absolute with trailing slash", path: "/etc/", dfd: -100, wantR: "/etc"},
+		{name: "absolute dotfile kept", path: "/root/.bashrc", dfd: -100, wantR: "/root/.bashrc"},
+		{name: "absolute dot-dot-name kept", path: "/x/..y/.z.", dfd: -100, wantR: "/x/..y/.z."},
+		{name: "absolute root", path: "/", dfd: -100, wantR: "/"},
+		{name: "absolute past root", path: "/../etc/./", dfd: -100, wantR: "/etc"},
 		{name: "relative to cwd", path: "hostname", dir: []string{"etc"}, dfd: -100, wantDir: "/etc", wantR: "/etc/hostname"},
 		{name: "dot segments", path: "./a/../b//c", dir: []string{"tmp", "root"}, dfd: -100, wantDir: "/root/tmp", wantR: "/root/tmp/b/c"},
 		{name: "dotdot past root", path: "../../x", dir: []string{"etc"}, dfd: -100, wantDir: "/etc", wantR: "/x"},
@@ -113,6 +122,80 @@ func TestDecodeOpenPaths(t *testing.T) {
 				t.Errorf("got path %q dir %q resolved %q ret %d syscall %q; want dir %q resolved %q", o.Path, o.Dir, o.Resolved, o.Ret, o.Syscall, tc.wantDir, tc.wantR)
 			}
 		})
+	}
+}
+
+// The opened file's kernel path and identity come from the descriptor the
+// call returned, whatever string was passed.
+func TestDecodeOpenedFile(t *testing.T) {
+	const kdev = 259<<20 | 3 // the kernel's dev_t of major 259, minor 3
+	for _, tc := range []struct {
+		name      string
+		path      string
+		ret       int64
+		file      []string // leaf first
+		flags     uint16
+		wantFile  string
+		wantKPath string
+		wantID    bool
+	}{
+		{name: "dot-dot", path: "/etc/../etc/shadow", ret: 3, file: []string{"shadow", "etc"}, wantFile: "/etc/shadow", wantKPath: "/etc/shadow", wantID: true},
+		{name: "symlink to the directory", path: "/tmp/l/shadow", ret: 3, file: []string{"shadow", "etc"}, wantFile: "/etc/shadow", wantKPath: "/etc/shadow", wantID: true},
+		{name: "file in the root directory", path: "/x", ret: 3, file: []string{"x"}, wantFile: "/x", wantKPath: "/x", wantID: true},
+		{name: "failed open has no file", path: "/etc/shadow", ret: -13, file: []string{"stale"}},
+		{name: "pseudo file", path: "/proc/self/fd/3", ret: 4, file: []string{"memfd:x (deleted)"}, flags: bpf.FlagFilePseudo,
+			wantFile: "memfd:x (deleted)", wantID: true},
+		{name: "walk cut short is not rooted", path: "/d/e/f", ret: 4, file: []string{"f", "e"}, flags: bpf.FlagFileTruncWalk,
+			wantFile: "e/f", wantID: true},
+		// The dir walk's pseudo flag says nothing of the opened file.
+		{name: "dir flags do not touch the file", path: "/a/b", ret: 3, file: []string{"b", "a"}, flags: bpf.FlagPseudoPath | bpf.FlagTruncWalk,
+			wantFile: "/a/b", wantKPath: "/a/b", wantID: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r record[bpf.OpenRecord]
+			r.fixed.H = hdr(bpf.RecordOpen, "cat")
+			r.fixed.H.Flags = tc.flags
+			r.fixed.What = bpf.WhatOpenat
+			r.fixed.Dfd = -100
+			r.fixed.Ret = tc.ret
+			r.fixed.Path = r.str(tc.path)
+			r.fixed.File = r.walk(tc.file...)
+			r.fixed.Dev, r.fixed.Ino, r.fixed.Nlink, r.fixed.Imode = kdev, 1234, 2, 0o100640
+			var ev event.Event
+			if err := New().Decode(r.bytes(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			o := &ev.Open
+			if o.FilePath != tc.wantFile || o.KernelPath() != tc.wantKPath {
+				t.Errorf("file path %q kernel path %q, want %q and %q", o.FilePath, o.KernelPath(), tc.wantFile, tc.wantKPath)
+			}
+			want := event.FileID{}
+			if tc.wantID {
+				want = event.FileID{Dev: unix.Mkdev(259, 3), Ino: 1234}
+			}
+			if o.ID() != want {
+				t.Errorf("identity %+v, want %+v", o.ID(), want)
+			}
+			if tc.wantID && (o.Nlink != 2 || !o.Regular()) {
+				t.Errorf("nlink %d mode %o", o.Nlink, o.FileMode)
+			}
+			if o.Path != tc.path {
+				t.Errorf("path as passed %q, want %q", o.Path, tc.path)
+			}
+		})
+	}
+}
+
+// The device number in an identity is the one stat(2) gives for the same
+// filesystem.
+func TestDevMatchesStat(t *testing.T) {
+	var st unix.Stat_t
+	if err := unix.Stat(".", &st); err != nil {
+		t.Fatal(err)
+	}
+	major, minor := unix.Major(st.Dev), unix.Minor(st.Dev)
+	if got := devFromKernel(major<<20 | minor); got != st.Dev {
+		t.Errorf("devFromKernel(%d:%d) = %d, stat says %d", major, minor, got, st.Dev)
 	}
 }
 
@@ -291,7 +374,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded unknown kind %d", ev.Kind)
 		}
 		c := ev.Clone()
-		_ = len(c.Comm) + len(c.Exec.Args) + len(c.Exec.Exe) + len(c.Open.Resolved) + len(c.Module.Path) + len(c.Memfd.Name)
+		_ = len(c.Comm) + len(c.Exec.Args) + len(c.Exec.Exe) + len(c.Open.Resolved) + len(c.Open.FilePath) + len(c.Module.Path) + len(c.Memfd.Name)
 	})
 }
 
@@ -300,8 +383,10 @@ func BenchmarkDecodeOpen(b *testing.B) {
 	r.fixed.H = hdr(bpf.RecordOpen, "cat")
 	r.fixed.What = bpf.WhatOpenat
 	r.fixed.Path = r.str("hostname")
+	r.fixed.File = r.walk("hostname", "etc")
 	r.fixed.Dir = r.walk("etc")
 	r.fixed.Dfd = -100
+	r.fixed.Ret = 3
 	raw := r.bytes()
 	d := New()
 	var ev event.Event
@@ -329,4 +414,25 @@ func BenchmarkDecodeExec(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// needsClean says yes exactly when clean would change an absolute path.
+func TestNeedsCleanAgreesWithClean(t *testing.T) {
+	segs := []string{"", ".", "..", "a", ".a", "a.", "..a", "a..", "...", "/"}
+	d := New()
+	var walk func(p string, depth int)
+	walk = func(p string, depth int) {
+		if depth == 0 {
+			return
+		}
+		for _, s := range segs {
+			q := p + "/" + s
+			d.scratch = d.scratch[:0]
+			if got, want := needsClean(q), d.clean("/", q) != q; got != want {
+				t.Fatalf("needsClean(%q) = %v; clean gives %q", q, got, d.clean("/", q))
+			}
+			walk(q, depth-1)
+		}
+	}
+	walk("", 4)
 }

@@ -29,6 +29,7 @@ func (e *Event) CopyTo(dst *Event, arena []byte) []byte {
 		arena = moveString(&dst.Open.Path, arena)
 		arena = moveString(&dst.Open.Dir, arena)
 		arena = moveString(&dst.Open.Resolved, arena)
+		arena = moveString(&dst.Open.FilePath, arena)
 	case KindConnect:
 		dst.Connect = e.Connect
 	case KindSetID:

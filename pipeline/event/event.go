@@ -14,6 +14,8 @@ const (
 	FlagTruncWalk     Flags = 1 << 2 // a kernel-resolved path stopped early
 	FlagPseudoPath    Flags = 1 << 3 // the file has no path from a root (memfd, pipe)
 	FlagTruncFilename Flags = 1 << 4 // exec filename did not fit
+	FlagFileTruncWalk Flags = 1 << 5 // open: the opened file's kernel path stopped early (Open.FilePath is not rooted)
+	FlagFilePseudo    Flags = 1 << 6 // open: the opened file has no path from a root (memfd, pipe, socket)
 )
 
 var flagNames = []struct {
@@ -22,6 +24,7 @@ var flagNames = []struct {
 }{
 	{FlagTruncArgs, "trunc_args"}, {FlagTruncPath, "trunc_path"}, {FlagTruncWalk, "trunc_walk"},
 	{FlagPseudoPath, "pseudo_path"}, {FlagTruncFilename, "trunc_filename"},
+	{FlagFileTruncWalk, "file_trunc_walk"}, {FlagFilePseudo, "file_pseudo_path"},
 }
 
 // Names lists the set flags by name.
@@ -95,7 +98,53 @@ type Open struct {
 	Dir      string // the directory a relative Path was resolved against (cwd or dfd)
 	Resolved string // Path made absolute (lexically, against Dir) when the kernel let us
 	Ret      int64  // fd, or -errno
+
+	// The file the kernel opened, read from the new descriptor at the
+	// syscall's exit; all zero when the open failed. FilePath is its path
+	// as the kernel holds it, whatever string was passed: symlinks
+	// followed, no ".", ".." or "//", and for a file with several names
+	// (Nlink > 1) the name it was opened by. A path that does not start
+	// with "/" is not a path from the root: a pseudo file (FlagFilePseudo)
+	// or a walk cut short (FlagFileTruncWalk). Dev and Ino identify the
+	// file under any of its names.
+	FilePath string
+	Dev      uint64 // st_dev, encoded as stat(2) reports it
+	Ino      uint64
+	Nlink    uint32
+	FileMode uint32 // st_mode: file type and permission bits
 }
+
+// FileID is a file's identity: its filesystem's device (st_dev) and its
+// inode number. Every name of a file (hard links, symlinks to it, any
+// spelling of its path) leads to the same FileID.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+// IsZero reports whether id identifies nothing.
+func (id FileID) IsZero() bool { return id == FileID{} }
+
+// ID is the opened file's identity; zero when the open failed.
+func (o *Open) ID() FileID { return FileID{Dev: o.Dev, Ino: o.Ino} }
+
+// KernelPath is the opened file's path from the root as the kernel
+// resolved it, or "" when there is none (the open failed, a pseudo file,
+// a walk cut short): a path that can be compared with a watched name.
+func (o *Open) KernelPath() string {
+	if len(o.FilePath) > 0 && o.FilePath[0] == '/' {
+		return o.FilePath
+	}
+	return ""
+}
+
+// sIFMT and sIFREG are the file type bits of FileMode (as in stat(2)).
+const (
+	sIFMT  = 0o170000
+	sIFREG = 0o100000
+)
+
+// Regular reports whether the opened file is a regular file.
+func (o *Open) Regular() bool { return o.FileMode&sIFMT == sIFREG }
 
 // Connect is a connect(2) to an IPv4 or IPv6 address.
 type Connect struct {
@@ -189,6 +238,7 @@ func (e *Event) Clone() *Event {
 		c.Open.Path = strings.Clone(e.Open.Path)
 		c.Open.Dir = strings.Clone(e.Open.Dir)
 		c.Open.Resolved = strings.Clone(e.Open.Resolved)
+		c.Open.FilePath = strings.Clone(e.Open.FilePath)
 	case KindSetID:
 		c.SetID.Syscall = Syscall(strings.Clone(string(e.SetID.Syscall)))
 	case KindModule:

@@ -22,6 +22,10 @@ const Format = 1
 // Schema is the event encoding's version: the wire codec's.
 const Schema = wire.CodecVersion
 
+// OldestSchema is the oldest event encoding a Reader still reads (schema 2
+// recordings have no opened-file fields in their open events).
+const OldestSchema = wire.OldestCodecVersion
+
 const (
 	magic          = "BHREC\x00\r\n" // the \r\n catches a text-mode copy
 	frameHeader    = 16
@@ -209,8 +213,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, fmt.Errorf("this recording was made by a newer bulkhead (%s): format %d, event schema %d; this bulkhead reads format %d and schema %d or older: replay it with that version or newer",
 			orUnknown(h.Bulkhead), h.Format, h.Schema, Format, Schema)
 	}
-	if h.Format < 1 || h.Schema < Schema {
-		return nil, fmt.Errorf("this recording has format %d and event schema %d, which this bulkhead no longer reads (schema %d)", h.Format, h.Schema, Schema)
+	if h.Format < 1 || h.Schema < OldestSchema {
+		return nil, fmt.Errorf("this recording has format %d and event schema %d, which this bulkhead no longer reads (schema %d to %d)", h.Format, h.Schema, OldestSchema, Schema)
 	}
 	zdec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxFrameBytes))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
@@ -59,6 +60,9 @@ var DefaultAllow = append(match.Allowlist{
 type Detector struct {
 	classes []class
 	allow   match.Allowlist
+	// ids are the watched files that existed at Init, by identity: an
+	// open of one of them under any other name is the same access.
+	ids map[event.FileID]watchedFile
 }
 
 // New returns the detector; Init configures it.
@@ -104,13 +108,47 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		d.classes = append(d.classes, class{"credential-file-access", "T1003.008", c.Files, nil})
 	}
 	d.allow = allow
-	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)))
+	var missed []string
+	d.ids, missed = identities(d.classes)
+	if len(missed) > 0 {
+		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
+			zap.Strings("directories", missed))
+	}
+	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids)))
 	return nil
 }
 
+// How an open was recognised as one of a watched file.
+const (
+	byKernelPath = "kernel_path"   // the path the kernel resolved for the opened file
+	byIdentity   = "file_identity" // the opened file is a watched one under another name (hard link)
+	byName       = "path"          // the path as passed, made absolute (failed opens)
+)
+
+// match finds the class of the file ev opened, the watched name it is
+// known by and how it was found: by the kernel's path of the opened file
+// (symlinks, "..", "//" and relative paths all end there), by its identity
+// (a hard link's other name), or, when no file was opened, by the path as
+// passed.
+func (d *Detector) match(o *event.Open) (c *class, path, by string) {
+	if kp := o.KernelPath(); kp != "" {
+		if c := d.classify(kp); c != nil {
+			return c, kp, byKernelPath
+		}
+	}
+	if o.Ret >= 0 && !o.ID().IsZero() {
+		if w, ok := d.ids[o.ID()]; ok {
+			return &d.classes[w.class], w.path, byIdentity
+		}
+	}
+	if c := d.classify(o.Resolved); c != nil {
+		return c, o.Resolved, byName
+	}
+	return nil, "", ""
+}
+
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
-	path := ev.Open.Resolved
-	c := d.classify(path)
+	c, path, by := d.match(&ev.Open)
 	if c == nil || d.allow.Allows(ev) {
 		return nil, nil
 	}
@@ -126,9 +164,21 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	if write {
 		what += " for writing"
 	}
+	as := ""
+	if opened := ev.Open.FilePath; opened != "" && opened != path {
+		as = " as " + opened
+	} else if ev.Open.Resolved != path {
+		as = " as " + ev.Open.Resolved
+	}
 	f := sdk.NewFinding(ev, c.rule, sev,
-		fmt.Sprintf("%s (pid %d, uid %d) %s %s", ev.Comm, ev.PID, ev.UID, what, path), techniques...)
-	f.Fields = map[string]any{"path": path, "write": write, "ret": ev.Open.Ret, "uid": ev.UID}
+		fmt.Sprintf("%s (pid %d, uid %d) %s %s%s", ev.Comm, ev.PID, ev.UID, what, path, as), techniques...)
+	f.Fields = map[string]any{"path": path, "matched_by": by, "write": write, "ret": ev.Open.Ret, "uid": ev.UID}
+	if ev.Open.Resolved != path {
+		f.Fields["requested_path"] = ev.Open.Resolved
+	}
+	if ev.Open.FilePath != "" && ev.Open.FilePath != path {
+		f.Fields["kernel_path"] = ev.Open.FilePath
+	}
 	if ev.Process != nil {
 		f.Fields["exe"] = ev.Process.Exe
 	}

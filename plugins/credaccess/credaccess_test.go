@@ -2,6 +2,8 @@ package credaccess_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -87,5 +89,69 @@ func TestOverTheWire(t *testing.T) {
 	fs, err := h.Send(cat.Open("/etc/passwd", 0, 3), cat.Open("/etc/shadow", 0, 3))
 	if err != nil || len(fs) != 1 || fs[0].Fields["path"] != "/etc/shadow" || fs[0].Events[0].Open.Resolved != "/etc/shadow" {
 		t.Fatalf("%+v %v", fs, err)
+	}
+}
+
+// opened sets what the kernel reports of the file an open returned.
+func opened(ev *sdk.Event, kernelPath string, st *unix.Stat_t) *sdk.Event {
+	ev.Open.FilePath = kernelPath
+	if st != nil {
+		ev.Open.Dev, ev.Open.Ino, ev.Open.Nlink, ev.Open.FileMode = st.Dev, st.Ino, uint32(st.Nlink), st.Mode
+	}
+	return ev
+}
+
+// Whatever string was passed, the file the kernel opened decides: its
+// kernel path, or its identity for a name outside every watched path.
+func TestOpenedFileDecides(t *testing.T) {
+	dir := t.TempDir()
+	secret, other := filepath.Join(dir, "vault", "secret.key"), filepath.Join(dir, "elsewhere")
+	for _, d := range []string{filepath.Dir(secret), other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(secret, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hard := filepath.Join(other, "innocent")
+	if err := os.Link(secret, hard); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(secret, &st); err != nil {
+		t.Fatal(err)
+	}
+	config := `{"files": ["` + filepath.Dir(secret) + `/*.key"]}`
+	const reg = unix.S_IFREG | 0o640
+	regular := &unix.Stat_t{Dev: 1, Ino: 99, Nlink: 1, Mode: reg}
+	for _, c := range []struct {
+		name, path, by string
+		ev             *sdk.Event
+	}{
+		{"symlink to /etc", "/etc/shadow", "kernel_path", opened(cat.Open("/tmp/etc-link/shadow", 0, 3), "/etc/shadow", regular)},
+		{"dot-dot", "/etc/shadow", "kernel_path", opened(cat.Open("/etc/../etc/shadow", 0, 3), "/etc/shadow", regular)},
+		{"symlink to the file", "/etc/shadow", "kernel_path", opened(cat.Open("/tmp/s", 0, 3), "/etc/shadow", regular)},
+		{"hard link elsewhere", secret, "file_identity", opened(cat.Open(hard, 0, 3), hard, &st)},
+		{"failed: the name passed, made absolute", "/etc/shadow", "path", func() *sdk.Event {
+			ev := cat.Open("/etc/shadow", 0, -13)
+			ev.Open.Path = "/etc//shadow" // the decoder cleans Resolved lexically
+			return ev
+		}()},
+		{"unrelated file", "", "", opened(cat.Open("/tmp/x", 0, 3), "/tmp/x", regular)},
+		{"same inode, other device", "", "", opened(cat.Open(hard, 0, 3), hard, &unix.Stat_t{Dev: st.Dev + 1, Ino: st.Ino, Nlink: 2, Mode: reg})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := findings(t, config, c.ev)
+			if c.path == "" {
+				if len(fs) != 0 {
+					t.Fatalf("want nothing, got %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Fields["path"] != c.path || fs[0].Fields["matched_by"] != c.by {
+				t.Fatalf("want one finding on %s by %s, got %+v", c.path, c.by, fs)
+			}
+		})
 	}
 }

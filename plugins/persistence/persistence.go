@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
@@ -50,7 +51,12 @@ var places = []place{
 var DefaultAllow = append(match.Allowlist{{Exe: "systemd"}, {Exe: "systemctl"}}, match.PackageManagers...)
 
 // Detector is the detector.
-type Detector struct{ allow match.Allowlist }
+type Detector struct {
+	allow match.Allowlist
+	// ids are the watched files that existed at Init, by identity: a
+	// write to one of them under any other name (a hard link) is the same.
+	ids map[event.FileID]watchedFile
+}
 
 // New returns the detector; Init configures it.
 func New() *Detector { return &Detector{} }
@@ -77,7 +83,13 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		return err
 	}
 	d.allow = allow
-	log.Debug("configured", zap.Int("allow_rules", len(allow)))
+	var missed []string
+	d.ids, missed = identities(places)
+	if len(missed) > 0 {
+		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
+			zap.Strings("directories", missed))
+	}
+	log.Debug("configured", zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids)))
 	return nil
 }
 
@@ -89,17 +101,58 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	if o.Ret < 0 || o.Flags&writeFlags == 0 {
 		return nil, nil
 	}
-	p := find(o.Resolved)
+	p, path, by := d.match(o)
 	if p == nil || d.allow.Allows(ev) {
 		return nil, nil
 	}
+	as := ""
+	if o.FilePath != "" && o.FilePath != path {
+		as = " as " + o.FilePath
+	} else if o.Resolved != path {
+		as = " as " + o.Resolved
+	}
 	f := sdk.NewFinding(ev, p.rule, p.sev,
-		fmt.Sprintf("%s (pid %d, uid %d) opened %s for writing", ev.Comm, ev.PID, ev.UID, o.Resolved), p.technique)
-	f.Fields = map[string]any{"path": o.Resolved, "flags": o.Flags, "uid": ev.UID}
+		fmt.Sprintf("%s (pid %d, uid %d) opened %s for writing%s", ev.Comm, ev.PID, ev.UID, path, as), p.technique)
+	f.Fields = map[string]any{"path": path, "matched_by": by, "flags": o.Flags, "uid": ev.UID}
+	if o.Resolved != path {
+		f.Fields["requested_path"] = o.Resolved
+	}
+	if o.FilePath != "" && o.FilePath != path {
+		f.Fields["kernel_path"] = o.FilePath
+	}
 	if ev.Process != nil {
 		f.Fields["exe"] = ev.Process.Exe
 	}
 	return []sdk.Finding{f}, nil
+}
+
+// How a write was recognised as one to a watched place.
+const (
+	byKernelPath = "kernel_path"   // the path the kernel resolved for the opened file
+	byIdentity   = "file_identity" // the opened file is a watched one under another name (hard link)
+	byName       = "path"          // the path as passed, made absolute
+)
+
+// match finds the place of the file o opened, the watched name it is
+// known by and how it was found: by the kernel's path of the opened file
+// (symlinks, "..", "//" and relative paths all end there; a file created
+// through a symlinked directory too), by its identity (a hard link's other
+// name), or by the path as passed.
+func (d *Detector) match(o *event.Open) (p *place, path, by string) {
+	if kp := o.KernelPath(); kp != "" {
+		if p := find(kp); p != nil {
+			return p, kp, byKernelPath
+		}
+	}
+	if !o.ID().IsZero() {
+		if w, ok := d.ids[o.ID()]; ok {
+			return &places[w.place], w.path, byIdentity
+		}
+	}
+	if p := find(o.Resolved); p != nil {
+		return p, o.Resolved, byName
+	}
+	return nil, "", ""
 }
 
 func find(path string) *place {

@@ -61,3 +61,50 @@ func TestOverTheWire(t *testing.T) {
 		t.Fatalf("%+v %v", fs, err)
 	}
 }
+
+// The file the kernel opened decides, whatever string was passed: a write
+// through a symlinked directory, a "..", or a hard link's other name.
+func TestOpenedFileDecides(t *testing.T) {
+	const w = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC
+	const reg = unix.S_IFREG | 0o644
+	opened := func(ev *sdk.Event, kernelPath string, st unix.Stat_t) *sdk.Event {
+		ev.Open.FilePath = kernelPath
+		ev.Open.Dev, ev.Open.Ino, ev.Open.Nlink, ev.Open.FileMode = st.Dev, st.Ino, uint32(st.Nlink), st.Mode
+		return ev
+	}
+	fresh := unix.Stat_t{Dev: 1, Ino: 12345, Nlink: 1, Mode: reg}
+	cases := []struct {
+		name, path, by string
+		ev             *sdk.Event
+	}{
+		{"symlink to cron.d", "/etc/cron.d/evil", "kernel_path", opened(echo.Open("/tmp/cron-link/evil", w, 3), "/etc/cron.d/evil", fresh)},
+		{"dot-dot", "/etc/cron.d/evil", "kernel_path", opened(echo.Open("/etc/cron.d/../cron.d/evil", w, 3), "/etc/cron.d/evil", fresh)},
+		{"unwatched", "", "", opened(echo.Open("/tmp/x", w, 3), "/tmp/x", fresh)},
+	}
+	// A hard link to a watched file that exists here.
+	for _, f := range []string{"/etc/crontab", "/etc/cron.d/e2scrub_all", "/etc/profile", "/etc/bash.bashrc"} {
+		var st unix.Stat_t
+		if unix.Stat(f, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			st.Nlink = 2
+			cases = append(cases, struct {
+				name, path, by string
+				ev             *sdk.Event
+			}{"hard link to " + f, f, "file_identity", opened(echo.Open("/tmp/hl", unix.O_WRONLY|unix.O_APPEND, 3), "/tmp/hl", st)})
+			break
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs := sdktest.Run(t, persistence.New(), "", c.ev)
+			if c.path == "" {
+				if len(fs) != 0 {
+					t.Fatalf("want nothing, got %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Fields["path"] != c.path || fs[0].Fields["matched_by"] != c.by {
+				t.Fatalf("want one finding on %s by %s, got %+v", c.path, c.by, fs)
+			}
+		})
+	}
+}

@@ -12,8 +12,13 @@ import (
 )
 
 // CodecVersion is the first byte of every encoded batch. A decoder refuses
-// versions it does not know.
-const CodecVersion = 2
+// versions it does not know. Version 3 added the opened file's kernel path
+// and identity to open events; version 2 batches (old recordings) still
+// decode, with those fields empty.
+const CodecVersion = 3
+
+// OldestCodecVersion is the oldest batch version a Decoder reads.
+const OldestCodecVersion = 2
 
 // The layout of a batch, in one pass and one buffer:
 //
@@ -125,7 +130,12 @@ func (e *Encoder) Add(ev *event.Event) {
 		b = binary.LittleEndian.AppendUint64(b, x.Mode)
 		b = binary.LittleEndian.AppendUint64(b, x.Resolve)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = binary.LittleEndian.AppendUint64(b, x.Dev)
+		b = binary.LittleEndian.AppendUint64(b, x.Ino)
+		b = binary.LittleEndian.AppendUint32(b, x.Nlink)
+		b = binary.LittleEndian.AppendUint32(b, x.FileMode)
 		b = appendStr(appendStr(appendStr(appendStr(b, string(x.Syscall)), x.Path), x.Dir), x.Resolved)
+		b = appendStr(b, x.FilePath)
 	case event.KindConnect:
 		x := &ev.Connect
 		b = binary.LittleEndian.AppendUint32(b, uint32(x.Fd))
@@ -222,6 +232,7 @@ var ErrCorrupt = errors.New("corrupt event batch")
 
 // Decoder unpacks batches, reusing its memory from one batch to the next.
 type Decoder struct {
+	version   byte // of the batch being decoded
 	events    []event.Event
 	procs     []event.Process
 	ancestors []event.Ancestor
@@ -236,9 +247,10 @@ func (d *Decoder) Decode(b []byte) ([]event.Event, error) {
 	if len(b) < batchHeaderSize {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the batch header", ErrCorrupt, len(b))
 	}
-	if b[0] != CodecVersion {
-		return nil, fmt.Errorf("event batch codec version %d: this side knows version %d; build the plugin against the same bulkhead release as the monitor", b[0], CodecVersion)
+	if b[0] < OldestCodecVersion || b[0] > CodecVersion {
+		return nil, fmt.Errorf("event batch codec version %d: this side knows versions %d to %d; build the plugin against the same bulkhead release as the monitor", b[0], OldestCodecVersion, CodecVersion)
 	}
+	d.version = b[0]
 	nprocs := binary.LittleEndian.Uint32(b[1:])
 	nevents := binary.LittleEndian.Uint32(b[5:])
 	// Every record takes at least its fixed part and one byte per string
@@ -374,8 +386,19 @@ func (d *Decoder) readEvent(r *reader, ev *event.Event) error {
 			x.Resolve = binary.LittleEndian.Uint64(f[20:])
 			x.Ret = int64(binary.LittleEndian.Uint64(f[28:]))
 		}
+		if d.version >= 3 {
+			if f := r.take(8 + 8 + 4 + 4); f != nil {
+				x.Dev = binary.LittleEndian.Uint64(f)
+				x.Ino = binary.LittleEndian.Uint64(f[8:])
+				x.Nlink = binary.LittleEndian.Uint32(f[16:])
+				x.FileMode = binary.LittleEndian.Uint32(f[20:])
+			}
+		}
 		x.Syscall = event.Syscall(r.str())
 		x.Path, x.Dir, x.Resolved = r.str(), r.str(), r.str()
+		if d.version >= 3 {
+			x.FilePath = r.str()
+		}
 	case event.KindConnect:
 		x := &ev.Connect
 		if f := r.take(4 + 2 + 8 + 1 + 16); f != nil {

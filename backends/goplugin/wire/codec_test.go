@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"reflect"
@@ -38,6 +39,10 @@ func sampleEvents() []*event.Event {
 	add(event.KindExit, sh, func(e *event.Event) { e.Exit = event.Exit{Code: 1, Signal: 9, CoreDumped: true} })
 	add(event.KindOpen, web, func(e *event.Event) {
 		e.Open = event.Open{Syscall: "openat2", Dfd: -100, Flags: 0o101, Mode: 0o644, Resolve: 8, Path: "x", Dir: "/srv", Resolved: "/srv/x", Ret: -13}
+	})
+	add(event.KindOpen, sh, func(e *event.Event) {
+		e.Open = event.Open{Syscall: "openat", Dfd: -100, Path: "/tmp/l/../shadow", Resolved: "/tmp/shadow", Ret: 3,
+			FilePath: "/etc/shadow", Dev: 2049, Ino: 1 << 40, Nlink: 2, FileMode: 0o100640}
 	})
 	add(event.KindConnect, sh, func(e *event.Event) {
 		e.Connect = event.Connect{Fd: 3, Addr: netip.MustParseAddr("127.0.0.1"), Port: 4444, Ret: -115}
@@ -113,8 +118,10 @@ func TestEncoderReuse(t *testing.T) {
 	e := NewEncoder()
 	e.Add(evs[0])
 	e.Reset()
-	for _, ev := range evs[3:5] {
-		e.Add(ev)
+	for _, ev := range evs[3:6:6] {
+		if ev.Kind != event.KindConnect {
+			e.Add(ev)
+		}
 	}
 	got, err := Decode(bytes.Clone(e.Bytes()))
 	if err != nil || len(got) != 2 || got[0].Open.Resolved != "/srv/x" || got[0].Process.Exe != "/usr/sbin/nginx" {
@@ -130,7 +137,8 @@ func TestDecodeRejects(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "shorter than the batch header"},
-		{"newer codec", append([]byte{CodecVersion + 1}, good[1:]...), "codec version 3: this side knows version 2"},
+		{"newer codec", append([]byte{CodecVersion + 1}, good[1:]...), "codec version 4: this side knows versions 2 to 3"},
+		{"older than the oldest", append([]byte{OldestCodecVersion - 1}, good[1:]...), "codec version 1: this side knows versions 2 to 3"},
 		{"huge counts", append(append([]byte{}, good[:1]...), append([]byte{0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0}, good[9:]...)...), "processes and"},
 		{"unknown kind", func() []byte {
 			b := []byte{CodecVersion, 0, 0, 0, 0, 1, 0, 0, 0, 0x0e}
@@ -152,6 +160,39 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("err %v, want it to say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A version 2 batch (what old recordings hold) still decodes: its open
+// events have no opened file.
+func TestDecodeVersion2(t *testing.T) {
+	ev := sampleEvents()[3]
+	o := &ev.Open
+	b := []byte{2, 1, 0, 0, 0, 1, 0, 0, 0}
+	enc := NewEncoder()
+	enc.writeProcess(ev.Process)
+	b = append(b, enc.buf[batchHeaderSize:]...)
+	b = append(b, byte(ev.Kind))
+	b = binary.LittleEndian.AppendUint16(b, uint16(ev.Flags))
+	b = binary.LittleEndian.AppendUint64(b, ev.KernelTimeNs)
+	for _, v := range []uint32{ev.PID, ev.TID, ev.PPID, ev.UID, ev.GID, ev.EUID, ev.EGID} {
+		b = binary.LittleEndian.AppendUint32(b, v)
+	}
+	b = binary.LittleEndian.AppendUint64(b, ev.CgroupID)
+	b = binary.AppendUvarint(b, 1)
+	b = appendStr(b, ev.Comm)
+	b = binary.LittleEndian.AppendUint32(b, uint32(o.Dfd))
+	for _, v := range []uint64{o.Flags, o.Mode, o.Resolve, uint64(o.Ret)} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	b = appendStr(appendStr(appendStr(appendStr(b, string(o.Syscall)), o.Path), o.Dir), o.Resolved)
+
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !reflect.DeepEqual(&got[0], ev) {
+		t.Fatalf("got %+v\nwant %+v", got, *ev)
 	}
 }
 
@@ -231,7 +272,7 @@ func TestBatchCodecIsProtobuf(t *testing.T) {
 	}
 
 	// Other messages are plain protobuf.
-	res := &Result{Seq: 9, Errors: 1, LastError: "x"}
+	res := &Result{Seq: 9, Errors: 1, LastError: []byte("x")}
 	rb, err := c.Marshal(res)
 	if err != nil {
 		t.Fatal(err)

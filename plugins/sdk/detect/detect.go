@@ -47,8 +47,13 @@ type Definition struct {
 type Filter struct {
 	Comms        []string // only these command names
 	ExcludeComms []string // never these command names
-	// PathPrefixes keeps only open events whose resolved path, and exec
-	// events whose binary, starts with one of these. Other kinds pass.
+	// PathPrefixes keeps only open events whose path starts with one of
+	// these, and exec events whose binary does. Other kinds pass. An open
+	// matches by the path as passed (made absolute) or by the kernel's path
+	// of the file it opened (symlinks followed, no "..": Open.FilePath).
+	// A regular file with several names (Nlink > 1) passes whatever its
+	// name: it may be a watched file under a hard link's name, which only
+	// its identity (Open.ID) tells; the detector decides.
 	PathPrefixes []string
 }
 
@@ -93,23 +98,26 @@ func (f Filter) Wants(ev *event.Event) bool {
 		return false
 	}
 	if len(f.PathPrefixes) > 0 {
-		var path string
 		switch ev.Kind {
 		case event.KindOpen:
-			path = ev.Open.Resolved
+			o := &ev.Open
+			return hasPrefix(f.PathPrefixes, o.Resolved) ||
+				(o.FilePath != o.Resolved && hasPrefix(f.PathPrefixes, o.KernelPath())) ||
+				(o.Nlink > 1 && o.Regular())
 		case event.KindExec:
-			path = ev.Exec.Exe
-		default:
-			return true
+			return hasPrefix(f.PathPrefixes, ev.Exec.Exe)
 		}
-		for _, p := range f.PathPrefixes {
-			if strings.HasPrefix(path, p) {
-				return true
-			}
-		}
-		return false
 	}
 	return true
+}
+
+func hasPrefix(prefixes []string, path string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {
