@@ -7,6 +7,7 @@ package backends
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -68,13 +69,26 @@ type Stats struct {
 	Quarantined uint64 // poison events given up on
 	Violations  uint64 // plugin processes killed by their enclave for a forbidden system call
 	LimitKills  uint64 // plugin processes killed at their enclave's memory or CPU limit
-	BreakerOpen bool   // crash-looping: not restarted until the cool-down ends
-	PID         int    // the plugin's process id (0 in-process)
+	// ProtocolViolations counts the plugin's breaches of the protocol:
+	// each kind of bound a result broke (too many findings, a field too
+	// long, a bad severity or error count, fabricated evidence), each
+	// unreadable or oversized answer (the plugin is killed for those), and
+	// each flood of its log.
+	ProtocolViolations uint64
+	FindingsRefused    uint64 // findings dropped for breaking the protocol
+	LogLinesDropped    uint64 // plugin log lines dropped over the rate limit
+	BreakerOpen        bool   // crash-looping: not restarted until the cool-down ends
+	PID                int    // the plugin's process id (0 in-process)
 }
 
 // ErrUnavailable is the outcome of a batch when the detector cannot take
 // events now (its circuit breaker is open); the caller counts them as shed.
 var ErrUnavailable = errors.New("detector unavailable")
+
+// ErrStopped is the outcome of a batch the backend was stopped before the
+// detector answered (a plugin that died or hung then, or whose breaker was
+// open). It is an ErrUnavailable: errors.Is(err, ErrUnavailable) holds.
+var ErrStopped = fmt.Errorf("detector stopped before it answered: %w", ErrUnavailable)
 
 // Every lets something happen at most once per interval, from any
 // goroutine: detector errors are counted always and logged this often.

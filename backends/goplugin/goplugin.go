@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +69,15 @@ type Options struct {
 	// backend owns it from New on, and closes it.
 	Enclave  *enclave.Enclave
 	Launcher string
+	// Limits bound what the plugin's answers can make the monitor hold:
+	// what is over a bound is dropped (or cut), counted as a protocol
+	// violation of the plugin and logged; a result over ResultBytes, or
+	// one that is not a Result at all, gets the plugin killed.
+	Limits wire.Limits
+	// LogLinesPerSecond (with bursts of LogBurst) bounds the lines of the
+	// plugin's stderr that reach the monitor's log; the rest are dropped,
+	// counted and reported.
+	LogLinesPerSecond, LogBurst int
 }
 
 // DefaultOptions are sensible for a host.
@@ -77,6 +87,7 @@ func DefaultOptions(path string) Options {
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
 		BreakerCrashes: 5, BreakerWindow: 10 * time.Second, BreakerCooldown: 60 * time.Second,
 		PoisonAttempts: 2, Window: 16,
+		Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500,
 	}
 }
 
@@ -100,11 +111,17 @@ type Backend struct {
 	crashTimes   []time.Time
 	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
+	// lastAnswer is when the plugin last answered a batch of the stream:
+	// it works on one batch at a time, so the next batch's deadline runs
+	// from then, not from when it was sent and queued behind others.
+	lastAnswer time.Time
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills atomic.Uint64
-	errLog                                                                                                backends.Every
+	protocolViolations, findingsRefused                                                                   atomic.Uint64
+	errLog, violationLog                                                                                  backends.Every
 	breakerOpen                                                                                           atomic.Bool
 	pid                                                                                                   atomic.Int64
+	plog                                                                                                  *pluginLog // the plugin's stderr
 }
 
 type request struct {
@@ -150,8 +167,13 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	if opts.Window < 1 || opts.Unary {
 		opts.Window = 1
 	}
+	if opts.LogLinesPerSecond <= 0 {
+		opts.LogLinesPerSecond = 50
+	}
+	opts.LogBurst = max(opts.LogBurst, 1)
 	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
 		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour)}
+	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, func() { b.protocolViolations.Add(1) })
 	b.timer.Stop()
 	proc, def, err := b.start()
 	if err != nil {
@@ -192,6 +214,7 @@ func (b *Backend) Stats() backends.Stats {
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(),
 		Violations: b.violations.Load(), LimitKills: b.limitKills.Load(),
+		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.plog.dropped.Load(),
 		BreakerOpen: b.breakerOpen.Load(), PID: int(b.pid.Load()),
 	}
 }
@@ -214,7 +237,7 @@ func (b *Backend) loop() {
 	for {
 		var (
 			reqs     chan request
-			results  <-chan *wire.Result
+			results  <-chan *wire.InResult
 			died     <-chan error
 			deadline <-chan time.Time
 		)
@@ -225,7 +248,7 @@ func (b *Backend) loop() {
 			results, died = b.proc.results, b.proc.errs
 		}
 		if len(b.inflight) > 0 {
-			b.timer.Reset(time.Until(b.inflight[0].sentAt.Add(b.opts.BatchDeadline)))
+			b.timer.Reset(b.untilDeadline())
 			deadline = b.timer.C
 		}
 		select {
@@ -268,16 +291,53 @@ func (b *Backend) send(p *pending) error {
 
 var errNoProcess = errors.New("no plugin process")
 
+// untilDeadline is the time left for the oldest batch in flight. Its
+// deadline runs from when the plugin could start it: when it was sent, or
+// when the plugin answered the batch before it, whichever is later.
+func (b *Backend) untilDeadline() time.Duration {
+	start := b.inflight[0].sentAt
+	if b.lastAnswer.After(start) {
+		start = b.lastAnswer
+	}
+	return time.Until(start.Add(b.opts.BatchDeadline))
+}
+
 // answered hands the oldest batch its result.
-func (b *Backend) answered(res *wire.Result) {
-	if len(b.inflight) == 0 || res.Seq != b.inflight[0].seq {
-		b.recover(fmt.Errorf("plugin answered batch %d out of order", res.Seq), false)
+func (b *Backend) answered(in *wire.InResult) {
+	if len(b.inflight) == 0 {
+		b.recover(violation(errors.New("the plugin answered a batch it was not sent")), false)
 		return
 	}
 	p := b.inflight[0]
+	fs, err := b.result(in, p.seq, p.count, p.buf.ReadOnlyData())
+	if err != nil {
+		b.recover(err, false)
+		return
+	}
 	b.inflight = b.inflight[1:]
+	b.lastAnswer = time.Now()
 	b.progressed()
-	b.complete(p, b.findingsOf(res, p.buf.ReadOnlyData()), p.count)
+	b.complete(p, fs, p.count)
+}
+
+// errViolation marks a plugin killed for breaking the protocol: an answer
+// that cannot be read, one over Limits.ResultBytes, or one out of order.
+var errViolation = errors.New("protocol violation")
+
+func violation(err error) error { return fmt.Errorf("%w: %w", errViolation, err) }
+
+// result reads the plugin's answer to batch seq (count events, encoded in
+// batch) within the limits: what is over them is refused and counted; an
+// error is a violation the plugin is killed for.
+func (b *Backend) result(in *wire.InResult, seq uint64, count int, batch []byte) ([]detect.Finding, error) {
+	res, refused, err := wire.ParseResult(in.Raw, count, b.opts.Limits)
+	if err != nil {
+		return nil, violation(err)
+	}
+	if res.Seq != seq {
+		return nil, violation(fmt.Errorf("the plugin answered batch %d, expected %d", res.Seq, seq))
+	}
+	return b.findingsOf(res, refused, batch), nil
 }
 
 // progressed notes an answered batch: earlier crashes were not a loop.
@@ -300,40 +360,56 @@ func (p *pending) fail(err error) {
 	p.done(nil, err)
 }
 
-// findingsOf converts a result's findings. The events they point at are
+// findingsOf converts a result's findings (bounded by ParseResult, which
+// counted in refused what it dropped). The events they point at are
 // decoded from a copy of the batch, which outlives the pooled buffer.
-func (b *Backend) findingsOf(res *wire.Result, batch []byte) []detect.Finding {
+func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byte) []detect.Finding {
 	if res.Errors > 0 {
 		b.errs.Add(uint64(res.Errors))
 		if b.errLog.Allow(10 * time.Second) {
 			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
-				zap.String("last", res.LastError), zap.Uint64("errors_so_far", b.errs.Load()))
+				zap.String("last", safeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
 		}
 	}
-	if len(res.Findings) == 0 {
-		return nil
-	}
-	events, err := wire.Decode(bytes.Clone(batch))
-	if err != nil {
-		b.errs.Add(uint64(len(res.Findings)))
-		b.log.Error("cannot decode the batch a plugin answered", zap.Error(err))
-		return nil
-	}
-	sent := make([]*event.Event, len(events))
-	for i := range events {
-		sent[i] = &events[i]
-	}
-	out := make([]detect.Finding, 0, len(res.Findings))
-	for _, p := range res.Findings {
-		f, err := wire.FindingFromProto(p, sent)
+	var out []detect.Finding
+	if len(res.Findings) > 0 {
+		events, err := wire.Decode(bytes.Clone(batch))
 		if err != nil {
-			b.errs.Add(1)
-			b.log.Warn("malformed finding from plugin", zap.Error(err))
-			continue
+			b.errs.Add(uint64(len(res.Findings)))
+			b.log.Error("cannot decode the batch a plugin answered", zap.Error(err))
+			return nil
 		}
-		out = append(out, f)
+		sent := make([]*event.Event, len(events))
+		for i := range events {
+			sent[i] = &events[i]
+		}
+		out = make([]detect.Finding, 0, len(res.Findings))
+		for _, p := range res.Findings {
+			f, err := wire.FindingFromProto(p, sent)
+			if err != nil {
+				refused.BadFields++
+				continue
+			}
+			out = append(out, f)
+		}
 	}
+	b.refuse(refused, len(out))
 	return out
+}
+
+// refuse counts and reports what a result broke: one protocol violation
+// per kind of breach, and every finding dropped.
+func (b *Backend) refuse(r wire.Refused, kept int) {
+	if !r.Any() {
+		return
+	}
+	b.protocolViolations.Add(uint64(r.Kinds()))
+	b.findingsRefused.Add(uint64(r.Findings()))
+	if b.violationLog.Allow(10 * time.Second) {
+		b.log.Warn("the detector plugin broke the protocol: what was over its bounds was dropped (counted; logged at most every 10s)",
+			zap.String("refused", r.String()), zap.Int("findings_kept", kept),
+			zap.Uint64("violations_so_far", b.protocolViolations.Load()), zap.Uint64("findings_refused_so_far", b.findingsRefused.Load()))
+	}
 }
 
 // recover handles a dead or hung plugin: restart it and send every
@@ -458,15 +534,17 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]det
 	b.seq++
 	if b.opts.Unary {
 		cctx, cancel := context.WithTimeout(ctx, b.opts.BatchDeadline)
-		res, err := b.proc.rpc.Process(cctx, &wire.Batch{Seq: b.seq, Events: batch, Count: uint32(count)})
+		in, err := wire.ProcessRaw(cctx, b.proc.cc, &wire.Batch{Seq: b.seq, Events: batch, Count: uint32(count)})
 		cancel()
-		if status.Code(err) == codes.DeadlineExceeded {
+		switch status.Code(err) {
+		case codes.OK:
+			return b.result(in, b.seq, count, batch)
+		case codes.DeadlineExceeded:
 			return nil, errHang
+		case codes.ResourceExhausted:
+			return nil, violation(err)
 		}
-		if err != nil {
-			return nil, err
-		}
-		return b.findingsOf(res, batch), nil
+		return nil, err
 	}
 	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
 		return nil, fmt.Errorf("send batch: %w", err)
@@ -474,11 +552,8 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]det
 	b.timer.Reset(b.opts.BatchDeadline)
 	defer b.timer.Stop()
 	select {
-	case res := <-b.proc.results:
-		if res.Seq != b.seq {
-			return nil, fmt.Errorf("plugin answered batch %d, expected %d", res.Seq, b.seq)
-		}
-		return b.findingsOf(res, batch), nil
+	case in := <-b.proc.results:
+		return b.result(in, b.seq, count, batch)
 	case err := <-b.proc.errs:
 		return nil, err
 	case <-b.timer.C:
@@ -494,9 +569,13 @@ func (b *Backend) crashed(err error, hang bool) {
 	if b.proc == nil {
 		return
 	}
-	if hang {
+	gross := errors.Is(err, errViolation)
+	switch {
+	case hang:
 		b.hangs.Add(1)
-	} else {
+	case gross:
+		b.protocolViolations.Add(1)
+	default:
 		b.crashes.Add(1)
 	}
 	b.proc.kill()
@@ -512,6 +591,8 @@ func (b *Backend) crashed(err error, hang bool) {
 			b.limitKills.Add(1)
 		}
 		b.log.Error("detector plugin "+k.Reason+"; restarting it", zap.String("enclave_kill", k.Kind), zap.Int("pid", b.proc.pid), zap.String("exit", exit))
+	} else if gross {
+		b.log.Error("detector plugin broke the protocol; killed, restarting it", zap.Int("pid", b.proc.pid), zap.String("violation", safeText(err.Error())))
 	} else {
 		b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.String("exit", exit), zap.Error(err))
 	}
@@ -586,10 +667,14 @@ func (b *Backend) backoff() time.Duration {
 	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
 }
 
+// stop lets the plugin answer what is in flight, then stops it. Every
+// batch in flight ends answered, or failed with ErrStopped (the plugin
+// could not answer it: it died, hung or its breaker is open).
 func (b *Backend) stop(ctx context.Context) error {
+	defer b.plog.flush()
 	// Let the plugin answer what it has (bounded by the batch deadline).
 	for len(b.inflight) > 0 && b.proc != nil {
-		b.timer.Reset(time.Until(b.inflight[0].sentAt.Add(b.opts.BatchDeadline)))
+		b.timer.Reset(b.untilDeadline())
 		select {
 		case res := <-b.proc.results:
 			b.answered(res)
@@ -600,7 +685,7 @@ func (b *Backend) stop(ctx context.Context) error {
 		}
 		b.timer.Stop()
 	}
-	b.failAll(backends.ErrUnavailable)
+	b.failAll(backends.ErrStopped)
 	if b.proc == nil {
 		return nil
 	}
@@ -629,9 +714,10 @@ type process struct {
 	client  *plugin.Client
 	cmd     *exec.Cmd
 	rpc     wire.DetectorClient
+	cc      grpc.ClientConnInterface
 	stream  wire.Detector_StreamClient
 	cancel  context.CancelFunc
-	results chan *wire.Result
+	results chan *wire.InResult
 	errs    chan error
 	quit    chan struct{} // closed by kill: read stops
 	pid     int
@@ -645,9 +731,9 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		HandshakeConfig:  wire.Handshake(),
 		Plugins:          plugin.PluginSet{wire.PluginName: &clientPlugin{}},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           newHCLog(b.log),
 		StartTimeout:     b.opts.StartTimeout,
-		GRPCDialOptions:  wire.DialOptions(),
+		GRPCDialOptions:  wire.DialOptions(b.opts.Limits.ResultBytes),
+		Stderr:           b.plog,
 		AutoMTLS:         b.opts.MTLS,
 	}
 	if b.opts.Enclave != nil {
@@ -667,8 +753,11 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		}
 	}
 	cmd := cfg.Cmd
+	// go-plugin names the reader of the plugin's stderr after the binary
+	// it starts; newHCLog turns that one off (see zapHCLog).
+	cfg.Logger = newHCLog(b.log, filepath.Base(cmd.Path))
 	client := plugin.NewClient(cfg)
-	p := &process{client: client, cmd: cmd, results: make(chan *wire.Result, 1), errs: make(chan error, 1), quit: make(chan struct{})}
+	p := &process{client: client, cmd: cmd, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
 		client.Kill()
 		return nil, def, fmt.Errorf("plugin %s: %s: %w", b.opts.Path, what, err)
@@ -681,7 +770,8 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	if err != nil {
 		return fail("dispense", err)
 	}
-	p.rpc = raw.(wire.DetectorClient)
+	conn := raw.(*rpcConn)
+	p.rpc, p.cc = conn.DetectorClient, conn.cc
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -732,10 +822,15 @@ func detectorError(err error) error {
 	return err
 }
 
-// read forwards the plugin's results; the first error, or kill, ends it.
+// read forwards the plugin's results, unparsed; the first error, or kill,
+// ends it. A result over the receive limit is a violation.
 func (p *process) read() {
 	for {
-		res, err := p.stream.Recv()
+		res := &wire.InResult{}
+		err := p.stream.RecvMsg(res)
+		if status.Code(err) == codes.ResourceExhausted {
+			err = violation(err)
+		}
 		if err != nil {
 			select {
 			case p.errs <- err:
@@ -773,5 +868,12 @@ func (clientPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 }
 
 func (clientPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return wire.NewDetectorClient(c), nil
+	return &rpcConn{DetectorClient: wire.NewDetectorClient(c), cc: c}, nil
+}
+
+// rpcConn is the detector's client and the connection under it (for
+// wire.ProcessRaw).
+type rpcConn struct {
+	wire.DetectorClient
+	cc grpc.ClientConnInterface
 }

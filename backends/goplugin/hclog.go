@@ -1,61 +1,81 @@
 package goplugin
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"log"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// zapHCLog lets go-plugin log through zap: its own messages, and every line
-// a plugin writes to stderr (go-plugin parses the plugin's JSON log lines and
-// re-logs them here). One bridge per detector, tagged with its name.
+// Bounds on what a plugin's log line can put in the monitor's log.
+const (
+	maxLogText   = 1 << 10 // a message or a string field, after escaping: cut to this
+	maxLogFields = 16      // fields per line: the rest are dropped
+	maxLogKey    = 64      // a field name
+)
+
+// zapHCLog lets go-plugin log through zap: its own messages about the
+// plugin (which can quote the plugin, so they are bounded and escaped too).
+// The plugin's stderr does not come through here: the logger go-plugin
+// names after the plugin's binary (stderrName) is off, which stops
+// go-plugin from parsing the lines (its parser panics on a line such as
+// {"@message":1}); it hands each raw line to pluginLog instead.
 type zapHCLog struct {
-	z     *zap.Logger
-	name  string
-	args  []any
-	level hclog.Level
+	z          *zap.Logger
+	name       string
+	stderrName string
+	args       []any
+	level      hclog.Level
 }
 
-func newHCLog(z *zap.Logger) hclog.Logger {
-	return &zapHCLog{z: z, level: hclog.Debug}
+func newHCLog(z *zap.Logger, stderrName string) hclog.Logger {
+	return &zapHCLog{z: z, level: hclog.Debug, stderrName: stderrName}
 }
 
 func (l *zapHCLog) fields(args []any) []zap.Field {
 	all := append(append([]any(nil), l.args...), args...)
-	fs := make([]zap.Field, 0, len(all)/2+1)
-	for i := 0; i+1 < len(all); i += 2 {
+	fs := make([]zap.Field, 0, min(len(all)/2+1, maxLogFields))
+	for i := 0; i+1 < len(all) && len(fs) < maxLogFields; i += 2 {
 		key, ok := all[i].(string)
 		if !ok {
 			key = "arg"
 		}
-		fs = append(fs, zap.Any(key, all[i+1]))
+		fs = append(fs, logField(key, all[i+1]))
 	}
-	if len(all)%2 == 1 {
-		fs = append(fs, zap.Any("extra", all[len(all)-1]))
+	if len(all)%2 == 1 && len(fs) < maxLogFields {
+		fs = append(fs, logField("extra", all[len(all)-1]))
 	}
 	return fs
 }
 
 func (l *zapHCLog) Log(level hclog.Level, msg string, args ...any) {
-	if level < l.level {
+	if level < l.level || l.level == hclog.Off {
 		return
 	}
-	var zl zapcore.Level
+	if ce := l.z.Check(zapLevel(level), safeText(msg)); ce != nil {
+		ce.Write(l.fields(args)...)
+	}
+}
+
+func zapLevel(level hclog.Level) zapcore.Level {
 	switch level {
 	case hclog.Trace, hclog.Debug:
-		zl = zapcore.DebugLevel
+		return zapcore.DebugLevel
 	case hclog.Info, hclog.NoLevel, hclog.DefaultLevel:
-		zl = zapcore.InfoLevel
+		return zapcore.InfoLevel
 	case hclog.Warn:
-		zl = zapcore.WarnLevel
+		return zapcore.WarnLevel
 	default:
-		zl = zapcore.ErrorLevel
-	}
-	if ce := l.z.Check(zl, msg); ce != nil {
-		ce.Write(l.fields(args)...)
+		return zapcore.ErrorLevel
 	}
 }
 
@@ -82,6 +102,10 @@ func (l *zapHCLog) With(args ...any) hclog.Logger {
 
 func (l *zapHCLog) Named(name string) hclog.Logger {
 	c := *l
+	if name == l.stderrName && l.name == "" {
+		// go-plugin's reader of the plugin's stderr: off, see zapHCLog.
+		c.level = hclog.Off
+	}
 	if c.name != "" {
 		name = c.name + "." + name
 	}
@@ -103,4 +127,209 @@ func (l *zapHCLog) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
 
 func (l *zapHCLog) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 	return zap.NewStdLog(l.z).Writer()
+}
+
+// pluginLog turns the lines a plugin writes to stderr into the monitor's
+// log: hclog JSON lines ({"@level", "@message", fields}) at their level,
+// anything else as text (at error level from a Go panic or fatal error on).
+// go-plugin writes each line to it (config.Stderr), then a newline; a line
+// longer than go-plugin's buffer arrives in pieces, of which only the first
+// is kept. Every message and field is bounded and escaped (no terminal
+// control or invalid UTF-8 reaches the log), and lines are rate-limited per
+// plugin: over the rate they are dropped unparsed and counted, and the
+// count is logged. One per Backend, across the plugin's restarts.
+type pluginLog struct {
+	z       *zap.Logger
+	rate    float64 // lines per second
+	burst   float64
+	flooded func() // a flood began: a protocol violation
+
+	mu          sync.Mutex
+	tokens      float64
+	last        time.Time
+	inLine      bool // a long line's next pieces follow
+	inPanic     bool
+	suppressed  uint64 // since the last report
+	lastReport  time.Time
+	floodActive bool
+
+	dropped atomic.Uint64 // lines dropped over the rate, in all
+}
+
+// logReportEvery is how often a flood's dropped lines are reported.
+const logReportEvery = 10 * time.Second
+
+func newPluginLog(z *zap.Logger, perSecond, burst int, flooded func()) *pluginLog {
+	return &pluginLog{z: z, rate: float64(perSecond), burst: float64(burst), tokens: float64(burst), flooded: flooded}
+}
+
+func (p *pluginLog) Write(b []byte) (int, error) {
+	n := len(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n == 1 && b[0] == '\n' {
+		p.inLine = false
+		return n, nil
+	}
+	if p.inLine || n == 0 {
+		return n, nil // the rest of a line cut by go-plugin's buffer
+	}
+	p.inLine = true
+	now := time.Now()
+	p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
+	p.last = now
+	if p.tokens < 1 {
+		p.suppressed++
+		p.dropped.Add(1)
+		if !p.floodActive {
+			p.floodActive = true
+			p.lastReport = now
+			p.flooded()
+			p.z.Warn("the plugin floods its log: its lines over the rate limit are dropped, counted and reported every 10s",
+				zap.Float64("lines_per_second", p.rate), zap.Float64("burst", p.burst))
+		}
+		p.report(now, false)
+		return n, nil
+	}
+	p.tokens--
+	p.report(now, false)
+	p.line(b)
+	return n, nil
+}
+
+// report logs the lines dropped since the last report, every
+// logReportEvery or at once if final.
+func (p *pluginLog) report(now time.Time, final bool) {
+	if p.suppressed == 0 {
+		if !final && now.Sub(p.lastReport) >= logReportEvery {
+			p.floodActive = false
+		}
+		return
+	}
+	if !final && now.Sub(p.lastReport) < logReportEvery {
+		return
+	}
+	p.z.Warn("plugin log lines dropped over the rate limit", zap.Uint64("dropped", p.suppressed), zap.Uint64("dropped_in_all", p.dropped.Load()))
+	p.suppressed, p.lastReport = 0, now
+}
+
+// flush reports what was dropped since the last report.
+func (p *pluginLog) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.report(time.Now(), true)
+}
+
+// line logs one line.
+func (p *pluginLog) line(b []byte) {
+	level := zapcore.DebugLevel
+	var (
+		msg    string
+		fields []zap.Field
+	)
+	entry := map[string]any{}
+	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &entry) == nil {
+		m, _ := entry["@message"].(string)
+		msg = m
+		if s, ok := entry["@level"].(string); ok {
+			level = zapLevel(hclog.LevelFromString(s))
+		}
+		if mod, ok := entry["@module"].(string); ok {
+			fields = append(fields, zap.String("module", safeText(mod)))
+		}
+		delete(entry, "@message")
+		delete(entry, "@level")
+		delete(entry, "@timestamp")
+		delete(entry, "@module")
+		for k, v := range entry {
+			if len(fields) >= maxLogFields {
+				break
+			}
+			fields = append(fields, logField(k, v))
+		}
+	} else {
+		msg = string(b)
+		switch {
+		case bytes.HasPrefix(b, []byte("[ERROR]")):
+			level = zapcore.ErrorLevel
+		case bytes.HasPrefix(b, []byte("[WARN]")):
+			level = zapcore.WarnLevel
+		case bytes.HasPrefix(b, []byte("[INFO]")):
+			level = zapcore.InfoLevel
+		case bytes.HasPrefix(b, []byte("panic: ")), bytes.HasPrefix(b, []byte("fatal error: ")):
+			p.inPanic = true
+		}
+		if p.inPanic {
+			level = zapcore.ErrorLevel
+		}
+	}
+	if ce := p.z.Check(level, safeText(msg)); ce != nil {
+		ce.Write(fields...)
+	}
+}
+
+// logField is a field of a plugin's log line, bounded and escaped.
+func logField(key string, v any) zap.Field {
+	key = safeText(key)
+	if len(key) > maxLogKey {
+		key = key[:maxLogKey]
+	}
+	switch x := v.(type) {
+	case string:
+		return zap.String(key, safeText(x))
+	case error:
+		return zap.String(key, safeText(x.Error()))
+	case bool, float64, int, int64, uint64, nil:
+		return zap.Any(key, x)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil || len(raw) > maxLogText {
+		return zap.String(key, safeText(string(raw)))
+	}
+	return zap.Any(key, safeValue(v))
+}
+
+// safeValue escapes the strings of a decoded JSON value (whose size is
+// already bounded).
+func safeValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return safeText(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = safeValue(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[safeText(k)] = safeValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// safeText is s fit for a log read on a terminal: if it has any control
+// character (C0, DEL, C1), or bytes that are not UTF-8, it is quoted with
+// Go escapes (strconv.Quote); and it is cut to maxLogText bytes.
+func safeText(s string) string {
+	for i, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) && r != ' ' {
+			s = strconv.Quote(s[:min(len(s), 4*maxLogText)])
+			break
+		}
+		if i > 4*maxLogText {
+			break
+		}
+	}
+	if len(s) > maxLogText {
+		cut := maxLogText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…[" + strconv.Itoa(len(s)-cut) + " bytes cut]"
+	}
+	return s
 }

@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -10,45 +13,77 @@ import (
 
 // DefinitionToProto converts a definition for the wire.
 func DefinitionToProto(d detect.Definition) *Definition {
-	p := &Definition{Name: d.Name, Version: d.Version, Description: d.Description,
-		Comms: d.Filter.Comms, ExcludeComms: d.Filter.ExcludeComms, PathPrefixes: d.Filter.PathPrefixes}
+	p := &Definition{Name: []byte(d.Name), Version: []byte(d.Version), Description: []byte(d.Description),
+		Comms: toBytes(d.Filter.Comms), ExcludeComms: toBytes(d.Filter.ExcludeComms), PathPrefixes: toBytes(d.Filter.PathPrefixes)}
 	for _, k := range d.Kinds {
 		p.Kinds = append(p.Kinds, uint32(k))
 	}
 	return p
 }
 
-// DefinitionFromProto converts a definition from the wire.
+// Bounds on a definition from the wire: it is read once per plugin start,
+// and what it names ends up in logs and filters.
+const (
+	maxDefinitionText = 1 << 10 // name, version, description: cut to this
+	maxFilterEntries  = 1 << 10 // per filter list: the rest are dropped
+	maxFilterEntry    = 4 << 10 // a comm or path prefix longer than PATH_MAX is no filter
+)
+
+// DefinitionFromProto converts a definition from the wire, cutting what is
+// over its bounds (Validate then refuses a name that was cut).
 func DefinitionFromProto(p *Definition) detect.Definition {
-	d := detect.Definition{Name: p.Name, Version: p.Version, Description: p.Description,
-		Filter: detect.Filter{Comms: p.Comms, ExcludeComms: p.ExcludeComms, PathPrefixes: p.PathPrefixes}}
-	for _, k := range p.Kinds {
+	var ref Refused
+	d := detect.Definition{Name: string(clip(p.Name, maxDefinitionText, &ref)), Version: string(clip(p.Version, maxDefinitionText, &ref)),
+		Description: string(clip(p.Description, maxDefinitionText, &ref)),
+		Filter:      detect.Filter{Comms: fromBytes(p.Comms), ExcludeComms: fromBytes(p.ExcludeComms), PathPrefixes: fromBytes(p.PathPrefixes)}}
+	for _, k := range p.Kinds[:min(len(p.Kinds), maxFilterEntries)] {
 		d.Kinds = append(d.Kinds, event.Kind(k))
 	}
 	return d
 }
 
-// FindingToProto converts a plugin's finding. Events from batch travel as
-// indexes; any other event is encoded whole.
-func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
-	p := &Finding{Rule: f.Rule, Severity: uint32(f.Severity), Summary: f.Summary, Techniques: f.Techniques}
-	var other *Encoder
-	for _, ev := range f.Events {
-		if i, ok := indexIn(batch, ev); ok {
-			p.EventIndexes = append(p.EventIndexes, uint32(i))
-			continue
-		}
-		if other == nil {
-			other = NewEncoder()
-		}
-		other.Add(ev)
+func toBytes(ss []string) [][]byte {
+	if ss == nil {
+		return nil
 	}
-	if other != nil {
-		p.OtherEvents = append([]byte(nil), other.Bytes()...)
-		p.OtherCount = other.Count()
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+func fromBytes(bs [][]byte) []string {
+	if bs == nil {
+		return nil
+	}
+	var out []string
+	for _, b := range bs[:min(len(bs), maxFilterEntries)] {
+		if len(b) <= maxFilterEntry {
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+// ErrForeignEvidence is a finding whose evidence is not an event of the
+// batch it answers: the monitor accepts only those.
+var ErrForeignEvidence = errors.New("evidence must be events of the batch being answered")
+
+// FindingToProto converts a plugin's finding. Its events travel as indexes
+// into batch; an event that is not one of batch's is refused (the monitor
+// would refuse it: it cannot tell it from a fabricated one).
+func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
+	p := &Finding{Rule: []byte(f.Rule), Severity: uint32(f.Severity), Summary: []byte(f.Summary), Techniques: toBytes(f.Techniques)}
+	for _, ev := range f.Events {
+		i, ok := indexIn(batch, ev)
+		if !ok {
+			return nil, fmt.Errorf("finding %s: %w", f.Rule, ErrForeignEvidence)
+		}
+		p.EventIndexes = append(p.EventIndexes, uint32(i))
 	}
 	if len(f.Fields) > 0 {
-		b, err := json.Marshal(f.Fields)
+		b, err := json.Marshal(keepBytes(f.Fields))
 		if err != nil {
 			return nil, fmt.Errorf("finding %s: fields do not encode as JSON: %w", f.Rule, err)
 		}
@@ -68,28 +103,93 @@ func indexIn(batch []event.Event, ev *event.Event) (int, bool) {
 }
 
 // FindingFromProto converts a finding from the plugin; sent are the events
-// of the batch it answers, in the order they were encoded.
+// of the batch it answers, in the order they were encoded. The monitor
+// reads findings through ParseResult first, which bounds them.
 func FindingFromProto(p *Finding, sent []*event.Event) (detect.Finding, error) {
-	f := detect.Finding{Rule: p.Rule, Severity: detect.Severity(p.Severity), Summary: p.Summary, Techniques: p.Techniques}
+	f := detect.Finding{Rule: string(p.Rule), Severity: detect.Severity(p.Severity), Summary: string(p.Summary), Techniques: fromBytes(p.Techniques)}
+	if len(p.OtherEvents) > 0 || p.OtherCount > 0 {
+		return f, fmt.Errorf("finding %s: %w", f.Rule, ErrForeignEvidence)
+	}
 	for _, i := range p.EventIndexes {
 		if int(i) >= len(sent) {
-			return f, fmt.Errorf("finding %s points at event %d of a %d-event batch", p.Rule, i, len(sent))
+			return f, fmt.Errorf("finding %s points at event %d of a %d-event batch", f.Rule, i, len(sent))
 		}
 		f.Events = append(f.Events, sent[i])
 	}
-	if p.OtherCount > 0 {
-		others, err := Decode(p.OtherEvents)
-		if err != nil {
-			return f, fmt.Errorf("finding %s: %w", p.Rule, err)
-		}
-		for i := range others {
-			f.Events = append(f.Events, &others[i])
-		}
-	}
 	if len(p.FieldsJson) > 0 {
-		if err := json.Unmarshal(p.FieldsJson, &f.Fields); err != nil {
-			return f, fmt.Errorf("finding %s: fields: %w", p.Rule, err)
+		var fields map[string]any
+		if err := json.Unmarshal(p.FieldsJson, &fields); err != nil {
+			return f, fmt.Errorf("finding %s: fields: %w", f.Rule, err)
 		}
+		f.Fields = restoreBytes(fields).(map[string]any)
 	}
 	return f, nil
+}
+
+// BytesKey marks a string of a finding's fields that is not UTF-8: JSON
+// cannot carry it, so it travels as {"bulkhead.bytes": "<base64>"} and the
+// monitor turns it back into the same bytes.
+const BytesKey = "bulkhead.bytes"
+
+// keepBytes returns v with every string that is not valid UTF-8 (in maps,
+// slices and string slices) replaced by its BytesKey form; v itself is not
+// changed.
+func keepBytes(v any) any {
+	switch x := v.(type) {
+	case string:
+		if !utf8.ValidString(x) {
+			return map[string]string{BytesKey: base64.StdEncoding.EncodeToString([]byte(x))}
+		}
+	case []string:
+		for _, s := range x {
+			if !utf8.ValidString(s) {
+				out := make([]any, len(x))
+				for i, s := range x {
+					out[i] = keepBytes(s)
+				}
+				return out
+			}
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = keepBytes(e)
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = keepBytes(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = keepBytes(e)
+		}
+		return out
+	}
+	return v
+}
+
+// restoreBytes undoes keepBytes in decoded JSON, in place.
+func restoreBytes(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 1 {
+			if s, ok := x[BytesKey].(string); ok {
+				if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+					return string(b)
+				}
+			}
+		}
+		for k, e := range x {
+			x[k] = restoreBytes(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = restoreBytes(e)
+		}
+	}
+	return v
 }

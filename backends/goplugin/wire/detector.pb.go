@@ -60,15 +60,19 @@ func (*DescribeRequest) Descriptor() ([]byte, []int) {
 	return file_detector_proto_rawDescGZIP(), []int{0}
 }
 
+// Every text field that can hold bytes a process or a plugin controls is
+// `bytes`, not `string`: protobuf refuses a `string` that is not UTF-8, and
+// a file name is any bytes but '/' and NUL. Both have the same wire format,
+// so changing one to the other is compatible.
 type Definition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       []byte                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Description   []byte                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	Kinds         []uint32               `protobuf:"varint,4,rep,packed,name=kinds,proto3" json:"kinds,omitempty"`
-	Comms         []string               `protobuf:"bytes,5,rep,name=comms,proto3" json:"comms,omitempty"`
-	ExcludeComms  []string               `protobuf:"bytes,6,rep,name=exclude_comms,json=excludeComms,proto3" json:"exclude_comms,omitempty"`
-	PathPrefixes  []string               `protobuf:"bytes,7,rep,name=path_prefixes,json=pathPrefixes,proto3" json:"path_prefixes,omitempty"`
+	Comms         [][]byte               `protobuf:"bytes,5,rep,name=comms,proto3" json:"comms,omitempty"`
+	ExcludeComms  [][]byte               `protobuf:"bytes,6,rep,name=exclude_comms,json=excludeComms,proto3" json:"exclude_comms,omitempty"`
+	PathPrefixes  [][]byte               `protobuf:"bytes,7,rep,name=path_prefixes,json=pathPrefixes,proto3" json:"path_prefixes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,25 +107,25 @@ func (*Definition) Descriptor() ([]byte, []int) {
 	return file_detector_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *Definition) GetName() string {
+func (x *Definition) GetName() []byte {
 	if x != nil {
 		return x.Name
 	}
-	return ""
+	return nil
 }
 
-func (x *Definition) GetVersion() string {
+func (x *Definition) GetVersion() []byte {
 	if x != nil {
 		return x.Version
 	}
-	return ""
+	return nil
 }
 
-func (x *Definition) GetDescription() string {
+func (x *Definition) GetDescription() []byte {
 	if x != nil {
 		return x.Description
 	}
-	return ""
+	return nil
 }
 
 func (x *Definition) GetKinds() []uint32 {
@@ -131,21 +135,21 @@ func (x *Definition) GetKinds() []uint32 {
 	return nil
 }
 
-func (x *Definition) GetComms() []string {
+func (x *Definition) GetComms() [][]byte {
 	if x != nil {
 		return x.Comms
 	}
 	return nil
 }
 
-func (x *Definition) GetExcludeComms() []string {
+func (x *Definition) GetExcludeComms() [][]byte {
 	if x != nil {
 		return x.ExcludeComms
 	}
 	return nil
 }
 
-func (x *Definition) GetPathPrefixes() []string {
+func (x *Definition) GetPathPrefixes() [][]byte {
 	if x != nil {
 		return x.PathPrefixes
 	}
@@ -298,8 +302,9 @@ type Result struct {
 	Seq      uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	Findings []*Finding             `protobuf:"bytes,2,rep,name=findings,proto3" json:"findings,omitempty"`
 	// errors counts OnEvent calls that returned an error for this batch.
+	// At most the batch's event count; more is a protocol violation.
 	Errors        uint32 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
-	LastError     string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastError     []byte `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,26 +360,31 @@ func (x *Result) GetErrors() uint32 {
 	return 0
 }
 
-func (x *Result) GetLastError() string {
+func (x *Result) GetLastError() []byte {
 	if x != nil {
 		return x.LastError
 	}
-	return ""
+	return nil
 }
 
+// The monitor bounds every field of a finding (wire.Limits) and refuses a
+// finding whose evidence is not an event of the batch it answers.
 type Finding struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Rule     string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	Rule     []byte                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
 	Severity uint32                 `protobuf:"varint,2,opt,name=severity,proto3" json:"severity,omitempty"`
-	Summary  string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
-	// The batch's own events that triggered the finding, by index.
+	Summary  []byte                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The batch's own events that triggered the finding, by index: the only
+	// evidence the monitor accepts.
 	EventIndexes []uint32 `protobuf:"varint,4,rep,packed,name=event_indexes,json=eventIndexes,proto3" json:"event_indexes,omitempty"`
-	// Other triggering events (from earlier batches), in the batch codec.
+	// Events from elsewhere, in the batch codec. Refused by the monitor: a
+	// plugin could claim any event happened. Kept so the numbers stay taken.
 	OtherEvents []byte `protobuf:"bytes,5,opt,name=other_events,json=otherEvents,proto3" json:"other_events,omitempty"`
 	OtherCount  uint32 `protobuf:"varint,6,opt,name=other_count,json=otherCount,proto3" json:"other_count,omitempty"`
-	FieldsJson  []byte `protobuf:"bytes,7,opt,name=fields_json,json=fieldsJson,proto3" json:"fields_json,omitempty"`
+	// JSON; a string that is not UTF-8 travels as {"bulkhead.bytes": base64}.
+	FieldsJson []byte `protobuf:"bytes,7,opt,name=fields_json,json=fieldsJson,proto3" json:"fields_json,omitempty"`
 	// MITRE ATT&CK technique ids, e.g. "T1059.004".
-	Techniques    []string `protobuf:"bytes,8,rep,name=techniques,proto3" json:"techniques,omitempty"`
+	Techniques    [][]byte `protobuf:"bytes,8,rep,name=techniques,proto3" json:"techniques,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -409,11 +419,11 @@ func (*Finding) Descriptor() ([]byte, []int) {
 	return file_detector_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *Finding) GetRule() string {
+func (x *Finding) GetRule() []byte {
 	if x != nil {
 		return x.Rule
 	}
-	return ""
+	return nil
 }
 
 func (x *Finding) GetSeverity() uint32 {
@@ -423,11 +433,11 @@ func (x *Finding) GetSeverity() uint32 {
 	return 0
 }
 
-func (x *Finding) GetSummary() string {
+func (x *Finding) GetSummary() []byte {
 	if x != nil {
 		return x.Summary
 	}
-	return ""
+	return nil
 }
 
 func (x *Finding) GetEventIndexes() []uint32 {
@@ -458,7 +468,7 @@ func (x *Finding) GetFieldsJson() []byte {
 	return nil
 }
 
-func (x *Finding) GetTechniques() []string {
+func (x *Finding) GetTechniques() [][]byte {
 	if x != nil {
 		return x.Techniques
 	}
@@ -545,13 +555,13 @@ const file_detector_proto_rawDesc = "" +
 	"\x0fDescribeRequest\"\xd2\x01\n" +
 	"\n" +
 	"Definition\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\fR\aversion\x12 \n" +
+	"\vdescription\x18\x03 \x01(\fR\vdescription\x12\x14\n" +
 	"\x05kinds\x18\x04 \x03(\rR\x05kinds\x12\x14\n" +
-	"\x05comms\x18\x05 \x03(\tR\x05comms\x12#\n" +
-	"\rexclude_comms\x18\x06 \x03(\tR\fexcludeComms\x12#\n" +
-	"\rpath_prefixes\x18\a \x03(\tR\fpathPrefixes\".\n" +
+	"\x05comms\x18\x05 \x03(\fR\x05comms\x12#\n" +
+	"\rexclude_comms\x18\x06 \x03(\fR\fexcludeComms\x12#\n" +
+	"\rpath_prefixes\x18\a \x03(\fR\fpathPrefixes\".\n" +
 	"\vInitRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x0e\n" +
@@ -565,11 +575,11 @@ const file_detector_proto_rawDesc = "" +
 	"\bfindings\x18\x02 \x03(\v2\x19.bulkhead.wire.v1.FindingR\bfindings\x12\x16\n" +
 	"\x06errors\x18\x03 \x01(\rR\x06errors\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x04 \x01(\tR\tlastError\"\xfd\x01\n" +
+	"last_error\x18\x04 \x01(\fR\tlastError\"\xfd\x01\n" +
 	"\aFinding\x12\x12\n" +
-	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x1a\n" +
+	"\x04rule\x18\x01 \x01(\fR\x04rule\x12\x1a\n" +
 	"\bseverity\x18\x02 \x01(\rR\bseverity\x12\x18\n" +
-	"\asummary\x18\x03 \x01(\tR\asummary\x12#\n" +
+	"\asummary\x18\x03 \x01(\fR\asummary\x12#\n" +
 	"\revent_indexes\x18\x04 \x03(\rR\feventIndexes\x12!\n" +
 	"\fother_events\x18\x05 \x01(\fR\votherEvents\x12\x1f\n" +
 	"\vother_count\x18\x06 \x01(\rR\n" +
@@ -577,7 +587,7 @@ const file_detector_proto_rawDesc = "" +
 	"\vfields_json\x18\a \x01(\fR\n" +
 	"fieldsJson\x12\x1e\n" +
 	"\n" +
-	"techniques\x18\b \x03(\tR\n" +
+	"techniques\x18\b \x03(\fR\n" +
 	"techniques\"\x0e\n" +
 	"\fCloseRequest\"\x0f\n" +
 	"\rCloseResponse2\xe7\x02\n" +

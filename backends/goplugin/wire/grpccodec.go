@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -36,10 +38,31 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if b, ok := v.(*InBatch); ok {
-		return b.unmarshal(data)
+	switch m := v.(type) {
+	case *InBatch:
+		return m.unmarshal(data)
+	case *InResult:
+		m.Raw = data.Materialize()
+		return nil
 	}
 	return c.proto.Unmarshal(data, v)
+}
+
+// InResult is a Result as the monitor receives it: its bytes, not yet
+// parsed, so that ParseResult can read them against the limits and the
+// batch they answer without materialising what it refuses. Its size is
+// bounded by the connection's receive limit (DialOptions).
+type InResult struct {
+	Raw []byte
+}
+
+// ProcessRaw is Detector.Process, answered as an InResult.
+func ProcessRaw(ctx context.Context, cc grpc.ClientConnInterface, b *Batch) (*InResult, error) {
+	out := &InResult{}
+	if err := cc.Invoke(ctx, Detector_Process_FullMethodName, b, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // OutBatch is a Batch on its way out. Its events are a buffer from

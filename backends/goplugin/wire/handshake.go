@@ -42,12 +42,17 @@ func ServerOptions() []grpc.ServerOption {
 	}
 }
 
-// DialOptions are the monitor side's gRPC dial options.
-func DialOptions() []grpc.DialOption {
+// DialOptions are the monitor side's gRPC dial options. maxRecv bounds
+// every message the monitor accepts from the plugin (Limits.ResultBytes):
+// gRPC refuses a bigger one from its length prefix, before reading it.
+func DialOptions(maxRecv int) []grpc.DialOption {
+	if maxRecv <= 0 {
+		maxRecv = DefaultLimits().ResultBytes
+	}
 	return []grpc.DialOption{
 		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
 		grpc.WithWriteBufferSize(bufferSize), grpc.WithReadBufferSize(bufferSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv), grpc.MaxCallSendMsgSize(maxMessage),
 			grpc.ForceCodecV2(Codec())),
 	}
 }

@@ -39,7 +39,7 @@ func Start(t testing.TB, d detect.Detector, config string) (*Harness, error) {
 	srv := grpc.NewServer(wire.ServerOptions()...)
 	wire.RegisterDetectorServer(srv, server.New(d, zaptest.NewLogger(t)))
 	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///sdktest", append(wire.DialOptions(),
+	conn, err := grpc.NewClient("passthrough:///sdktest", append(wire.DialOptions(0),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
@@ -105,9 +105,18 @@ func (h *Harness) Send(events ...*event.Event) ([]detect.Finding, error) {
 	if err := h.stream.SendMsg(&wire.OutBatch{Seq: h.seq, Count: uint32(len(sent)), Events: h.enc.Finish()}); err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
-	res, err := h.stream.Recv()
-	if err != nil {
+	// Read as the monitor reads it: bounded, and anything it would refuse
+	// is an error here.
+	var in wire.InResult
+	if err := h.stream.RecvMsg(&in); err != nil {
 		return nil, fmt.Errorf("receive: %w", err)
+	}
+	res, refused, err := wire.ParseResult(in.Raw, len(sent), wire.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	if refused.Any() {
+		return nil, fmt.Errorf("the monitor would refuse this result: %s", refused)
 	}
 	var out []detect.Finding
 	for _, p := range res.Findings {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
@@ -67,23 +66,29 @@ func (s *Server) process(ctx context.Context, seq uint64, batch []byte, dec *wir
 	events, err := dec.Decode(batch)
 	if err != nil {
 		res.Errors++
-		res.LastError = err.Error()
+		res.LastError = []byte(err.Error())
 		return res
 	}
+	// Errors counts events, not failures: one per event whose OnEvent
+	// failed or whose findings could not be sent (the monitor refuses more
+	// errors than events).
 	for i := range events {
 		found, err := s.d.OnEvent(ctx, &events[i])
-		if err != nil {
-			res.Errors++
-			res.LastError = err.Error()
+		failed := err != nil
+		if failed {
+			res.LastError = []byte(err.Error())
 		}
 		for _, f := range found {
 			p, err := wire.FindingToProto(f, events)
 			if err != nil {
-				res.Errors++
-				res.LastError = fmt.Sprint(err)
+				failed = true
+				res.LastError = []byte(err.Error())
 				continue
 			}
 			res.Findings = append(res.Findings, p)
+		}
+		if failed {
+			res.Errors++
 		}
 	}
 	return res
