@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -11,18 +10,20 @@ import (
 
 // AppendFindingJSON appends f as one JSON object: "type":"finding", the
 // detector, rule, severity, summary, fields, and the triggering events in
-// full with their process context.
+// full with their process context. The detector's strings are escaped like
+// an event's (a summary that is not UTF-8 gets "summary_b64"; so does a
+// string field, as "<key>_b64").
 func AppendFindingJSON(b []byte, f *detect.Finding, tb event.Timebase) []byte {
 	b = append(b, `{"type":"finding","time":"`...)
 	b = findingTime(f, tb).UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","detector":`...)
-	b = appendString(b, f.Detector)
-	b = append(b, `,"rule":`...)
-	b = appendString(b, f.Rule)
+	b = append(b, `",`...)
+	b = appendField(b, "detector", f.Detector)
+	b = append(b, ',')
+	b = appendField(b, "rule", f.Rule)
 	b = append(b, `,"severity":"`...)
 	b = append(b, f.Severity.String()...)
-	b = append(b, `","summary":`...)
-	b = appendString(b, f.Summary)
+	b = append(b, `",`...)
+	b = appendField(b, "summary", f.Summary)
 	if len(f.Techniques) > 0 {
 		b = append(b, `,"techniques":[`...)
 		for i, t := range f.Techniques {
@@ -34,10 +35,8 @@ func AppendFindingJSON(b []byte, f *detect.Finding, tb event.Timebase) []byte {
 		b = append(b, ']')
 	}
 	if len(f.Fields) > 0 {
-		if fields, err := json.Marshal(f.Fields); err == nil {
-			b = append(b, `,"fields":`...)
-			b = append(b, fields...)
-		}
+		b = append(b, `,"fields":`...)
+		b = appendJSONObject(b, f.Fields, 0)
 	}
 	b = append(b, `,"events":[`...)
 	for i, ev := range f.Events {
@@ -57,32 +56,36 @@ func findingTime(f *detect.Finding, tb event.Timebase) time.Time {
 	return time.Now()
 }
 
-// WriteFinding encodes f.
+// WriteFinding encodes f. It returns an error only when f was dropped
+// (ErrLost).
 func (j *JSON) WriteFinding(f *detect.Finding) error {
-	j.buf = AppendFindingJSON(j.buf[:0], f, j.tb)
-	j.buf = append(j.buf, '\n')
-	_, err := j.w.Write(j.buf)
-	return err
+	start := j.out.begin()
+	j.out.buf = AppendFindingJSON(j.out.buf, f, j.tb)
+	j.out.buf = append(j.out.buf, '\n')
+	return j.out.finding(start)
 }
 
-// WriteFinding formats f as one line, marked FINDING.
+// WriteFinding formats f as one line, marked FINDING. The detector's
+// strings are escaped (appendTextEscaped): a summary cannot end the line or
+// forge another.
 func (t *Text) WriteFinding(f *detect.Finding) error {
-	b := findingTime(f, t.tb).AppendFormat(t.buf[:0], "15:04:05.000000 ")
+	start := t.out.begin()
+	b := findingTime(f, t.tb).AppendFormat(t.out.buf, "15:04:05.000000 ")
 	b = append(b, "FINDING  "...)
 	b = append(b, f.Severity.String()...)
 	b = append(b, ' ')
-	b = append(b, f.Detector...)
+	b = appendTextEscaped(b, f.Detector)
 	b = append(b, '/')
-	b = append(b, f.Rule...)
+	b = appendTextEscaped(b, f.Rule)
 	b = append(b, ": "...)
-	b = append(b, f.Summary...)
+	b = appendTextEscaped(b, f.Summary)
 	if len(f.Techniques) > 0 {
 		b = append(b, " ["...)
 		for i, t := range f.Techniques {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, t...)
+			b = appendTextEscaped(b, t)
 		}
 		b = append(b, ']')
 	}
@@ -90,8 +93,6 @@ func (t *Text) WriteFinding(f *detect.Finding) error {
 		b = append(b, " pid="...)
 		b = strconv.AppendUint(b, uint64(f.Events[0].PID), 10)
 	}
-	b = append(b, '\n')
-	t.buf = b
-	_, err := t.w.Write(b)
-	return err
+	t.out.buf = append(b, '\n')
+	return t.out.finding(start)
 }

@@ -1,40 +1,50 @@
 package sinks
 
 import (
-	"bufio"
 	"io"
 	"strconv"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"golang.org/x/sys/unix"
 )
 
-// JSON writes one JSON object per event, per line. Encoding appends into a
-// reused buffer: no allocation per event.
+// JSON writes one JSON object per event, per line. Encoding appends into
+// the output's buffer: no allocation per event.
 type JSON struct {
-	w   *bufio.Writer
+	out *Output
 	tb  event.Timebase
-	buf []byte
 }
 
-// NewJSON writes to w.
+// DefaultRetry is how often a failing output is tried again.
+const DefaultRetry = 100 * time.Millisecond
+
+// NewJSON writes to w through an Output with the default backlog.
 func NewJSON(w io.Writer, tb event.Timebase) *JSON {
-	return &JSON{w: bufio.NewWriterSize(w, 256<<10), tb: tb, buf: make([]byte, 0, 4096)}
+	return NewJSONTo(NewOutput(w, 0, DefaultRetry), tb)
 }
 
-// Write encodes ev.
+// NewJSONTo writes to out.
+func NewJSONTo(out *Output, tb event.Timebase) *JSON { return &JSON{out: out, tb: tb} }
+
+// Write encodes ev. It returns an error only when ev was dropped (ErrLost):
+// a failing writer keeps records in its backlog and is tried again.
 func (j *JSON) Write(ev *event.Event) error {
-	j.buf = AppendEventJSON(j.buf[:0], ev, j.tb)
-	j.buf = append(j.buf, '\n')
-	_, err := j.w.Write(j.buf)
-	return err
+	if j.out.dropping() {
+		return j.out.lose(false)
+	}
+	start := j.out.begin()
+	j.out.buf = AppendEventJSON(j.out.buf, ev, j.tb)
+	j.out.buf = append(j.out.buf, '\n')
+	return j.out.event(start, ev.Kind)
 }
 
 // Flush pushes buffered lines out.
-func (j *JSON) Flush() error { return j.w.Flush() }
+func (j *JSON) Flush() error { return j.out.Flush() }
+
+// Output is where j writes.
+func (j *JSON) Output() *Output { return j.out }
 
 // AppendEventJSON appends ev as a JSON object.
 func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
@@ -51,8 +61,8 @@ func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
 	b = field(b, "euid", uint64(ev.EUID))
 	b = field(b, "egid", uint64(ev.EGID))
 	b = field(b, "cgroup_id", ev.CgroupID)
-	b = append(b, `,"comm":`...)
-	b = appendString(b, ev.Comm)
+	b = append(b, ',')
+	b = appendField(b, "comm", ev.Comm)
 	if ev.Flags != 0 {
 		b = append(b, `,"flags":[`...)
 		for i, n := range ev.Flags.Names() {
@@ -69,17 +79,17 @@ func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
 	b = appendPayload(b, ev)
 	b = append(b, '}')
 	if p := ev.Process; p != nil {
-		b = append(b, `,"process":{"exe":`...)
-		b = appendString(b, p.Exe)
-		b = append(b, `,"args":`...)
-		b = appendArgs(b, p.Args)
+		b = append(b, `,"process":{`...)
+		b = appendField(b, "exe", p.Exe)
+		b = append(b, ',')
+		b = appendArgsField(b, "args", p.Args)
 		if p.CgroupPath != "" {
-			b = append(b, `,"cgroup":`...)
-			b = appendString(b, p.CgroupPath)
+			b = append(b, ',')
+			b = appendField(b, "cgroup", p.CgroupPath)
 		}
 		if p.ContainerID != "" {
-			b = append(b, `,"container_id":`...)
-			b = appendString(b, p.ContainerID)
+			b = append(b, ',')
+			b = appendField(b, "container_id", p.ContainerID)
 		}
 		b = append(b, `,"ancestors":[`...)
 		for i, a := range p.Ancestors {
@@ -88,10 +98,10 @@ func AppendEventJSON(b []byte, ev *event.Event, tb event.Timebase) []byte {
 			}
 			b = append(b, `{"pid":`...)
 			b = strconv.AppendUint(b, uint64(a.PID), 10)
-			b = append(b, `,"exe":`...)
-			b = appendString(b, a.Exe)
-			b = append(b, `,"comm":`...)
-			b = appendString(b, a.Comm)
+			b = append(b, ',')
+			b = appendField(b, "exe", a.Exe)
+			b = append(b, ',')
+			b = appendField(b, "comm", a.Comm)
 			b = append(b, '}')
 		}
 		b = append(b, "]}"...)
@@ -103,12 +113,11 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 	switch ev.Kind {
 	case event.KindExec:
 		e := &ev.Exec
-		b = append(b, `"filename":`...)
-		b = appendString(b, e.Filename)
-		b = append(b, `,"exe":`...)
-		b = appendString(b, e.Exe)
-		b = append(b, `,"args":`...)
-		b = appendArgs(b, e.Args)
+		b = appendField(b, "filename", e.Filename)
+		b = append(b, ',')
+		b = appendField(b, "exe", e.Exe)
+		b = append(b, ',')
+		b = appendArgsField(b, "args", e.Args)
 		b = append(b, `,"args_truncated":`...)
 		b = strconv.AppendBool(b, ev.Flags&event.FlagTruncArgs != 0)
 		b = field(b, "args_size", uint64(e.ArgsSize))
@@ -126,15 +135,15 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 		o := &ev.Open
 		b = append(b, `"syscall":`...)
 		b = appendString(b, string(o.Syscall))
-		b = append(b, `,"path":`...)
-		b = appendString(b, o.Path)
+		b = append(b, ',')
+		b = appendField(b, "path", o.Path)
 		if o.Dir != "" {
-			b = append(b, `,"dir":`...)
-			b = appendString(b, o.Dir)
+			b = append(b, ',')
+			b = appendField(b, "dir", o.Dir)
 		}
 		if o.Resolved != "" {
-			b = append(b, `,"resolved":`...)
-			b = appendString(b, o.Resolved)
+			b = append(b, ',')
+			b = appendField(b, "resolved", o.Resolved)
 		}
 		b = field(b, "flags", o.Flags)
 		b = append(b, `,"flags_text":"`...)
@@ -189,24 +198,22 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 		m := &ev.Module
 		b = append(b, `"syscall":`...)
 		b = appendString(b, string(m.Syscall))
-		b = append(b, `,"path":`...)
-		b = appendString(b, m.Path)
-		b = append(b, `,"params":`...)
-		b = appendString(b, m.Params)
+		b = append(b, ',')
+		b = appendField(b, "path", m.Path)
+		b = append(b, ',')
+		b = appendField(b, "params", m.Params)
 		b = field(b, "len", m.Len)
 		b = field(b, "flags", uint64(m.Flags))
 		b = appendRet(b, m.Ret)
 	case event.KindBPFProg:
 		p := &ev.BPFProg
-		b = append(b, `"name":`...)
-		b = appendString(b, p.Name)
+		b = appendField(b, "name", p.Name)
 		b = field(b, "prog_type", uint64(p.ProgType))
 		b = field(b, "insn_count", uint64(p.InsnCount))
 		b = appendRet(b, p.Ret)
 	case event.KindMemfd:
 		m := &ev.Memfd
-		b = append(b, `"name":`...)
-		b = appendString(b, m.Name)
+		b = appendField(b, "name", m.Name)
 		b = field(b, "flags", uint64(m.Flags))
 		b = appendRet(b, m.Ret)
 	}
@@ -257,63 +264,4 @@ func field(b []byte, name string, v uint64) []byte {
 	b = append(b, name...)
 	b = append(b, '"', ':')
 	return strconv.AppendUint(b, v, 10)
-}
-
-// appendArgs writes NUL-separated argv as a JSON array.
-func appendArgs(b []byte, args string) []byte {
-	b = append(b, '[')
-	first := true
-	for len(args) > 0 {
-		end := 0
-		for end < len(args) && args[end] != 0 {
-			end++
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		b = appendString(b, args[:end])
-		first = false
-		if end == len(args) {
-			break
-		}
-		args = args[end+1:]
-	}
-	return append(b, ']')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString writes s as a JSON string. Bytes that are not valid UTF-8
-// (paths need not be) become U+FFFD so the output always parses.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }

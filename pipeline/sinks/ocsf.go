@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,33 +23,44 @@ const OCSFVersion = "1.3.0"
 // Events, if written at all, go to the wrapped sink in its own format.
 type OCSF struct {
 	events  FindingSink
-	w       io.Writer
+	out     *Output
 	tb      event.Timebase
 	product ocsfProduct
 	host    string
 }
 
-// NewOCSF writes findings in OCSF to w; events go to events (which may
-// write to the same w: it is flushed before each finding).
+// NewOCSF writes findings in OCSF to w; events go to events. When events
+// has an Output (JSON, Text), findings go through that same Output, in
+// order with the events; otherwise through an Output of their own on w.
 func NewOCSF(events FindingSink, w io.Writer, tb event.Timebase, version, host string) *OCSF {
-	return &OCSF{events: events, w: w, tb: tb, host: host,
+	var out *Output
+	if o, ok := events.(interface{ Output() *Output }); ok {
+		out = o.Output()
+	} else {
+		out = NewOutput(w, 0, DefaultRetry)
+	}
+	return &OCSF{events: events, out: out, tb: tb, host: host,
 		product: ocsfProduct{Name: "bulkhead", VendorName: "bulkhead", Version: version}}
 }
 
 func (o *OCSF) Write(ev *event.Event) error { return o.events.Write(ev) }
-func (o *OCSF) Flush() error                { return o.events.Flush() }
+func (o *OCSF) Flush() error                { return errors.Join(o.events.Flush(), o.out.Flush()) }
 
-// WriteFinding writes f as one OCSF Detection Finding.
+// Output is where findings go.
+func (o *OCSF) Output() *Output { return o.out }
+
+// WriteFinding writes f as one OCSF Detection Finding. Strings are escaped
+// as encoding/json does, and what it leaves raw (DEL, characters that are
+// not printable) as \uXXXX; bytes that are not UTF-8 become U+FFFD.
 func (o *OCSF) WriteFinding(f *detect.Finding) error {
-	if err := o.events.Flush(); err != nil {
-		return err
-	}
-	b, err := json.Marshal(o.Finding(f))
+	raw, err := json.Marshal(o.Finding(f))
 	if err != nil {
 		return err
 	}
-	_, err = o.w.Write(append(b, '\n'))
-	return err
+	start := o.out.begin()
+	o.out.buf = appendSanitizedJSON(o.out.buf, raw)
+	o.out.buf = append(o.out.buf, '\n')
+	return o.out.finding(start)
 }
 
 // The OCSF objects bulkhead fills. Field names and enumerations follow

@@ -74,6 +74,7 @@ func TestOCSFDetectionFinding(t *testing.T) {
 	if err := o.WriteFinding(&f); err != nil {
 		t.Fatal(err)
 	}
+	o.Flush()
 	var got map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatalf("%v\n%s", err, buf.Bytes())

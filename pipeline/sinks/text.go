@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bufio"
 	"io"
 	"strconv"
 
@@ -9,21 +8,37 @@ import (
 )
 
 // Text writes one line per event for people: time, kind, process, and the
-// kind's essentials.
+// kind's essentials. Values a process or a plugin controls are escaped
+// (appendTextValue, appendTextEscaped): one record is one line, and no
+// control character reaches the terminal.
 type Text struct {
-	w   *bufio.Writer
+	out *Output
 	tb  event.Timebase
-	buf []byte
 }
 
-// NewText writes to w.
+// NewText writes to w through an Output with the default backlog.
 func NewText(w io.Writer, tb event.Timebase) *Text {
-	return &Text{w: bufio.NewWriterSize(w, 64<<10), tb: tb, buf: make([]byte, 0, 1024)}
+	return NewTextTo(NewOutput(w, 0, DefaultRetry), tb)
 }
 
-// Write formats ev.
+// NewTextTo writes to out.
+func NewTextTo(out *Output, tb event.Timebase) *Text { return &Text{out: out, tb: tb} }
+
+// Output is where t writes.
+func (t *Text) Output() *Output { return t.out }
+
+// Write formats ev. It returns an error only when ev was dropped (ErrLost).
 func (t *Text) Write(ev *event.Event) error {
-	b := t.tb.Wall(ev.KernelTimeNs).AppendFormat(t.buf[:0], "15:04:05.000000 ")
+	if t.out.dropping() {
+		return t.out.lose(false)
+	}
+	start := t.out.begin()
+	t.out.buf = t.appendEvent(t.out.buf, ev)
+	return t.out.event(start, ev.Kind)
+}
+
+func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
+	b = t.tb.Wall(ev.KernelTimeNs).AppendFormat(b, "15:04:05.000000 ")
 	b = append(b, ev.Kind.String()...)
 	for n := len(ev.Kind.String()); n < 9; n++ {
 		b = append(b, ' ')
@@ -35,14 +50,14 @@ func (t *Text) Write(ev *event.Event) error {
 	b = append(b, " uid="...)
 	b = strconv.AppendUint(b, uint64(ev.UID), 10)
 	b = append(b, " comm="...)
-	b = append(b, ev.Comm...)
+	b = appendTextValue(b, ev.Comm)
 	b = append(b, ' ')
 	switch ev.Kind {
 	case event.KindExec:
 		b = append(b, "exe="...)
-		b = append(b, ev.Exec.Exe...)
+		b = appendTextValue(b, ev.Exec.Exe)
 		b = append(b, " args="...)
-		b = appendArgs(b, ev.Exec.Args)
+		b = appendTextArgs(b, ev.Exec.Args)
 	case event.KindFork:
 		b = append(b, "child="...)
 		b = strconv.AppendUint(b, uint64(ev.Fork.ChildPID), 10)
@@ -56,9 +71,9 @@ func (t *Text) Write(ev *event.Event) error {
 	case event.KindOpen:
 		b = append(b, "path="...)
 		if ev.Open.Resolved != "" {
-			b = append(b, ev.Open.Resolved...)
+			b = appendTextValue(b, ev.Open.Resolved)
 		} else {
-			b = append(b, ev.Open.Path...)
+			b = appendTextValue(b, ev.Open.Path)
 		}
 		b = append(b, " flags="...)
 		b = AppendOpenFlags(b, ev.Open.Flags)
@@ -84,31 +99,41 @@ func (t *Text) Write(ev *event.Event) error {
 	case event.KindModule:
 		b = append(b, ev.Module.Syscall...)
 		b = append(b, " path="...)
-		b = append(b, ev.Module.Path...)
+		b = appendTextValue(b, ev.Module.Path)
 		b = appendTextRet(b, ev.Module.Ret)
 	case event.KindBPFProg:
 		b = append(b, "name="...)
-		b = append(b, ev.BPFProg.Name...)
+		b = appendTextValue(b, ev.BPFProg.Name)
 		b = append(b, " type="...)
 		b = strconv.AppendUint(b, uint64(ev.BPFProg.ProgType), 10)
 		b = appendTextRet(b, ev.BPFProg.Ret)
 	case event.KindMemfd:
 		b = append(b, "name="...)
-		b = append(b, ev.Memfd.Name...)
+		b = appendTextValue(b, ev.Memfd.Name)
 		b = appendTextRet(b, ev.Memfd.Ret)
 	}
 	if p := ev.Process; p != nil && len(p.Ancestors) > 0 {
 		b = append(b, " parent="...)
-		b = append(b, p.Ancestors[0].Exe...)
+		b = appendTextValue(b, p.Ancestors[0].Exe)
 	}
-	b = append(b, '\n')
-	t.buf = b
-	_, err := t.w.Write(b)
-	return err
+	return append(b, '\n')
 }
 
 // Flush pushes buffered lines out.
-func (t *Text) Flush() error { return t.w.Flush() }
+func (t *Text) Flush() error { return t.out.Flush() }
+
+// appendTextArgs writes NUL-separated argv as ["a","b"], each argument
+// Go-quoted.
+func appendTextArgs(b []byte, args string) []byte {
+	b = append(b, '[')
+	for i, a := range splitArgs(args) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, a)
+	}
+	return append(b, ']')
+}
 
 func appendTextRet(b []byte, ret int64) []byte {
 	b = append(b, " ret="...)
