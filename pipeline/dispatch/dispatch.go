@@ -1,18 +1,24 @@
 // Package dispatch hands events to detectors. Events are copied once into
 // shared batches (their strings into the batch's own arena); each detector
-// has its own bounded queue of batches and its own goroutine, so a slow,
-// hung or dead detector never stalls capture or the other detectors. When a
-// detector's queue is full the batch is shed for that detector and every
-// event in it that the detector wanted is counted.
+// has its own bounded queue and its own goroutine, so a slow, hung or dead
+// detector never stalls capture or the other detectors. A queue is sized in
+// events and bytes, not batches: at low rates a batch holds a few events
+// (the reader flushes every few milliseconds), and a queue of batches would
+// hold little time. When a detector's queue is full the batch is shed for
+// that detector and every event in it that the detector wanted is counted.
+// Every event a detector's queue took ends in exactly one of its counters:
+// filtered, delivered, unavailable, failed, or abandoned at stop.
 package dispatch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -22,20 +28,38 @@ import (
 
 // Options size the batches and queues.
 type Options struct {
-	BatchSize    int // events per batch
-	QueueBatches int // batches a detector's queue holds before shedding
+	BatchSize int // events per batch
+	// A detector's queue is full, and what comes next is shed for it, when
+	// it holds QueueEvents events, or QueueBytes bytes of batches, or
+	// QueueBatches batches, whichever comes first. A batch is always
+	// taken by an empty queue. Zero means the default.
+	QueueEvents  int
+	QueueBytes   int64
+	QueueBatches int
 	// Block waits for queue space instead of shedding: for replaying a
 	// recording and for benchmarks, never for live capture.
 	Block bool
 	// DrainTimeout bounds how long Close waits for the detectors to finish
 	// their queues; a detector still busy then is abandoned and what it had
-	// queued is counted as shed. Zero waits as long as the caller's context.
+	// queued or in flight is counted as abandoned. Zero waits as long as
+	// the caller's context.
 	DrainTimeout time.Duration
 }
 
+// Default queue budgets, per detector. 64k events are several seconds of
+// a busy host's opens, execs and connects, enough for a plugin's restart
+// and the redelivery after it; 64 MiB bounds the memory a detector that
+// stopped answering can pin, whatever its events carry.
+const (
+	DefaultQueueEvents  = 64 << 10
+	DefaultQueueBytes   = 64 << 20
+	DefaultQueueBatches = DefaultQueueEvents // a batch holds at least one event: no limit of its own
+)
+
 // DefaultOptions suit a host.
 func DefaultOptions() Options {
-	return Options{BatchSize: 256, QueueBatches: 64, DrainTimeout: 5 * time.Second}
+	return Options{BatchSize: 256, QueueEvents: DefaultQueueEvents, QueueBytes: DefaultQueueBytes, QueueBatches: DefaultQueueBatches,
+		DrainTimeout: 5 * time.Second}
 }
 
 // Detector is one configured detector.
@@ -56,11 +80,16 @@ type LaneStats struct {
 	Name        string
 	Backend     string
 	Protections []string
+	// Every event the detector wanted is either queued or shed; every
+	// queued event, once the dispatcher is closed, is in exactly one of
+	// Filtered, Delivered, Unavailable, Failed and Abandoned (see Settled).
 	Queued      uint64 // events put on its queue
 	Filtered    uint64 // queued events its filter turned away (neither delivered nor lost)
+	Delivered   uint64 // queued events in batches the detector answered (Backends.Quarantined among them)
 	Shed        uint64 // events dropped because its queue was full
 	Unavailable uint64 // events dropped because it was unavailable (breaker open)
 	Failed      uint64 // events whose delivery failed otherwise
+	Abandoned   uint64 // events queued or in flight when it was abandoned at stop
 	Backends    backends.Stats
 	// Latency is how long the detector took to answer each batch.
 	Latency Latency
@@ -71,9 +100,11 @@ type LaneStats struct {
 func (s LaneStats) Plus(o LaneStats) LaneStats {
 	s.Queued += o.Queued
 	s.Filtered += o.Filtered
+	s.Delivered += o.Delivered
 	s.Shed += o.Shed
 	s.Unavailable += o.Unavailable
 	s.Failed += o.Failed
+	s.Abandoned += o.Abandoned
 	b, ob := &s.Backends, o.Backends
 	b.Delivered += ob.Delivered
 	b.Findings += ob.Findings
@@ -90,7 +121,14 @@ func (s LaneStats) Plus(o LaneStats) LaneStats {
 }
 
 // Dropped is every event the detector wanted and did not get.
-func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed }
+func (s LaneStats) Dropped() uint64 { return s.Shed + s.Unavailable + s.Failed + s.Abandoned }
+
+// Settled is how many queued events have an outcome. Once the dispatcher
+// is closed it equals Queued; while it runs the difference is what is on
+// the queue or in flight.
+func (s LaneStats) Settled() uint64 {
+	return s.Filtered + s.Delivered + s.Unavailable + s.Failed + s.Abandoned
+}
 
 // Dispatcher fans events out to detectors. Add and Flush are called from
 // the pipeline's reader goroutine.
@@ -102,9 +140,13 @@ type Dispatcher struct {
 	// prefilter holds, per kind, the filters of the detectors that want it
 	// when every one of them has a filter: an event none of them lets
 	// through is not copied at all. Nil: some detector takes every event.
-	prefilter   [event.KindCount][]detect.Filter
-	cur         *batch
-	pool        sync.Pool
+	prefilter [event.KindCount][]detect.Filter
+	cur       *batch
+	pool      sync.Pool // full-size batches, filled by Add
+	// small[i] holds batches of 1<<i events: a batch at most half full is
+	// moved into one when it is flushed, so a queued batch pins at most
+	// twice the memory of its events (see compact).
+	small       []sync.Pool
 	outstanding sync.WaitGroup // batches on a lane, not yet answered
 }
 
@@ -118,39 +160,77 @@ type lane struct {
 	finished chan struct{} // closed when run returns
 	out      FindingFunc
 	failLog  backends.Every
-	queued   atomic.Uint64
-	filtered atomic.Uint64
-	shed     atomic.Uint64
-	unavail  atomic.Uint64
-	failed   atomic.Uint64
-	latency  latency
+	// What is on the queue now, for its budget: written by Flush (one
+	// goroutine), taken off by run and abandon.
+	waitEvents atomic.Int64
+	waitBytes  atomic.Int64
+	space      chan struct{} // with Block: a batch was taken off the queue
+	queued     atomic.Uint64
+	filtered   atomic.Uint64
+	delivered  atomic.Uint64
+	shed       atomic.Uint64
+	unavail    atomic.Uint64
+	failed     atomic.Uint64
+	abandoned  atomic.Uint64
+	// mu orders the outcome of every batch taken off the queue against
+	// abandon, so each event is counted once: after abandon, whatever the
+	// detector still answers is not counted again (nor are its findings
+	// sent on: the monitor has stopped).
+	mu      sync.Mutex
+	gone    bool   // abandoned
+	pending uint64 // events taken off the queue without an outcome yet
+	latency latency
 }
 
 // batch is shared by every lane that wants some of its events; the last to
-// release it returns it to the pool.
+// release it returns it to its pool.
 type batch struct {
 	events  []event.Event
 	arena   []byte
 	perKind [event.KindCount]uint32 // events of each kind in the batch
 	refs    atomic.Int32
+	pool    *sync.Pool // where it goes back to
 }
+
+// eventSize is what an event's slot in a batch costs, strings apart.
+const eventSize = int64(unsafe.Sizeof(event.Event{}))
+
+// size is the memory b pins: its slots and its arena.
+func (b *batch) size() int64 { return int64(cap(b.events))*eventSize + int64(cap(b.arena)) }
 
 // New starts one goroutine per detector.
 func New(ctx context.Context, opts Options, detectors []Detector, out FindingFunc, log *zap.Logger) *Dispatcher {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1
 	}
-	if opts.QueueBatches <= 0 {
-		opts.QueueBatches = 1
+	if opts.QueueEvents <= 0 {
+		opts.QueueEvents = DefaultQueueEvents
 	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = DefaultQueueBytes
+	}
+	if opts.QueueBatches <= 0 {
+		opts.QueueBatches = DefaultQueueBatches
+	}
+	// The channel needs no room for more batches than the event budget
+	// lets in (each has at least one event), plus the one an empty queue
+	// always takes.
+	slots := min(opts.QueueBatches, opts.QueueEvents+1)
 	d := &Dispatcher{opts: opts, log: log}
 	d.pool.New = func() any {
-		return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10)}
+		return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10), pool: &d.pool}
+	}
+	d.small = make([]sync.Pool, bits.Len(uint(opts.BatchSize/2)))
+	for i := range d.small {
+		p := &d.small[i]
+		p.New = func() any {
+			return &batch{events: make([]event.Event, 0, 1<<i), arena: make([]byte, 0, 256<<i), pool: p}
+		}
 	}
 	for _, det := range detectors {
 		def := det.Run.Definition()
-		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, opts.QueueBatches),
-			finished: make(chan struct{}), out: out}
+		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
+			finished: make(chan struct{}), space: make(chan struct{}, 1), out: out}
 		d.lanes = append(d.lanes, l)
 		d.wanted |= l.kinds
 	}
@@ -222,6 +302,10 @@ func (d *Dispatcher) Flush() {
 		return
 	}
 	d.cur = nil
+	if len(b.events) <= d.opts.BatchSize/2 {
+		b = d.compact(b)
+	}
+	size := b.size()
 	b.refs.Store(1) // held while queueing, so no lane can recycle it early
 	for _, l := range d.lanes {
 		n := l.count(b)
@@ -231,20 +315,64 @@ func (d *Dispatcher) Flush() {
 		b.refs.Add(1)
 		d.outstanding.Add(1)
 		if d.opts.Block {
+			for !l.fits(n, size) {
+				<-l.space
+			}
+			l.waitEvents.Add(int64(n))
+			l.waitBytes.Add(size)
 			l.queue <- b
 			l.queued.Add(n)
 			continue
 		}
-		select {
-		case l.queue <- b:
-			l.queued.Add(n)
-		default:
-			l.shed.Add(n)
-			b.refs.Add(-1)
-			d.outstanding.Done()
+		if l.fits(n, size) {
+			// Counted before it is sent: run takes it off as it receives.
+			l.waitEvents.Add(int64(n))
+			l.waitBytes.Add(size)
+			select {
+			case l.queue <- b:
+				l.queued.Add(n)
+				continue
+			default:
+				l.waitEvents.Add(-int64(n))
+				l.waitBytes.Add(-size)
+			}
 		}
+		l.shed.Add(n)
+		b.refs.Add(-1)
+		d.outstanding.Done()
 	}
 	d.release(b)
+}
+
+// fits reports whether a batch of n wanted events pinning size bytes fits
+// the lane's budget. An empty queue takes any batch.
+func (l *lane) fits(n uint64, size int64) bool {
+	e, by := l.waitEvents.Load(), l.waitBytes.Load()
+	return e <= 0 || (e+int64(n) <= int64(l.d.opts.QueueEvents) && by+size <= l.d.opts.QueueBytes)
+}
+
+// compact moves the events of a batch at most half full into a batch of
+// the next power of two in size, and recycles the full-size one at once:
+// at low rates a flush carries a few events, and a queue of them must not
+// pin a full batch's memory each.
+func (d *Dispatcher) compact(b *batch) *batch {
+	n := len(b.events)
+	if n == 0 {
+		return b
+	}
+	i := bits.Len(uint(n - 1)) // 1<<i >= n
+	if i >= len(d.small) {
+		return b
+	}
+	s := d.small[i].Get().(*batch)
+	s.events = s.events[:n]
+	for j := range b.events {
+		s.arena = b.events[j].CopyTo(&s.events[j], s.arena)
+	}
+	s.perKind = b.perKind
+	b.refs.Store(1)
+	d.release(b)
+	return s
 }
 
 func (d *Dispatcher) release(b *batch) {
@@ -256,7 +384,7 @@ func (d *Dispatcher) release(b *batch) {
 			b.events[i].Process = nil
 		}
 		b.events, b.arena, b.perKind = b.events[:0], b.arena[:0], [event.KindCount]uint32{}
-		d.pool.Put(b)
+		b.pool.Put(b)
 	}
 }
 
@@ -269,9 +397,11 @@ func (d *Dispatcher) Drain() {
 
 // Close sends what is left, lets every detector finish its queue, and
 // closes the backends. A detector that has not finished within
-// DrainTimeout (or before ctx ends) — a hung in-process detector — is
-// abandoned so the monitor can still stop: its queued events are counted as
-// shed, it is not closed, and the error names it.
+// DrainTimeout (or before ctx ends) — a hung in-process detector, or one
+// too slow to finish its queue in time — is abandoned so the monitor can
+// still stop: the events it had queued or in flight are counted as
+// abandoned, it is not closed, and the error names it. When Close returns,
+// every event each detector's queue took has its outcome counted.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.Flush()
 	for _, l := range d.lanes {
@@ -294,32 +424,78 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		default:
-			n := l.abandon()
-			errs = append(errs, fmt.Errorf("detector %s did not finish in time and was abandoned: %d queued events shed, plus the batch it is stuck on", l.det.Name, n))
+			inflight, queued := l.abandon()
+			errs = append(errs, fmt.Errorf("detector %s did not finish in time and was abandoned: %d events abandoned (%d in flight, %d queued)",
+				l.det.Name, inflight+queued, inflight, queued))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// abandon sheds what is left on a closed lane's queue.
-func (l *lane) abandon() uint64 {
-	var n uint64
+// abandon gives up on a closed lane: what it has in flight and what is
+// left on its queue are counted as abandoned. Its goroutine may still be
+// running; whatever it takes or answers from now on is counted here, once.
+func (l *lane) abandon() (inflight, queued uint64) {
+	l.mu.Lock()
+	l.gone = true
+	inflight, l.pending = l.pending, 0
+	l.abandoned.Add(inflight)
+	l.mu.Unlock()
 	for b := range l.queue {
-		c := l.count(b)
-		n += c
-		l.shed.Add(c)
+		queued += l.take(b)
+	}
+	return inflight, queued
+}
+
+// take takes a batch off the queue. It returns how many of its events the
+// lane wants when the lane was abandoned (they are counted as abandoned
+// and the batch is released), zero otherwise: they are now pending.
+func (l *lane) take(b *batch) (abandoned uint64) {
+	n := l.count(b)
+	l.waitEvents.Add(-int64(n))
+	l.waitBytes.Add(-b.size())
+	if l.d.opts.Block {
+		select {
+		case l.space <- struct{}{}:
+		default:
+		}
+	}
+	l.mu.Lock()
+	gone := l.gone
+	if gone {
+		l.abandoned.Add(n)
+	} else {
+		l.pending += n
+	}
+	l.mu.Unlock()
+	if gone {
 		l.d.outstanding.Done()
 		l.d.release(b)
+		return n
 	}
-	return n
+	return 0
+}
+
+// settle gives n pending events their outcome, counted in c. It reports
+// false when the lane was abandoned meanwhile: they are counted already.
+func (l *lane) settle(n uint64, c *atomic.Uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone {
+		return false
+	}
+	l.pending -= n
+	c.Add(n)
+	return true
 }
 
 // Stats returns every detector's counts.
 func (d *Dispatcher) Stats() []LaneStats {
 	out := make([]LaneStats, 0, len(d.lanes))
 	for _, l := range d.lanes {
-		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Protections: l.det.Protections, Queued: l.queued.Load(), Filtered: l.filtered.Load(), Shed: l.shed.Load(),
-			Unavailable: l.unavail.Load(), Failed: l.failed.Load(), Backends: l.det.Run.Stats(), Latency: l.latency.snapshot()})
+		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Protections: l.det.Protections, Queued: l.queued.Load(),
+			Filtered: l.filtered.Load(), Delivered: l.delivered.Load(), Shed: l.shed.Load(), Unavailable: l.unavail.Load(),
+			Failed: l.failed.Load(), Abandoned: l.abandoned.Load(), Backends: l.det.Run.Stats(), Latency: l.latency.snapshot()})
 	}
 	return out
 }
@@ -340,6 +516,9 @@ func (l *lane) run(ctx context.Context) {
 	var inflight sync.WaitGroup
 	var sel []*event.Event
 	for b := range l.queue {
+		if l.take(b) > 0 {
+			continue
+		}
 		sel = sel[:0]
 		for i := range b.events {
 			ev := &b.events[i]
@@ -348,7 +527,7 @@ func (l *lane) run(ctx context.Context) {
 			}
 		}
 		if n := l.count(b) - uint64(len(sel)); n > 0 {
-			l.filtered.Add(n)
+			l.settle(n, &l.filtered)
 		}
 		if len(sel) > 0 {
 			n := len(sel)
@@ -370,17 +549,23 @@ func (l *lane) run(ctx context.Context) {
 	inflight.Wait()
 }
 
-// finish takes a batch's outcome: findings out (with their own copies of
-// the events), failures counted.
+// finish takes a batch's outcome: its events counted, findings out (with
+// their own copies of the events). An answer that comes after the lane was
+// abandoned is dropped: its events are counted as abandoned already.
 func (l *lane) finish(n int, found []detect.Finding, err error) {
+	defer l.d.outstanding.Done()
+	c := &l.delivered
 	switch {
 	case errors.Is(err, backends.ErrUnavailable):
-		l.unavail.Add(uint64(n))
+		c = &l.unavail
 	case err != nil:
-		l.failed.Add(uint64(n))
-		if l.failLog.Allow(time.Second) {
-			l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
-		}
+		c = &l.failed
+	}
+	if !l.settle(uint64(n), c) {
+		return
+	}
+	if err != nil && c == &l.failed && l.failLog.Allow(time.Second) {
+		l.d.log.Warn("delivery failed", zap.String("detector", l.det.Name), zap.Error(err))
 	}
 	for _, f := range found {
 		f.Detector = l.det.Name
@@ -389,5 +574,4 @@ func (l *lane) finish(n int, found []detect.Finding, err error) {
 		}
 		l.out(f)
 	}
-	l.d.outstanding.Done()
 }
