@@ -69,6 +69,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	var exit *exitError
 	switch {
 	case err == nil:
 		return 0
@@ -77,6 +78,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "bulkhead %s: %v\n", args[0], err)
 		return 2
+	case errors.As(err, &exit):
+		fmt.Fprintf(stderr, "bulkhead %s: %v\n", args[0], err)
+		return exit.code // exitEventsLost, exitFindingsLost
 	default:
 		fmt.Fprintf(stderr, "bulkhead %s: %v\n", args[0], err)
 		return 1

@@ -33,6 +33,9 @@ type captureConfig struct {
 	PIDs          bpf.Filter[uint32]
 	Comms         bpf.Filter[string]
 	Cgroups       bpf.Filter[uint64]
+	// Output, when set, is the sink whose own counts (written, lost) the
+	// summary and the metrics report, events and findings alike.
+	Output *sinks.Locked
 }
 
 func defaultCaptureConfig() captureConfig {
@@ -209,8 +212,10 @@ func (m *monitor) Flush() {
 		return
 	}
 	if err := m.sink.Flush(); err != nil {
-		m.sinkErrors++
 		m.lastErr = err
+		if m.cfg.Output == nil {
+			m.sinkErrors++ // a sink that does not count its own losses
+		}
 	}
 }
 
@@ -244,9 +249,24 @@ type summary struct {
 	Decode     decode.Stats
 	Table      enrich.Stats
 	Written    [event.KindCount]uint64
-	SinkErrors uint64
-	Skipped    []string
-	Detectors  []dispatch.LaneStats
+	SinkErrors uint64 // events not written
+	// Output is the output's own account, when it keeps one (Counted):
+	// then Written and SinkErrors are its counts too.
+	Output    sinks.Stats
+	Counted   bool
+	Skipped   []string
+	Detectors []dispatch.LaneStats
+}
+
+// withOutput takes the output's own counts.
+func (s *summary) withOutput(out *sinks.Locked) {
+	if out == nil {
+		return
+	}
+	if st, ok := out.Stats(); ok {
+		s.Output, s.Counted = st, true
+		s.Written, s.SinkErrors = st.Written, st.EventsLost
+	}
 }
 
 // summary is the final account; call it after the reader has returned.
@@ -267,7 +287,7 @@ func (m *monitor) liveSummary() summary {
 	if u == nil {
 		u = &userCounts{}
 	}
-	return summary{
+	s := summary{
 		Duration:   time.Since(m.started),
 		Kernel:     kc,
 		Reader:     u.Reader,
@@ -278,6 +298,8 @@ func (m *monitor) liveSummary() summary {
 		Skipped:    m.kernel.Skipped,
 		Detectors:  m.detectorStats(),
 	}
+	s.withOutput(m.cfg.Output)
+	return s
 }
 
 func (m *monitor) detectorStats() []dispatch.LaneStats {
@@ -370,7 +392,11 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "    decode: malformed records      %d (short %d, unknown kind %d, bad string %d)\n",
 		s.Decode.Errors(), s.Decode.Short, s.Decode.UnknownKind, s.Decode.BadString)
 	fmt.Fprintf(w, "    output: no queue (a slow sink backs up into the ring, counted above)\n")
-	fmt.Fprintf(w, "    sink:   write errors           %d\n", s.SinkErrors)
+	fmt.Fprintf(w, "    output: events not written     %d\n", s.SinkErrors)
+	if s.Counted {
+		fmt.Fprintf(w, "    output: findings not written   %d (%d written)\n", s.Output.FindingsLost, s.Output.Findings)
+		fmt.Fprintf(w, "    output: failed writes          %d (writing worked again %d times)\n", s.Output.WriteErrors, s.Output.Recoveries)
+	}
 	fmt.Fprintf(w, "  reader: %d records, %d bytes, %d kernel wake-ups, %d deadline polls\n",
 		s.Reader.Records, s.Reader.Bytes, s.Kernel.Wakeups, s.Reader.Polls)
 	printDetectors(w, s.Detectors)

@@ -153,14 +153,15 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	defer log.Sync()
 
 	h := rec.Header()
-	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, h.Timebase(), h.Host)
+	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, h.Timebase(), h.Host, 0)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 	d, err := startDispatch(fc, true, func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
-			log.Error("writing a finding failed", zap.Error(err))
+			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
+				zap.String("detector", f.Detector), zap.String("rule", f.Rule), zap.Error(err))
 		}
 	}, log)
 	if err != nil {
@@ -207,9 +208,7 @@ replay:
 				d.Add(ev)
 			}
 			if writeEvents {
-				if err := sink.Write(ev); err != nil {
-					return fmt.Errorf("writing events: %w", err)
-				}
+				sink.Write(ev) // an event that cannot be written is counted (sink.Stats)
 			}
 		}
 		sink.Flush()
@@ -220,17 +219,23 @@ replay:
 		closeErr = d.Close(context.Background())
 		lanes = d.Stats()
 	}
-	sink.Flush()
+	sinkErr := sink.Close()
+	st, _ := sink.Stats()
 	fmt.Fprintf(stderr, "\nbulkhead replay of %s (%s)\n  %-10s %12s\n", path, time.Since(start).Round(time.Millisecond), "kind", "replayed")
 	for _, k := range event.AllKinds() {
 		fmt.Fprintf(stderr, "  %-10s %12d\n", k, perKind[k])
 	}
 	printDetectors(stderr, lanes)
 	fmt.Fprintf(stderr, "  replayed %d events of the recording\n", rec.Events())
-	if readErr != nil {
-		return fmt.Errorf("%s: %w; the %d events before the damage were replayed", path, readErr, rec.Events())
+	fmt.Fprintf(stderr, "  output: %d findings written, %d findings and %d events not written (%d failed writes)\n",
+		st.Findings, st.FindingsLost, st.EventsLost, st.WriteErrors)
+	if sinkErr != nil {
+		log.Error("the output could not be written at exit", zap.Error(sinkErr))
 	}
-	return closeErr
+	if readErr != nil {
+		closeErr = errors.Join(closeErr, fmt.Errorf("%s: %w; the %d events before the damage were replayed", path, readErr, rec.Events()))
+	}
+	return outputLosses(closeErr, st, sink.LastError())
 }
 
 // parseInterspersed parses flags that may come before and after the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -145,6 +147,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs)
 	format := fs.String("format", "json", "output format: json (one object per line) or text")
 	output := fs.String("output", "-", "write events to this file instead of stdout")
+	backlogKiB := fs.Int("output-backlog-kib", sinks.DefaultBacklog>>10, "while the output cannot be written (a full disk), keep this many KiB of records and write them when it can; events beyond are dropped and counted, findings first take the room of waiting events")
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
@@ -168,6 +171,9 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	if *duration < 0 {
 		return usageErr("--duration %s: must not be negative", *duration)
 	}
+	if *backlogKiB < 1 || *backlogKiB > 1<<20 {
+		return usageErr("--output-backlog-kib %d: use 1 to 1048576 (1 GiB)", *backlogKiB)
+	}
 	fc, writeEvents, err := detectorsAndEvents(*configPath, *events)
 	if err != nil {
 		return err
@@ -179,11 +185,14 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	defer log.Sync()
 
 	host, _ := os.Hostname()
-	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, event.NewTimebase(), host)
+	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, event.NewTimebase(), host, *backlogKiB<<10)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
+	cfg.Output = sink
+	stopWatch := watchOutput(sink, log)
+	defer stopWatch()
 
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -195,7 +204,8 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 
 	findingOut := func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
-			log.Error("writing a finding failed", zap.Error(err))
+			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
+				zap.String("detector", f.Detector), zap.String("rule", f.Rule), zap.Error(err))
 		}
 	}
 	d, err := startDispatch(fc, false, findingOut, log)
@@ -245,18 +255,82 @@ wait:
 		}
 	}
 	s, err := m.stop()
-	sink.Flush()
+	stopWatch()
+	if cerr := sink.Close(); cerr != nil {
+		log.Error("the output could not be written at exit", zap.Error(cerr))
+	}
+	s.withOutput(sink)
 	s.print(stderr)
-	if m.lastErr != nil {
-		log.Error("writing events failed", zap.Uint64("errors", m.sinkErrors), zap.Error(m.lastErr))
+	return outputLosses(err, s.Output, sink.LastError())
+}
+
+// Exit codes beyond 0 (success), 1 (an error) and 2 (a usage error): the
+// output lost records. A lost finding wins over every other error.
+const (
+	exitEventsLost   = 4 // events could not be written to the output; every finding was
+	exitFindingsLost = 5 // findings (and maybe events) could not be written to the output
+)
+
+// exitError is an error with its own exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// outputLosses is runErr, or with what the output lost and the exit code
+// that says so.
+func outputLosses(runErr error, st sinks.Stats, writeErr error) error {
+	if st.EventsLost+st.FindingsLost == 0 {
+		return runErr
 	}
-	if err != nil {
-		return err
+	lost := fmt.Errorf("the output lost %d findings and %d events (%d failed writes, last: %v)",
+		st.FindingsLost, st.EventsLost, st.WriteErrors, writeErr)
+	switch {
+	case st.FindingsLost > 0:
+		return &exitError{code: exitFindingsLost, err: errors.Join(runErr, lost)}
+	case runErr != nil:
+		return errors.Join(runErr, lost)
 	}
-	if m.lastErr != nil {
-		return fmt.Errorf("%d events could not be written: %w", m.sinkErrors, m.lastErr)
-	}
-	return nil
+	return &exitError{code: exitEventsLost, err: lost}
+}
+
+// watchOutput flushes the output every retry interval, so a failing
+// output is tried again even when nothing new is written, and logs when it
+// starts failing and when it works again. The returned func stops it; it
+// may be called more than once.
+func watchOutput(sink *sinks.Locked, log *zap.Logger) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(sinks.DefaultRetry)
+		defer t.Stop()
+		var failing error
+		var at sinks.Stats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			sink.Flush()
+			now := sink.Failing()
+			st, _ := sink.Stats()
+			switch {
+			case failing == nil && now != nil:
+				log.Error("the output cannot be written; records wait in its backlog and are written when it can, what does not fit is dropped and counted", zap.Error(now))
+				at = st
+			case failing != nil && now == nil:
+				log.Warn("the output is written again", zap.Uint64("events_lost", st.EventsLost-at.EventsLost),
+					zap.Uint64("findings_lost", st.FindingsLost-at.FindingsLost))
+			}
+			failing = now
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop); <-done }) }
 }
 
 // reload applies the configuration file again (SIGHUP): the new detectors
@@ -313,7 +387,7 @@ func detectorsAndEvents(configPath, events string) (fileConfig, bool, error) {
 // openSink opens --output (stdout for "-", else the file, appended to)
 // and the sink for events and findings in their formats, safe for the
 // reader and the detectors at once.
-func openSink(output string, stdout io.Writer, format, findingsFormat string, tb event.Timebase, host string) (*sinks.Locked, func() error, error) {
+func openSink(output string, stdout io.Writer, format, findingsFormat string, tb event.Timebase, host string, backlog int) (*sinks.Locked, func() error, error) {
 	out, closeOut := stdout, func() error { return nil }
 	if output != "-" {
 		f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
@@ -322,7 +396,7 @@ func openSink(output string, stdout io.Writer, format, findingsFormat string, tb
 		}
 		out, closeOut = f, f.Close
 	}
-	base, err := sinks.New(format, out, tb)
+	base, err := sinks.NewWithBacklog(format, out, tb, backlog)
 	if err != nil {
 		closeOut()
 		return nil, nil, usageErr("--format: %v", err)

@@ -36,6 +36,7 @@ type Output struct {
 	backlog int      // most bytes kept while the writer fails
 	retry   time.Duration
 	failing error // the last write error; nil while writes work
+	lastErr error // the last write error, kept after recovering
 	lastTry time.Time
 	closed  bool
 
@@ -198,7 +199,7 @@ func (o *Output) flush(force bool) error {
 	o.advance(o.head + n)
 	if err != nil {
 		o.writeErrors.Add(1)
-		o.failing = err
+		o.failing, o.lastErr = err, err
 		return err
 	}
 	if o.failing != nil {
@@ -244,6 +245,9 @@ func (o *Output) advance(done int) {
 
 // Failing is the writer's last error while it fails, nil while it works.
 func (o *Output) Failing() error { return o.failing }
+
+// LastError is the writer's last error, even if writing works again.
+func (o *Output) LastError() error { return o.lastErr }
 
 // Close writes what waits one last time; what it cannot write is counted
 // lost. A record cut by a failed write is truncated off a regular file, so

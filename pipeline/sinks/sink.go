@@ -90,6 +90,17 @@ func (l *Locked) Failing() error {
 	return nil
 }
 
+// LastError is the output's last write error, even if writing works
+// again (nil for a sink without an Output).
+func (l *Locked) LastError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o := l.output(); o != nil {
+		return o.LastError()
+	}
+	return nil
+}
+
 // Close flushes one last time; records that still cannot be written are
 // counted lost (see Output.Close). It does not close the writer.
 func (l *Locked) Close() error {
