@@ -672,8 +672,9 @@ func (b *Backend) backoff() time.Duration {
 // could not answer it: it died, hung or its breaker is open).
 func (b *Backend) stop(ctx context.Context) error {
 	defer b.plog.flush()
-	// Let the plugin answer what it has (bounded by the batch deadline).
-	for len(b.inflight) > 0 && b.proc != nil {
+	// Let the plugin answer what it has, each batch within its deadline,
+	// all within ctx.
+	for len(b.inflight) > 0 && b.proc != nil && ctx.Err() == nil {
 		b.timer.Reset(b.untilDeadline())
 		select {
 		case res := <-b.proc.results:
@@ -682,6 +683,7 @@ func (b *Backend) stop(ctx context.Context) error {
 			b.recover(err, false)
 		case <-b.timer.C:
 			b.recover(errHang, true)
+		case <-ctx.Done():
 		}
 		b.timer.Stop()
 	}

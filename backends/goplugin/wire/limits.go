@@ -74,7 +74,7 @@ type Refused struct {
 	Fabricated  int // evidence that is not an event of the batch
 	BadIndex    int // an event index outside the batch
 	BadFields   int // fields that are not valid JSON
-	Malformed   int // a finding that is not valid protobuf
+	Malformed   int // a finding that is not valid protobuf, or has no rule
 	// Clipped counts fields cut to their bound, or dropped past a count
 	// bound, in findings that were kept.
 	Clipped int
@@ -228,7 +228,7 @@ func parseFinding(raw []byte, events int, lim Limits, ref *Refused) *Finding {
 		return nil
 	})
 	switch {
-	case err != nil:
+	case err != nil, len(f.Rule) == 0:
 		ref.Malformed++
 		return nil
 	case fabricated:

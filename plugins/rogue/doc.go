@@ -1,0 +1,28 @@
+// Package rogue is a TEST plugin that breaks the plugin protocol on
+// command, to show what the monitor does with a hostile plugin's answers.
+// It does not use the SDK: it speaks the wire protocol itself, so it can
+// send what the SDK never would. Never run it on a host you care about.
+//
+// An open event whose path contains `on` triggers the configured attack
+// (every time); opens whose path contains `report_on` are reported as
+// rogue-report findings (summary and fields carry the path's bytes), so a
+// test sees what was delivered. Attacks:
+//
+//	flood-findings       `count` findings (default 1,000,000) for the event,
+//	                     a one-letter rule and the event: 7 bytes each, 7 MB in all
+//	huge-summary         a finding whose summary is `size` bytes (default 50 MiB)
+//	huge-fields          a finding whose fields are `size` bytes of JSON (default 1 MiB)
+//	bad-severity         a finding with severity 99
+//	fabricated-evidence  a finding whose evidence is an event the monitor
+//	                     never sent (an exec of /bin/fabricated by pid 1),
+//	                     and one that points past the end of the batch
+//	bad-counters         a result claiming 4,000,000,000 errors, with a last
+//	                     error of 1 MiB full of terminal escapes
+//	out-of-order         an answer to a batch that was not sent
+//	garbage              an answer that is not protobuf
+//	stderr-flood         `count` log lines (default 200,000) to stderr, with
+//	                     terminal escapes, a 1 MiB line and the line
+//	                     {"@message":1} that go-plugin's parser panics on
+//	slow                 every batch takes `delay` (default 1.9s); no trigger needed
+//	hang                 never answer
+package rogue
