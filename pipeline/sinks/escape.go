@@ -299,9 +299,10 @@ func plainText(s string) bool {
 	return true
 }
 
-// appendTextEscaped writes free text with the escapes of strconv.Quote but
-// neither the quotes nor an escaped quote: no control character, invalid
-// byte or non-printable character is written raw.
+// appendTextEscaped writes free text with the escapes of strconv.Quote
+// (\n, \a, \x1b, \xff, \u009b …) but neither the quotes nor an escaped
+// quote: no control character, invalid byte or non-printable character is
+// written raw.
 func appendTextEscaped(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -315,6 +316,14 @@ func appendTextEscaped(b []byte, s string) []byte {
 				b = append(b, '\\', 't')
 			case c == '\r':
 				b = append(b, '\\', 'r')
+			case c == '\a':
+				b = append(b, '\\', 'a')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c == '\v':
+				b = append(b, '\\', 'v')
 			case c < 0x20 || c == 0x7f:
 				b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
 			default:

@@ -247,6 +247,10 @@ func FuzzJSONString(f *testing.F) {
 		if got != s {
 			t.Fatalf("%q decodes to %q", s, got)
 		}
+		q := strconv.Quote(s)
+		if got, want := string(appendTextEscaped(nil, s)), strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`); got != want {
+			t.Fatalf("appendTextEscaped(%q) = %s, strconv.Quote escapes %s", s, got, want)
+		}
 		tv := string(appendTextValue(nil, s))
 		if c, bad := rawControl(tv); bad {
 			t.Fatalf("raw %s in text %q", c, tv)
