@@ -101,7 +101,7 @@ detectors:
 		`bulkhead_dropped_events_total{layer="kernel",reason="unpaired"}`:                               summaryValue(`enter/exit unpaired\s+(\d+)`),
 		`bulkhead_dropped_events_total{layer="kernel",reason="recursion"}`:                              summaryValue(`program runs skipped\s+(\d+)`),
 		`bulkhead_dropped_events_total{layer="decode",reason="malformed"}`:                              summaryValue(`malformed records\s+(\d+)`),
-		`bulkhead_dropped_events_total{layer="sink",reason="write_error"}`:                              summaryValue(`write errors\s+(\d+)`),
+		`bulkhead_dropped_events_total{layer="sink",reason="write_error"}`:                              summaryValue(`events not written\s+(\d+)`),
 		opens: summaryValue(`\n  open\s+\d+\s+\d+\s+(\d+)`),
 	} {
 		if got, ok := last[metric]; !ok || got != want {
