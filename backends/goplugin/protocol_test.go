@@ -262,12 +262,17 @@ func TestSlowPluginWithQueuedBatchesIsNotHung(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30 s")
 	}
-	b, _ := rogue(t, `{"attack":"slow","delay":"1.9s","report_on":"/ok"}`, func(o *Options) { o.BatchDeadline = 2 * time.Second })
+	delay, deadline := 1900*time.Millisecond, 2*time.Second
+	if s := os.Getenv("SLOW_TEST"); s != "" {
+		fmt.Sscan(s, &delay, &deadline)
+	}
+	b, _ := rogue(t, fmt.Sprintf(`{"attack":"slow","delay":%q,"report_on":"/ok"}`, delay), func(o *Options) { o.BatchDeadline = deadline })
 	var (
 		mu   sync.Mutex
 		seen []string
 		errs []error
 		wg   sync.WaitGroup
+		at   = []time.Time{time.Now()}
 	)
 	for i := range 16 {
 		wg.Add(1)
@@ -277,6 +282,7 @@ func TestSlowPluginWithQueuedBatchesIsNotHung(t *testing.T) {
 			for _, f := range fs {
 				seen = append(seen, f.Events[0].Open.Resolved)
 			}
+			at = append(at, time.Now())
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -285,7 +291,11 @@ func TestSlowPluginWithQueuedBatchesIsNotHung(t *testing.T) {
 	}
 	wg.Wait()
 	s := b.Stats()
-	t.Logf("stats %+v", s)
+	var gaps []string
+	for i := 1; i < len(at); i++ {
+		gaps = append(gaps, at[i].Sub(at[i-1]).Round(time.Millisecond).String())
+	}
+	t.Logf("stats %+v; answers after %s", s, strings.Join(gaps, " "))
 	if s.Hangs != 0 || s.Crashes != 0 || len(errs) != 0 || len(seen) != 16 || s.Delivered != 16 {
 		t.Errorf("hangs %d, crashes %d, errors %v, %d of 16 answered: want every batch answered, none killed", s.Hangs, s.Crashes, errs, len(seen))
 	}
