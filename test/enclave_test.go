@@ -28,6 +28,9 @@ var hostileOutcomes = map[string]string{
 	"fork-bomb":      "seccomp", // clone without CLONE_THREAD
 	"memory":         "limit",
 	"spin":           "killed", // at the CPU-time limit; see the note below
+	// The attacks of issue 14 (tiocsti, escape-pdeathsig, outlive,
+	// exec-private, fill-disk, connect-other) have tests of their own, in
+	// enclave_escape_test.go.
 }
 
 // Eleven hostile plugins attack at once, next to a healthy detector. Every
@@ -64,7 +67,7 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bulkhead plugins: %v\n%s", err, listing)
 	}
-	for _, want := range []string{"healthy", "read-shadow", "running", "uid 6400", "no_new_privs", "seccomp: ", "Landlock ABI", "memory 64 MiB", "mutual TLS"} {
+	for _, want := range []string{"healthy", "read-shadow", "running", "uid 6", "no_new_privs", "no terminal", "noexec", "seccomp: ", "Landlock ABI", "memory 64 MiB", "mutual TLS"} {
 		if !strings.Contains(string(listing), want) {
 			t.Errorf("bulkhead plugins lacks %q:\n%s", want, listing)
 		}
@@ -145,8 +148,8 @@ func logged(stderr, detector, msg string) bool {
 func checkPluginProcesses(t *testing.T, monitor int) {
 	t.Helper()
 	pids := children(monitor)
-	if len(pids) < 12 {
-		t.Fatalf("%d plugin processes, want 12", len(pids))
+	if len(pids) < len(hostileOutcomes)+1 {
+		t.Fatalf("%d plugin processes, want %d", len(pids), len(hostileOutcomes)+1)
 	}
 	for _, pid := range pids {
 		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

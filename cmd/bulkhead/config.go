@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -86,7 +87,7 @@ func (c enclaveConfig) over(o *enclaveConfig) enclaveConfig {
 		dst *int
 		src int
 	}{{&c.MemoryMB, o.MemoryMB}, {&c.CPUPercent, o.CPUPercent},
-		{&c.CPUSeconds, o.CPUSeconds}, {&c.OpenFiles, o.OpenFiles}, {&c.Processes, o.Processes}} {
+		{&c.CPUSeconds, o.CPUSeconds}, {&c.OpenFiles, o.OpenFiles}, {&c.Processes, o.Processes}, {&c.DiskMB, o.DiskMB}} {
 		if f.src != 0 {
 			*f.dst = f.src
 		}
@@ -120,10 +121,15 @@ type detectorConfig struct {
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
 }
 
+// maxConfigBytes bounds a configuration file: one far past any real
+// configuration is refused before it is parsed (a 10 MB YAML file cost
+// 486 MB of memory to decode).
+const maxConfigBytes = 1 << 20
+
 // loadConfig reads and checks a configuration file.
 func loadConfig(path string) (fileConfig, error) {
 	var c fileConfig
-	raw, err := os.ReadFile(path)
+	raw, err := readBounded(path, maxConfigBytes)
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
@@ -188,6 +194,31 @@ func loadConfig(path string) (fileConfig, error) {
 	return c, nil
 }
 
+// readBounded reads a file of at most limit bytes; a larger one is
+// refused before anything is parsed, with its size and the bound.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	} else if st.Size() > limit {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d bytes a configuration may have", path, st.Size(), limit)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit { // it grew after Stat
+		return nil, fmt.Errorf("%s is more than the %d bytes a configuration may have", path, limit)
+	}
+	return raw, nil
+}
+
 func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
@@ -201,8 +232,22 @@ func keys[V any](m map[string]V) []string {
 func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispatch.Detector, error) {
 	var out []dispatch.Detector
 	support := enclave.Probe()
+	var host *enclave.Host
 	if needsEnclave(c) {
 		log.Info("plugin enclaves", zap.String("kernel_and_monitor_support", support.String()))
+		h, cleaned, err := enclave.Open(support)
+		for _, what := range cleaned {
+			log.Warn("removed what a monitor that is gone left behind", zap.String("removed", what))
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The plugin uid range stays claimed until the last enclave closes.
+		host = h
+		defer host.Close()
+		if first, last := host.UIDs(); first >= 0 {
+			log.Info("plugin uids claimed for this monitor", zap.Int("first", first), zap.Int("last", last))
+		}
 	}
 	fail := func(err error) ([]dispatch.Detector, error) {
 		for _, d := range out {
@@ -245,11 +290,14 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			o.SHA256, o.MTLS = dc.SHA256, ec.mtls()
 			if ec.enabled() {
 				if o.Launcher, err = os.Executable(); err == nil {
-					o.Enclave, err = enclave.Prepare(label, i, ec.Config, support)
+					o.Enclave, err = host.Prepare(label, i, ec.Config)
 				}
 			}
 			if err == nil {
 				run, err = goplugin.New(o, dlog)
+			}
+			if err == nil && o.Enclave != nil {
+				run = enclaved{run, o.Enclave}
 			}
 			protections = protectionsOf(o)
 		}
@@ -264,6 +312,20 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID), zap.Strings("protections", protections))
 	}
 	return out, nil
+}
+
+// enclaved closes a plugin's enclave after its backend: whatever state
+// the plugin was left in (breaker open, abandoned after a failed
+// restart), its cgroup's tasks are killed and its directory removed.
+type enclaved struct {
+	backends.Backend
+	enclave *enclave.Enclave
+}
+
+func (e enclaved) Close(ctx context.Context) error {
+	err := e.Backend.Close(ctx)
+	e.enclave.Close()
+	return err
 }
 
 // needsEnclave reports whether any detector runs in an enclave.

@@ -77,6 +77,39 @@ func TestBadConfigExplains(t *testing.T) {
 
 // A relative plugin path is read against the config file's directory, so
 // configs/detectors.yaml works from any working directory.
+// A configuration file past maxConfigBytes is refused before it is
+// parsed, naming the file, its size and the bound; one just under loads.
+func TestHugeConfigRefusedBeforeParsing(t *testing.T) {
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.yaml")
+	// 10 MB of YAML, as in the report: a list of one-character strings.
+	var b strings.Builder
+	b.WriteString("detectors: []\nx:\n")
+	for b.Len() < 10<<20 {
+		b.WriteString("  - a\n")
+	}
+	if err := os.WriteFile(huge, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfig(huge)
+	want := fmt.Sprintf("config: %s is %d bytes, more than the %d bytes a configuration may have", huge, b.Len(), maxConfigBytes)
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	// Just under the bound: loaded (comments pad it).
+	ok := filepath.Join(dir, "ok.yaml")
+	pad := "detectors: []\n" + strings.Repeat("#"+strings.Repeat(" ", 98)+"\n", (maxConfigBytes-64)/100)
+	if err := os.WriteFile(ok, []byte(pad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(ok); err != nil {
+		t.Errorf("a %d-byte config: %v", len(pad), err)
+	}
+	if _, err := loadConfig(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory as config: %v", err)
+	}
+}
+
 func TestRelativePluginPathIsRelativeToTheFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "conf", "bulkhead.yaml")

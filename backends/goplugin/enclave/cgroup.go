@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -151,6 +152,53 @@ func (g *group) oomKills() uint64 {
 		}
 	}
 	return 0
+}
+
+// parents are the directories where this monitor makes its plugins'
+// cgroups (one per v1 controller, or the v2 one).
+func (fs cgroupFS) parents() []string {
+	var out []string
+	switch fs.kind() {
+	case cgroupV1:
+		for _, c := range v1Controllers {
+			own, _ := fs.ownPath(c)
+			out = append(out, filepath.Join(fs.root, c, own))
+		}
+	case cgroupV2:
+		own, _ := fs.ownPath("")
+		out = append(out, filepath.Join(fs.root, own))
+	}
+	return out
+}
+
+// kill SIGKILLs every task in the group until none is left (or timeout),
+// and returns how many it killed. A plugin cannot make new processes (its
+// seccomp filter kills it for a clone without CLONE_THREAD), so this
+// ends; cgroup v2's cgroup.kill is used where it exists.
+func (g *group) kill(timeout time.Duration) int {
+	killed := map[int]bool{}
+	deadline := time.Now().Add(timeout)
+	for {
+		var pids []int
+		for _, d := range g.dirs {
+			os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0) // v2 only; absent in v1
+			raw, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			for _, f := range strings.Fields(string(raw)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return len(killed)
+		}
+		for _, pid := range pids {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed[pid] = true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // remove deletes the group once its processes are gone.

@@ -29,16 +29,31 @@ type Config struct {
 	// Processes bounds its processes and threads (the Go runtime needs a
 	// few dozen threads).
 	Processes int `yaml:"processes" json:"processes,omitempty"`
+	// DiskMB bounds its private directory, a tmpfs of this size mounted
+	// noexec: past it a write fails with ENOSPC. The files go when the
+	// plugin stops.
+	DiskMB int `yaml:"disk_mb" json:"disk_mb,omitempty"`
 }
 
-// UIDBase is the first uid given to plugins that have no User: plugin N
-// of a configuration (from 0) runs as UIDBase+N, group the same. These
-// uids need no entry in /etc/passwd; a uid that has one is refused, so a
-// plugin never shares a real user's files or processes.
+// UIDBase is the first uid given to plugins that have no User. Each
+// monitor claims a range of UIDRange uids of its own (Host): plugin N of
+// its configuration (from 0) runs as the range's first uid plus N, group
+// the same, so the plugins of two monitors on one host never share a uid.
+// These uids need no entry in /etc/passwd; a uid that has one is refused,
+// so a plugin never shares a real user's files or processes.
 const UIDBase = 64000
 
+// UIDRange is how many plugin uids one monitor claims (its configuration
+// can hold that many plugins without user:), and UIDRanges how many
+// ranges there are: UIDBase to UIDBase+UIDRange*UIDRanges-1, short of
+// nobody (65534).
+const (
+	UIDRange  = 64
+	UIDRanges = 23
+)
+
 // Defaults are the limits of a plugin whose Config leaves them out.
-var Defaults = Config{MemoryMB: 512, CPUPercent: 100, OpenFiles: 256, Processes: 128}
+var Defaults = Config{MemoryMB: 512, CPUPercent: 100, OpenFiles: 256, Processes: 128, DiskMB: 64}
 
 // WithDefaults fills the zero fields of c from Defaults.
 func (c Config) WithDefaults() Config {
@@ -54,14 +69,19 @@ func (c Config) WithDefaults() Config {
 	if c.Processes == 0 {
 		c.Processes = Defaults.Processes
 	}
+	if c.DiskMB == 0 {
+		c.DiskMB = Defaults.DiskMB
+	}
 	return c
 }
 
 // Check reports what is wrong with c, in words an operator can act on.
 func (c Config) Check() error {
 	switch {
-	case c.MemoryMB < 0 || c.CPUPercent < 0 || c.CPUSeconds < 0 || c.OpenFiles < 0 || c.Processes < 0:
-		return fmt.Errorf("enclave: memory_mb, cpu_percent, cpu_seconds, open_files and processes cannot be negative")
+	case c.MemoryMB < 0 || c.CPUPercent < 0 || c.CPUSeconds < 0 || c.OpenFiles < 0 || c.Processes < 0 || c.DiskMB < 0:
+		return fmt.Errorf("enclave: memory_mb, cpu_percent, cpu_seconds, open_files, processes and disk_mb cannot be negative")
+	case c.DiskMB > maxDiskMB:
+		return fmt.Errorf("enclave: disk_mb %d is more than %d; a plugin's private directory is memory (tmpfs)", c.DiskMB, maxDiskMB)
 	case c.MemoryMB != 0 && c.MemoryMB < 32:
 		return fmt.Errorf("enclave: memory_mb %d is too small for a Go plugin; give it at least 32", c.MemoryMB)
 	case c.OpenFiles != 0 && c.OpenFiles < 16:
@@ -77,11 +97,18 @@ func (c Config) Check() error {
 	return nil
 }
 
+// maxDiskMB bounds disk_mb: the tmpfs is memory.
+const maxDiskMB = 16384
+
 // ids resolves the plugin's uid and gid: User if set (a number, or a name
-// from the user database), else UIDBase+slot.
-func (c Config) ids(slot int) (uid, gid int, err error) {
+// from the user database), else base+slot, base the first uid of the
+// monitor's range.
+func (c Config) ids(base, slot int) (uid, gid int, err error) {
 	if c.User == "" {
-		uid = UIDBase + slot
+		if slot < 0 || slot >= UIDRange {
+			return 0, 0, fmt.Errorf("enclave: plugin #%d: a monitor has %d plugin uids of its own; give the plugins from #%d on a user (enclave user: UID)", slot+1, UIDRange, UIDRange+1)
+		}
+		uid = base + slot
 		if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 			return 0, 0, fmt.Errorf("enclave: uid %d, meant for a plugin alone, belongs to user %q on this host; set enclave user: to a uid nothing else uses", uid, u.Username)
 		}

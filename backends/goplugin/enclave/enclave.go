@@ -12,8 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Subcommand is the bulkhead subcommand that launches a plugin in its
@@ -38,6 +41,7 @@ type spec struct {
 	Processes  uint64   `json:"processes"`
 	CPUSeconds uint64   `json:"cpu_seconds,omitempty"`
 	AddressMB  uint64   `json:"address_mb,omitempty"` // RLIMIT_AS, when there is no memory cgroup
+	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE, when the private directory is no tmpfs
 	Landlock   bool     `json:"landlock"`
 	Seccomp    bool     `json:"seccomp"`
 }
@@ -51,20 +55,36 @@ const addressRoomMB = 4096
 type Enclave struct {
 	spec        spec
 	cfg         Config
+	host        *Host
 	group       *group
+	tmpfs       bool // spec.Tmp is a tmpfs of its own
 	oomBase     uint64
 	protections []string
+	closeOnce   sync.Once
+}
+
+// Prepare sets up an enclave on a Host of its own (Open), given back
+// when the enclave is closed. A monitor with several plugins opens one
+// Host and calls its Prepare.
+func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
+	h, _, err := Open(s)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return h.Prepare(name, slot, c)
 }
 
 // Prepare sets up the enclave of the plugin named name, the slot-th
 // plugin of the configuration: its private temporary directory and its
 // cgroup. The binary is given by the backend (Command).
-func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
+func (h *Host) Prepare(name string, slot int, c Config) (*Enclave, error) {
+	s := h.support
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
 	c = c.WithDefaults()
-	e := &Enclave{cfg: c, spec: spec{UID: -1, GID: -1, Parent: os.Getpid(),
+	e := &Enclave{cfg: c, host: h, spec: spec{UID: -1, GID: -1, Parent: os.Getpid(),
 		OpenFiles: uint64(c.OpenFiles), Processes: uint64(c.Processes), CPUSeconds: uint64(c.CPUSeconds),
 		Landlock: s.LandlockABI > 0, Seccomp: s.Seccomp}}
 	for _, p := range c.Read {
@@ -74,7 +94,7 @@ func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
 		e.spec.Read = append(e.spec.Read, p)
 	}
 	if s.Root {
-		uid, gid, err := c.ids(slot)
+		uid, gid, err := c.ids(h.base, slot)
 		if err != nil {
 			return nil, err
 		}
@@ -84,18 +104,27 @@ func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
 	} else {
 		e.protections = append(e.protections, "runs as the monitor's user (the monitor is not root)")
 	}
-	e.protections = append(e.protections, "no_new_privs")
-	tmp, err := privateDir(name, e.spec.UID, e.spec.GID)
+	e.protections = append(e.protections, "no_new_privs",
+		"no terminal: a session of its own (no controlling terminal), stdin /dev/null")
+	tmp, tmpfs, err := privateDir(name, e.spec.UID, e.spec.GID, c.DiskMB, s.Root)
 	if err != nil {
 		return nil, err
 	}
-	e.spec.Tmp = tmp
+	e.spec.Tmp, e.tmpfs = tmp, tmpfs
+	h.hold()
+	if tmpfs {
+		e.protections = append(e.protections, fmt.Sprintf("private directory %s: tmpfs of %d MiB and %d inodes, noexec, nosuid, nodev; emptied at each start, removed at stop", tmp, c.DiskMB, tmpfsInodes))
+	} else {
+		e.spec.FileMB = uint64(c.DiskMB)
+		e.protections = append(e.protections, fmt.Sprintf("private directory %s: a plain directory (the monitor is not root: no tmpfs), each file at most %d MiB (RLIMIT_FSIZE)", tmp, c.DiskMB))
+	}
 	if s.Seccomp {
-		e.protections = append(e.protections, fmt.Sprintf("seccomp: %d system calls allowed (sockets AF_UNIX only, clone for threads only), any other kills the plugin", len(allowedSyscalls)))
+		e.protections = append(e.protections, fmt.Sprintf("seccomp: %d system calls allowed (sockets AF_UNIX only, clone for threads only, "+
+			"prctl only to name threads and memory or read; ioctl TIOCSTI, TIOCLINUX, TIOCSCTTY, TIOCCONS, TIOCSETD refused), any other kills the plugin", len(allowedSyscalls)+len(argRules)))
 	}
 	if e.spec.Landlock {
 		read := append([]string{"its binary", "system libraries"}, e.spec.Read...)
-		e.protections = append(e.protections, fmt.Sprintf("Landlock ABI %d: read-only %s; writable only %s; no TCP; no signals or abstract sockets outside the plugin",
+		e.protections = append(e.protections, fmt.Sprintf("Landlock ABI %d: read-only %s; writable only %s, nothing executable there; no TCP; no signals or abstract sockets outside the plugin",
 			s.LandlockABI, strings.Join(read, ", "), tmp))
 	}
 	limits := fmt.Sprintf("rlimits: %d open files, %d processes and threads", c.OpenFiles, c.Processes)
@@ -104,13 +133,13 @@ func Prepare(name string, slot int, c Config, s Support) (*Enclave, error) {
 	}
 	if s.Cgroup != cgroupNone {
 		fs := hostCgroupFS()
-		g, err := fs.newGroup(s.Cgroup, fmt.Sprintf("bulkhead-%d-%s", os.Getpid(), safeName(name)), c)
+		g, err := fs.newGroup(s.Cgroup, cgroupPrefix+filepath.Base(tmp), c)
 		if err != nil {
-			os.RemoveAll(tmp)
+			e.Close()
 			return nil, err
 		}
 		e.group, e.spec.Procs = g, g.procs()
-		e.protections = append(e.protections, fmt.Sprintf("cgroup %s: memory %d MiB, %d tasks, CPU %d%% of a core", s.Cgroup, c.MemoryMB, c.Processes, c.CPUPercent))
+		e.protections = append(e.protections, fmt.Sprintf("cgroup %s: memory %d MiB, %d tasks, CPU %d%% of a core; every task in it killed at stop", s.Cgroup, c.MemoryMB, c.Processes, c.CPUPercent))
 	} else {
 		// Without a memory cgroup, cap the address space: a loose bound,
 		// since a Go plugin at rest already reserves about 1.7 GB of it
@@ -140,13 +169,23 @@ func (e *Enclave) Command(launcher, binary, sha256 string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	if e.group != nil {
+		// Nothing of a previous process may run beside the new one.
+		e.group.kill(time.Second)
 		e.oomBase = e.group.oomKills()
+	}
+	// Nor stay in its directory: what a process wrote goes when it stops.
+	if err := emptyDir(e.spec.Tmp); err != nil {
+		return nil, fmt.Errorf("enclave: empty %s: %w", e.spec.Tmp, err)
 	}
 	cmd := exec.Command(launcher, Subcommand)
 	cmd.Env = []string{specEnv + "=" + string(raw), "TMPDIR=" + e.spec.Tmp, "HOME=" + e.spec.Tmp, "PATH=/usr/bin:/bin"}
 	// If the monitor dies, the kernel kills the plugin; the launcher sets
-	// this again after changing uid, which clears it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// this again after changing uid, which clears it, and the plugin
+	// cannot clear it (seccomp). A session of its own: the plugin never
+	// has the operator's terminal as its controlling terminal. (go-plugin
+	// sets Stdin to the monitor's; the launcher replaces it with
+	// /dev/null before the plugin runs.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
 	return cmd, nil
 }
 
@@ -178,13 +217,21 @@ func (e *Enclave) Cause(ps *os.ProcessState) *Kill {
 	return nil
 }
 
-// Close removes the enclave's cgroup and directory; its processes must be
-// gone.
+// Close kills every task left in the enclave's cgroup, removes the
+// cgroup, unmounts and removes the private directory. It can be called
+// more than once.
 func (e *Enclave) Close() {
-	if e.group != nil {
-		e.group.remove()
-	}
-	os.RemoveAll(e.spec.Tmp)
+	e.closeOnce.Do(func() {
+		if e.group != nil {
+			e.group.kill(2 * time.Second)
+			e.group.remove()
+		}
+		if e.tmpfs {
+			unix.Unmount(e.spec.Tmp, unix.MNT_DETACH)
+		}
+		os.RemoveAll(e.spec.Tmp)
+		e.host.release(1)
+	})
 }
 
 // CheckSHA256 compares the binary's SHA-256 with want (hex; "" skips).
@@ -225,26 +272,53 @@ func RuntimeDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Geteuid()))
 }
 
-// privateDir makes the plugin's temporary directory, writable by it alone.
-func privateDir(name string, uid, gid int) (string, error) {
+// tmpfsInodes bounds the files a plugin can make in its directory.
+const tmpfsInodes = 4096
+
+// privateDir makes the plugin's private directory, writable by it alone:
+// PID-NAME-XXXX under RuntimeDir()/plugins (unique, so a reload's new
+// plugin never shares the old one's). When root, it is a tmpfs of diskMB
+// MiB, noexec, nosuid, nodev, owned by the plugin's uid.
+func privateDir(name string, uid, gid, diskMB int, root bool) (dir string, tmpfs bool, err error) {
 	base := filepath.Join(RuntimeDir(), "plugins")
 	if err := os.MkdirAll(base, 0o711); err != nil {
-		return "", fmt.Errorf("enclave: %w", err)
+		return "", false, fmt.Errorf("enclave: %w", err)
 	}
-	dir := filepath.Join(base, fmt.Sprintf("%d-%s", os.Getpid(), safeName(name)))
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("enclave: %w", err)
+	if dir, err = os.MkdirTemp(base, fmt.Sprintf("%d-%s-", os.Getpid(), safeName(name))); err != nil {
+		return "", false, fmt.Errorf("enclave: %w", err)
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", fmt.Errorf("enclave: %w", err)
+	if root {
+		opts := fmt.Sprintf("size=%dm,nr_inodes=%d,mode=0700", diskMB, tmpfsInodes)
+		if uid >= 0 {
+			opts += fmt.Sprintf(",uid=%d,gid=%d", uid, gid)
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			os.Remove(dir)
+			return "", false, fmt.Errorf("enclave: mount the private tmpfs on %s: %w", dir, err)
+		}
+		return dir, true, nil
 	}
 	if uid >= 0 {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			os.Remove(dir)
-			return "", fmt.Errorf("enclave: %w", err)
+			return "", false, fmt.Errorf("enclave: %w", err)
 		}
 	}
-	return dir, nil
+	return dir, false, nil
+}
+
+// emptyDir removes what is in dir, not dir.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // safeName keeps a name usable in a path.

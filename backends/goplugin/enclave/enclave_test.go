@@ -1,27 +1,132 @@
 package enclave
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
-func TestPolicyAssemblesWithConditionsLast(t *testing.T) {
-	f := policy()
-	if _, err := f.Policy.Assemble(); err != nil {
-		t.Fatal(err)
+// run interprets the filter on one call, as the kernel would, and returns
+// the action.
+func run(t *testing.T, prog []bpf.Instruction, a *arch.Info, nr int, args ...uint64) uint32 {
+	t.Helper()
+	var data [64]byte // struct seccomp_data, little-endian
+	binary.LittleEndian.PutUint32(data[0:], uint32(nr))
+	binary.LittleEndian.PutUint32(data[4:], uint32(a.ID))
+	for i, v := range args {
+		binary.LittleEndian.PutUint64(data[16+8*i:], v)
 	}
-	groups := f.Policy.Syscalls
-	for i, g := range groups[:len(groups)-1] {
-		if len(g.NamesWithCondtions) > 0 {
-			t.Errorf("group %d has argument conditions but is not last: the groups after it would test the argument as a syscall number", i)
+	var acc uint32
+	for pc := 0; pc < len(prog); pc++ {
+		switch in := prog[pc].(type) {
+		case bpf.LoadAbsolute:
+			acc = binary.LittleEndian.Uint32(data[in.Off:])
+		case bpf.JumpIf:
+			var ok bool
+			switch in.Cond {
+			case bpf.JumpEqual:
+				ok = acc == in.Val
+			case bpf.JumpNotEqual:
+				ok = acc != in.Val
+			case bpf.JumpGreaterOrEqual:
+				ok = acc >= in.Val
+			case bpf.JumpGreaterThan:
+				ok = acc > in.Val
+			case bpf.JumpBitsSet:
+				ok = acc&in.Val != 0
+			default:
+				t.Fatalf("instruction %d: jump %v not interpreted", pc, in.Cond)
+			}
+			if ok {
+				pc += int(in.SkipTrue)
+			} else {
+				pc += int(in.SkipFalse)
+			}
+		case bpf.Jump:
+			pc += int(in.Skip)
+		case bpf.RetConstant:
+			return in.Val
+		default:
+			t.Fatalf("instruction %d: %v not interpreted", pc, in)
 		}
 	}
+	t.Fatal("the filter ran off its end")
+	return 0
+}
+
+func TestSeccompDecides(t *testing.T) {
+	a := arch.X86_64
+	prog, err := program(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bpf.Assemble(prog); err != nil {
+		t.Fatal(err)
+	}
+	n := func(name string) int { return a.SyscallNames[name] }
+	const (
+		allowed = uint32(seccomp.ActionAllow)
+		killed  = uint32(seccomp.ActionKillProcess)
+		eperm   = uint32(seccomp.ActionErrno) | uint32(unix.EPERM)
+		enosys  = uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)
+	)
+	hi := uint64(1) << 32 // high bits the kernel ignores for an int argument
+	for _, c := range []struct {
+		what string
+		nr   int
+		args []uint64
+		want uint32
+	}{
+		{"read", n("read"), nil, allowed},
+		{"execve", n("execve"), nil, allowed},
+		{"ptrace", n("ptrace"), nil, killed},
+		{"setsid", n("setsid"), nil, killed},
+		{"memfd_create", n("memfd_create"), nil, killed},
+		{"bpf", n("bpf"), nil, killed},
+		{"fork", n("fork"), nil, eperm},
+		{"clone3", n("clone3"), nil, enosys},
+		{"clone a thread", n("clone"), []uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, allowed},
+		{"clone a process", n("clone"), []uint64{unix.CLONE_VM | unix.CLONE_VFORK}, killed},
+		{"socket AF_UNIX", n("socket"), []uint64{unix.AF_UNIX}, allowed},
+		{"socket AF_INET", n("socket"), []uint64{unix.AF_INET}, killed},
+		// an argument equal to a later call's number must not reach that call's rule
+		{"socket with the number of socketpair as family", n("socket"), []uint64{uint64(n("socketpair"))}, killed},
+		{"socketpair AF_UNIX", n("socketpair"), []uint64{unix.AF_UNIX}, allowed},
+		{"ioctl FIONREAD", n("ioctl"), []uint64{0, 0x541b}, allowed},
+		{"ioctl TCGETS", n("ioctl"), []uint64{0, unix.TCGETS}, allowed},
+		{"ioctl TIOCSTI", n("ioctl"), []uint64{0, unix.TIOCSTI}, eperm},
+		{"ioctl TIOCSTI with high bits", n("ioctl"), []uint64{0, unix.TIOCSTI | hi}, eperm},
+		{"ioctl TIOCLINUX", n("ioctl"), []uint64{0, unix.TIOCLINUX}, eperm},
+		{"ioctl TIOCSCTTY", n("ioctl"), []uint64{0, unix.TIOCSCTTY}, eperm},
+		{"prctl PR_SET_VMA (Go runtime)", n("prctl"), []uint64{unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME}, allowed},
+		{"prctl PR_SET_NAME", n("prctl"), []uint64{unix.PR_SET_NAME}, allowed},
+		{"prctl PR_SET_PDEATHSIG", n("prctl"), []uint64{unix.PR_SET_PDEATHSIG, 0}, eperm},
+		{"prctl PR_SET_PDEATHSIG with high bits", n("prctl"), []uint64{unix.PR_SET_PDEATHSIG | hi, 0}, eperm},
+		{"prctl PR_SET_CHILD_SUBREAPER", n("prctl"), []uint64{unix.PR_SET_CHILD_SUBREAPER, 1}, eperm},
+		{"prctl PR_SET_DUMPABLE", n("prctl"), []uint64{unix.PR_SET_DUMPABLE, 1}, eperm},
+		{"prctl PR_SET_PTRACER", n("prctl"), []uint64{unix.PR_SET_PTRACER, ^uint64(0)}, eperm},
+		{"prctl option = number of socket", n("prctl"), []uint64{uint64(n("socket")), 0}, eperm},
+		{"x32 read", n("read") | arch.X32.SeccompMask, nil, enosys},
+	} {
+		if got := run(t, prog, a, c.nr, c.args...); got != c.want {
+			t.Errorf("%s: action %#x, want %#x", c.what, got, c.want)
+		}
+	}
+	// Another architecture is killed whatever the call.
+	if got := run(t, prog, arch.I386, n("read")); got != killed {
+		t.Errorf("i386 read: %#x", got)
+	}
 	for _, name := range allowedSyscalls {
-		for _, forbidden := range []string{"ptrace", "bpf", "init_module", "finit_module", "kexec_load", "mount", "reboot", "setuid", "unshare", "process_vm_writev"} {
+		for _, forbidden := range []string{"ptrace", "bpf", "init_module", "finit_module", "kexec_load", "mount", "reboot", "setuid", "unshare", "process_vm_writev", "setsid", "setpgid", "prctl", "ioctl"} {
 			if name == forbidden {
-				t.Errorf("%s is allowed", name)
+				t.Errorf("%s is allowed without conditions", name)
 			}
 		}
 	}
@@ -110,5 +215,61 @@ func TestCgroupV2NeedsDelegatedControllers(t *testing.T) {
 	os.WriteFile(filepath.Join(g.dirs[""], "memory.events"), []byte("low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n"), 0o644)
 	if n := g.oomKills(); n != 2 {
 		t.Errorf("oom kills %d", n)
+	}
+}
+
+func TestUIDRangesAreExclusive(t *testing.T) {
+	dir := t.TempDir()
+	var held []*os.File
+	seen := map[int]bool{}
+	for i := 0; i < UIDRanges; i++ {
+		f, base, err := claimUIDs(dir)
+		if err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+		if seen[base] || base < UIDBase || base+UIDRange-1 >= 65534 {
+			t.Fatalf("claim %d: range at %d (taken before, or out of bounds)", i, base)
+		}
+		seen[base] = true
+		held = append(held, f)
+	}
+	if _, _, err := claimUIDs(dir); err == nil || !strings.Contains(err.Error(), "held by other monitors") {
+		t.Fatalf("a claim past the last range: %v", err)
+	}
+	held[3].Close() // its monitor died: the kernel drops the lock
+	if _, base, err := claimUIDs(dir); err != nil || base != UIDBase+3*UIDRange {
+		t.Errorf("after range 3 was released: base %d, %v", base, err)
+	}
+	for _, f := range held {
+		f.Close()
+	}
+}
+
+func TestIDsStayInTheMonitorsRange(t *testing.T) {
+	if uid, gid, err := (Config{}).ids(UIDBase+UIDRange, 5); err != nil || uid != UIDBase+UIDRange+5 || gid != uid {
+		t.Errorf("slot 5 of range 1: %d %d %v", uid, gid, err)
+	}
+	if _, _, err := (Config{}).ids(UIDBase, UIDRange); err == nil {
+		t.Error("a slot past the range was given a uid")
+	}
+	if uid, _, err := (Config{User: "70000"}).ids(UIDBase, UIDRange+3); err != nil || uid != 70000 {
+		t.Errorf("an explicit user: %d %v", uid, err)
+	}
+}
+
+func TestOwnerAndLiveness(t *testing.T) {
+	for name, want := range map[string]int{"123-rules-456": 123, "bulkhead": 0, "x-1": 0, "0-a": 0} {
+		if pid, ok := ownerPID(name); pid != want && ok {
+			t.Errorf("%s: %d", name, pid)
+		}
+	}
+	if !monitorAlive(os.Getpid()) {
+		t.Error("this process is not alive")
+	}
+	if monitorAlive(1<<22 + 1) { // above pid_max's ceiling
+		t.Error("a pid that cannot exist is alive")
+	}
+	if monitorAlive(1) {
+		t.Error("pid 1, alive but no bulkhead, counts as a monitor")
 	}
 }

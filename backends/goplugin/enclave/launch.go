@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +34,9 @@ func Launch() error {
 	// Everything below applies to this thread, the one that executes the
 	// plugin (and, where the kernel allows, to all of them).
 	runtime.LockOSThread()
+	if err := detachTerminal(); err != nil {
+		return err
+	}
 	for _, p := range s.Procs {
 		if err := os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
 			return fmt.Errorf("join cgroup: %w", err)
@@ -70,7 +72,7 @@ func Launch() error {
 		}
 	}
 	if s.Seccomp {
-		if err := seccomp.LoadFilter(policy()); err != nil {
+		if err := loadSeccomp(); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}
@@ -88,6 +90,32 @@ func Launch() error {
 	return fmt.Errorf("execute plugin %s: %w", s.Binary, errno)
 }
 
+// detachTerminal leaves the operator's terminal behind: the plugin gets
+// a session of its own, hence no controlling terminal (/dev/tty fails,
+// and TIOCSTI on a terminal that is not its controlling one needs
+// CAP_SYS_ADMIN), and /dev/null as its standard input, whatever
+// go-plugin passed (it sets the monitor's own stdin). No descriptor but
+// 0, 1 and 2 survives the exec.
+func detachTerminal() error {
+	if sid, _ := unix.Getsid(0); sid != os.Getpid() {
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
+	}
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/null: %w", err)
+	}
+	defer unix.Close(null)
+	if err := unix.Dup3(null, 0, 0); err != nil {
+		return fmt.Errorf("stdin from /dev/null: %w", err)
+	}
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	return nil
+}
+
 type rlimit struct {
 	what     string
 	resource int
@@ -102,6 +130,10 @@ func setLimits(s spec) error {
 	}
 	if s.CPUSeconds > 0 {
 		limits = append(limits, rlimit{"CPU time", unix.RLIMIT_CPU, s.CPUSeconds})
+	}
+	if s.FileMB > 0 {
+		// A Go program ignores SIGXFSZ: the write fails with EFBIG.
+		limits = append(limits, rlimit{"file size", unix.RLIMIT_FSIZE, s.FileMB << 20})
 	}
 	if s.AddressMB > 0 {
 		limits = append(limits, rlimit{"address space", unix.RLIMIT_AS, s.AddressMB << 20})

@@ -3,8 +3,21 @@
 package main
 
 import (
+	"os"
+	"runtime"
+
 	"github.com/bulkhead-sec/bulkhead/plugins/hostile"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 )
 
-func main() { sdk.Serve(hostile.New()) }
+// The main goroutine keeps the main thread, where some attacks must run.
+func init() { runtime.LockOSThread() }
+
+func main() {
+	d := hostile.New()
+	go func() {
+		sdk.Serve(d)
+		os.Exit(0)
+	}()
+	d.ServeMainThread()
+}
