@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
@@ -29,18 +32,23 @@ type status struct {
 }
 
 type detectorStatus struct {
-	Name         string   `json:"name"`
-	Backend      string   `json:"backend"`
-	State        string   `json:"state"` // running, restarting, breaker-open, in-process
-	PID          int      `json:"pid,omitempty"`
-	Restarts     uint64   `json:"restarts"`
-	Crashes      uint64   `json:"crashes"`
-	Hangs        uint64   `json:"hangs"`
-	EnclaveKills uint64   `json:"enclave_kills"`
-	Violations   uint64   `json:"seccomp_kills"`
-	Delivered    uint64   `json:"delivered"`
-	Dropped      uint64   `json:"dropped"`
-	Protections  []string `json:"protections"`
+	Name         string `json:"name"`
+	Backend      string `json:"backend"`
+	State        string `json:"state"` // running, restarting, breaker-open, in-process
+	PID          int    `json:"pid,omitempty"`
+	Restarts     uint64 `json:"restarts"`
+	Crashes      uint64 `json:"crashes"`
+	Hangs        uint64 `json:"hangs"`
+	EnclaveKills uint64 `json:"enclave_kills"`
+	Violations   uint64 `json:"seccomp_kills"`
+	// Breaches of the plugin protocol, the findings refused for them, and
+	// the plugin's log lines dropped over its rate limit.
+	ProtocolViolations uint64   `json:"protocol_violations"`
+	FindingsRefused    uint64   `json:"findings_refused"`
+	LogLinesDropped    uint64   `json:"log_lines_dropped"`
+	Delivered          uint64   `json:"delivered"`
+	Dropped            uint64   `json:"dropped"`
+	Protections        []string `json:"protections"`
 }
 
 func statusOf(lanes []dispatch.LaneStats) status {
@@ -58,6 +66,7 @@ func statusOf(lanes []dispatch.LaneStats) status {
 		}
 		s.Detectors = append(s.Detectors, detectorStatus{Name: l.Name, Backend: l.Backend, State: state, PID: b.PID,
 			Restarts: b.Restarts, Crashes: b.Crashes, Hangs: b.Hangs, EnclaveKills: b.Violations + b.LimitKills, Violations: b.Violations,
+			ProtocolViolations: b.ProtocolViolations, FindingsRefused: b.FindingsRefused, LogLinesDropped: b.LogLinesDropped,
 			Delivered: b.Delivered, Dropped: l.Dropped(), Protections: l.Protections})
 	}
 	return s
@@ -127,15 +136,41 @@ func pluginsCommand(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "monitor pid %d, as of %s\n\n", s.PID, s.Updated.Local().Format("15:04:05"))
-	fmt.Fprintf(stdout, "%-16s %-22s %-13s %8s %8s %8s %6s %8s %12s %9s\n", "NAME", "BACKEND", "STATE", "PID", "RESTARTS", "CRASHES", "HANGS", "ENCLAVE", "DELIVERED", "DROPPED")
+	fmt.Fprintf(stdout, "%-16s %-22s %-13s %8s %8s %8s %6s %8s %9s %12s %9s\n", "NAME", "BACKEND", "STATE", "PID", "RESTARTS", "CRASHES", "HANGS", "ENCLAVE", "PROTOCOL", "DELIVERED", "DROPPED")
 	for _, d := range s.Detectors {
-		fmt.Fprintf(stdout, "%-16s %-22s %-13s %8d %8d %8d %6d %8d %12d %9d\n", d.Name, d.Backend, d.State, d.PID, d.Restarts, d.Crashes, d.Hangs, d.EnclaveKills, d.Delivered, d.Dropped)
+		fmt.Fprintf(stdout, "%-16s %-22s %-13s %8d %8d %8d %6d %8d %9d %12d %9d\n", plain(d.Name, 16), plain(d.Backend, 22), plain(d.State, 13), d.PID, d.Restarts, d.Crashes, d.Hangs, d.EnclaveKills, d.ProtocolViolations, d.Delivered, d.Dropped)
+	}
+	for _, d := range s.Detectors {
+		if d.ProtocolViolations+d.FindingsRefused+d.LogLinesDropped > 0 {
+			fmt.Fprintf(stdout, "\n%s broke the plugin protocol %d times: %d findings refused, %d log lines dropped\n",
+				plain(d.Name, 64), d.ProtocolViolations, d.FindingsRefused, d.LogLinesDropped)
+		}
 	}
 	for _, d := range s.Detectors {
 		if len(d.Protections) == 0 {
 			continue
 		}
-		fmt.Fprintf(stdout, "\n%s:\n  %s\n", d.Name, strings.Join(d.Protections, "\n  "))
+		protections := make([]string, len(d.Protections))
+		for i, p := range d.Protections {
+			protections[i] = plain(p, 1024)
+		}
+		fmt.Fprintf(stdout, "\n%s:\n  %s\n", plain(d.Name, 64), strings.Join(protections, "\n  "))
 	}
 	return nil
+}
+
+// plain is s for the terminal: Go-quoted if it has anything but printable
+// characters (the status file is only as trustworthy as its directory),
+// and cut to n bytes.
+func plain(s string, n int) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			s = strconv.Quote(s)
+			break
+		}
+	}
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
 }

@@ -57,6 +57,9 @@ var (
 	plugRedeliv  = desc("plugin_redelivered_events_total", "Events sent again after a plugin failure.", "detector", "backend")
 	plugQuarant  = desc("plugin_quarantined_events_total", "Events set aside because they kept killing the plugin.", "detector", "backend")
 	plugKilled   = desc("plugin_enclave_kills_total", "Plugin processes killed by their enclave: a forbidden system call (seccomp), or the memory or CPU limit (limit).", "detector", "backend", "reason")
+	plugViolate  = desc("plugin_protocol_violations_total", "Breaches of the plugin protocol: each kind of bound a result broke, each unreadable or oversized answer (the plugin is killed), each flood of its log.", "detector", "backend")
+	plugRefused  = desc("plugin_findings_refused_total", "Findings the monitor dropped because they broke the protocol (over the per-batch limit, bad severity, fabricated evidence, unreadable).", "detector", "backend")
+	plugLogDrop  = desc("plugin_log_lines_dropped_total", "Lines of the plugin's stderr dropped over its rate limit.", "detector", "backend")
 )
 
 // Collector turns snapshots into metrics.
@@ -69,7 +72,7 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, ringUsed, ringSize, processes,
 		detQueued, detFiltered, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
-		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled} {
+		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop} {
 		ch <- d
 	}
 }
@@ -120,6 +123,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(plugQuarant, b.Quarantined, l...)
 		counter(plugKilled, b.Violations, append(l, "seccomp")...)
 		counter(plugKilled, b.LimitKills, append(l, "limit")...)
+		counter(plugViolate, b.ProtocolViolations, l...)
+		counter(plugRefused, b.FindingsRefused, l...)
+		counter(plugLogDrop, b.LogLinesDropped, l...)
 		buckets := make(map[float64]uint64, len(dispatch.LatencyBuckets))
 		for i, ub := range dispatch.LatencyBuckets {
 			buckets[ub.Seconds()] = d.Latency.Cumulative[i]
