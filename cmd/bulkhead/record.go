@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/recording"
+	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
@@ -161,7 +162,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	d, err := startDispatch(fc, true, func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
-				zap.String("detector", f.Detector), zap.String("rule", f.Rule), zap.Error(err))
+				zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
 		}
 	}, log)
 	if err != nil {

@@ -205,7 +205,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	findingOut := func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
-				zap.String("detector", f.Detector), zap.String("rule", f.Rule), zap.Error(err))
+				zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
 		}
 	}
 	d, err := startDispatch(fc, false, findingOut, log)
