@@ -19,7 +19,9 @@ func marshal(t testing.TB, r *Result) []byte {
 }
 
 func TestParseResultBounds(t *testing.T) {
-	ok := func() *Finding { return &Finding{Rule: []byte("r"), Severity: 3, Summary: []byte("s"), EventIndexes: []uint32{0}} }
+	ok := func() *Finding {
+		return &Finding{Rule: []byte("r"), Severity: 3, Summary: []byte("s"), EventIndexes: []uint32{0}}
+	}
 	many := func(n int) []*Finding {
 		out := make([]*Finding, n)
 		for i := range out {
