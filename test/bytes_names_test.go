@@ -111,5 +111,5 @@ func TestNonUTF8ProgramNamesReachEveryDetector(t *testing.T) {
 	if strings.Contains(stderr, "poison event quarantined") || strings.Contains(stderr, "detector plugin failed") {
 		t.Errorf("the plugin failed on a name:\n%s", tail(stderr, 30))
 	}
-	t.Logf("%d programs, %d runs: one finding each on both backends; plugin row %v", len(names), len(pids), row)
+	t.Logf("%d programs, %d runs; the plugin's summary row: %v", len(names), len(pids), row)
 }

@@ -520,8 +520,8 @@ func (b *Backend) quarantine(batch []byte, err error) {
 	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), zap.Error(err)}
 	if evs, derr := wire.Decode(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
 		ev := &evs[0]
-		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", ev.Comm),
-			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", ev.Open.Resolved), zap.String("exe", ev.Exec.Exe))
+		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
+			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", safeText(ev.Open.Resolved)), zap.String("exe", safeText(ev.Exec.Exe)))
 	}
 	b.log.Error("poison event quarantined: it killed the detector plugin every time it was sent alone", fields...)
 }
@@ -762,7 +762,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	p := &process{client: client, cmd: cmd, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
 		client.Kill()
-		return nil, def, fmt.Errorf("plugin %s: %s: %w", b.opts.Path, what, err)
+		return nil, def, &startError{msg: safeText(fmt.Sprintf("plugin %s: %s: %v", b.opts.Path, what, err)), err: err}
 	}
 	rpcClient, err := client.Client()
 	if err != nil {
@@ -815,6 +815,16 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	b.pid.Store(int64(p.pid))
 	return p, def, nil
 }
+
+// startError is why a plugin did not start. Its message can quote the
+// plugin (its handshake line, its Init error): it is bounded and escaped.
+type startError struct {
+	msg string
+	err error
+}
+
+func (e *startError) Error() string { return e.msg }
+func (e *startError) Unwrap() error { return e.err }
 
 // detectorError is the detector's own message in a gRPC error.
 func detectorError(err error) error {

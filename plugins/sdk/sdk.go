@@ -48,6 +48,14 @@ const (
 
 // NewFinding is a finding triggered by ev, evidence of the given MITRE
 // ATT&CK techniques (e.g. "T1003.008").
+//
+// Run as a plugin, a detector's findings are bounded by the monitor (see
+// docs/faults.md): a batch of n events may have max(64, 4n) findings; a
+// summary is cut at 4 KiB, a rule at 128 bytes, a technique at 32; fields
+// over 64 KiB of JSON are replaced by a note; a severity must be one of
+// the Severity constants; and a finding's Events must be events of the
+// batch being handled (the event OnEvent was given, or another of the
+// same batch), or the finding is refused. Strings may hold any bytes.
 func NewFinding(ev *Event, rule string, sev Severity, summary string, techniques ...string) Finding {
 	return detect.NewFinding(ev, rule, sev, summary, techniques...)
 }
