@@ -287,6 +287,7 @@ func TestPluginCannotTypeIntoTerminal(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	echoed, queued = pending(t, master), pending(t, slave)
 	openMarkersFrom(t, dir, "ok", 10, 10, 200*time.Millisecond)
+	m.waitFor(10*time.Second, 20, `"healthy"`, dir+"/ok-")
 	events := m.stop(t)
 
 	if strings.Contains(echoed, marker) || strings.Contains(queued, marker) {
@@ -321,7 +322,8 @@ func ttyNr(t *testing.T, pid int) int {
 // thread, where it is set), become a subreaper and dumpable; another
 // clears it and forks into a new session. The first is refused, the
 // second killed by seccomp and counted. Then the monitor is SIGKILLed: no
-// plugin process survives it. What it left (cgroups, tmpfs directories
+// plugin process survives it, each killed by the kernel (not by its own
+// choice). What it left (cgroups, tmpfs directories
 // under /run/bulkhead, its status file, and a task planted in one of its
 // cgroups by the test, standing for a survivor) is removed by the next
 // monitor's start, and that monitor removes its own at stop.
@@ -331,6 +333,11 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	cfg := "detectors:\n" + healthyLine(t, "healthy", dir) +
 		hostileLine(t, "escape", "escape-pdeathsig", dir, "") +
 		hostileLine(t, "outlive", "outlive", dir, "")
+	// Orphans come to this process, which can then see how they die.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	// The default status file: the one a SIGKILLed monitor leaves behind.
 	m := startLive(t, nil, "--config", writeConfig(t, cfg))
 	pid := m.cmd.Process.Pid
@@ -342,8 +349,11 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	if !m.waitFor(10*time.Second, 10, `"healthy"`, dir+"/ok-") {
 		t.Error("the healthy detector did not report its 10 markers before the kill")
 	}
-	if !strings.Contains(m.stderr.String(), `"detector":"outlive","enclave_kill":"seccomp"`) {
-		t.Error("the outlive plugin's fork was not killed and counted as a seccomp kill")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(m.stderr.String(), `"detector":"outlive","enclave_kill":"seccomp"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Error("the outlive plugin's fork was not killed and counted as a seccomp kill")
+			break
+		}
 	}
 	time.Sleep(1100 * time.Millisecond) // a status file is written
 	plugins := children(pid)
@@ -364,16 +374,31 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	killedAt := time.Now()
 	m.cmd.Process.Signal(syscall.SIGKILL)
 	<-m.exited
+	reaped := time.Now() // its BPF programs take a while to go
+	// The plugins are now this process's children (a subreaper): how each
+	// ended tells whether the kernel killed it (SIGKILL, its parent-death
+	// signal) or it left by itself (the SDK's watch on its parent exits
+	// with status 3, a quarter of a second later: a hostile plugin need
+	// not use the SDK).
 	for _, p := range plugins {
-		for alive(p) && time.Since(killedAt) < 3*time.Second {
-			time.Sleep(10 * time.Millisecond)
+		var ws syscall.WaitStatus
+		for {
+			got, err := syscall.Wait4(p, &ws, syscall.WNOHANG, nil)
+			if got == p || err != nil || time.Since(killedAt) > 5*time.Second {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if alive(p) {
+		switch {
+		case alive(p):
 			t.Errorf("plugin %d is still running %v after the monitor was SIGKILLed", p, time.Since(killedAt).Round(time.Millisecond))
 			syscall.Kill(p, syscall.SIGKILL)
+		case !ws.Signaled() || ws.Signal() != syscall.SIGKILL:
+			t.Errorf("plugin %d ended with %v, not by its parent-death signal", p, ws)
 		}
 	}
-	t.Logf("all %d plugin processes gone %v after the monitor's SIGKILL", len(plugins), time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("%d plugin processes ended; the monitor was gone %v after its SIGKILL, they %v after it",
+		len(plugins), reaped.Sub(killedAt).Round(time.Millisecond), time.Since(reaped).Round(time.Millisecond))
 
 	groups, dirs := pluginCgroups(pid), pluginDirs(pid)
 	if len(groups) == 0 || len(dirs) != 3 {
@@ -401,21 +426,23 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the next monitor did not kill the task left in the dead monitor's cgroup")
 	}
+	// What the next start logged. (A monitor another test started on this
+	// host meanwhile may have cleaned some of it first: the outcome below
+	// is what the test requires.)
 	removed := 0
 	for _, line := range strings.Split(next.stderr.String(), "\n") {
 		if strings.Contains(line, "removed what a monitor that is gone left behind") && strings.Contains(line, fmt.Sprintf("%d-", pid)) {
 			removed++
 		}
 	}
-	if removed < len(groups)+len(dirs) {
-		t.Errorf("the next monitor logged %d removals, want %d (cgroups %v, dirs %v):\n%s", removed, len(groups)+len(dirs), groups, dirs, tail(next.stderr.String(), 30))
+	t.Logf("the dead monitor left %d cgroups and %d directories; the next start logged %d removals, killing the planted task: %v",
+		len(groups), len(dirs), removed, strings.Contains(next.stderr.String(), "(killed 1 task(s) left in it)"))
+	// (Another monitor on this host may have replaced it meanwhile: the
+	// outcome is what counts.)
+	if status, _ := os.ReadFile("/run/bulkhead/status.json"); strings.Contains(string(status), fmt.Sprintf(`"pid": %d,`, pid)) {
+		t.Error("the dead monitor's status file is still there")
 	}
-	if !strings.Contains(next.stderr.String(), "(killed 1 task(s) left in it)") {
-		t.Error("the next monitor did not log the task it killed")
-	}
-	if leftStatus && !strings.Contains(next.stderr.String(), fmt.Sprintf("of monitor %d", pid)) {
-		t.Error("the dead monitor's status file was not removed")
-	}
+	t.Logf("the dead monitor left a status file: %v; the next start removed it: %v", leftStatus, strings.Contains(next.stderr.String(), fmt.Sprintf("of monitor %d", pid)))
 	if g, d, mnt := pluginCgroups(pid), pluginDirs(pid), mounts(t, fmt.Sprintf("/run/bulkhead/plugins/%d-", pid)); len(g)+len(d)+len(mnt) > 0 {
 		t.Errorf("left after the next start: cgroups %v, directories %v, mounts %v", g, d, mnt)
 	}
@@ -424,6 +451,7 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 		t.Errorf("the next monitor has cgroups %v and directories %v", pluginCgroups(nextPID), pluginDirs(nextPID))
 	}
 	openMarkersFrom(t, dir2, "ok", 0, 10, 100*time.Millisecond)
+	next.waitFor(10*time.Second, 10, `"healthy"`, dir2+"/ok-")
 	events := next.stop(t)
 	if n := len(markersFound(events, "healthy", dir2+"/ok-")); n != 10 {
 		t.Errorf("the next monitor's healthy detector got %d of 10 markers", n)
@@ -484,6 +512,7 @@ func TestPluginCannotExecOrFillItsDirectory(t *testing.T) {
 	unix.Statfs(fillDir, &st)
 	used := (st.Blocks - st.Bfree) * uint64(st.Bsize)
 	openMarkersFrom(t, dir, "ok", 10, 10, 200*time.Millisecond)
+	m.waitFor(10*time.Second, 20, `"healthy"`, dir+"/ok-")
 	events := m.stop(t)
 
 	got := attempts(events)
@@ -566,6 +595,8 @@ func TestMonitorsDoNotSharePluginUIDs(t *testing.T) {
 	}
 	openMarkersFrom(t, dirA, "ok", 10, 10, 100*time.Millisecond)
 	openMarkersFrom(t, dirB, "ok", 10, 10, 100*time.Millisecond)
+	a.waitFor(10*time.Second, 20, `"healthy"`, dirA+"/ok-") // (a loaded machine is slow)
+	b.waitFor(10*time.Second, 20, `"healthy"`, dirB+"/ok-")
 	eventsB := b.stop(t)
 	eventsA := a.stop(t)
 
@@ -582,5 +613,8 @@ func TestMonitorsDoNotSharePluginUIDs(t *testing.T) {
 	}
 	if n := len(markersFound(eventsB, "healthy", dirB+"/ok-")); n != 20 {
 		t.Errorf("monitor B's healthy detector got %d of 20 markers", n)
+	}
+	if t.Failed() {
+		t.Logf("monitor A:\n%s\nmonitor B:\n%s", tail(a.stderr.String(), 25), tail(b.stderr.String(), 25))
 	}
 }
