@@ -105,3 +105,27 @@ type badName struct{ faulty }
 func (badName) Definition() sdk.Definition {
 	return sdk.Definition{Name: "Bad Name", Kinds: []sdk.Kind{sdk.KindOpen}}
 }
+
+// flooder returns 1000 findings for every event.
+type flooder struct{ faulty }
+
+func (flooder) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+	out := make([]sdk.Finding, 1000)
+	for i := range out {
+		out[i] = sdk.NewFinding(ev, "flood", sdk.SeverityLow, "x")
+	}
+	return out, nil
+}
+
+// The SDK sends no more findings than the monitor takes for the batch, and
+// says so as an error: the plugin is not killed for an oversized answer.
+func TestFindingsOverTheBoundAreNotSent(t *testing.T) {
+	h, err := sdktest.Start(t, flooder{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := h.Send(open(1, "/a"), open(2, "/b"))
+	if len(fs) != 64 || err == nil || !strings.Contains(err.Error(), "2 error(s)") || !strings.Contains(err.Error(), "findings over the limit of 64") {
+		t.Errorf("%d findings, err %v", len(fs), err)
+	}
+}
