@@ -181,7 +181,10 @@ func (g *group) kill(timeout time.Duration) int {
 	for {
 		var pids []int
 		for _, d := range g.dirs {
-			os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0) // v2 only; absent in v1
+			if f, err := os.OpenFile(filepath.Join(d, "cgroup.kill"), os.O_WRONLY, 0); err == nil { // v2 only
+				f.WriteString("1")
+				f.Close()
+			}
 			raw, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
 			for _, f := range strings.Fields(string(raw)) {
 				if pid, err := strconv.Atoi(f); err == nil && pid > 0 {

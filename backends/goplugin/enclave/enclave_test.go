@@ -3,9 +3,13 @@ package enclave
 import (
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -271,5 +275,40 @@ func TestOwnerAndLiveness(t *testing.T) {
 	}
 	if monitorAlive(1) {
 		t.Error("pid 1, alive but no bulkhead, counts as a monitor")
+	}
+}
+
+// A real process in a fake cgroup's cgroup.procs is killed, and the
+// count says so; an empty group returns at once.
+func TestGroupKillsItsTasks(t *testing.T) {
+	fs := fakeCgroups(t, "0::/svc\n", "svc/cgroup.subtree_control")
+	g, err := fs.newGroup(cgroupV2, "bulkhead-1-x-1", Config{MemoryMB: 32, Processes: 16, CPUPercent: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := g.kill(time.Second); n != 0 {
+		t.Fatalf("an empty group: %d killed", n)
+	}
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		sleeper.Wait()
+		// The kernel would take it out of cgroup.procs: the fake tree does it here.
+		os.WriteFile(filepath.Join(g.dirs[""], "cgroup.procs"), nil, 0o644)
+		close(done)
+	}()
+	os.WriteFile(filepath.Join(g.dirs[""], "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)+"\n"), 0o644)
+	if n := g.kill(5 * time.Second); n != 1 {
+		t.Errorf("killed %d, want 1", n)
+	}
+	<-done
+	if ws := sleeper.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
+		t.Errorf("the task ended with %v", sleeper.ProcessState)
+	}
+	if _, err := os.Stat(filepath.Join(g.dirs[""], "cgroup.kill")); err == nil {
+		t.Error("kill created cgroup.kill where there was none")
 	}
 }
