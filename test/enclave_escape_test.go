@@ -281,13 +281,13 @@ func TestPluginCannotTypeIntoTerminal(t *testing.T) {
 	}
 	openMarkersFrom(t, dir, "ok", 0, 10, 200*time.Millisecond)
 	openMarkersFrom(t, dir, "attack", 0, 1, 0)
-	if !m.waitFor(10*time.Second, 1, `"hostile-attempt"`) {
-		t.Error("the hostile plugin did not report its attempt within 10s")
+	if !m.waitFor(30*time.Second, 1, `"hostile-attempt"`) {
+		t.Error("the hostile plugin did not report its attempt within 30s")
 	}
 	time.Sleep(200 * time.Millisecond)
 	echoed, queued = pending(t, master), pending(t, slave)
 	openMarkersFrom(t, dir, "ok", 10, 10, 200*time.Millisecond)
-	m.waitFor(10*time.Second, 20, `"healthy"`, dir+"/ok-")
+	m.waitFor(30*time.Second, 20, `"healthy"`, dir+"/ok-")
 	events := m.stop(t)
 
 	if strings.Contains(echoed, marker) || strings.Contains(queued, marker) {
@@ -326,7 +326,8 @@ func ttyNr(t *testing.T, pid int) int {
 // choice). What it left (cgroups, tmpfs directories
 // under /run/bulkhead, its status file, and a task planted in one of its
 // cgroups by the test, standing for a survivor) is removed by the next
-// monitor's start, and that monitor removes its own at stop.
+// monitor's start, and that monitor removes its own at stop, killing a
+// task the test puts in its plugin's cgroup.
 func TestNoPluginOutlivesMonitor(t *testing.T) {
 	testenv.RequireBPF(t)
 	dir := t.TempDir()
@@ -343,11 +344,11 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	pid := m.cmd.Process.Pid
 	openMarkersFrom(t, dir, "ok", 0, 10, 200*time.Millisecond)
 	openMarkersFrom(t, dir, "attack", 0, 1, 0)
-	if !m.waitFor(10*time.Second, 1, `"hostile-attempt"`, `"escape"`) {
+	if !m.waitFor(30*time.Second, 1, `"hostile-attempt"`, `"escape"`) {
 		t.Fatalf("the escape attempt was not reported:\n%s", tail(m.stderr.String(), 30))
 	}
-	if !m.waitFor(10*time.Second, 10, `"healthy"`, dir+"/ok-") {
-		t.Error("the healthy detector did not report its 10 markers before the kill")
+	if !m.waitFor(30*time.Second, 10, `"healthy"`, dir+"/ok-") {
+		t.Errorf("the healthy detector reported %d of its 10 markers before the kill", len(markersFound(parseLines(t, m.stdout.String()), "healthy", dir+"/ok-")))
 	}
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(m.stderr.String(), `"detector":"outlive","enclave_kill":"seccomp"`); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -450,9 +451,28 @@ func TestNoPluginOutlivesMonitor(t *testing.T) {
 	if len(pluginCgroups(nextPID)) == 0 || len(pluginDirs(nextPID)) != 1 {
 		t.Errorf("the next monitor has cgroups %v and directories %v", pluginCgroups(nextPID), pluginDirs(nextPID))
 	}
+	// A task left in the next monitor's plugin cgroup is killed at its stop.
+	stray := exec.Command("sleep", "600")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Process.Kill()
+	if err := os.WriteFile(filepath.Join(pluginCgroups(nextPID)[0], "cgroup.procs"), []byte(strconv.Itoa(stray.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	strayDone := make(chan struct{})
+	go func() { stray.Wait(); close(strayDone) }()
 	openMarkersFrom(t, dir2, "ok", 0, 10, 100*time.Millisecond)
-	next.waitFor(10*time.Second, 10, `"healthy"`, dir2+"/ok-")
+	next.waitFor(30*time.Second, 10, `"healthy"`, dir2+"/ok-")
 	events := next.stop(t)
+	select {
+	case <-strayDone:
+		if ws := stray.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
+			t.Errorf("the task in the plugin's cgroup ended with %v at stop, not SIGKILL", stray.ProcessState)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a task in the plugin's cgroup survived the monitor's stop")
+	}
 	if n := len(markersFound(events, "healthy", dir2+"/ok-")); n != 10 {
 		t.Errorf("the next monitor's healthy detector got %d of 10 markers", n)
 	}
@@ -497,8 +517,8 @@ func TestPluginCannotExecOrFillItsDirectory(t *testing.T) {
 	freeBefore := root.Bavail * uint64(root.Bsize)
 	openMarkersFrom(t, dir, "ok", 0, 10, 200*time.Millisecond)
 	openMarkersFrom(t, dir, "attack", 0, 1, 0)
-	if !m.waitFor(20*time.Second, 2, `"hostile-attempt"`) {
-		t.Errorf("the attempts were not reported within 20s:\n%s", tail(m.stderr.String(), 30))
+	if !m.waitFor(30*time.Second, 2, `"hostile-attempt"`) {
+		t.Errorf("the attempts were not reported within 30s:\n%s", tail(m.stderr.String(), 30))
 	}
 	unix.Statfs("/", &root)
 	freeAfter := root.Bavail * uint64(root.Bsize)
@@ -512,7 +532,7 @@ func TestPluginCannotExecOrFillItsDirectory(t *testing.T) {
 	unix.Statfs(fillDir, &st)
 	used := (st.Blocks - st.Bfree) * uint64(st.Bsize)
 	openMarkersFrom(t, dir, "ok", 10, 10, 200*time.Millisecond)
-	m.waitFor(10*time.Second, 20, `"healthy"`, dir+"/ok-")
+	m.waitFor(30*time.Second, 20, `"healthy"`, dir+"/ok-")
 	events := m.stop(t)
 
 	got := attempts(events)
@@ -590,13 +610,13 @@ func TestMonitorsDoNotSharePluginUIDs(t *testing.T) {
 	openMarkersFrom(t, dirA, "ok", 0, 10, 100*time.Millisecond)
 	openMarkersFrom(t, dirB, "ok", 0, 10, 100*time.Millisecond)
 	openMarkersFrom(t, dirB, "attack", 0, 1, 0)
-	if !b.waitFor(10*time.Second, 2, `"hostile-attempt"`) {
-		t.Error("the attempts were not reported within 10s")
+	if !b.waitFor(30*time.Second, 2, `"hostile-attempt"`) {
+		t.Error("the attempts were not reported within 30s")
 	}
 	openMarkersFrom(t, dirA, "ok", 10, 10, 100*time.Millisecond)
 	openMarkersFrom(t, dirB, "ok", 10, 10, 100*time.Millisecond)
-	a.waitFor(10*time.Second, 20, `"healthy"`, dirA+"/ok-") // (a loaded machine is slow)
-	b.waitFor(10*time.Second, 20, `"healthy"`, dirB+"/ok-")
+	a.waitFor(30*time.Second, 20, `"healthy"`, dirA+"/ok-") // (a loaded machine is slow)
+	b.waitFor(30*time.Second, 20, `"healthy"`, dirB+"/ok-")
 	eventsB := b.stop(t)
 	eventsA := a.stop(t)
 

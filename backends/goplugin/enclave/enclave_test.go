@@ -2,6 +2,7 @@ package enclave
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,5 +311,43 @@ func TestGroupKillsItsTasks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(g.dirs[""], "cgroup.kill")); err == nil {
 		t.Error("kill created cgroup.kill where there was none")
+	}
+}
+
+// What a dead monitor left is removed; what a live one (this process)
+// owns is not.
+func TestCleanupRemovesOnlyTheDeads(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Skip(err)
+	}
+	dead, live := gone.Process.Pid, os.Getpid()
+	run := t.TempDir()
+	for _, d := range []string{fmt.Sprintf("plugins/%d-rules-1", dead), fmt.Sprintf("plugins/%d-rules-2", live), "plugins/notapid"} {
+		os.MkdirAll(filepath.Join(run, d), 0o700)
+	}
+	os.WriteFile(filepath.Join(run, "status.json"), []byte(fmt.Sprintf(`{"pid": %d, "detectors": []}`, dead)), 0o644)
+	fs := fakeCgroups(t, "0::/svc\n", "svc/cgroup.subtree_control",
+		fmt.Sprintf("svc/bulkhead-%d-rules-1/cgroup.procs", dead), fmt.Sprintf("svc/bulkhead-%d-rules-2/cgroup.procs", live))
+	os.WriteFile(filepath.Join(fs.root, "svc/cgroup.subtree_control"), []byte("cpu memory pids\n"), 0o644)
+	os.Remove(filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-rules-1/cgroup.procs", dead))) // os.Remove of the dir needs it empty in a fake tree
+	done := cleanup(run, fs)
+	t.Logf("removed: %q", done)
+	for _, p := range []string{fmt.Sprintf("plugins/%d-rules-1", dead), "status.json"} {
+		if _, err := os.Stat(filepath.Join(run, p)); err == nil {
+			t.Errorf("%s of dead monitor %d is still there", p, dead)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-rules-1", dead))); err == nil {
+		t.Errorf("the dead monitor's cgroup is still there")
+	}
+	for _, p := range []string{filepath.Join(run, fmt.Sprintf("plugins/%d-rules-2", live)), filepath.Join(run, "plugins/notapid"),
+		filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-rules-2", live))} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, not a dead monitor's, was removed", p)
+		}
+	}
+	if len(done) != 3 || !strings.Contains(done[2], fmt.Sprintf("of monitor %d", dead)) {
+		t.Errorf("reported %q", done)
 	}
 }

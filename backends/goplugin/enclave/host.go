@@ -113,9 +113,11 @@ func claimUIDs(dir string) (*os.File, int, error) {
 // and removes their plugins' private directories, and removes their
 // status file. A monitor is gone when its pid is no longer a bulkhead
 // process; what a running monitor owns is never touched.
-func Cleanup() []string {
+func Cleanup() []string { return cleanup(RuntimeDir(), hostCgroupFS()) }
+
+func cleanup(runtimeDir string, fs cgroupFS) []string {
 	var done []string
-	base := filepath.Join(RuntimeDir(), "plugins")
+	base := filepath.Join(runtimeDir, "plugins")
 	entries, _ := os.ReadDir(base)
 	for _, e := range entries {
 		pid, ok := ownerPID(e.Name())
@@ -128,7 +130,6 @@ func Cleanup() []string {
 			done = append(done, "private directory "+dir)
 		}
 	}
-	fs := hostCgroupFS()
 	for _, parent := range fs.parents() {
 		entries, _ := os.ReadDir(parent)
 		for _, e := range entries {
@@ -151,7 +152,7 @@ func Cleanup() []string {
 			done = append(done, what)
 		}
 	}
-	status := filepath.Join(RuntimeDir(), "status.json")
+	status := filepath.Join(runtimeDir, "status.json")
 	if raw, err := os.ReadFile(status); err == nil {
 		var s struct {
 			PID int `json:"pid"`
