@@ -106,6 +106,16 @@ var Fields = []Field{
 		}
 		return ""
 	})),
+	field("file_path", cel.StringType, "open: the opened file's path as the kernel resolved it (symlinks followed, no \"..\"; a hard link's own name); empty when the open failed or the file has no path from the root", str(func(ev *event.Event) string {
+		if ev.Kind == event.KindOpen {
+			return ev.Open.KernelPath()
+		}
+		return ""
+	})),
+	field("file_dev", cel.IntType, "open: the opened file's device (st_dev); 0 when the open failed", num(func(ev *event.Event) uint64 { return ev.Open.Dev })),
+	field("file_ino", cel.IntType, "open: the opened file's inode; with file_dev, the file under any of its names", num(func(ev *event.Event) uint64 { return ev.Open.Ino })),
+	field("file_nlink", cel.IntType, "open: how many names (hard links) the opened file has", num(func(ev *event.Event) uint32 { return ev.Open.Nlink })),
+	field("file_mode", cel.IntType, "open: the opened file's st_mode (type and permission bits)", num(func(ev *event.Event) uint32 { return ev.Open.FileMode })),
 	field("flags", cel.IntType, "open flags (O_*)", num(func(ev *event.Event) uint64 { return ev.Open.Flags })),
 	field("ret", cel.IntType, "the syscall's return value (negative: -errno)", num(func(ev *event.Event) int64 {
 		switch ev.Kind {
