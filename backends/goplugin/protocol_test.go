@@ -263,9 +263,6 @@ func TestSlowPluginWithQueuedBatchesIsNotHung(t *testing.T) {
 		t.Skip("30 s")
 	}
 	delay, deadline := 1900*time.Millisecond, 2*time.Second
-	if s := os.Getenv("SLOW_TEST"); s != "" {
-		fmt.Sscan(s, &delay, &deadline)
-	}
 	b, _ := rogue(t, fmt.Sprintf(`{"attack":"slow","delay":%q,"report_on":"/ok"}`, delay), func(o *Options) { o.BatchDeadline = deadline })
 	var (
 		mu   sync.Mutex

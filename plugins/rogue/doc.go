@@ -6,7 +6,8 @@
 // An open event whose path contains `on` triggers the configured attack
 // (every time); opens whose path contains `report_on` are reported as
 // rogue-report findings (summary and fields carry the path's bytes), so a
-// test sees what was delivered. Attacks:
+// test sees what was delivered. With `path_prefix`, only opens under it
+// are sent to the plugin. Attacks:
 //
 //	flood-findings       `count` findings (default 1,000,000) for the event,
 //	                     a one-letter rule and the event: 7 bytes each, 7 MB in all

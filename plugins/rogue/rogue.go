@@ -34,6 +34,9 @@ type Config struct {
 	Count    int    `json:"count"`
 	Size     int    `json:"size"`
 	Delay    string `json:"delay"`
+	// PathPrefix, if set, is the plugin's filter: it is sent only opens
+	// under it.
+	PathPrefix string `json:"path_prefix"`
 }
 
 // Serve answers the monitor until it stops the plugin.
@@ -86,8 +89,12 @@ type server struct {
 }
 
 func (s *server) Describe(context.Context, *wire.DescribeRequest) (*wire.Definition, error) {
-	return &wire.Definition{Name: []byte("rogue"), Version: []byte("1.0.0"), Description: []byte("TEST ONLY: breaks the plugin protocol"),
-		Kinds: []uint32{uint32(event.KindOpen)}}, nil
+	d := &wire.Definition{Name: []byte("rogue"), Version: []byte("1.0.0"), Description: []byte("TEST ONLY: breaks the plugin protocol"),
+		Kinds: []uint32{uint32(event.KindOpen)}}
+	if s.c.PathPrefix != "" {
+		d.PathPrefixes = [][]byte{[]byte(s.c.PathPrefix)}
+	}
+	return d, nil
 }
 
 func (s *server) Init(_ context.Context, req *wire.InitRequest) (*wire.InitResponse, error) {
