@@ -735,7 +735,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     b.opts.StartTimeout,
 		GRPCDialOptions:  wire.DialOptions(b.opts.Limits.ResultBytes),
-		Stderr:           b.plog,
+		Stderr:           b.plog.stderr(),
 		AutoMTLS:         b.opts.MTLS,
 	}
 	if b.opts.Enclave != nil {

@@ -132,9 +132,9 @@ func (l *zapHCLog) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 // pluginLog turns the lines a plugin writes to stderr into the monitor's
 // log: hclog JSON lines ({"@level", "@message", fields}) at their level,
 // anything else as text (at error level from a Go panic or fatal error on).
-// go-plugin writes each line to it (config.Stderr), then a newline; a line
-// longer than go-plugin's buffer arrives in pieces, of which only the first
-// is kept. Every message and field is bounded and escaped (no terminal
+// go-plugin writes each line to the process's stderr writer (config.Stderr),
+// then a newline; a line longer than go-plugin's buffer arrives in pieces,
+// of which only the first is kept. Every message and field is bounded and escaped (no terminal
 // control or invalid UTF-8 reaches the log), and lines are rate-limited per
 // plugin: over the rate they are dropped unparsed and counted, and the
 // count is logged. One per Backend, across the plugin's restarts.
@@ -147,7 +147,6 @@ type pluginLog struct {
 	mu          sync.Mutex
 	tokens      float64
 	last        time.Time
-	inLine      bool // a long line's next pieces follow
 	inPanic     bool
 	suppressed  uint64 // since the last report
 	lastReport  time.Time
@@ -163,18 +162,34 @@ func newPluginLog(z *zap.Logger, perSecond, burst int, flooded func()) *pluginLo
 	return &pluginLog{z: z, rate: float64(perSecond), burst: float64(burst), tokens: float64(burst), flooded: flooded}
 }
 
-func (p *pluginLog) Write(b []byte) (int, error) {
+// stderr is the writer for one plugin process's stderr (go-plugin's
+// config.Stderr): the processes of one plugin share its pluginLog.
+func (p *pluginLog) stderr() io.Writer { return &stderrLines{p: p} }
+
+// stderrLines keeps one process's place in its lines.
+type stderrLines struct {
+	p      *pluginLog
+	inLine bool // a long line's next pieces follow
+}
+
+func (w *stderrLines) Write(b []byte) (int, error) {
 	n := len(b)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if n == 1 && b[0] == '\n' {
-		p.inLine = false
+		w.inLine = false
 		return n, nil
 	}
-	if p.inLine || n == 0 {
+	if w.inLine || n == 0 {
 		return n, nil // the rest of a line cut by go-plugin's buffer
 	}
-	p.inLine = true
+	w.inLine = true
+	w.p.write(b)
+	return n, nil
+}
+
+// write logs a line, or drops and counts it over the rate.
+func (p *pluginLog) write(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := time.Now()
 	p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
 	p.last = now
@@ -189,12 +204,11 @@ func (p *pluginLog) Write(b []byte) (int, error) {
 				zap.Float64("lines_per_second", p.rate), zap.Float64("burst", p.burst))
 		}
 		p.report(now, false)
-		return n, nil
+		return
 	}
 	p.tokens--
 	p.report(now, false)
 	p.line(b)
-	return n, nil
 }
 
 // report logs the lines dropped since the last report, every
