@@ -428,10 +428,14 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 
 // enclaveKills notes the plugin processes the enclave killed, if any.
 func enclaveKills(b backends.Stats) string {
-	if b.Violations+b.LimitKills == 0 {
-		return ""
+	s := ""
+	if b.Violations+b.LimitKills > 0 {
+		s = fmt.Sprintf("  enclave killed: %d for forbidden system calls, %d at limits", b.Violations, b.LimitKills)
 	}
-	return fmt.Sprintf("  enclave killed: %d for forbidden system calls, %d at limits", b.Violations, b.LimitKills)
+	if b.ProtocolViolations > 0 {
+		s += fmt.Sprintf("  protocol violations: %d (%d findings refused, %d log lines dropped)", b.ProtocolViolations, b.FindingsRefused, b.LogLinesDropped)
+	}
+	return s
 }
 
 // serveMetrics starts the Prometheus endpoint on the monitor's counters.
@@ -439,7 +443,7 @@ func serveMetrics(addr string, m *monitor, log *zap.Logger) (*metrics.Server, er
 	c := metrics.NewCollector(func() metrics.Snapshot {
 		s := m.liveSummary()
 		used, size := m.reader.Fill()
-		return metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors,
+		return metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors, FindingsLost: s.Output.FindingsLost,
 			Processes: s.Table.Processes, RingUsed: used, RingSize: size, Detectors: s.Detectors}
 	})
 	srv, err := metrics.Serve(addr, c, log.Named("metrics"))

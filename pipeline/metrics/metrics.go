@@ -22,11 +22,13 @@ type Snapshot struct {
 	Kernel     bpf.Counters
 	Decode     decode.Stats
 	Written    [event.KindCount]uint64
-	SinkErrors uint64
-	Processes  int
-	RingUsed   int // bytes waiting in the ring
-	RingSize   int
-	Detectors  []dispatch.LaneStats
+	SinkErrors uint64 // events the output could not write
+	// FindingsLost are findings the output could not write.
+	FindingsLost uint64
+	Processes    int
+	RingUsed     int // bytes waiting in the ring
+	RingSize     int
+	Detectors    []dispatch.LaneStats
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -39,6 +41,7 @@ var (
 	decodedEvents = desc("events_decoded_total", "Events decoded in user space.", "kind")
 	writtenEvents = desc("events_written_total", "Events written to the output.", "kind")
 	dropped       = desc("dropped_events_total", "Events lost, by the layer that lost them: kernel (ring_full, unpaired, recursion), decode (malformed), sink (write_error). Detector losses are bulkhead_detector_dropped_events_total.", "layer", "reason")
+	droppedFinds  = desc("dropped_findings_total", "Findings lost, by the layer that lost them: sink (write_error: the output could not write them).", "layer", "reason")
 	ringUsed      = desc("ring_buffer_used_bytes", "Bytes waiting in the kernel ring buffer.")
 	ringSize      = desc("ring_buffer_size_bytes", "Size of the kernel ring buffer.")
 	processes     = desc("processes_tracked", "Processes in the enrichment table.")
@@ -70,7 +73,7 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, ringUsed, ringSize, processes,
+	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, droppedFinds, ringUsed, ringSize, processes,
 		detQueued, detFiltered, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
 		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop} {
 		ch <- d
@@ -97,6 +100,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dropped, s.Kernel.RecursionMisses, "kernel", "recursion")
 	counter(dropped, s.Decode.Errors(), "decode", "malformed")
 	counter(dropped, s.SinkErrors, "sink", "write_error")
+	counter(droppedFinds, s.FindingsLost, "sink", "write_error")
 	gauge(ringUsed, float64(s.RingUsed))
 	gauge(ringSize, float64(s.RingSize))
 	gauge(processes, float64(s.Processes))

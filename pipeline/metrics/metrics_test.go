@@ -22,6 +22,7 @@ func snapshot() Snapshot {
 	s.Kernel.PairMissing = 2
 	s.Decode.Decoded[event.KindOpen] = 93
 	s.RingUsed, s.RingSize = 4096, 1<<24
+	s.SinkErrors, s.FindingsLost = 11, 3
 	lat := dispatch.Latency{Cumulative: make([]uint64, len(dispatch.LatencyBuckets)), Count: 3, Sum: 3 * time.Millisecond}
 	for i := range lat.Cumulative {
 		lat.Cumulative[i] = 3
@@ -51,12 +52,15 @@ bulkhead_dropped_events_total{layer="decode",reason="malformed"} 0
 bulkhead_dropped_events_total{layer="kernel",reason="recursion"} 0
 bulkhead_dropped_events_total{layer="kernel",reason="ring_full"} 7
 bulkhead_dropped_events_total{layer="kernel",reason="unpaired"} 2
-bulkhead_dropped_events_total{layer="sink",reason="write_error"} 0
+bulkhead_dropped_events_total{layer="sink",reason="write_error"} 11
+# HELP bulkhead_dropped_findings_total Findings lost, by the layer that lost them: sink (write_error: the output could not write them).
+# TYPE bulkhead_dropped_findings_total counter
+bulkhead_dropped_findings_total{layer="sink",reason="write_error"} 3
 # HELP bulkhead_detector_breaker_open 1 while the detector's circuit breaker is open.
 # TYPE bulkhead_detector_breaker_open gauge
 bulkhead_detector_breaker_open{backend="goplugin",detector="cred"} 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "bulkhead_dropped_events_total", "bulkhead_detector_breaker_open"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "bulkhead_dropped_events_total", "bulkhead_dropped_findings_total", "bulkhead_detector_breaker_open"); err != nil {
 		t.Fatal(err)
 	}
 }
