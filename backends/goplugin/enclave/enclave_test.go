@@ -350,4 +350,26 @@ func TestCleanupRemovesOnlyTheDeads(t *testing.T) {
 	if len(done) != 3 || !strings.Contains(done[2], fmt.Sprintf("of monitor %d", dead)) {
 		t.Errorf("reported %q", done)
 	}
+
+	// A process of any name that holds a uid range is alive: its
+	// directory stays.
+	f, _, err := claimUIDs(filepath.Join(run, "uids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(dead)), 0) // stands for a holder not named bulkhead
+	os.MkdirAll(filepath.Join(run, fmt.Sprintf("plugins/%d-bench-3", dead)), 0o700)
+	if holders := rangeHolders(filepath.Join(run, "uids")); !holders[dead] {
+		t.Errorf("holders %v lack %d", holders, dead)
+	}
+	cleanup(run, fs)
+	if _, err := os.Stat(filepath.Join(run, fmt.Sprintf("plugins/%d-bench-3", dead))); err != nil {
+		t.Error("the directory of a range holder was removed")
+	}
+	f.Close()
+	cleanup(run, fs)
+	if _, err := os.Stat(filepath.Join(run, fmt.Sprintf("plugins/%d-bench-3", dead))); err == nil {
+		t.Error("once the range is given back, the directory stays")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,17 +112,20 @@ func claimUIDs(dir string) (*os.File, int, error) {
 // SIGKILLed or crashed before it could stop its plugins: it kills any
 // task still in their plugins' cgroups and removes the cgroups, unmounts
 // and removes their plugins' private directories, and removes their
-// status file. A monitor is gone when its pid is no longer a bulkhead
-// process; what a running monitor owns is never touched.
+// status file. A monitor is gone when its pid holds no plugin uid range
+// and is no longer a bulkhead process; what a running monitor owns is
+// never touched.
 func Cleanup() []string { return cleanup(RuntimeDir(), hostCgroupFS()) }
 
 func cleanup(runtimeDir string, fs cgroupFS) []string {
 	var done []string
+	holders := rangeHolders(filepath.Join(runtimeDir, "uids"))
+	gone := func(pid int) bool { return !holders[pid] && !monitorAlive(pid) }
 	base := filepath.Join(runtimeDir, "plugins")
 	entries, _ := os.ReadDir(base)
 	for _, e := range entries {
 		pid, ok := ownerPID(e.Name())
-		if !ok || monitorAlive(pid) {
+		if !ok || !gone(pid) {
 			continue
 		}
 		dir := filepath.Join(base, e.Name())
@@ -138,7 +142,7 @@ func cleanup(runtimeDir string, fs cgroupFS) []string {
 				continue
 			}
 			pid, ok := ownerPID(rest)
-			if !ok || monitorAlive(pid) {
+			if !ok || !gone(pid) {
 				continue
 			}
 			dir := filepath.Join(parent, e.Name())
@@ -157,13 +161,34 @@ func cleanup(runtimeDir string, fs cgroupFS) []string {
 		var s struct {
 			PID int `json:"pid"`
 		}
-		if json.Unmarshal(raw, &s) == nil && s.PID > 0 && !monitorAlive(s.PID) {
+		if json.Unmarshal(raw, &s) == nil && s.PID > 0 && gone(s.PID) {
 			os.Remove(status)
 			os.Remove(status + ".tmp")
 			done = append(done, fmt.Sprintf("status file %s of monitor %d", status, s.PID))
 		}
 	}
 	return done
+}
+
+// rangeHolders are the pids that hold a plugin uid range now: processes
+// with enclaves open, whatever their name (a test binary, say).
+func rangeHolders(dir string) map[int]bool {
+	out := map[int]bool{}
+	files, _ := filepath.Glob(filepath.Join(dir, "range-*.lock"))
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		raw, _ := io.ReadAll(io.LimitReader(f, 32))
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		// A shared lock is refused while the holder has its exclusive one.
+		if err == nil && errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK) {
+			out[pid] = true
+		}
+		f.Close() // drops the shared lock, if it was taken
+	}
+	return out
 }
 
 // cgroupPrefix starts the name of every plugin cgroup:
@@ -182,7 +207,8 @@ func ownerPID(name string) (int, bool) {
 
 // monitorAlive reports whether pid is this process or another bulkhead
 // monitor (a process whose name is bulkhead…, not one of its plugins).
-// A pid reused by another program counts as gone.
+// A pid reused by another program counts as gone, unless it holds a uid
+// range (rangeHolders).
 func monitorAlive(pid int) bool {
 	if pid == os.Getpid() {
 		return true
