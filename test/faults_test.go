@@ -151,9 +151,10 @@ const slowConfig = ", delay: 10ms"
 
 // Slowness backs up the detector's own queue; what does not fit is shed
 // and counted, nothing crashes, the other detector keeps up. After the boom
-// marker the cell opens a file 40,000 times over about two seconds: more
-// batches than the queues hold (128), so the slow detector sheds for
-// certain, while a detector that keeps up has 128 flushes of room.
+// marker the cell opens a file 40,000 times over about two seconds: 2,500
+// batches of 16, more than the queues hold (1,024), so the slow detector
+// sheds for certain, while a detector that keeps up has 16,384 events of
+// room.
 func slowSheds(t *testing.T, o faultOutcome) {
 	// At stop it has more queued than it can finish within drain_timeout:
 	// it is abandoned (what it had is counted), and the exit status says so.
@@ -223,12 +224,18 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 		}
 	}
 	// Default queues, as a host runs them, except where slowness must shed.
-	queues := ""
+	// A stop waits for a plugin's recovery to finish (a poison event costs
+	// four deadlines and restarts, longer on a busy host), but not long for
+	// what cannot finish: a hung in-process detector, a slow one's queue.
+	queues, drain := "", "10s"
 	if c.fault == "slow" {
-		queues = "queue_batches: 128, "
+		queues = "batch_size: 16, queue_batches: 1024, "
+	}
+	if c.fault == "slow" || c.fault == "hang" && c.backend == "inproc" {
+		drain = "2s"
 	}
 	cfg := writeConfig(t, fmt.Sprintf(`
-dispatch: {%[6]sdrain_timeout: 2s}
+dispatch: {%[6]sdrain_timeout: %[7]s}
 detectors:
   - name: faulty
     backend: %[1]s
@@ -238,7 +245,7 @@ detectors:
     backend: %[1]s
     %[2]s
     config: {report_on: "%[4]s/ok-"}
-`, c.backend, where, c.fault, dir, c.config, queues))
+`, c.backend, where, c.fault, dir, c.config, queues, drain))
 	// The events are the test's own python3 processes': their opens at
 	// start-up, the markers and the burst. What the rest of a shared host
 	// does (another test's storm of 100,000 opens a second, go builds) must
