@@ -638,3 +638,32 @@ func TestMonitorsDoNotSharePluginUIDs(t *testing.T) {
 		t.Logf("monitor A:\n%s\nmonitor B:\n%s", tail(a.stderr.String(), 25), tail(b.stderr.String(), 25))
 	}
 }
+
+// Class 2, the stop of a monitor whose plugin crash-loops: at stop its
+// breaker is open and no plugin process runs, and still its cgroup and
+// tmpfs directory go with the others.
+func TestBreakerOpenPluginLeavesNothingAtStop(t *testing.T) {
+	testenv.RequireBPF(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("dispatch: {drain_timeout: 60s}\ndetectors:\n  - {name: chaos, backend: goplugin, plugin: %s, breaker_cooldown: 1m, config: {fault: exit, on: %q}}\n",
+		testenv.Plugin(t, "chaos"), dir+"/x-") + healthyLine(t, "healthy", dir)
+	m := startLive(t, nil, "--config", writeConfig(t, cfg), "--status", "")
+	pid := m.cmd.Process.Pid
+	if len(pluginDirs(pid)) != 2 || len(pluginCgroups(pid)) == 0 {
+		t.Fatalf("directories %v, cgroups %v", pluginDirs(pid), pluginCgroups(pid))
+	}
+	openMarkers(t, dir, "x", 40, 2*time.Second)
+	openMarkersFrom(t, dir, "ok", 0, 10, 100*time.Millisecond)
+	m.waitFor(30*time.Second, 10, `"healthy"`, dir+"/ok-")
+	events := m.stop(t)
+	row := summaryRow(t, m.stderr.String(), "chaos")
+	if row["breaker"] != "OPEN" {
+		t.Errorf("the chaos plugin's breaker is %s at stop, want OPEN: %v", row["breaker"], row)
+	}
+	if n := len(markersFound(events, "healthy", dir+"/ok-")); n != 10 {
+		t.Errorf("the healthy detector got %d of 10 markers", n)
+	}
+	if d, g, mnt := pluginDirs(pid), pluginCgroups(pid), mounts(t, fmt.Sprintf("/run/bulkhead/plugins/%d-", pid)); len(d)+len(g)+len(mnt) > 0 {
+		t.Errorf("left after stop: directories %v, cgroups %v, mounts %v", d, g, mnt)
+	}
+}

@@ -373,3 +373,25 @@ func TestCleanupRemovesOnlyTheDeads(t *testing.T) {
 		t.Error("once the range is given back, the directory stays")
 	}
 }
+
+// removeOf with this process's pid (Sweep) takes what is its own only.
+func TestSweepTakesItsOwnOnly(t *testing.T) {
+	self, other := os.Getpid(), os.Getppid()
+	run := t.TempDir()
+	for _, d := range []string{fmt.Sprintf("plugins/%d-a-1", self), fmt.Sprintf("plugins/%d-b-2", other)} {
+		os.MkdirAll(filepath.Join(run, d), 0o700)
+	}
+	fs := fakeCgroups(t, "0::/svc\n", "svc/cgroup.subtree_control")
+	os.WriteFile(filepath.Join(fs.root, "svc/cgroup.subtree_control"), []byte("cpu memory pids\n"), 0o644)
+	os.MkdirAll(filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-a-1", self)), 0o755)
+	os.MkdirAll(filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-b-2", other)), 0o755)
+	done := removeOf(run, fs, func(pid int) bool { return pid == self })
+	if len(done) != 2 {
+		t.Errorf("removed %q", done)
+	}
+	for _, p := range []string{filepath.Join(run, fmt.Sprintf("plugins/%d-b-2", other)), filepath.Join(fs.root, fmt.Sprintf("svc/bulkhead-%d-b-2", other))} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed", p)
+		}
+	}
+}

@@ -118,14 +118,46 @@ func claimUIDs(dir string) (*os.File, int, error) {
 func Cleanup() []string { return cleanup(RuntimeDir(), hostCgroupFS()) }
 
 func cleanup(runtimeDir string, fs cgroupFS) []string {
-	var done []string
 	holders := rangeHolders(filepath.Join(runtimeDir, "uids"))
 	gone := func(pid int) bool { return !holders[pid] && !monitorAlive(pid) }
+	done := removeOf(runtimeDir, fs, gone)
+	status := filepath.Join(runtimeDir, "status.json")
+	if raw, err := os.ReadFile(status); err == nil {
+		var s struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(raw, &s) == nil && s.PID > 0 && gone(s.PID) {
+			os.Remove(status)
+			os.Remove(status + ".tmp")
+			done = append(done, fmt.Sprintf("status file %s of monitor %d", status, s.PID))
+		}
+	}
+	return done
+}
+
+// Sweep kills every task left in this monitor's plugin cgroups, removes
+// them, and unmounts and removes its plugins' private directories. It is
+// for the very end of a monitor's stop, after its detectors are closed
+// or abandoned: a plugin abandoned at stop (still busy when the drain
+// timed out) is never closed, so its enclave is not either. Nothing
+// without root.
+func Sweep() []string {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	self := os.Getpid()
+	return removeOf(RuntimeDir(), hostCgroupFS(), func(pid int) bool { return pid == self })
+}
+
+// removeOf kills the tasks of, and removes, the plugin cgroups and
+// private directories of the monitors whose pid matches.
+func removeOf(runtimeDir string, fs cgroupFS, match func(pid int) bool) []string {
+	var done []string
 	base := filepath.Join(runtimeDir, "plugins")
 	entries, _ := os.ReadDir(base)
 	for _, e := range entries {
 		pid, ok := ownerPID(e.Name())
-		if !ok || !gone(pid) {
+		if !ok || !match(pid) {
 			continue
 		}
 		dir := filepath.Join(base, e.Name())
@@ -142,7 +174,7 @@ func cleanup(runtimeDir string, fs cgroupFS) []string {
 				continue
 			}
 			pid, ok := ownerPID(rest)
-			if !ok || !gone(pid) {
+			if !ok || !match(pid) {
 				continue
 			}
 			dir := filepath.Join(parent, e.Name())
@@ -154,17 +186,6 @@ func cleanup(runtimeDir string, fs cgroupFS) []string {
 				what += fmt.Sprintf(" (killed %d task(s) left in it)", killed)
 			}
 			done = append(done, what)
-		}
-	}
-	status := filepath.Join(runtimeDir, "status.json")
-	if raw, err := os.ReadFile(status); err == nil {
-		var s struct {
-			PID int `json:"pid"`
-		}
-		if json.Unmarshal(raw, &s) == nil && s.PID > 0 && gone(s.PID) {
-			os.Remove(status)
-			os.Remove(status + ".tmp")
-			done = append(done, fmt.Sprintf("status file %s of monitor %d", status, s.PID))
 		}
 	}
 	return done
