@@ -60,9 +60,10 @@ var DefaultAllow = append(match.Allowlist{
 type Detector struct {
 	classes []class
 	allow   match.Allowlist
-	// ids are the watched files that existed at Init, by identity: an
-	// open of one of them under any other name is the same access.
-	ids map[event.FileID]watchedFile
+	// ids are the watched files by identity (stat'ed at Init, learnt from
+	// opens by name since): an open of one under any other name is the
+	// same access.
+	ids *fileIDs
 }
 
 // New returns the detector; Init configures it.
@@ -114,7 +115,7 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
 			zap.Strings("directories", missed))
 	}
-	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids)))
+	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids.byPath)))
 	return nil
 }
 
@@ -132,12 +133,13 @@ const (
 // passed.
 func (d *Detector) match(o *event.Open) (c *class, path, by string) {
 	if kp := o.KernelPath(); kp != "" {
-		if c := d.classify(kp); c != nil {
-			return c, kp, byKernelPath
+		if i := d.classIndex(kp); i >= 0 {
+			d.ids.learn(o, i, kp)
+			return &d.classes[i], kp, byKernelPath
 		}
 	}
 	if o.Ret >= 0 && !o.ID().IsZero() {
-		if w, ok := d.ids[o.ID()]; ok {
+		if w, ok := d.ids.lookup(o.ID()); ok {
 			return &d.classes[w.class], w.path, byIdentity
 		}
 	}
@@ -186,13 +188,21 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 }
 
 func (d *Detector) classify(path string) *class {
+	if i := d.classIndex(path); i >= 0 {
+		return &d.classes[i]
+	}
+	return nil
+}
+
+// classIndex is the index of path's class, or -1.
+func (d *Detector) classIndex(path string) int {
 	for i := range d.classes {
 		c := &d.classes[i]
 		if matchAny(c.patterns, path) && !matchAny(c.except, path) {
-			return c
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 func matchAny(patterns []string, path string) bool {

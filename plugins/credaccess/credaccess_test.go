@@ -155,3 +155,58 @@ func TestOpenedFileDecides(t *testing.T) {
 		})
 	}
 }
+
+// A watched file replaced by rename (as passwd rewrites /etc/shadow) has a
+// new inode: the detector learns it from the next open by name, and
+// forgets the old one, whose number the filesystem may give to any file.
+func TestReplacedFileIsLearnt(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.key")
+	mustWrite := func(p string) unix.Stat_t {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("k"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	before := mustWrite(secret)
+	h, err := sdktest.Start(t, credaccess.New(), `{"files": ["`+secret+`"]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := mustWrite(secret + ".new")
+	if err := os.Rename(secret+".new", secret); err != nil {
+		t.Fatal(err)
+	}
+	before.Nlink, after.Nlink = 2, 2 // as seen through a hard link
+	hardOld := opened(cat.Open("/tmp/old-link", 0, 3), "/tmp/old-link", &before)
+	hardNew := opened(cat.Open("/tmp/new-link", 0, 3), "/tmp/new-link", &after)
+	byName := opened(cat.Open(secret, 0, 3), secret, &after)
+
+	for _, step := range []struct {
+		ev   *sdk.Event
+		want string // matched_by, "" for no finding
+	}{
+		{hardNew, ""},              // not known yet: stat'ed before the rename
+		{hardOld, "file_identity"}, // the file stat'ed at Init
+		{byName, "kernel_path"},    // the new file, opened by name: learnt
+		{hardNew, "file_identity"}, // now known under any name
+		{hardOld, ""},              // forgotten
+	} {
+		fs, err := h.Send(step.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(fs) == 1 {
+			got, _ = fs[0].Fields["matched_by"].(string)
+		}
+		if got != step.want || len(fs) > 1 {
+			t.Fatalf("%s: matched by %q (%d findings), want %q", step.ev.Open.Path, got, len(fs), step.want)
+		}
+	}
+}

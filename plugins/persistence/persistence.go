@@ -53,9 +53,10 @@ var DefaultAllow = append(match.Allowlist{{Exe: "systemd"}, {Exe: "systemctl"}},
 // Detector is the detector.
 type Detector struct {
 	allow match.Allowlist
-	// ids are the watched files that existed at Init, by identity: a
-	// write to one of them under any other name (a hard link) is the same.
-	ids map[event.FileID]watchedFile
+	// ids are the watched files by identity (stat'ed at Init, learnt from
+	// opens by name since): a write to one under any other name (a hard
+	// link) is the same.
+	ids *fileIDs
 }
 
 // New returns the detector; Init configures it.
@@ -89,7 +90,7 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
 			zap.Strings("directories", missed))
 	}
-	log.Debug("configured", zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids)))
+	log.Debug("configured", zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids.byPath)))
 	return nil
 }
 
@@ -140,12 +141,13 @@ const (
 // name), or by the path as passed.
 func (d *Detector) match(o *event.Open) (p *place, path, by string) {
 	if kp := o.KernelPath(); kp != "" {
-		if p := find(kp); p != nil {
-			return p, kp, byKernelPath
+		if i := placeIndex(kp); i >= 0 {
+			d.ids.learn(o, i, kp)
+			return &places[i], kp, byKernelPath
 		}
 	}
 	if !o.ID().IsZero() {
-		if w, ok := d.ids[o.ID()]; ok {
+		if w, ok := d.ids.lookup(o.ID()); ok {
 			return &places[w.place], w.path, byIdentity
 		}
 	}
@@ -156,17 +158,25 @@ func (d *Detector) match(o *event.Open) (p *place, path, by string) {
 }
 
 func find(path string) *place {
+	if i := placeIndex(path); i >= 0 {
+		return &places[i]
+	}
+	return nil
+}
+
+// placeIndex is the index of path's place, or -1.
+func placeIndex(path string) int {
 	if !strings.HasPrefix(path, "/") {
-		return nil
+		return -1
 	}
 	for i := range places {
 		for _, pat := range places[i].patterns {
 			if match.Glob(pat, path) {
-				return &places[i]
+				return i
 			}
 		}
 	}
-	return nil
+	return -1
 }
 
 func (d *Detector) Close(context.Context) error { return nil }
