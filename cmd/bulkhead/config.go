@@ -314,9 +314,11 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 	return out, nil
 }
 
-// enclaved closes a plugin's enclave after its backend: whatever state
-// the plugin was left in (breaker open, abandoned after a failed
-// restart), its cgroup's tasks are killed and its directory removed.
+// enclaved closes a plugin's enclave after its backend, whatever state
+// the plugin was left in: goplugin closes the enclave only when a plugin
+// process runs at stop, not when its breaker is open or its last restart
+// failed. Its cgroup's tasks are killed, the cgroup and its directory
+// removed.
 type enclaved struct {
 	backends.Backend
 	enclave *enclave.Enclave
