@@ -436,3 +436,31 @@ func TestNeedsCleanAgreesWithClean(t *testing.T) {
 	}
 	walk("", 4)
 }
+
+// Decoding into an event that held another kind leaves nothing of it.
+func TestDecodeReusedEventIsClean(t *testing.T) {
+	var x record[bpf.ExecRecord]
+	x.fixed.H = hdr(bpf.RecordExec, "cat")
+	x.fixed.Exe = x.walk("cat", "bin")
+	var o record[bpf.OpenRecord]
+	o.fixed.H = hdr(bpf.RecordOpen, "cat")
+	o.fixed.Path = o.str("/etc/hostname")
+	o.fixed.File = o.walk("hostname", "etc")
+	o.fixed.Ret = 3
+	var bad record[bpf.OpenRecord]
+	bad.fixed = o.fixed
+	bad.fixed.File = bpf.StrRef{Off: 9999, Len: 5}
+
+	d := New()
+	var ev event.Event
+	for _, raw := range [][]byte{x.bytes(), bad.bytes(), o.bytes(), x.bytes()} {
+		d.Decode(raw, &ev)
+	}
+	want := event.Event{}
+	if err := New().Decode(x.bytes(), &want); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Open != (event.Open{}) || ev.Exec != want.Exec || ev.Header != want.Header {
+		t.Errorf("reused event: %+v\nwant %+v", ev, want)
+	}
+}
