@@ -688,6 +688,11 @@ func (b *Backend) stop(ctx context.Context) error {
 		b.timer.Stop()
 	}
 	b.failAll(backends.ErrStopped)
+	// The enclave goes whatever state the plugin is in (breaker open, a
+	// failed restart): its cgroup's tasks are killed, its directory removed.
+	if b.opts.Enclave != nil {
+		defer b.opts.Enclave.Close()
+	}
 	if b.proc == nil {
 		return nil
 	}
@@ -702,9 +707,6 @@ func (b *Backend) stop(ctx context.Context) error {
 	b.proc.client.Kill()
 	b.proc = nil
 	b.pid.Store(0)
-	if b.opts.Enclave != nil {
-		b.opts.Enclave.Close()
-	}
 	if err != nil {
 		return fmt.Errorf("close detector %s: %w", b.def.Name, err)
 	}

@@ -296,9 +296,6 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			if err == nil {
 				run, err = goplugin.New(o, dlog)
 			}
-			if err == nil && o.Enclave != nil {
-				run = enclaved{run, o.Enclave}
-			}
 			protections = protectionsOf(o)
 		}
 		if err != nil {
@@ -312,22 +309,6 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID), zap.Strings("protections", protections))
 	}
 	return out, nil
-}
-
-// enclaved closes a plugin's enclave after its backend, whatever state
-// the plugin was left in: goplugin closes the enclave only when a plugin
-// process runs at stop, not when its breaker is open or its last restart
-// failed. Its cgroup's tasks are killed, the cgroup and its directory
-// removed.
-type enclaved struct {
-	backends.Backend
-	enclave *enclave.Enclave
-}
-
-func (e enclaved) Close(ctx context.Context) error {
-	err := e.Backend.Close(ctx)
-	e.enclave.Close()
-	return err
 }
 
 // needsEnclave reports whether any detector runs in an enclave.

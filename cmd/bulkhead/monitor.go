@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
@@ -231,6 +232,12 @@ func (m *monitor) stop() (summary, error) {
 		if d := m.detect.Load(); d != nil {
 			// Capture is drained: let every detector finish its queue.
 			runErr = errors.Join(runErr, d.Close(context.Background()))
+			// A plugin abandoned at stop (still busy when the drain timed
+			// out) is never closed: its processes, cgroup and directory go
+			// here, so nothing of this monitor outlives it.
+			for _, what := range enclave.Sweep() {
+				m.log.Warn("removed at stop what an abandoned plugin left", zap.String("removed", what))
+			}
 		}
 		if m.sink != nil {
 			m.Flush()
