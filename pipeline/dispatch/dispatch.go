@@ -144,8 +144,8 @@ type Dispatcher struct {
 	cur       *batch
 	pool      sync.Pool // full-size batches, filled by Add
 	// small[i] holds batches of 1<<i events: a batch at most half full is
-	// moved into one when it is flushed, so a queued batch pins at most
-	// twice the memory of its events (see compact).
+	// moved into one when it is flushed behind a backlog, so a waiting
+	// batch pins at most twice the memory of its events (see compact).
 	small       []sync.Pool
 	outstanding sync.WaitGroup // batches on a lane, not yet answered
 }
@@ -302,7 +302,7 @@ func (d *Dispatcher) Flush() {
 		return
 	}
 	d.cur = nil
-	if len(b.events) <= d.opts.BatchSize/2 {
+	if len(b.events) <= d.opts.BatchSize/2 && d.backlog() {
 		b = d.compact(b)
 	}
 	size := b.size()
@@ -351,10 +351,24 @@ func (l *lane) fits(n uint64, size int64) bool {
 	return e <= 0 || (e+int64(n) <= int64(l.d.opts.QueueEvents) && by+size <= l.d.opts.QueueBytes)
 }
 
+// backlog reports whether some detector has batches waiting: then a
+// small batch will wait too, and is worth compacting.
+func (d *Dispatcher) backlog() bool {
+	for _, l := range d.lanes {
+		if l.waitEvents.Load() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // compact moves the events of a batch at most half full into a batch of
 // the next power of two in size, and recycles the full-size one at once:
 // at low rates a flush carries a few events, and a queue of them must not
-// pin a full batch's memory each.
+// pin a full batch's memory each. It costs a copy (about 30 ns an event),
+// so it is done only when some queue has a backlog: a batch that a
+// detector takes at once pins nothing for long, and the byte budget counts
+// every batch at its full size anyway.
 func (d *Dispatcher) compact(b *batch) *batch {
 	n := len(b.events)
 	if n == 0 {
