@@ -370,6 +370,13 @@ func (d *Decoder) clean(dir, rel string) string {
 // needsClean reports whether an absolute path has a "//", "." or ".."
 // that clean would remove: most do not, and keep their own bytes.
 func needsClean(p string) bool {
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return true
+	}
+	// Most paths have neither: two vectorised scans decide.
+	if strings.IndexByte(p, '.') < 0 && !strings.Contains(p, "//") {
+		return false
+	}
 	for i := 0; i < len(p); i++ {
 		if p[i] != '/' || i+1 == len(p) {
 			continue
