@@ -179,6 +179,10 @@ type lane struct {
 	mu      sync.Mutex
 	gone    bool   // abandoned
 	pending uint64 // events taken off the queue without an outcome yet
+	// frozen is the backend's counts when the lane was abandoned: what the
+	// detector does after that (answers late, its plugin killed at stop)
+	// is no longer counted anywhere.
+	frozen  atomic.Pointer[backends.Stats]
 	latency latency
 }
 
@@ -414,7 +418,8 @@ func (d *Dispatcher) Drain() {
 // DrainTimeout (or before ctx ends) — a hung in-process detector, or one
 // too slow to finish its queue in time — is abandoned so the monitor can
 // still stop: the events it had queued or in flight are counted as
-// abandoned, it is not closed, and the error names it. When Close returns,
+// abandoned, its backend's counts stay as they were then, it is not
+// closed, and the error names it. When Close returns,
 // every event each detector's queue took has its outcome counted.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.Flush()
@@ -447,13 +452,16 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 }
 
 // abandon gives up on a closed lane: what it has in flight and what is
-// left on its queue are counted as abandoned. Its goroutine may still be
-// running; whatever it takes or answers from now on is counted here, once.
+// left on its queue are counted as abandoned, and its backend's counts are
+// kept as they are now. Its goroutine may still be running; whatever it
+// takes or answers from now on is counted here, once.
 func (l *lane) abandon() (inflight, queued uint64) {
 	l.mu.Lock()
 	l.gone = true
 	inflight, l.pending = l.pending, 0
 	l.abandoned.Add(inflight)
+	st := l.det.Run.Stats()
+	l.frozen.Store(&st)
 	l.mu.Unlock()
 	for b := range l.queue {
 		queued += l.take(b)
@@ -507,9 +515,15 @@ func (l *lane) settle(n uint64, c *atomic.Uint64) bool {
 func (d *Dispatcher) Stats() []LaneStats {
 	out := make([]LaneStats, 0, len(d.lanes))
 	for _, l := range d.lanes {
+		var b backends.Stats
+		if f := l.frozen.Load(); f != nil {
+			b = *f
+		} else {
+			b = l.det.Run.Stats()
+		}
 		out = append(out, LaneStats{Name: l.det.Name, Backend: l.det.Backend, Protections: l.det.Protections, Queued: l.queued.Load(),
 			Filtered: l.filtered.Load(), Delivered: l.delivered.Load(), Shed: l.shed.Load(), Unavailable: l.unavail.Load(),
-			Failed: l.failed.Load(), Abandoned: l.abandoned.Load(), Backends: l.det.Run.Stats(), Latency: l.latency.snapshot()})
+			Failed: l.failed.Load(), Abandoned: l.abandoned.Load(), Backends: b, Latency: l.latency.snapshot()})
 	}
 	return out
 }

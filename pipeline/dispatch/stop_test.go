@@ -24,8 +24,8 @@ import (
 // event its queue took is in exactly one counter: delivered (and reported:
 // chaos reports each event, so findings == delivered), or abandoned (in
 // flight or still queued). Nothing is shed, nothing is left uncounted, and
-// what the detector answers after it was abandoned changes no counter and
-// sends no finding.
+// what the detector answers after it was abandoned, or what happens to it
+// at stop, changes no counter and sends no finding.
 func TestStopAccountsForEveryEvent(t *testing.T) {
 	const cfg = `{"fault": "slow", "delay": "2ms", "report_on": "/mark/"}`
 	for _, backend := range []string{"inproc", "goplugin"} {
@@ -91,9 +91,15 @@ func TestStopAccountsForEveryEvent(t *testing.T) {
 				t.Errorf("after the late answers: delivered %d, abandoned %d, findings %d; was %d, %d, %d",
 					after.Delivered, after.Abandoned, findings.Load(), s.Delivered, s.Abandoned, s.Delivered)
 			}
+			// Nor does what happens to it at stop (a plugin killed there is
+			// not a crash): the backend's counts are those at abandonment.
 			if err := run.Close(context.Background()); err != nil {
 				t.Error(err)
 			}
+			if after := d.Stats()[0]; after.Backends != s.Backends {
+				t.Errorf("the backend's counts moved after it was abandoned: %+v, was %+v", after.Backends, s.Backends)
+			}
+			t.Logf("the backend itself went on: %d events delivered when abandoned, %d after (not counted)", s.Backends.Delivered, run.Stats().Delivered)
 		})
 	}
 }
