@@ -151,10 +151,11 @@ const slowConfig = ", delay: 10ms"
 
 // Slowness backs up the detector's own queue; what does not fit is shed
 // and counted, nothing crashes, the other detector keeps up. After the boom
-// marker the cell opens a file 40,000 times over about two seconds: 2,500
-// batches of 16, more than the queues hold (1,024), so the slow detector
-// sheds for certain, while a detector that keeps up has 16,384 events of
-// room.
+// marker the cell opens a file 40,000 times over about two seconds: with a
+// flush every 20ms, more than 150 batches of up to 256, more than a queue
+// of 64 and a plugin's 16 in flight hold, so the slow detector sheds for
+// certain; a detector that keeps up has 16,384 events of room, and batches
+// big enough that a plugin on a busy host keeps up.
 func slowSheds(t *testing.T, o faultOutcome) {
 	// At stop it has more queued than it can finish within drain_timeout:
 	// it is abandoned (what it had is counted), and the exit status says so.
@@ -227,9 +228,9 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 	// A stop waits for a plugin's recovery to finish (a poison event costs
 	// four deadlines and restarts, longer on a busy host), but not long for
 	// what cannot finish: a hung in-process detector, a slow one's queue.
-	queues, drain := "", "10s"
+	queues, drain, flush := "", "10s", "2ms"
 	if c.fault == "slow" {
-		queues = "batch_size: 16, queue_batches: 1024, "
+		queues, flush = "queue_batches: 64, ", "20ms"
 	}
 	if c.fault == "slow" || c.fault == "hang" && c.backend == "inproc" {
 		drain = "2s"
@@ -251,7 +252,7 @@ detectors:
 	// does (another test's storm of 100,000 opens a second, go builds) must
 	// not decide a cell: a busy host is what the cells must survive, an
 	// overloaded one sheds, counted, by design.
-	m := launchMonitor(t, "--config", cfg, "--comm", "python3")
+	m := launchMonitor(t, "--config", cfg, "--comm", "python3", "--flush-interval", flush)
 	exited := make(chan error, 1)
 	go func() { <-m.copied; exited <- m.cmd.Wait() }()
 	if o.started = m.waitCapturing(exited); o.started {
