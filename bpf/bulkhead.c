@@ -297,9 +297,12 @@ struct walk_arg {
 };
 
 /*
- * put_name copies a dentry's name, NUL-terminated, to buf at off. The
- * length is known, so one bounded copy replaces the byte-by-byte string
- * read (the walk's main cost per component).
+ * put_name copies a dentry's name, NUL-terminated, to buf at off. A short
+ * name lives in the dentry itself: five plain loads copy it, no helper
+ * (the walk's main cost per component was the byte-by-byte string read).
+ * A longer one is read as a string, up to its NUL: a rename racing with
+ * the walk can pair a name with another name's length, and a copy by
+ * length could then read past the name into the kernel's memory.
  */
 static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __u16 *flags)
 {
@@ -308,28 +311,24 @@ static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __
 		return off;
 	}
 	__u32 n = d->d_name.len;
-	if (n == 0)
-		return off;
-	if (n > NAME_READ - 1) {
-		n = NAME_READ - 1;
-		*flags |= FLAG_TRUNC_WALK;
-	}
 	__u32 at = off & STR_MASK;
 	const unsigned char *name = d->d_name.name;
-	if (bpf_core_field_exists(d->d_shortname) && n < sizeof(d->d_shortname) &&
+	if (bpf_core_field_exists(d->d_shortname) && n > 0 && n < sizeof(d->d_shortname) &&
 	    (__u64)name == (__u64)&d->d_shortname) {
-		/* A short name lives in the dentry: five plain loads, no helper. */
 		__u64 *dst = (__u64 *)&buf[at];
 		dst[0] = d->d_shortname.words[0];
 		dst[1] = d->d_shortname.words[1];
 		dst[2] = d->d_shortname.words[2];
 		dst[3] = d->d_shortname.words[3];
 		dst[4] = d->d_shortname.words[4];
-	} else if (bpf_probe_read_kernel(&buf[at], n, name) != 0) {
-		return off;
+		buf[(at + n) & (SCRATCH_SIZE - 1)] = 0;
+		return off + n + 1;
 	}
-	buf[(at + n) & (SCRATCH_SIZE - 1)] = 0;
-	return off + n + 1;
+	/* NAME_READ is NAME_MAX + 1: every name fits whole. */
+	long got = bpf_probe_read_kernel_str(&buf[at], NAME_READ, name);
+	if (got <= 1) /* unreadable, or an empty name */
+		return off;
+	return off + got;
 }
 
 static long walk_step(__u64 i, void *arg)
