@@ -310,10 +310,15 @@ static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __
 		*flags |= FLAG_TRUNC_WALK;
 		return off;
 	}
+	/* d_seq brackets the inline copy, as in the kernel's own RCU walk: a
+	 * rename in between (an odd or changed count) sends it to the string
+	 * read, so a length never goes with another name's bytes. */
+	__u32 seq = d->d_seq.seqcount.sequence;
+	asm volatile("" ::: "memory");
 	__u32 n = d->d_name.len;
 	__u32 at = off & STR_MASK;
 	const unsigned char *name = d->d_name.name;
-	if (bpf_core_field_exists(d->d_shortname) && n > 0 && n < sizeof(d->d_shortname) &&
+	if (bpf_core_field_exists(d->d_shortname) && !(seq & 1) && n > 0 && n < sizeof(d->d_shortname) &&
 	    (__u64)name == (__u64)&d->d_shortname) {
 		__u64 *dst = (__u64 *)&buf[at];
 		dst[0] = d->d_shortname.words[0];
@@ -321,8 +326,11 @@ static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __
 		dst[2] = d->d_shortname.words[2];
 		dst[3] = d->d_shortname.words[3];
 		dst[4] = d->d_shortname.words[4];
-		buf[(at + n) & (SCRATCH_SIZE - 1)] = 0;
-		return off + n + 1;
+		asm volatile("" ::: "memory");
+		if (d->d_seq.seqcount.sequence == seq) {
+			buf[(at + n) & (SCRATCH_SIZE - 1)] = 0;
+			return off + n + 1;
+		}
 	}
 	/* NAME_READ is NAME_MAX + 1: every name fits whole. */
 	long got = bpf_probe_read_kernel_str(&buf[at], NAME_READ, name);
