@@ -145,6 +145,16 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 			b = append(b, ',')
 			b = appendField(b, "resolved", o.Resolved)
 		}
+		if o.FilePath != "" {
+			b = append(b, ',')
+			b = appendField(b, "file_path", o.FilePath)
+		}
+		if o.Ret >= 0 && o.Ino != 0 {
+			b = field(b, "file_dev", o.Dev)
+			b = field(b, "file_ino", o.Ino)
+			b = field(b, "file_nlink", uint64(o.Nlink))
+			b = field(b, "file_mode", uint64(o.FileMode))
+		}
 		b = field(b, "flags", o.Flags)
 		b = append(b, `,"flags_text":"`...)
 		b = AppendOpenFlags(b, o.Flags)

@@ -232,8 +232,19 @@ func (o *OCSF) evidence(ev *event.Event) ocsfEvidence {
 		Data: map[string]any{"kind": ev.Kind.String()}}
 	switch ev.Kind {
 	case event.KindOpen:
-		e.File = &ocsfFile{Name: path.Base(ev.Open.Resolved), Path: ev.Open.Resolved, TypeID: 1}
-		e.Data["flags"], e.Data["ret"] = ev.Open.Flags, ev.Open.Ret
+		o := &ev.Open
+		p := o.KernelPath()
+		if p == "" {
+			p = o.Resolved
+		}
+		e.File = &ocsfFile{Name: path.Base(p), Path: p, TypeID: 1}
+		e.Data["flags"], e.Data["ret"] = o.Flags, o.Ret
+		if p != o.Resolved {
+			e.Data["requested_path"] = o.Resolved
+		}
+		if o.Ino != 0 {
+			e.Data["device"], e.Data["inode"] = o.Dev, o.Ino
+		}
 	case event.KindExec:
 		e.File = &ocsfFile{Name: path.Base(ev.Exec.Exe), Path: ev.Exec.Exe, TypeID: 1}
 	case event.KindConnect:

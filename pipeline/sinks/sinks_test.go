@@ -176,3 +176,36 @@ func TestLockedFlushesFindings(t *testing.T) {
 		t.Fatalf("finding not written through: %q", buf.String())
 	}
 }
+
+// An open through a hard link: the kernel's path of the opened file and
+// its identity come out beside the path as passed, in JSON, text and OCSF.
+func TestOpenedFileIdentityIsWritten(t *testing.T) {
+	ev := sampleEvents()[1]
+	ev.Open.Path, ev.Open.Dir, ev.Open.Resolved, ev.Open.Ret = "/tmp/x/link", "", "/tmp/x/link", 3
+	ev.Open.FilePath, ev.Open.Dev, ev.Open.Ino, ev.Open.Nlink, ev.Open.FileMode = "/tmp/x/link", 65024, 4242, 2, 0o100640
+	var buf bytes.Buffer
+	j := NewJSON(&buf, event.Timebase{})
+	j.Write(&ev)
+	j.Flush()
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	o := m["open"].(map[string]any)
+	if o["file_path"] != "/tmp/x/link" || o["file_dev"] != 65024.0 || o["file_ino"] != 4242.0 || o["file_nlink"] != 2.0 || o["file_mode"] != float64(0o100640) {
+		t.Errorf("open payload %v", o)
+	}
+	buf.Reset()
+	ev.Open.FilePath = "/etc/shadow" // a symlink: the kernel's path differs
+	tx := NewText(&buf, event.Timebase{})
+	tx.Write(&ev)
+	tx.Flush()
+	if line := buf.String(); !strings.Contains(line, " file=/etc/shadow links=2 ") {
+		t.Errorf("text %q lacks the kernel path and link count", line)
+	}
+	ocsf := NewOCSF(NewJSON(io.Discard, event.Timebase{}), io.Discard, event.Timebase{}, "v", "h")
+	e := ocsf.evidence(&ev)
+	if e.File.Path != "/etc/shadow" || e.Data["requested_path"] != "/tmp/x/link" || e.Data["inode"] != uint64(4242) {
+		t.Errorf("ocsf evidence file %+v data %v", e.File, e.Data)
+	}
+}

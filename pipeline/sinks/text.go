@@ -75,6 +75,14 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		} else {
 			b = appendTextValue(b, ev.Open.Path)
 		}
+		if kp := ev.Open.FilePath; kp != "" && kp != ev.Open.Resolved {
+			b = append(b, " file="...)
+			b = appendTextValue(b, kp)
+		}
+		if ev.Open.Nlink > 1 {
+			b = append(b, " links="...)
+			b = strconv.AppendUint(b, uint64(ev.Open.Nlink), 10)
+		}
 		b = append(b, " flags="...)
 		b = AppendOpenFlags(b, ev.Open.Flags)
 		b = appendTextRet(b, ev.Open.Ret)

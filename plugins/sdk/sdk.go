@@ -30,6 +30,7 @@ type (
 	Kind     = event.Kind
 	Process  = event.Process
 	Ancestor = event.Ancestor
+	FileID   = event.FileID
 )
 
 // Event kinds.

@@ -95,14 +95,23 @@ var Fields = []Field{
 		return out
 	})),
 	field("container_id", cel.StringType, "container id, empty on the host", str(func(ev *event.Event) string { return proc(ev).ContainerID })),
-	field("path", cel.StringType, "open: the resolved path; exec: the binary; module: the file", str(func(ev *event.Event) string {
+	field("path", cel.StringType, "open: the opened file as the kernel resolved it (symlinks followed), or the requested path when the open failed; exec: the binary; module: the file", str(func(ev *event.Event) string {
 		switch ev.Kind {
 		case event.KindOpen:
+			if p := ev.Open.KernelPath(); p != "" {
+				return p
+			}
 			return ev.Open.Resolved
 		case event.KindExec:
 			return ev.Exec.Exe
 		case event.KindModule:
 			return ev.Module.Path
+		}
+		return ""
+	})),
+	field("requested_path", cel.StringType, "open: the path as passed, made absolute and cleaned (\".\", \"..\", \"//\")", str(func(ev *event.Event) string {
+		if ev.Kind == event.KindOpen {
+			return ev.Open.Resolved
 		}
 		return ""
 	})),
