@@ -768,7 +768,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	}
 	rpcClient, err := client.Client()
 	if err != nil {
-		return fail(fmt.Sprintf("not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version %d)", wire.ProtocolVersion), err)
+		return fail(fmt.Sprintf("not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version %d)", wire.ProtocolVersion), handshakeError(err))
 	}
 	raw, err := rpcClient.Dispense(wire.PluginName)
 	if err != nil {
@@ -827,6 +827,18 @@ type startError struct {
 
 func (e *startError) Error() string { return e.msg }
 func (e *startError) Unwrap() error { return e.err }
+
+// handshakeError is the first line of go-plugin's handshake error: what
+// the plugin printed instead of a handshake (its own bytes, escaped by
+// fail) without go-plugin's page of generic advice.
+func handshakeError(err error) error {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	line = strings.TrimSuffix(strings.TrimSpace(line), ":")
+	if line == "Unrecognized remote plugin message" {
+		line = "it printed no handshake line on its stdout"
+	}
+	return errors.New(line)
+}
 
 // detectorError is the detector's own message in a gRPC error.
 func detectorError(err error) error {

@@ -99,7 +99,11 @@ func (c enclaveConfig) enabled() bool { return c.Enabled == nil || *c.Enabled }
 func (c enclaveConfig) mtls() bool    { return c.MTLS == nil || *c.MTLS }
 
 type dispatchConfig struct {
-	BatchSize    int           `yaml:"batch_size"`
+	BatchSize int `yaml:"batch_size"`
+	// A detector's queue: beyond queue_events events, queue_mib MiB of
+	// batches or queue_batches batches, what comes is shed and counted.
+	QueueEvents  int           `yaml:"queue_events"`
+	QueueMiB     int           `yaml:"queue_mib"`
 	QueueBatches int           `yaml:"queue_batches"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"` // at shutdown, per the whole drain
 }
@@ -142,6 +146,12 @@ func loadConfig(path string) (fileConfig, error) {
 	if c.Dispatch.BatchSize == 0 {
 		c.Dispatch.BatchSize = def.BatchSize
 	}
+	if c.Dispatch.QueueEvents == 0 {
+		c.Dispatch.QueueEvents = def.QueueEvents
+	}
+	if c.Dispatch.QueueMiB == 0 {
+		c.Dispatch.QueueMiB = int(def.QueueBytes >> 20)
+	}
 	if c.Dispatch.QueueBatches == 0 {
 		c.Dispatch.QueueBatches = def.QueueBatches
 	}
@@ -152,8 +162,9 @@ func loadConfig(path string) (fileConfig, error) {
 	if err := c.Enclave.Check(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 || c.Dispatch.DrainTimeout < 0 {
-		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536, queue_batches at least 1 and drain_timeout not negative"))
+	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 || c.Dispatch.QueueEvents < 1 ||
+		c.Dispatch.QueueMiB < 1 || c.Dispatch.QueueMiB > 1<<20 || c.Dispatch.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536, queue_events, queue_mib (at most 1048576) and queue_batches at least 1, and drain_timeout not negative"))
 	}
 	names := map[string]bool{}
 	builtins := builtinDetectors()
@@ -352,6 +363,7 @@ func startDispatch(fc fileConfig, block bool, out dispatch.FindingFunc, log *zap
 	if err != nil {
 		return nil, err
 	}
-	opts := dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueBatches: fc.Dispatch.QueueBatches, DrainTimeout: fc.Dispatch.DrainTimeout, Block: block}
+	opts := dispatch.Options{BatchSize: fc.Dispatch.BatchSize, QueueEvents: fc.Dispatch.QueueEvents, QueueBytes: int64(fc.Dispatch.QueueMiB) << 20,
+		QueueBatches: fc.Dispatch.QueueBatches, DrainTimeout: fc.Dispatch.DrainTimeout, Block: block}
 	return dispatch.New(context.Background(), opts, dets, out, log.Named("dispatch")), nil
 }

@@ -420,16 +420,16 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 	if len(lanes) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %9s %10s %9s %7s %9s %8s %7s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "filtered", "delivered",
-		"findings", "errors", "shed", "unavail", "failed", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
+	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %9s %10s %9s %7s %9s %8s %7s %9s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "filtered", "delivered",
+		"findings", "errors", "shed", "unavail", "failed", "abandoned", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
 	for _, d := range lanes {
 		b := d.Backends
 		breaker := "closed"
 		if b.BreakerOpen {
 			breaker = "OPEN"
 		}
-		fmt.Fprintf(w, "    %-14s %-14s %10d %9d %10d %9d %7d %9d %8d %7d %7d %6d %8d %10d %11d %7s%s\n", d.Name, d.Backend, d.Queued, d.Filtered, b.Delivered,
-			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(b))
+		fmt.Fprintf(w, "    %-14s %-14s %10d %9d %10d %9d %7d %9d %8d %7d %9d %7d %6d %8d %10d %11d %7s%s\n", d.Name, d.Backend, d.Queued, d.Filtered, d.Delivered,
+			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, d.Abandoned, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(b))
 	}
 }
 

@@ -116,6 +116,9 @@ func (s LaneStats) Plus(o LaneStats) LaneStats {
 	b.Quarantined += ob.Quarantined
 	b.Violations += ob.Violations
 	b.LimitKills += ob.LimitKills
+	b.ProtocolViolations += ob.ProtocolViolations
+	b.FindingsRefused += ob.FindingsRefused
+	b.LogLinesDropped += ob.LogLinesDropped
 	s.Latency = s.Latency.plus(o.Latency)
 	return s
 }

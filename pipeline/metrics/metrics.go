@@ -48,10 +48,10 @@ var (
 
 	detQueued    = desc("detector_queued_events_total", "Events put on the detector's queue.", "detector", "backend")
 	detFiltered  = desc("detector_filtered_events_total", "Queued events the detector's filter turned away.", "detector", "backend")
-	detDelivered = desc("detector_delivered_events_total", "Events the detector received.", "detector", "backend")
+	detDelivered = desc("detector_delivered_events_total", "Queued events in batches the detector answered.", "detector", "backend")
 	detFindings  = desc("detector_findings_total", "Findings the detector reported.", "detector", "backend")
 	detErrors    = desc("detector_errors_total", "OnEvent calls that returned an error.", "detector", "backend")
-	detDropped   = desc("detector_dropped_events_total", "Events the detector wanted and did not get: shed (its queue was full), unavailable (breaker open), failed.", "detector", "backend", "reason")
+	detDropped   = desc("detector_dropped_events_total", "Events the detector wanted and did not get: shed (its queue was full), unavailable (breaker open), failed, abandoned (queued or in flight when it was abandoned at stop).", "detector", "backend", "reason")
 	detLatency   = desc("detector_batch_latency_seconds", "Time from handing a batch to the detector's backend to its answer.", "detector", "backend")
 	detBreaker   = desc("detector_breaker_open", "1 while the detector's circuit breaker is open.", "detector", "backend")
 	plugCrashes  = desc("plugin_crashes_total", "Times the detector's plugin process died.", "detector", "backend")
@@ -109,12 +109,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		b := d.Backends
 		counter(detQueued, d.Queued, l...)
 		counter(detFiltered, d.Filtered, l...)
-		counter(detDelivered, b.Delivered, l...)
+		counter(detDelivered, d.Delivered, l...)
 		counter(detFindings, b.Findings, l...)
 		counter(detErrors, b.Errors, l...)
 		counter(detDropped, d.Shed, d.Name, d.Backend, "shed")
 		counter(detDropped, d.Unavailable, d.Name, d.Backend, "unavailable")
 		counter(detDropped, d.Failed, d.Name, d.Backend, "failed")
+		counter(detDropped, d.Abandoned, d.Name, d.Backend, "abandoned")
 		open := 0.0
 		if b.BreakerOpen {
 			open = 1
