@@ -41,7 +41,7 @@ type spec struct {
 	Processes  uint64   `json:"processes"`
 	CPUSeconds uint64   `json:"cpu_seconds,omitempty"`
 	AddressMB  uint64   `json:"address_mb,omitempty"` // RLIMIT_AS, when there is no memory cgroup
-	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE, when the private directory is no tmpfs
+	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE: disk_mb, always
 	Landlock   bool     `json:"landlock"`
 	Seccomp    bool     `json:"seccomp"`
 }
@@ -112,11 +112,20 @@ func (h *Host) Prepare(name string, slot int, c Config) (*Enclave, error) {
 	}
 	e.spec.Tmp, e.tmpfs = tmp, tmpfs
 	h.hold()
+	// Each file the plugin writes, anywhere, is at most disk_mb: without
+	// Landlock (or on a plain directory) nothing else stops it from
+	// writing wherever its uid may, /tmp say. RLIMIT_FSIZE bounds a file,
+	// not how many there are.
+	e.spec.FileMB = uint64(c.DiskMB)
 	if tmpfs {
 		e.protections = append(e.protections, fmt.Sprintf("private directory %s: tmpfs of %d MiB and %d inodes, noexec, nosuid, nodev; emptied at each start, removed at stop", tmp, c.DiskMB, tmpfsInodes))
 	} else {
-		e.spec.FileMB = uint64(c.DiskMB)
-		e.protections = append(e.protections, fmt.Sprintf("private directory %s: a plain directory (the monitor is not root: no tmpfs), each file at most %d MiB (RLIMIT_FSIZE)", tmp, c.DiskMB))
+		e.protections = append(e.protections, fmt.Sprintf("private directory %s: a plain directory (the monitor is not root: no tmpfs)", tmp))
+	}
+	if e.spec.Landlock {
+		e.protections = append(e.protections, fmt.Sprintf("each file it writes at most %d MiB (RLIMIT_FSIZE)", c.DiskMB))
+	} else {
+		e.protections = append(e.protections, fmt.Sprintf("each file it writes at most %d MiB (RLIMIT_FSIZE); NO Landlock: it can write (and, outside a tmpfs, execute) files wherever its uid may, /tmp say, each bounded, not their number", c.DiskMB))
 	}
 	if s.Seccomp {
 		e.protections = append(e.protections, fmt.Sprintf("seccomp: %d system calls allowed (sockets AF_UNIX only, clone for threads only, "+
@@ -227,7 +236,7 @@ func (e *Enclave) Close() {
 			e.group.remove()
 		}
 		if e.tmpfs {
-			unix.Unmount(e.spec.Tmp, unix.MNT_DETACH)
+			unix.Unmount(e.spec.Tmp, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		}
 		os.RemoveAll(e.spec.Tmp)
 		e.host.release(1)
@@ -265,11 +274,103 @@ func checkSHA256(f io.Reader, binary, want string) error {
 
 // RuntimeDir is where a monitor keeps its run-time state: the plugins'
 // private directories, and the status file `bulkhead plugins` reads.
+// It is only a name: EnsureRuntimeDir creates it and checks that no one
+// else planted it.
 func RuntimeDir() string {
 	if os.Geteuid() == 0 {
 		return "/run/bulkhead"
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-%d", os.Geteuid()))
+}
+
+// runtimeMode is the mode of RuntimeDir and of its plugins/: only the
+// monitor's user may list or change them. A root monitor's plugins run as
+// uids of their own and must pass through both to reach their private
+// directories (search, not read): 0711. A non-root monitor's plugins run
+// as its user: 0700.
+func runtimeMode() os.FileMode {
+	if os.Geteuid() == 0 {
+		return 0o711
+	}
+	return 0o700
+}
+
+// EnsureRuntimeDir creates RuntimeDir and then each of sub below it (one
+// level each), and checks every one of them (CheckOwnDir): a monitor that
+// is not root keeps them in a shared temporary directory, where another
+// local user could have made them first, or put a symbolic link there, to
+// have this monitor write or remove files of its user elsewhere. It
+// returns the last directory.
+func EnsureRuntimeDir(sub ...string) (string, error) {
+	dir := RuntimeDir()
+	if err := ensureOwnDir(dir, runtimeMode()); err != nil {
+		return "", err
+	}
+	for _, s := range sub {
+		dir = filepath.Join(dir, s)
+		if err := ensureOwnDir(dir, runtimeMode()); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// ensureOwnDir makes dir with mode (not following a symbolic link there),
+// or checks the one that is there.
+func ensureOwnDir(dir string, mode os.FileMode) error {
+	err := os.Mkdir(dir, mode)
+	if err == nil {
+		// The umask may have taken bits away; set exactly mode.
+		if err := os.Chmod(dir, mode); err != nil {
+			return fmt.Errorf("enclave: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("enclave: run-time directory: %w", err)
+	}
+	return CheckOwnDir(dir, mode)
+}
+
+// CheckOwnDir checks, without following a symbolic link, that dir is a
+// directory of this process's effective user with mode mode. A directory
+// of this user that no one else can write (say 0755, made by an older
+// bulkhead) is given mode; anything else is refused with what is wrong
+// and what to do.
+func CheckOwnDir(dir string, mode os.FileMode) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("enclave: run-time directory: %w", err)
+	}
+	euid := os.Geteuid()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	const planted = "another local user may have made it, to have this monitor write or remove files elsewhere"
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("enclave: run-time directory %s is a symbolic link, not a directory: %s; "+
+			"remove the link (rm %s) and start again, or set TMPDIR to a directory of your own", dir, planted, dir)
+	case !fi.IsDir():
+		return fmt.Errorf("enclave: run-time directory %s is not a directory (%s): %s; "+
+			"remove it and start again, or set TMPDIR to a directory of your own", dir, fi.Mode().Type(), planted)
+	case !ok || int(st.Uid) != euid:
+		owner := -1
+		if ok {
+			owner = int(st.Uid)
+		}
+		return fmt.Errorf("enclave: run-time directory %s belongs to uid %d, not to this monitor's user (uid %d): %s; "+
+			"have it removed (by root or its owner) and start again, or set TMPDIR to a directory of your own", dir, owner, euid, planted)
+	}
+	got := fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	if got == mode {
+		return nil
+	}
+	if got&0o022 != 0 {
+		return fmt.Errorf("enclave: run-time directory %s has mode %04o: others can write in it, so what is in it may be "+
+			"another user's (%s); remove it (rm -r %s) and start again", dir, uint32(got.Perm()), planted, dir)
+	}
+	// Ours, and no one else could write in it: what is in it is ours.
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("enclave: run-time directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // tmpfsInodes bounds the files a plugin can make in its directory.
@@ -280,9 +381,9 @@ const tmpfsInodes = 4096
 // plugin never shares the old one's). When root, it is a tmpfs of diskMB
 // MiB, noexec, nosuid, nodev, owned by the plugin's uid.
 func privateDir(name string, uid, gid, diskMB int, root bool) (dir string, tmpfs bool, err error) {
-	base := filepath.Join(RuntimeDir(), "plugins")
-	if err := os.MkdirAll(base, 0o711); err != nil {
-		return "", false, fmt.Errorf("enclave: %w", err)
+	base, err := EnsureRuntimeDir("plugins")
+	if err != nil {
+		return "", false, err
 	}
 	if dir, err = os.MkdirTemp(base, fmt.Sprintf("%d-%s-", os.Getpid(), safeName(name))); err != nil {
 		return "", false, fmt.Errorf("enclave: %w", err)
@@ -307,14 +408,43 @@ func privateDir(name string, uid, gid, diskMB int, root bool) (dir string, tmpfs
 	return dir, false, nil
 }
 
-// emptyDir removes what is in dir, not dir.
+// emptyDir removes what is in dir, not dir. It refuses a dir that is not
+// a directory (a symbolic link put in its place), and removes through a
+// handle on the directory it checked: nothing it removes can be outside
+// dir. (os.RemoveAll, used elsewhere on a private directory, does not
+// follow a symbolic link in its last element either: it removes the
+// link.)
 func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
+	before, err := os.Lstat(dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+	if !before.IsDir() {
+		return fmt.Errorf("%s is no longer a directory (%s): refusing to empty it", dir, before.Mode().Type())
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	now, err := r.Stat(".")
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(before, now) {
+		return fmt.Errorf("%s was replaced while it was being emptied: refusing to empty it", dir)
+	}
+	d, err := r.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := r.RemoveAll(name); err != nil {
 			return err
 		}
 	}

@@ -38,7 +38,15 @@ func Open(s Support) (h *Host, cleaned []string, err error) {
 	h = &Host{support: s, base: -1}
 	if s.Root {
 		cleaned = Cleanup()
-		if h.lock, h.base, err = claimUIDs(filepath.Join(RuntimeDir(), "uids")); err != nil {
+		var base string
+		if base, err = EnsureRuntimeDir(); err != nil {
+			return nil, cleaned, err
+		}
+		uids := filepath.Join(base, "uids")
+		if err = ensureOwnDir(uids, 0o700); err != nil {
+			return nil, cleaned, err
+		}
+		if h.lock, h.base, err = claimUIDs(uids); err != nil {
 			return nil, cleaned, err
 		}
 	}
@@ -115,7 +123,14 @@ func claimUIDs(dir string) (*os.File, int, error) {
 // status file. A monitor is gone when its pid holds no plugin uid range
 // and is no longer a bulkhead process; what a running monitor owns is
 // never touched.
-func Cleanup() []string { return cleanup(RuntimeDir(), hostCgroupFS()) }
+func Cleanup() []string {
+	// Only in a run-time directory that is really this user's: in one
+	// another user planted, the names could point anywhere.
+	if CheckOwnDir(RuntimeDir(), runtimeMode()) != nil {
+		return nil
+	}
+	return cleanup(RuntimeDir(), hostCgroupFS())
+}
 
 func cleanup(runtimeDir string, fs cgroupFS) []string {
 	holders := rangeHolders(filepath.Join(runtimeDir, "uids"))
@@ -142,7 +157,7 @@ func cleanup(runtimeDir string, fs cgroupFS) []string {
 // timed out) is never closed, so its enclave is not either. Nothing
 // without root.
 func Sweep() []string {
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || CheckOwnDir(RuntimeDir(), runtimeMode()) != nil {
 		return nil
 	}
 	self := os.Getpid()
@@ -161,7 +176,7 @@ func removeOf(runtimeDir string, fs cgroupFS, match func(pid int) bool) []string
 			continue
 		}
 		dir := filepath.Join(base, e.Name())
-		unix.Unmount(dir, unix.MNT_DETACH)
+		unix.Unmount(dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		if err := os.RemoveAll(dir); err == nil {
 			done = append(done, "private directory "+dir)
 		}
