@@ -206,14 +206,15 @@ detectors:
 	if uint64(events) != written || written+eventsLost != decoded {
 		t.Errorf("events: %d in the file, summary %d written + %d lost, %d decoded", events, written, eventsLost, decoded)
 	}
-	if recovered[lostEvents] != float64(eventsLost) {
-		t.Errorf("%s = %v after recovering; the summary says %d", lostEvents, recovered[lostEvents], eventsLost)
+	// The metrics were read before the stop: on a busy host the 1 MiB
+	// output can fill again after it recovered, so the final counts may
+	// be higher, never lower (TestMetricsMatchSummary checks equality).
+	if v := recovered[lostEvents]; v == 0 || v > float64(eventsLost) {
+		t.Errorf("%s = %v after recovering; the summary says %d", lostEvents, v, eventsLost)
 	}
 	const lostFindings = `bulkhead_dropped_findings_total{layer="sink",reason="write_error"}`
-	if v, ok := recovered[lostFindings]; ok && v != float64(findingsLost) {
-		t.Errorf("%s = %v; the summary says %d", lostFindings, v, findingsLost)
-	} else if !ok {
-		t.Logf("no %s metric yet (pipeline/metrics does not export lost findings)", lostFindings)
+	if v := recovered[lostFindings]; v == 0 || v > float64(findingsLost) {
+		t.Errorf("%s = %v after recovering; the summary says %d", lostFindings, v, findingsLost)
 	}
 	during0 := 0
 	for _, pid := range during {
