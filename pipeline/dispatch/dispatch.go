@@ -429,30 +429,43 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	for _, l := range d.lanes {
 		close(l.queue)
 	}
+	drain := ctx
 	if d.opts.DrainTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.opts.DrainTimeout)
+		drain, cancel = context.WithTimeout(ctx, d.opts.DrainTimeout)
 		defer cancel()
 	}
 	var errs []error
+	finished := make([]*lane, 0, len(d.lanes))
 	for _, l := range d.lanes {
 		select {
 		case <-l.finished:
-		case <-ctx.Done():
+		case <-drain.Done():
 		}
 		select {
 		case <-l.finished:
-			if err := l.det.Run.Close(ctx); err != nil {
-				errs = append(errs, err)
-			}
+			finished = append(finished, l)
 		default:
 			inflight, queued := l.abandon()
 			errs = append(errs, fmt.Errorf("detector %s did not finish in time and was abandoned: %d events abandoned (%d in flight, %d queued)",
 				l.det.Name, inflight+queued, inflight, queued))
 		}
 	}
+	// The detectors that finished are closed with time of their own: a
+	// drain that ran out on a slow detector must not cut the others short.
+	closing, cancel := context.WithTimeout(context.WithoutCancel(ctx), CloseTimeout)
+	defer cancel()
+	for _, l := range finished {
+		if err := l.det.Run.Close(closing); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
+
+// CloseTimeout bounds closing the detectors that finished their queues,
+// all together, after the drain.
+const CloseTimeout = 5 * time.Second
 
 // abandon gives up on a closed lane: what it has in flight and what is
 // left on its queue are counted as abandoned, and its backend's counts are

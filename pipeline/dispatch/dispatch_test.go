@@ -36,11 +36,19 @@ type fake struct {
 	gate chan struct{}
 	mu   sync.Mutex
 	seen []string // Open.Resolved of every event received, copied
+	// closeCtxErr is the context's error when Close was called.
+	closeCtxErr error
+	closed      bool
 }
 
 func (f *fake) Definition() detect.Definition { return f.def }
 func (f *fake) Stats() backends.Stats         { return backends.Stats{} }
-func (f *fake) Close(context.Context) error   { return nil }
+func (f *fake) Close(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed, f.closeCtxErr = true, ctx.Err()
+	return nil
+}
 func (f *fake) Submit(_ context.Context, evs []*event.Event, done backends.Done) {
 	if f.gate != nil {
 		<-f.gate
@@ -178,6 +186,13 @@ func TestCloseAbandonsHungDetector(t *testing.T) {
 	}
 	if f := st["fine"]; f.Delivered != 20 || f.Settled() != 20 || f.Dropped() != 0 {
 		t.Errorf("fine: %+v", f)
+	}
+	// The drain ran out on the hung one: the fine one is still closed
+	// with time of its own, not with the spent drain context.
+	fine.mu.Lock()
+	defer fine.mu.Unlock()
+	if !fine.closed || fine.closeCtxErr != nil {
+		t.Errorf("fine closed %v, with context error %v", fine.closed, fine.closeCtxErr)
 	}
 }
 
