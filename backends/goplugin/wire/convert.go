@@ -121,7 +121,12 @@ func FindingFromProto(p *Finding, sent []*event.Event) (detect.Finding, error) {
 		if err := json.Unmarshal(p.FieldsJson, &fields); err != nil {
 			return f, fmt.Errorf("finding %s: fields: %w", f.Rule, err)
 		}
-		f.Fields = restoreBytes(fields).(map[string]any)
+		// The object itself is the fields, never a string in BytesKey form:
+		// only its values are restored (a field named BytesKey stays one).
+		for k, v := range fields {
+			fields[k] = restoreBytes(v)
+		}
+		f.Fields = fields
 	}
 	return f, nil
 }
@@ -155,13 +160,13 @@ func keepBytes(v any) any {
 		for k, e := range x {
 			out[k] = keepBytes(e)
 		}
-		return out
+		return literal(out)
 	case map[string]string:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			out[k] = keepBytes(e)
 		}
-		return out
+		return literal(out)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
@@ -170,6 +175,16 @@ func keepBytes(v any) any {
 		return out
 	}
 	return v
+}
+
+// literal keeps a detector's own map that looks like the BytesKey form
+// (one key, BytesKey, a string) from being read back as bytes: its string
+// is sent in BytesKey form too, which restoreBytes turns back into it.
+func literal(m map[string]any) map[string]any {
+	if s, ok := m[BytesKey].(string); ok && len(m) == 1 {
+		m[BytesKey] = map[string]string{BytesKey: base64.StdEncoding.EncodeToString([]byte(s))}
+	}
+	return m
 }
 
 // restoreBytes undoes keepBytes in decoded JSON, in place.

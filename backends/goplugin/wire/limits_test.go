@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -113,10 +114,15 @@ func TestForeignEvidenceIsRefusedAtTheSource(t *testing.T) {
 	}
 }
 
-// FuzzParseResult: any bytes are refused or read within the bounds.
+// FuzzParseResult: any bytes are refused or read within the bounds, and
+// every finding ParseResult keeps converts (FindingFromProto) or is
+// refused without a panic: the monitor runs both on every answer.
 func FuzzParseResult(f *testing.F) {
 	f.Add(marshal(f, &Result{Seq: 1, Findings: []*Finding{{Rule: []byte("r"), EventIndexes: []uint32{0}, FieldsJson: []byte(`{"a":1}`)}}}), 2)
 	f.Add([]byte{0x12, 0x02, 0x22, 0x00}, 1)
+	for _, fields := range []string{`{"bulkhead.bytes":"aGk="}`, `{"a":{"bulkhead.bytes":"/w=="}}`, `[{"bulkhead.bytes":"aGk="}]`, `null`, `"x"`} {
+		f.Add(marshal(f, &Result{Seq: 1, Findings: []*Finding{{Rule: []byte("r"), EventIndexes: []uint32{0, 0, 1}, FieldsJson: []byte(fields)}}}), 2)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, events int) {
 		events = max(0, min(events, 4096))
 		res, _, err := ParseResult(b, events, DefaultLimits())
@@ -136,7 +142,13 @@ func FuzzParseResult(f *testing.F) {
 					t.Fatalf("index %d of %d kept", i, events)
 				}
 			}
-			FindingFromProto(p, sent)
+			got, err := FindingFromProto(p, sent)
+			if err != nil {
+				continue
+			}
+			if len(got.Events) != len(p.EventIndexes) || (len(p.FieldsJson) > 0 && got.Fields == nil && string(bytes.TrimSpace(p.FieldsJson)) != "null") {
+				t.Fatalf("finding %q: %d events of %d indexes, fields %q read as %v", got.Rule, len(got.Events), len(p.EventIndexes), p.FieldsJson, got.Fields)
+			}
 		}
 	})
 }
