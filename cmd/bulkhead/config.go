@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
@@ -312,14 +313,24 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		if err != nil {
 			return fail(fmt.Errorf("detector #%d (%s, backend %s): %w", i+1, name, dc.Backend, err))
 		}
+		def := run.Definition()
 		if name == "" {
-			name = run.Definition().Name
+			// Chosen by the plugin: any bytes (cut to 1 KiB by wire). The
+			// name goes to every log line and the status file: escaped.
+			name = sinks.TextEscape(def.Name)
 		}
 		out = append(out, dispatch.Detector{Name: name, Backend: dc.Backend, Run: run, Protections: protections})
-		log.Info("detector started", zap.String("detector", name), zap.String("backend", dc.Backend),
-			zap.String("version", run.Definition().Version), zap.Int("pid", run.Stats().PID), zap.Strings("protections", protections))
+		logStarted(log, name, dc.Backend, def, run.Stats().PID, protections)
 	}
 	return out, nil
+}
+
+// logStarted says a detector started. Its version is the plugin's choice
+// (any bytes, cut to 1 KiB): escaped, like everything from a plugin that
+// reaches the log.
+func logStarted(log *zap.Logger, name, backend string, def detect.Definition, pid int, protections []string) {
+	log.Info("detector started", zap.String("detector", name), zap.String("backend", backend),
+		zap.String("version", sinks.TextEscape(def.Version)), zap.Int("pid", pid), zap.Strings("protections", protections))
 }
 
 // needsEnclave reports whether any detector runs in an enclave.

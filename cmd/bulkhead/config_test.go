@@ -7,8 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // TestMain removes the plugin binaries the tests built.
@@ -185,6 +190,38 @@ func TestDeployFiles(t *testing.T) {
 	for _, flag := range []string{"-config", "-output", "-metrics-addr"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("bulkhead run has no %s flag", flag)
+		}
+	}
+}
+
+// A plugin chooses its version: whatever bytes it holds (terminal
+// escapes, a C1 CSI, DEL, bytes that are not UTF-8, a forged log line)
+// reach neither the JSON log nor a terminal's console log raw.
+func TestStartedLogEscapesThePluginsVersion(t *testing.T) {
+	hostile := "1.0\x1b]0;pwned\x07\u009b2J\x7f\xff\n{\"level\":\"info\",\"msg\":\"forged\"}"
+	for _, console := range []bool{false, true} {
+		var buf bytes.Buffer
+		log, err := newLogger("info", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if console {
+			encCfg := zap.NewProductionEncoderConfig()
+			log = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(encCfg), zapcore.AddSync(&buf), zapcore.InfoLevel))
+		}
+		logStarted(log, "x", "goplugin", detect.Definition{Name: "x", Version: hostile}, 42, nil)
+		log.Sync()
+		out := buf.String()
+		if strings.Count(out, "\n") != 1 {
+			t.Errorf("console=%v: the version forged a line:\n%s", console, out)
+		}
+		for i, r := range strings.TrimSuffix(out, "\n") {
+			if r == utf8.RuneError || (!unicode.IsPrint(r) && r != '\t') {
+				t.Fatalf("console=%v: %U raw at byte %d of %q", console, r, i, out)
+			}
+		}
+		if !strings.Contains(out, `1.0\\x1b]0;pwned\\a\\u009b2J\\x7f\\xff\\n{`) && !strings.Contains(out, `1.0\x1b]0;pwned\a\u009b2J\x7f\xff\n{`) {
+			t.Errorf("console=%v: the version is not there, escaped:\n%s", console, out)
 		}
 	}
 }
