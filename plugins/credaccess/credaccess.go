@@ -60,10 +60,9 @@ var DefaultAllow = append(match.Allowlist{
 type Detector struct {
 	classes []class
 	allow   match.Allowlist
-	// ids are the watched files by identity (stat'ed at Init, learnt from
-	// opens by name since): an open of one under any other name is the
-	// same access.
-	ids *fileIDs
+	// files recognises the watched files under any name: an open of one
+	// under another name is the same access.
+	files *match.Files
 }
 
 // New returns the detector; Init configures it.
@@ -109,44 +108,27 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		d.classes = append(d.classes, class{"credential-file-access", "T1003.008", c.Files, nil})
 	}
 	d.allow = allow
+	d.files = match.NewFiles(d.classIndex)
 	var missed []string
-	d.ids, missed = identities(d.classes)
+	for _, c := range d.classes {
+		missed = append(missed, d.files.Stat(c.patterns)...)
+	}
 	if len(missed) > 0 {
 		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
 			zap.Strings("directories", missed))
 	}
-	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids.byPath)))
+	log.Debug("configured", zap.Int("classes", len(d.classes)), zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", d.files.Len()))
 	return nil
 }
 
-// How an open was recognised as one of a watched file.
-const (
-	byKernelPath = "kernel_path"   // the path the kernel resolved for the opened file
-	byIdentity   = "file_identity" // the opened file is a watched one under another name (hard link)
-	byName       = "path"          // the path as passed, made absolute (failed opens)
-)
-
-// match finds the class of the file ev opened, the watched name it is
-// known by and how it was found: by the kernel's path of the opened file
-// (symlinks, "..", "//" and relative paths all end there), by its identity
-// (a hard link's other name), or, when no file was opened, by the path as
-// passed.
+// match finds the class of the file o opened, the watched name it is
+// known by and how it was recognised (match.Files.Match).
 func (d *Detector) match(o *event.Open) (c *class, path, by string) {
-	if kp := o.KernelPath(); kp != "" {
-		if i := d.classIndex(kp); i >= 0 {
-			d.ids.learn(o, i, kp)
-			return &d.classes[i], kp, byKernelPath
-		}
+	i, path, by := d.files.Match(o)
+	if i < 0 {
+		return nil, "", ""
 	}
-	if o.Ret >= 0 && !o.ID().IsZero() {
-		if w, ok := d.ids.lookup(o.ID()); ok {
-			return &d.classes[w.class], w.path, byIdentity
-		}
-	}
-	if c := d.classify(o.Resolved); c != nil {
-		return c, o.Resolved, byName
-	}
-	return nil, "", ""
+	return &d.classes[i], path, by
 }
 
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
@@ -185,13 +167,6 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		f.Fields["exe"] = ev.Process.Exe
 	}
 	return []sdk.Finding{f}, nil
-}
-
-func (d *Detector) classify(path string) *class {
-	if i := d.classIndex(path); i >= 0 {
-		return &d.classes[i]
-	}
-	return nil
 }
 
 // classIndex is the index of path's class, or -1.

@@ -53,10 +53,9 @@ var DefaultAllow = append(match.Allowlist{{Exe: "systemd"}, {Exe: "systemctl"}},
 // Detector is the detector.
 type Detector struct {
 	allow match.Allowlist
-	// ids are the watched files by identity (stat'ed at Init, learnt from
-	// opens by name since): a write to one under any other name (a hard
-	// link) is the same.
-	ids *fileIDs
+	// files recognises the watched files under any name: a write to one
+	// under another name (a hard link) is the same.
+	files *match.Files
 }
 
 // New returns the detector; Init configures it.
@@ -84,13 +83,16 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 		return err
 	}
 	d.allow = allow
+	d.files = match.NewFiles(placeIndex)
 	var missed []string
-	d.ids, missed = identities(places)
+	for _, p := range places {
+		missed = append(missed, d.files.Stat(p.patterns)...)
+	}
 	if len(missed) > 0 {
 		log.Info("some watched directories cannot be listed here: their files are matched by name and kernel path, not also by identity (a hard link to them goes unseen)",
 			zap.Strings("directories", missed))
 	}
-	log.Debug("configured", zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", len(d.ids.byPath)))
+	log.Debug("configured", zap.Int("allow_rules", len(allow)), zap.Int("files_by_identity", d.files.Len()))
 	return nil
 }
 
@@ -127,41 +129,14 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	return []sdk.Finding{f}, nil
 }
 
-// How a write was recognised as one to a watched place.
-const (
-	byKernelPath = "kernel_path"   // the path the kernel resolved for the opened file
-	byIdentity   = "file_identity" // the opened file is a watched one under another name (hard link)
-	byName       = "path"          // the path as passed, made absolute
-)
-
 // match finds the place of the file o opened, the watched name it is
-// known by and how it was found: by the kernel's path of the opened file
-// (symlinks, "..", "//" and relative paths all end there; a file created
-// through a symlinked directory too), by its identity (a hard link's other
-// name), or by the path as passed.
+// known by and how it was recognised (match.Files.Match).
 func (d *Detector) match(o *event.Open) (p *place, path, by string) {
-	if kp := o.KernelPath(); kp != "" {
-		if i := placeIndex(kp); i >= 0 {
-			d.ids.learn(o, i, kp)
-			return &places[i], kp, byKernelPath
-		}
+	i, path, by := d.files.Match(o)
+	if i < 0 {
+		return nil, "", ""
 	}
-	if !o.ID().IsZero() {
-		if w, ok := d.ids.lookup(o.ID()); ok {
-			return &places[w.place], w.path, byIdentity
-		}
-	}
-	if p := find(o.Resolved); p != nil {
-		return p, o.Resolved, byName
-	}
-	return nil, "", ""
-}
-
-func find(path string) *place {
-	if i := placeIndex(path); i >= 0 {
-		return &places[i]
-	}
-	return nil
+	return &places[i], path, by
 }
 
 // placeIndex is the index of path's place, or -1.
