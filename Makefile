@@ -92,10 +92,12 @@ bench-micro: ## micro-benchmarks: decode, encode, wire codec, dispatch per backe
 bench-capture: build ## monitored vs unmonitored syscall rate (root)
 	$(SUDO) ./$(BIN) bench capture --log-level warn
 
-fuzz: ## fuzz the kernel record decoder, the plugin batch decoder and the recording reader (FUZZTIME=60s each)
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/decode/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
-	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/recording/
+fuzz: ## fuzz the decoders of what is hostile: kernel records, plugin batches and answers, recordings, output escaping (FUZZTIME=60s each)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/decode/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResult$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/recording/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONString$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/sinks/
 
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
