@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
@@ -78,14 +79,105 @@ func writeStatus(path string, s status) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if filepath.Dir(path) == enclave.RuntimeDir() {
+		// The default: made and checked (for a monitor that is not root it
+		// is in /tmp, where another user could have made it first).
+		if _, err := enclave.EnsureRuntimeDir(); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+	os.Remove(tmp)
+	// A new file, never through a link left in its place.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(raw)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// readStatus reads the status file at path: a regular file of this user
+// or of root that no one else can write, in, for the default path, a
+// run-time directory that is really this user's (a monitor that is not
+// root keeps it in /tmp, where another user could plant one to show the
+// operator a monitor in good health). At most maxStatusBytes.
+func readStatus(path string) ([]byte, error) {
+	if path == defaultStatusPath() {
+		if err := enclave.CheckRuntimeDir(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("status file %s is a symbolic link: refusing to read it (give the file itself with --status)", path)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("status file %s is not a regular file (%s)", path, fi.Mode().Type())
+	case !ok || (int(st.Uid) != os.Geteuid() && st.Uid != 0):
+		return nil, fmt.Errorf("status file %s belongs to uid %d, neither this user (uid %d) nor root: another user may have put it there; not reading it", path, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return nil, fmt.Errorf("status file %s has mode %04o: others can write it; not reading it", path, uint32(fi.Mode().Perm()))
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, maxStatusBytes+1))
+	if err == nil && len(raw) > maxStatusBytes {
+		err = fmt.Errorf("status file %s is more than %d bytes: not one a monitor wrote", path, maxStatusBytes)
+	}
+	return raw, err
+}
+
+// maxStatusBytes bounds the status file: a monitor's, with 64 plugins
+// and their protections, is a few tens of KiB.
+const maxStatusBytes = 8 << 20
+
+// statusJSON is s as indented JSON for a terminal: encoding/json escapes
+// C0 controls but leaves DEL, C1 controls (U+009B is a CSI) and the other
+// characters that are not printable raw; they are written as \uXXXX.
+// (The same post-processing as sinks' OCSF output, which does not export
+// it.) Only what status holds is written, re-encoded: nothing else of the
+// file, and no byte that is not UTF-8.
+func statusJSON(s status) ([]byte, error) {
+	raw, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(raw)+1)
+	for i := 0; i < len(raw); {
+		r, size := utf8.DecodeRune(raw[i:])
+		switch {
+		case r == 0x7f || (r >= utf8.RuneSelf && !unicode.IsPrint(r)) || (r == utf8.RuneError && size == 1):
+			// (json.Marshal already made invalid bytes U+FFFD.)
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				out = fmt.Appendf(out, `\u%04x`, r)
+			}
+		default:
+			out = append(out, raw[i:i+size]...)
+		}
+		i += size
+	}
+	return append(out, '\n'), nil
 }
 
 // keepStatus writes the monitor's status every second until stop closes,
@@ -117,7 +209,7 @@ func pluginsCommand(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageErr("%v", err)
 	}
-	raw, err := os.ReadFile(*path)
+	raw, err := readStatus(*path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no monitor is running with status file %s (start one with bulkhead run --config FILE, or give --status)", *path)
 	}
@@ -132,7 +224,11 @@ func pluginsCommand(args []string, stdout io.Writer) error {
 		return fmt.Errorf("the monitor that wrote %s (pid %d) is gone; the file is from %s", *path, s.PID, s.Updated.Format(time.RFC3339))
 	}
 	if *asJSON {
-		_, err := stdout.Write(append(raw, '\n'))
+		out, err := statusJSON(s)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
 		return err
 	}
 	fmt.Fprintf(stdout, "monitor pid %d, as of %s\n\n", s.PID, s.Updated.Local().Format("15:04:05"))

@@ -315,6 +315,11 @@ func EnsureRuntimeDir(sub ...string) (string, error) {
 	return dir, nil
 }
 
+// CheckRuntimeDir checks RuntimeDir as EnsureRuntimeDir would, without
+// making it: for a reader of what a monitor keeps there (`bulkhead
+// plugins`).
+func CheckRuntimeDir() error { return CheckOwnDir(RuntimeDir(), runtimeMode()) }
+
 // ensureOwnDir makes dir with mode (not following a symbolic link there),
 // or checks the one that is there.
 func ensureOwnDir(dir string, mode os.FileMode) error {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// hostileStatus is a status file whose texts hold what a plugin or a
+// monitored process could put there: a C1 CSI (U+009B), DEL, ESC, a
+// bidirectional override, a byte that is not UTF-8, a character beyond
+// the BMP that is not printable (a tag character), and a newline.
+func hostileStatus(pid int) string {
+	return fmt.Sprintf(`{"pid": %d, "updated": "2026-11-26T10:00:00Z", "unknown": "\u009b31m",
+ "detectors": [{"name": "a`+"\u009b"+`2Jb`+"\x7f"+`c\u001b[31md`+"\u202e"+`e`+"\xff"+`f`+"\U000E0041"+`g\nh", "backend": "goplugin", "state": "running",
+   "protections": ["tmpfs `+"\u009b"+`0m"]}]}`, pid)
+}
+
+// `bulkhead plugins --json` writes nothing raw that is not printable:
+// every such character as \uXXXX, and the JSON still decodes to the
+// same texts.
+func TestPluginsJSONEscapes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "status.json")
+	if err := os.WriteFile(p, []byte(hostileStatus(os.Getpid())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := pluginsCommand([]string{"--status", p, "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(out.Bytes()) {
+		t.Fatalf("not UTF-8:\n%q", out.String())
+	}
+	for i, r := range out.String() {
+		if r == '\n' {
+			continue
+		}
+		if !unicode.IsPrint(r) {
+			t.Fatalf("%U raw at byte %d of:\n%s", r, i, out.String())
+		}
+	}
+	var s status
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	want := "a\u009b2Jb\x7fc\x1b[31md\u202ee\ufffdf\U000E0041g\nh"
+	if len(s.Detectors) != 1 || s.Detectors[0].Name != want || s.Detectors[0].Protections[0] != "tmpfs \u009b0m" {
+		t.Errorf("decoded %+v, want name %q", s.Detectors, want)
+	}
+	for _, esc := range []string{`\u009b2J`, `\u007f`, `\u001b`, `\u202e`, `\udb40\udc41`} {
+		if !strings.Contains(out.String(), esc) {
+			t.Errorf("no %s in:\n%s", esc, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "unknown") {
+		t.Errorf("a field a monitor never writes was passed through:\n%s", out.String())
+	}
+
+	// The table is escaped too (plain).
+	out.Reset()
+	if err := pluginsCommand([]string{"--status", p}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\u009b\x7f\x1b\u202e") {
+		t.Errorf("the table has raw controls:\n%q", out.String())
+	}
+}
+
+// A status file someone else could have written is not shown: a link, a
+// file others can write, another user's file.
+func TestPluginsRefusesAPlantedStatus(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(hostileStatus(os.Getpid())), 0o644)
+	for _, tc := range []struct {
+		name, want string
+		make       func(p string) error
+	}{
+		{"a symbolic link", "is a symbolic link", func(p string) error { return os.Symlink(good, p) }},
+		{"writable by all", "others can write it", func(p string) error {
+			if err := os.WriteFile(p, []byte(hostileStatus(os.Getpid())), 0o600); err != nil {
+				return err
+			}
+			return os.Chmod(p, 0o666)
+		}},
+		{"a fifo", "not a regular file", func(p string) error { return mkfifo(p) }},
+		{"another user's", "belongs to uid 65534", func(p string) error {
+			if os.Geteuid() != 0 {
+				t.Skip("needs root to give a file to another user")
+			}
+			if err := os.WriteFile(p, []byte(hostileStatus(os.Getpid())), 0o644); err != nil {
+				return err
+			}
+			return os.Chown(p, 65534, 65534)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err := pluginsCommand([]string{"--status", p, "--json"}, &out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q; printed:\n%s", err, tc.want, out.String())
+			}
+		})
+	}
+}
+
+// writeStatus never writes through a link left where its temporary file
+// goes.
+func TestWriteStatusDoesNotFollowALink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("precious"), 0o600)
+	path := filepath.Join(dir, "status.json")
+	if err := os.Symlink(victim, path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeStatus(path, status{PID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Errorf("the victim now holds %q", b)
+	}
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("status file: %v, %v", fi, err)
+	}
+}
+
+func mkfifo(p string) error { return syscall.Mkfifo(p, 0o600) }
