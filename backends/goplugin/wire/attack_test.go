@@ -2,10 +2,12 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -173,4 +175,105 @@ func jsonView(v any) any {
 		return out
 	}
 	return v
+}
+
+// jsonBytes is how much the JSON sink writes for fs.
+func jsonBytes(fs []detect.Finding) int {
+	var b []byte
+	n := 0
+	for i := range fs {
+		b = sinks.AppendFindingJSON(b[:0], &fs[i], event.Timebase{})
+		n += len(b) + 1
+	}
+	return n
+}
+
+// One batch of 256 events answered with findings that each name many
+// events, or the same event many times: the sinks write every piece of
+// evidence in full, so each index of a byte or two became a kilobyte of
+// output (1,024 findings × 64 indexes, a 70 KB answer: 313 MB of JSON).
+// Each finding names an event once, the result 4 × 256 events in all;
+// what is over is dropped and counted, the findings are kept. The honest
+// answer beside it, one finding per event, is the yardstick.
+func TestAttackEvidenceAmplification(t *testing.T) {
+	const n = 256
+	batch := benchBatch(n)
+	lim := DefaultLimits()
+	honest := make([]rawFinding, n)
+	for i := range honest {
+		honest[i] = rawFinding{rule: "honest", indexes: []uint64{uint64(i)}}
+	}
+	fs, ref := monitorReads(t, rawResult(1, honest...), batch, lim)
+	if len(fs) != n || ref.Any() {
+		t.Fatalf("honest answer: kept %d, refused %+v", len(fs), ref)
+	}
+	yardstick := jsonBytes(fs)
+
+	spread := func(first int) []uint64 { // 64 distinct events from first on
+		out := make([]uint64, 64)
+		for i := range out {
+			out[i] = uint64((first + i) % n)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		finding func(i int) rawFinding
+	}{
+		{"64 distinct events per finding", func(i int) rawFinding { return rawFinding{rule: "amp", indexes: spread(i)} }},
+		{"one event 64 times per finding", func(i int) rawFinding { return rawFinding{rule: "amp", indexes: make([]uint64, 64)} }},
+		{"one event 10,000 times in one finding", func(i int) rawFinding {
+			if i > 0 {
+				return rawFinding{rule: "amp", indexes: []uint64{uint64(i % n)}}
+			}
+			return rawFinding{rule: "amp", indexes: make([]uint64, 10_000)}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hostile := make([]rawFinding, lim.MaxFindings(n))
+			sent := 0
+			for i := range hostile {
+				hostile[i] = c.finding(i)
+				sent += len(hostile[i].indexes)
+			}
+			raw := rawResult(1, hostile...)
+			fs, ref := monitorReads(t, raw, batch, lim)
+			evidence := 0
+			for _, f := range fs {
+				seen := map[*event.Event]bool{}
+				for _, ev := range f.Events {
+					if seen[ev] {
+						t.Fatalf("finding names an event twice")
+					}
+					seen[ev] = true
+				}
+				evidence += len(f.Events)
+			}
+			out := jsonBytes(fs)
+			t.Logf("answer %d bytes, %d indexes: kept %d findings naming %d events, refused %s; JSON %d bytes (honest answer %d)",
+				len(raw), sent, len(fs), evidence, ref, out, yardstick)
+			if len(fs) != len(hostile) {
+				t.Errorf("kept %d of %d findings: want them kept, their evidence cut", len(fs), len(hostile))
+			}
+			if evidence > lim.MaxEvidence(n) || ref.Evidence != sent-evidence || ref.Kinds() != 1 {
+				t.Errorf("%d pieces of evidence kept (bound %d), refused %+v: want the %d others counted", evidence, lim.MaxEvidence(n), ref, sent-evidence)
+			}
+			if out > 5*yardstick {
+				t.Errorf("%d bytes of JSON: over 5× the honest answer's %d", out, yardstick)
+			}
+		})
+	}
+}
+
+// The SDK sends an event a detector names twice once: an honest plugin
+// is never counted for it.
+func TestSDKSendsEvidenceOnce(t *testing.T) {
+	batch := make([]event.Event, 3)
+	p, err := FindingToProto(detect.Finding{Rule: "r", Events: []*event.Event{&batch[1], &batch[1], &batch[0], &batch[1]}}, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.EventIndexes) != "[1 0]" {
+		t.Fatalf("indexes %v, want [1 0]", p.EventIndexes)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -71,7 +72,8 @@ func fromBytes(bs [][]byte) []string {
 var ErrForeignEvidence = errors.New("evidence must be events of the batch being answered")
 
 // FindingToProto converts a plugin's finding. Its events travel as indexes
-// into batch; an event that is not one of batch's is refused (the monitor
+// into batch, each once (the monitor counts a repeated one as a
+// violation); an event that is not one of batch's is refused (the monitor
 // would refuse it: it cannot tell it from a fabricated one).
 func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
 	p := &Finding{Rule: []byte(f.Rule), Severity: uint32(f.Severity), Summary: []byte(f.Summary), Techniques: toBytes(f.Techniques)}
@@ -80,7 +82,9 @@ func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
 		if !ok {
 			return nil, fmt.Errorf("finding %s: %w", f.Rule, ErrForeignEvidence)
 		}
-		p.EventIndexes = append(p.EventIndexes, uint32(i))
+		if !slices.Contains(p.EventIndexes, uint32(i)) {
+			p.EventIndexes = append(p.EventIndexes, uint32(i))
+		}
 	}
 	if len(f.Fields) > 0 {
 		b, err := json.Marshal(keepBytes(f.Fields))

@@ -28,6 +28,13 @@ type Limits struct {
 	// Techniques and Evidence (event indexes) per finding; the rest are
 	// dropped.
 	Techniques, Evidence int
+	// A result for a batch of n events may name max(Evidence,
+	// EvidencePerEvent×n) events in all its findings, each event at most
+	// once per finding: the sinks write every piece of evidence in full,
+	// so an index of one byte must not turn into a kilobyte of output
+	// thousands of times over. Evidence past that is dropped (the
+	// findings are kept).
+	EvidencePerEvent int
 }
 
 // DefaultLimits are generous for any honest detector.
@@ -37,7 +44,7 @@ func DefaultLimits() Limits {
 		FindingsPerBatch: 64, FindingsPerEvent: 4,
 		RuleBytes: 128, SummaryBytes: 4 << 10, TechniqueBytes: 32, LastErrorBytes: 1 << 10,
 		FieldsBytes: 64 << 10,
-		Techniques:  16, Evidence: 64,
+		Techniques:  16, Evidence: 64, EvidencePerEvent: 4,
 	}
 }
 
@@ -51,6 +58,7 @@ func (l Limits) orDefault() Limits {
 		{&l.ResultBytes, d.ResultBytes}, {&l.FindingsPerBatch, d.FindingsPerBatch}, {&l.FindingsPerEvent, d.FindingsPerEvent},
 		{&l.RuleBytes, d.RuleBytes}, {&l.SummaryBytes, d.SummaryBytes}, {&l.TechniqueBytes, d.TechniqueBytes},
 		{&l.LastErrorBytes, d.LastErrorBytes}, {&l.FieldsBytes, d.FieldsBytes}, {&l.Techniques, d.Techniques}, {&l.Evidence, d.Evidence},
+		{&l.EvidencePerEvent, d.EvidencePerEvent},
 	} {
 		if *f.v <= 0 {
 			*f.v = f.def
@@ -63,6 +71,13 @@ func (l Limits) orDefault() Limits {
 func (l Limits) MaxFindings(n int) int {
 	l = l.orDefault()
 	return max(l.FindingsPerBatch, l.FindingsPerEvent*n)
+}
+
+// MaxEvidence is how many events all the findings of a batch of n events
+// may name together.
+func (l Limits) MaxEvidence(n int) int {
+	l = l.orDefault()
+	return max(l.Evidence, l.EvidencePerEvent*n)
 }
 
 // Refused counts what the monitor refused in one result: each is a
@@ -78,6 +93,10 @@ type Refused struct {
 	// Clipped counts fields cut to their bound, or dropped past a count
 	// bound, in findings that were kept.
 	Clipped int
+	// Evidence counts event indexes dropped from findings that were kept:
+	// one the finding already named, one past Limits.Evidence, or one past
+	// the result's MaxEvidence.
+	Evidence int
 	// ErrorCount: the result claimed more errors than the batch had events.
 	ErrorCount bool
 }
@@ -88,12 +107,14 @@ func (r Refused) Findings() int {
 }
 
 // Any reports whether anything was refused.
-func (r Refused) Any() bool { return r.Findings() > 0 || r.Clipped > 0 || r.ErrorCount }
+func (r Refused) Any() bool {
+	return r.Findings() > 0 || r.Clipped > 0 || r.Evidence > 0 || r.ErrorCount
+}
 
 // Kinds is how many kinds of violation the result had (each counts once).
 func (r Refused) Kinds() int {
 	n := 0
-	for _, v := range []int{r.TooMany, r.BadSeverity, r.Fabricated, r.BadIndex, r.BadFields, r.Malformed, r.Clipped} {
+	for _, v := range []int{r.TooMany, r.BadSeverity, r.Fabricated, r.BadIndex, r.BadFields, r.Malformed, r.Clipped, r.Evidence} {
 		if v > 0 {
 			n++
 		}
@@ -114,6 +135,7 @@ func (r Refused) String() string {
 		{r.TooMany, "findings over the per-batch limit"}, {r.BadSeverity, "with an invalid severity"},
 		{r.Fabricated, "with evidence the monitor never sent"}, {r.BadIndex, "pointing outside the batch"},
 		{r.BadFields, "with fields that are not JSON"}, {r.Malformed, "malformed"}, {r.Clipped, "fields cut to their bound"},
+		{r.Evidence, "evidence indexes dropped (repeated in a finding, or over the bound)"},
 	} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
@@ -128,8 +150,9 @@ func (r Refused) String() string {
 // ParseResult reads an encoded Result that answers a batch of events
 // events, keeping only what the limits allow: at most MaxFindings(events)
 // findings, each with its text cut to bound and its evidence checked to be
-// indexes into the batch. What it refuses is counted in the Refused. An
-// error means the bytes are not a Result at all.
+// indexes into the batch, none twice, MaxEvidence(events) in all. What it
+// refuses is counted in the Refused. An error means the bytes are not a
+// Result at all.
 //
 // The findings' bytes alias raw.
 func ParseResult(raw []byte, events int, lim Limits) (*Result, Refused, error) {
@@ -139,6 +162,7 @@ func ParseResult(raw []byte, events int, lim Limits) (*Result, Refused, error) {
 		ref     Refused
 		maxF    = lim.MaxFindings(events)
 		lastErr []byte
+		ev      = evidence{budget: lim.MaxEvidence(events)}
 	)
 	err := fields(raw, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error {
 		switch {
@@ -157,7 +181,7 @@ func ParseResult(raw []byte, events int, lim Limits) (*Result, Refused, error) {
 				ref.TooMany++
 				return nil
 			}
-			if f := parseFinding(b, events, lim, &ref); f != nil {
+			if f := parseFinding(b, events, lim, &ev, &ref); f != nil {
 				res.Findings = append(res.Findings, f)
 			}
 		}
@@ -170,18 +194,30 @@ func ParseResult(raw []byte, events int, lim Limits) (*Result, Refused, error) {
 	return res, ref, nil
 }
 
+// evidence is what the findings of one result have named so far.
+type evidence struct {
+	seen   []uint64 // bit i: the finding being read names event i
+	budget int      // events the result's findings may still name
+}
+
 // parseFinding reads one finding, or counts why it is refused and
 // returns nil.
-func parseFinding(raw []byte, events int, lim Limits, ref *Refused) *Finding {
+func parseFinding(raw []byte, events int, lim Limits, ev *evidence, ref *Refused) *Finding {
 	f := &Finding{}
 	var badSev, fabricated, badIndex, clipped bool
+	dropped := 0 // evidence indexes
+	if ev.seen == nil {
+		ev.seen = make([]uint64, (events+63)/64)
+	}
 	index := func(i uint64) {
 		switch {
 		case i >= uint64(events):
 			badIndex = true
-		case len(f.EventIndexes) >= lim.Evidence:
-			clipped = true
+		case ev.seen[i/64]&(1<<(i%64)) != 0, len(f.EventIndexes) >= lim.Evidence, ev.budget == 0:
+			dropped++
 		default:
+			ev.seen[i/64] |= 1 << (i % 64)
+			ev.budget--
 			f.EventIndexes = append(f.EventIndexes, uint32(i))
 		}
 	}
@@ -227,6 +263,15 @@ func parseFinding(raw []byte, events int, lim Limits, ref *Refused) *Finding {
 		}
 		return nil
 	})
+	for _, i := range f.EventIndexes {
+		ev.seen[i/64] = 0 // the next finding starts afresh
+	}
+	refused := err != nil || len(f.Rule) == 0 || fabricated || badIndex || badSev
+	if refused {
+		ev.budget += len(f.EventIndexes) // the result's other findings may name them
+	} else if dropped > 0 {
+		ref.Evidence += dropped
+	}
 	switch {
 	case err != nil, len(f.Rule) == 0:
 		ref.Malformed++

@@ -19,6 +19,24 @@ func marshal(t testing.TB, r *Result) []byte {
 	return b
 }
 
+// seq is the indexes 0 to n-1.
+func seq(n int) []uint32 {
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = uint32(i)
+	}
+	return out
+}
+
+// evidenceFlood is n findings each naming events 0 to per-1.
+func evidenceFlood(n, per int) []*Finding {
+	out := make([]*Finding, n)
+	for i := range out {
+		out[i] = &Finding{Rule: []byte("r"), EventIndexes: seq(per)}
+	}
+	return out
+}
+
 func TestParseResultBounds(t *testing.T) {
 	ok := func() *Finding {
 		return &Finding{Rule: []byte("r"), Severity: 3, Summary: []byte("s"), EventIndexes: []uint32{0}}
@@ -50,7 +68,10 @@ func TestParseResultBounds(t *testing.T) {
 		{"long rule and summary", &Result{Findings: with(func(f *Finding) { f.Summary = make([]byte, 5000); f.Rule = make([]byte, 200) })}, 1, 1, Refused{Clipped: 2}},
 		{"big fields", &Result{Findings: with(func(f *Finding) { f.FieldsJson = make([]byte, 70000) })}, 1, 1, Refused{Clipped: 1}},
 		{"many techniques", &Result{Findings: with(func(f *Finding) { f.Techniques = make([][]byte, 20) })}, 1, 1, Refused{Clipped: 1}},
-		{"much evidence", &Result{Findings: with(func(f *Finding) { f.EventIndexes = make([]uint32, 100) })}, 1, 1, Refused{Clipped: 1}},
+		{"one event named 100 times", &Result{Findings: with(func(f *Finding) { f.EventIndexes = make([]uint32, 100) })}, 1, 1, Refused{Evidence: 99}},
+		{"much evidence", &Result{Findings: with(func(f *Finding) { f.EventIndexes = seq(100) })}, 100, 1, Refused{Evidence: 36}},
+		{"evidence over the result's bound", &Result{Findings: evidenceFlood(1024, 64)}, 256, 1024, Refused{Evidence: 1024*64 - 4*256}},
+		{"evidence of a refused finding is not spent", &Result{Findings: append(with(func(f *Finding) { f.EventIndexes = append(seq(16), 99) }), evidenceFlood(4, 16)...)}, 16, 4, Refused{BadIndex: 1}},
 		{"errors above the events", &Result{Errors: 10}, 3, 0, Refused{ErrorCount: true}},
 		{"long last error", &Result{LastError: make([]byte, 2000)}, 3, 0, Refused{Clipped: 1}},
 	} {
@@ -136,11 +157,17 @@ func FuzzParseResult(f *testing.F) {
 		for i := range sent {
 			sent[i] = &event.Event{}
 		}
+		evidence := 0
 		for _, p := range res.Findings {
+			seen := map[uint32]bool{}
 			for _, i := range p.EventIndexes {
-				if int(i) >= events {
-					t.Fatalf("index %d of %d kept", i, events)
+				if int(i) >= events || seen[i] {
+					t.Fatalf("index %d of %d kept (twice: %v)", i, events, seen[i])
 				}
+				seen[i] = true
+			}
+			if evidence += len(p.EventIndexes); evidence > DefaultLimits().MaxEvidence(events) {
+				t.Fatalf("%d pieces of evidence for %d events", evidence, events)
 			}
 			got, err := FindingFromProto(p, sent)
 			if err != nil {
