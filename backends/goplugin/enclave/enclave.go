@@ -41,7 +41,7 @@ type spec struct {
 	Processes  uint64   `json:"processes"`
 	CPUSeconds uint64   `json:"cpu_seconds,omitempty"`
 	AddressMB  uint64   `json:"address_mb,omitempty"` // RLIMIT_AS, when there is no memory cgroup
-	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE: disk_mb, always
+	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE: disk_mb, unless Landlock keeps it to its tmpfs
 	Landlock   bool     `json:"landlock"`
 	Seccomp    bool     `json:"seccomp"`
 }
@@ -112,20 +112,23 @@ func (h *Host) Prepare(name string, slot int, c Config) (*Enclave, error) {
 	}
 	e.spec.Tmp, e.tmpfs = tmp, tmpfs
 	h.hold()
-	// Each file the plugin writes, anywhere, is at most disk_mb: without
-	// Landlock (or on a plain directory) nothing else stops it from
-	// writing wherever its uid may, /tmp say. RLIMIT_FSIZE bounds a file,
-	// not how many there are.
-	e.spec.FileMB = uint64(c.DiskMB)
 	if tmpfs {
 		e.protections = append(e.protections, fmt.Sprintf("private directory %s: tmpfs of %d MiB and %d inodes, noexec, nosuid, nodev; emptied at each start, removed at stop", tmp, c.DiskMB, tmpfsInodes))
 	} else {
 		e.protections = append(e.protections, fmt.Sprintf("private directory %s: a plain directory (the monitor is not root: no tmpfs)", tmp))
 	}
-	if e.spec.Landlock {
-		e.protections = append(e.protections, fmt.Sprintf("each file it writes at most %d MiB (RLIMIT_FSIZE)", c.DiskMB))
-	} else {
-		e.protections = append(e.protections, fmt.Sprintf("each file it writes at most %d MiB (RLIMIT_FSIZE); NO Landlock: it can write (and, outside a tmpfs, execute) files wherever its uid may, /tmp say, each bounded, not their number", c.DiskMB))
+	// Each file the plugin writes, anywhere, is at most disk_mb, unless
+	// it can write only in its tmpfs (Landlock), which bounds it already
+	// (there ENOSPC tells the plugin what is full). Without Landlock
+	// nothing else stops it from writing wherever its uid may, /tmp say.
+	// RLIMIT_FSIZE bounds a file, not how many there are.
+	if !tmpfs || !e.spec.Landlock {
+		e.spec.FileMB = uint64(c.DiskMB)
+		what := fmt.Sprintf("each file it writes at most %d MiB (RLIMIT_FSIZE)", c.DiskMB)
+		if !e.spec.Landlock {
+			what += "; NO Landlock: it can write (and, outside its tmpfs, execute) files wherever its uid may, /tmp say: each bounded, not their number"
+		}
+		e.protections = append(e.protections, what)
 	}
 	if s.Seccomp {
 		e.protections = append(e.protections, fmt.Sprintf("seccomp: %d system calls allowed (sockets AF_UNIX only, clone for threads only, "+
