@@ -81,17 +81,17 @@ func TestPluginsRefusesAPlantedStatus(t *testing.T) {
 	os.WriteFile(good, []byte(hostileStatus(os.Getpid())), 0o644)
 	for _, tc := range []struct {
 		name, want string
-		make       func(p string) error
+		make       func(t *testing.T, p string) error
 	}{
-		{"a symbolic link", "is a symbolic link", func(p string) error { return os.Symlink(good, p) }},
-		{"writable by all", "others can write it", func(p string) error {
+		{"a symbolic link", "is a symbolic link", func(t *testing.T, p string) error { return os.Symlink(good, p) }},
+		{"writable by all", "others can write it", func(t *testing.T, p string) error {
 			if err := os.WriteFile(p, []byte(hostileStatus(os.Getpid())), 0o600); err != nil {
 				return err
 			}
 			return os.Chmod(p, 0o666)
 		}},
-		{"a fifo", "not a regular file", func(p string) error { return mkfifo(p) }},
-		{"another user's", "belongs to uid 65534", func(p string) error {
+		{"a fifo", "not a regular file", func(t *testing.T, p string) error { return mkfifo(p) }},
+		{"another user's", "belongs to uid 65534", func(t *testing.T, p string) error {
 			if os.Geteuid() != 0 {
 				t.Skip("needs root to give a file to another user")
 			}
@@ -103,7 +103,7 @@ func TestPluginsRefusesAPlantedStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
-			if err := tc.make(p); err != nil {
+			if err := tc.make(t, p); err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
