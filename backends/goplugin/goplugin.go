@@ -3,8 +3,6 @@ package goplugin
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -74,10 +72,11 @@ type Options struct {
 	// violation of the plugin and logged; a result over ResultBytes, or
 	// one that is not a Result at all, gets the plugin killed.
 	Limits wire.Limits
-	// LogLinesPerSecond (with bursts of LogBurst) bounds the lines of the
-	// plugin's stderr that reach the monitor's log; the rest are dropped,
-	// counted and reported.
-	LogLinesPerSecond, LogBurst int
+	// LogLinesPerSecond (with bursts of LogBurst) and LogBytesPerSecond
+	// (with bursts of 16 s of it) bound the lines of the plugin's stderr
+	// that reach the monitor's log; the rest are dropped, counted and
+	// reported.
+	LogLinesPerSecond, LogBurst, LogBytesPerSecond int
 }
 
 // DefaultOptions are sensible for a host.
@@ -87,7 +86,7 @@ func DefaultOptions(path string) Options {
 		BackoffInitial: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
 		BreakerCrashes: 5, BreakerWindow: 10 * time.Second, BreakerCooldown: 60 * time.Second,
 		PoisonAttempts: 2, Window: 16,
-		Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500,
+		Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500, LogBytesPerSecond: 16 << 10,
 	}
 }
 
@@ -171,9 +170,12 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 		opts.LogLinesPerSecond = 50
 	}
 	opts.LogBurst = max(opts.LogBurst, 1)
+	if opts.LogBytesPerSecond <= 0 {
+		opts.LogBytesPerSecond = 16 << 10
+	}
 	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
 		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour)}
-	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, func() { b.protocolViolations.Add(1) })
+	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
 	b.timer.Stop()
 	proc, def, err := b.start()
 	if err != nil {
@@ -354,6 +356,15 @@ func (b *Backend) complete(p *pending, fs []detect.Finding, delivered int) {
 	p.done(fs, nil)
 }
 
+// partial answers p with err and the findings of the events that were
+// answered before it (a batch split to find a poison event, cut short by
+// the breaker): they are counted and delivered, not dropped.
+func (b *Backend) partial(p *pending, fs []detect.Finding, err error) {
+	b.findings.Add(uint64(len(fs)))
+	p.buf.Free()
+	p.done(fs, err)
+}
+
 // fail answers p with err and lets go of its buffer.
 func (p *pending) fail(err error) {
 	p.buf.Free()
@@ -376,7 +387,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 		events, err := wire.Decode(bytes.Clone(batch))
 		if err != nil {
 			b.errs.Add(uint64(len(res.Findings)))
-			b.log.Error("cannot decode the batch a plugin answered", zap.Error(err))
+			b.log.Error("cannot decode the batch a plugin answered", safeError(err))
 			return nil
 		}
 		sent := make([]*event.Event, len(events))
@@ -428,7 +439,10 @@ func (b *Backend) recover(err error, hang bool) {
 		before := b.quarantined.Load()
 		fs, err := b.deliverEach(oldest.ctx, oldest.buf.ReadOnlyData())
 		if err != nil {
-			oldest.fail(err)
+			// The findings of the events answered before the breaker
+			// opened go out with the error (which counts the batch's
+			// events); they are not thrown away.
+			b.partial(oldest, fs, err)
 			b.failAll(err)
 			return
 		}
@@ -462,7 +476,7 @@ func (b *Backend) deliverUnary() {
 	before := b.quarantined.Load()
 	fs, err := b.deliverSync(p.ctx, p.buf.ReadOnlyData(), p.count)
 	if err != nil {
-		p.fail(err)
+		b.partial(p, fs, err)
 		return
 	}
 	b.complete(p, fs, p.count-int(b.quarantined.Load()-before))
@@ -517,7 +531,7 @@ func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Findi
 
 func (b *Backend) quarantine(batch []byte, err error) {
 	b.quarantined.Add(1)
-	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), zap.Error(err)}
+	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), safeError(err)}
 	if evs, derr := wire.Decode(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
 		ev := &evs[0]
 		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
@@ -527,6 +541,15 @@ func (b *Backend) quarantine(batch []byte, err error) {
 }
 
 var errHang = errors.New("no answer within the batch deadline")
+
+// safeError is err as a log field, bounded and escaped: it can carry the
+// plugin's own text (a gRPC status message it chose).
+func safeError(err error) zap.Field {
+	if err == nil {
+		return zap.Skip()
+	}
+	return zap.String("error", safeText(err.Error()))
+}
 
 // roundTrip sends one encoded batch and waits for its result, with
 // nothing else in flight.
@@ -578,8 +601,10 @@ func (b *Backend) crashed(err error, hang bool) {
 	default:
 		b.crashes.Add(1)
 	}
-	b.proc.kill()
-	ps := b.proc.cmd.ProcessState
+	var ps *os.ProcessState
+	if b.proc.kill(b.log) {
+		ps = b.proc.cmd.ProcessState
+	}
 	exit := "unknown"
 	if ps != nil {
 		exit = fmt.Sprintf("%s after %v of CPU", ps, (ps.UserTime() + ps.SystemTime()).Round(time.Millisecond))
@@ -594,7 +619,7 @@ func (b *Backend) crashed(err error, hang bool) {
 	} else if gross {
 		b.log.Error("detector plugin broke the protocol; killed, restarting it", zap.Int("pid", b.proc.pid), zap.String("violation", safeText(err.Error())))
 	} else {
-		b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.String("exit", exit), zap.Error(err))
+		b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.String("exit", exit), safeError(err))
 	}
 	b.proc = nil
 	b.pid.Store(0)
@@ -644,8 +669,12 @@ func (b *Backend) ensureRunning() error {
 		b.consecutive++
 		proc, _, err := b.start()
 		if err != nil {
-			b.log.Warn("detector plugin did not start", zap.Error(err))
-			b.crashes.Add(1)
+			b.log.Warn("detector plugin did not start", safeError(err))
+			if errors.Is(err, errViolation) {
+				b.protocolViolations.Add(1)
+			} else {
+				b.crashes.Add(1)
+			}
 			b.countFailure()
 			continue
 		}
@@ -699,18 +728,60 @@ func (b *Backend) stop(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	_, err := b.proc.rpc.Close(cctx, &wire.CloseRequest{})
 	cancel()
-	// Graceful: go-plugin asks the plugin to exit, and kills it after 2s.
-	close(b.proc.quit)
-	if b.proc.cancel != nil {
-		b.proc.cancel()
-	}
-	b.proc.client.Kill()
+	// A plugin that answered Close gets go-plugin's graceful end; one that
+	// did not is killed at once. Either way the stop is bounded: see end.
+	proc := b.proc
 	b.proc = nil
 	b.pid.Store(0)
+	endErr := proc.end(ctx, err == nil)
 	if err != nil {
-		return fmt.Errorf("close detector %s: %w", b.def.Name, err)
+		err = fmt.Errorf("close detector %s: %s", safeText(b.def.Name), safeText(err.Error()))
 	}
-	return nil
+	return errors.Join(err, endErr)
+}
+
+// stopGrace bounds each of the two steps of a plugin's end: the graceful
+// one, then the one after its process was killed.
+const stopGrace = 3 * time.Second
+
+// end stops the process. With grace, go-plugin's Kill asks the plugin to
+// shut down (its controller's Shutdown, which only returns once the
+// process is gone) and waits up to 2 s for it to exit; a plugin that does
+// not answer, or is not gone within stopGrace or by ctx, is killed, and
+// go-plugin's Kill then ends. Without grace it is killed first. Should
+// go-plugin still not be done stopGrace after the kill (a process of the
+// plugin's outside its enclave keeps its pipes open), it is left to finish
+// on its own and end says so: a stop never blocks for ever.
+func (p *process) end(ctx context.Context, grace bool) error {
+	close(p.quit)
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if !grace {
+		p.cmd.Process.Kill()
+	}
+	done := make(chan struct{})
+	go func() {
+		p.client.Kill()
+		p.runner.close()
+		close(done)
+	}()
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.cmd.Process.Kill()
+	t.Reset(stopGrace)
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	}
+	return fmt.Errorf("plugin process %d: killed, but its output pipes are still open %v later (a process it started holds them); left behind", p.pid, stopGrace)
 }
 
 // process is one running plugin.
@@ -720,6 +791,7 @@ type process struct {
 	rpc     wire.DetectorClient
 	cc      grpc.ClientConnInterface
 	stream  wire.Detector_StreamClient
+	runner  *pluginRunner
 	cancel  context.CancelFunc
 	results chan *wire.InResult
 	errs    chan error
@@ -740,33 +812,35 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		Stderr:           b.plog.stderr(),
 		AutoMTLS:         b.opts.MTLS,
 	}
+	var cmd *exec.Cmd
 	if b.opts.Enclave != nil {
-		cmd, err := b.opts.Enclave.Command(b.opts.Launcher, b.opts.Path, b.opts.SHA256)
-		if err != nil {
+		var err error
+		if cmd, err = b.opts.Enclave.Command(b.opts.Launcher, b.opts.Path, b.opts.SHA256); err != nil {
 			return nil, def, err
 		}
-		cfg.Cmd, cfg.SkipHostEnv = cmd, true
+		cfg.SkipHostEnv = true
 	} else {
-		cfg.Cmd = exec.Command(b.opts.Path)
+		cmd = exec.Command(b.opts.Path)
 		// If the monitor dies, the kernel kills its plugins (and the SDK's
 		// own watch on its parent catches the rest): no orphans.
-		cfg.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if b.opts.SHA256 != "" {
-			sum, _ := hex.DecodeString(b.opts.SHA256)
-			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	}
-	cmd := cfg.Cmd
+	// The runner starts cmd and checks the address the plugin names.
+	r := newRunner(cmd, b.opts.Enclave, b.opts.SHA256)
+	cfg.RunnerFunc = r.run
 	// go-plugin names the reader of the plugin's stderr after the binary
 	// it starts; newHCLog turns that one off (see zapHCLog).
 	cfg.Logger = newHCLog(b.log, filepath.Base(cmd.Path))
 	client := plugin.NewClient(cfg)
-	p := &process{client: client, cmd: cmd, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
+	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
-		client.Kill()
+		p.end(context.Background(), false)
 		return nil, def, &startError{msg: safeText(fmt.Sprintf("plugin %s: %s: %v", b.opts.Path, what, err)), err: err}
 	}
 	rpcClient, err := client.Client()
+	if refused := r.refusal(); refused != nil {
+		return fail("refused, killed", refused)
+	}
 	if err != nil {
 		return fail(fmt.Sprintf("not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version %d)", wire.ProtocolVersion), handshakeError(err))
 	}
@@ -776,9 +850,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	}
 	conn := raw.(*rpcConn)
 	p.rpc, p.cc = conn.DetectorClient, conn.cc
-	if rc := client.ReattachConfig(); rc != nil {
-		p.pid = rc.Pid
-	}
+	p.pid = cmd.Process.Pid
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.StartTimeout)
 	defer cancel()
 	// The definition is asked before Init, and again after it: a
@@ -872,16 +944,15 @@ func (p *process) read() {
 	}
 }
 
-// kill ends the process at once (a hung plugin gets no grace) and reaps it.
-func (p *process) kill() {
-	close(p.quit)
-	if p.cmd.Process != nil {
-		p.cmd.Process.Kill()
+// kill ends the process at once (a hung plugin gets no grace) and reaps
+// it, within a bound (see end). It says whether go-plugin is done with it
+// (and cmd.ProcessState may be read).
+func (p *process) kill(log *zap.Logger) bool {
+	if err := p.end(context.Background(), false); err != nil {
+		log.Error("a killed plugin process was not reaped", safeError(err))
+		return false
 	}
-	if p.cancel != nil {
-		p.cancel()
-	}
-	p.client.Kill()
+	return true
 }
 
 // clientPlugin is the monitor's side of go-plugin's plugin.GRPCPlugin.

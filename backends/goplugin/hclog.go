@@ -102,8 +102,10 @@ func (l *zapHCLog) With(args ...any) hclog.Logger {
 
 func (l *zapHCLog) Named(name string) hclog.Logger {
 	c := *l
-	if name == l.stderrName && l.name == "" {
+	if (name == l.stderrName || name == "stdio") && l.name == "" {
 		// go-plugin's reader of the plugin's stderr: off, see zapHCLog.
+		// Its stdio client, whose stream the monitor refuses
+		// (wire.DialOptions), would say so at every start: off too.
 		c.level = hclog.Off
 	}
 	if c.name != "" {
@@ -136,16 +138,20 @@ func (l *zapHCLog) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 // then a newline; a line longer than go-plugin's buffer arrives in pieces,
 // of which only the first is kept. Every message and field is bounded and escaped (no terminal
 // control or invalid UTF-8 reaches the log), and lines are rate-limited per
-// plugin: over the rate they are dropped unparsed and counted, and the
-// count is logged. One per Backend, across the plugin's restarts.
+// plugin, in lines and in bytes: over either rate they are dropped
+// unparsed and counted, and the count is logged. One per Backend, across
+// the plugin's restarts.
 type pluginLog struct {
-	z       *zap.Logger
-	rate    float64 // lines per second
-	burst   float64
-	flooded func() // a flood began: a protocol violation
+	z         *zap.Logger
+	rate      float64 // lines per second
+	burst     float64
+	byteRate  float64 // bytes per second (of the plugin's lines, as read)
+	byteBurst float64
+	flooded   func() // a flood began: a protocol violation
 
 	mu          sync.Mutex
 	tokens      float64
+	byteTokens  float64
 	last        time.Time
 	inPanic     bool
 	suppressed  uint64 // since the last report
@@ -158,8 +164,14 @@ type pluginLog struct {
 // logReportEvery is how often a flood's dropped lines are reported.
 const logReportEvery = 10 * time.Second
 
-func newPluginLog(z *zap.Logger, perSecond, burst int, flooded func()) *pluginLog {
-	return &pluginLog{z: z, rate: float64(perSecond), burst: float64(burst), tokens: float64(burst), flooded: flooded}
+// logBurstSeconds: a plugin may log this many seconds' worth of bytes at
+// once.
+const logBurstSeconds = 16
+
+func newPluginLog(z *zap.Logger, perSecond, burst, bytesPerSecond int, flooded func()) *pluginLog {
+	bb := float64(bytesPerSecond) * logBurstSeconds
+	return &pluginLog{z: z, rate: float64(perSecond), burst: float64(burst), tokens: float64(burst),
+		byteRate: float64(bytesPerSecond), byteBurst: bb, byteTokens: bb, flooded: flooded}
 }
 
 // stderr is the writer for one plugin process's stderr (go-plugin's
@@ -191,9 +203,14 @@ func (p *pluginLog) write(b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
+	since := now.Sub(p.last).Seconds()
+	p.tokens = min(p.burst, p.tokens+since*p.rate)
+	p.byteTokens = min(p.byteBurst, p.byteTokens+since*p.byteRate)
 	p.last = now
-	if p.tokens < 1 {
+	// A line costs its bytes as read (up to go-plugin's 64 KiB buffer),
+	// which bound what it puts in the log once cut and escaped.
+	cost := min(float64(len(b)), p.byteBurst)
+	if p.tokens < 1 || p.byteTokens < cost {
 		p.suppressed++
 		p.dropped.Add(1)
 		if !p.floodActive {
@@ -201,12 +218,13 @@ func (p *pluginLog) write(b []byte) {
 			p.lastReport = now
 			p.flooded()
 			p.z.Warn("the plugin floods its log: its lines over the rate limit are dropped, counted and reported every 10s",
-				zap.Float64("lines_per_second", p.rate), zap.Float64("burst", p.burst))
+				zap.Float64("lines_per_second", p.rate), zap.Float64("burst", p.burst), zap.Float64("bytes_per_second", p.byteRate))
 		}
 		p.report(now, false)
 		return
 	}
 	p.tokens--
+	p.byteTokens -= cost
 	p.report(now, false)
 	p.line(b)
 }

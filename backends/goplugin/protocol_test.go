@@ -361,3 +361,44 @@ func cpuTime(t *testing.T) time.Duration {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\ufffd") == s }
+
+// A plugin logs 120 lines 40 a second (under the line rate), each with 16
+// fields of 1 KiB: 17 KiB of log each, 2 MiB in 3 s. The byte budget
+// (16 KiB a second, bursts of 256 KiB) lets through what it allows, drops
+// and counts the rest, and counts the flood as a protocol violation.
+func TestStderrByteBudget(t *testing.T) {
+	b, logs := rogue(t, `{"attack":"stderr-wide","on":"/attack","report_on":"/ok"}`, nil)
+	start := time.Now()
+	if _, err := backends.Deliver(context.Background(), b, opens("/attack")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	took := time.Since(start)
+	fs, err := backends.Deliver(context.Background(), b, opens("/ok/1"))
+	if err != nil || reported(fs)["/ok/1"] != 1 {
+		t.Errorf("after the flood: %v, %d findings", err, len(fs))
+	}
+	b.Close(context.Background())
+	s := b.Stats()
+	logged, lines := 0, 0
+	for _, e := range logs.All() {
+		if !strings.Contains(e.LoggerName, "bulkhead-plugin-rogue") || !strings.HasPrefix(e.Message, "MMM") {
+			continue
+		}
+		lines++
+		logged += len(e.Message)
+		for _, v := range e.ContextMap() {
+			if s, ok := v.(string); ok {
+				logged += len(s)
+			}
+		}
+	}
+	budget := 16<<10*(logBurstSeconds+took.Seconds()) + 64<<10
+	t.Logf("in %s: %d wide lines logged, %d KiB; %d dropped; stats %+v", took.Round(time.Millisecond), lines, logged>>10, s.LogLinesDropped, s)
+	if float64(logged) > budget {
+		t.Errorf("%d KiB logged, want at most %.0f KiB", logged>>10, budget/1024)
+	}
+	if s.LogLinesDropped < 60 || s.ProtocolViolations == 0 || lines == 0 {
+		t.Errorf("want most of the 120 lines dropped and counted, a violation, some lines logged: %d logged, stats %+v", lines, s)
+	}
+}

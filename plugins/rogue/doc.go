@@ -26,4 +26,26 @@
 //	                     {"@message":1} that go-plugin's parser panics on
 //	slow                 every batch takes `delay` (default 1.9s); no trigger needed
 //	hang                 never answer
+//	ignore-close         never answer Close, nor go-plugin's Shutdown
+//	ignore-shutdown      answer Close, never go-plugin's Shutdown
+//	stream-error         end the stream with an error status of `size`
+//	                     bytes (default 32 KiB) of C1 controls, DEL and escapes
+//	stderr-wide          `count` log lines (default 120), 40 a second, each
+//	                     with 16 fields of 1 KiB
+//
+// Start attacks come before Init, so they are chosen by the binary's name
+// (StartName: bulkhead-plugin-rogue@ATTACK[@ARG], a hard link to the
+// binary); with BULKHEAD_ROGUE_ARM in the environment, only while the file
+// it names exists:
+//
+//	dial-tcp ADDR        a handshake line naming TCP address ADDR
+//	dial-dns             one naming a TCP host whose name carries data
+//	                     (a DNS lookup would leak it)
+//	dial-unix PATH       one naming the UNIX socket PATH
+//	dial-symlink PATH    one naming a symbolic link, in the plugin's TMPDIR,
+//	                     to PATH
+//	broker-flood         400,000 messages on go-plugin's broker stream, if
+//	                     the monitor opens it (it says so on stderr)
+//	stdio-flood          400,000 messages of 16 KiB of escapes on go-plugin's
+//	                     stdio stream, if the monitor opens it
 package rogue

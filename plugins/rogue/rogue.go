@@ -17,14 +17,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Attacks lists every attack.
 var Attacks = []string{"flood-findings", "huge-summary", "huge-fields", "bad-severity", "fabricated-evidence",
-	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang"}
+	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang", "ignore-close", "ignore-shutdown", "stream-error", "stderr-wide"}
 
 // Config selects the attack.
 type Config struct {
@@ -42,12 +44,15 @@ type Config struct {
 // Serve answers the monitor until it stops the plugin.
 func Serve() {
 	stderr := os.Stderr // go-plugin replaces os.Stderr; fd 2 is the monitor's pipe
+	attack, arg := startAttack()
+	dial(attack, arg)
 	s := &server{stderr: stderr}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
 		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{s: s}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, wire.ServerOptions()...)
+			opts = append(opts, grpc.ChainStreamInterceptor(streamAttack(attack, stderr)), grpc.ChainUnaryInterceptor(s.unaryAttack))
 			return grpc.NewServer(append(opts, grpc.ForceServerCodecV2(rawCodec{wire.Codec()}))...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Output: stderr, JSONFormat: true, Level: hclog.Warn}),
@@ -142,11 +147,24 @@ func (s *server) Stream(stream wire.Detector_StreamServer) error {
 		if s.c.Attack == "slow" {
 			time.Sleep(s.delay)
 		}
+		if s.c.Attack == "stream-error" && s.triggered(events) {
+			return status.Error(codes.Unknown, strings.Repeat("\u009b31m\x7f\x1b]0;pwned\x07 ", max(s.c.Size, 32<<10)/16))
+		}
 		out := raw(s.answer(batch.Seq, events))
 		if err := stream.SendMsg(&out); err != nil {
 			return err
 		}
 	}
+}
+
+// triggered says whether an event of the batch triggers the attack.
+func (s *server) triggered(events []event.Event) bool {
+	for i := range events {
+		if s.c.On != "" && strings.Contains(events[i].Open.Resolved, s.c.On) {
+			return true
+		}
+	}
+	return false
 }
 
 // answer is the result for a batch, with the attack in it if triggered.
@@ -218,8 +236,14 @@ func (s *server) attack(body []byte, i, n int) ([]byte, []byte) {
 		return body, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}
 	case "stderr-flood":
 		go s.flood(count(200_000))
+	case "stderr-wide":
+		go s.wide(count(120))
 	case "hang":
 		select {}
+	case "stream-error":
+		// An error status the plugin writes itself: `size` bytes (default
+		// 32 KiB) of C1 controls, DEL and escapes, for the monitor's log.
+		return body, nil
 	}
 	return body, nil
 }
@@ -235,6 +259,21 @@ func (s *server) flood(n int) {
 	fmt.Fprintf(s.stderr, `{"@level":"warn","@message":"`+strings.Repeat("L", 1<<20)+`","n":%d}`+"\n", -1)
 	for i := range n {
 		fmt.Fprintf(s.stderr, lines[i%len(lines)], i)
+	}
+}
+
+// wide writes n log lines, 40 a second (under the monitor's line rate),
+// each with 16 fields of 1 KiB: what the monitor logs of each is 17 KiB.
+func (s *server) wide(n int) {
+	var line strings.Builder
+	line.WriteString(`{"@level":"error","@message":"` + strings.Repeat("M", 1<<10) + `"`)
+	for f := range 16 {
+		fmt.Fprintf(&line, `,"f%d":"%s"`, f, strings.Repeat("V", 1<<10))
+	}
+	line.WriteString("}\n")
+	for range n {
+		io.WriteString(s.stderr, line.String())
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 

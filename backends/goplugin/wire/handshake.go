@@ -1,8 +1,13 @@
 package wire
 
 import (
+	"context"
+	"strings"
+
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ProtocolVersion changes whenever the service or the codec changes in a
@@ -42,9 +47,23 @@ func ServerOptions() []grpc.ServerOption {
 	}
 }
 
-// DialOptions are the monitor side's gRPC dial options. maxRecv bounds
-// every message the monitor accepts from the plugin (Limits.ResultBytes):
-// gRPC refuses a bigger one from its length prefix, before reading it.
+// ControlBytes bounds every message the monitor receives from a plugin
+// other than a batch's result: a definition, Init's and Close's answers,
+// go-plugin's health check. An honest detector's definition is a few KiB.
+const ControlBytes = 1 << 20
+
+// maxHeaderList bounds the headers and trailers of a plugin's answers,
+// where gRPC carries its status message (a detector's error text): gRPC's
+// own default is 16 MiB.
+const maxHeaderList = 64 << 10
+
+// DialOptions are the monitor side's gRPC dial options. maxRecv bounds a
+// batch's result from the plugin (Limits.ResultBytes); every other
+// message is bounded by ControlBytes: gRPC refuses a bigger one from its
+// length prefix, before reading it. The streams go-plugin opens on its own
+// (its broker and its stdio forwarding), which a detector has no use for
+// and a hostile plugin can flood, are refused at once (see
+// refuseGoPluginStreams).
 func DialOptions(maxRecv int) []grpc.DialOption {
 	if maxRecv <= 0 {
 		maxRecv = DefaultLimits().ResultBytes
@@ -52,7 +71,41 @@ func DialOptions(maxRecv int) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
 		grpc.WithWriteBufferSize(bufferSize), grpc.WithReadBufferSize(bufferSize),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv), grpc.MaxCallSendMsgSize(maxMessage),
+		grpc.WithMaxHeaderListSize(maxHeaderList),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ControlBytes), grpc.MaxCallSendMsgSize(maxMessage),
 			grpc.ForceCodecV2(Codec())),
+		grpc.WithChainStreamInterceptor(refuseGoPluginStreams, resultSize(maxRecv)),
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method == Detector_Process_FullMethodName {
+				opts = append(opts, grpc.MaxCallRecvMsgSize(maxRecv))
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+	}
+}
+
+// ErrRefusedStream is why the monitor refuses go-plugin's broker and stdio
+// streams. Unimplemented is the code go-plugin's stdio client takes for
+// "the plugin has no stdio service" and carries on without it.
+var ErrRefusedStream = status.Error(codes.Unimplemented, "bulkhead: go-plugin's broker and stdio streams are not used")
+
+// refuseGoPluginStreams fails go-plugin's broker stream (every message a
+// plugin sends on it costs the monitor a map entry and a goroutine for
+// 5 s) and its stdio stream (read and thrown away) before they are
+// opened: go-plugin's goroutines for them just end.
+func refuseGoPluginStreams(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if strings.HasPrefix(method, "/plugin.GRPCBroker/") || strings.HasPrefix(method, "/plugin.GRPCStdio/") {
+		return nil, ErrRefusedStream
+	}
+	return streamer(ctx, desc, cc, method, opts...)
+}
+
+// resultSize lets the batch stream's results be up to maxRecv.
+func resultSize(maxRecv int) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if method == Detector_Stream_FullMethodName {
+			opts = append(opts, grpc.MaxCallRecvMsgSize(maxRecv))
+		}
+		return streamer(ctx, desc, cc, method, opts...)
 	}
 }
