@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"unicode/utf8"
 
@@ -26,21 +27,35 @@ func DefinitionToProto(d detect.Definition) *Definition {
 // and what it names ends up in logs and filters.
 const (
 	maxDefinitionText = 1 << 10 // name, version, description: cut to this
-	maxFilterEntries  = 1 << 10 // per filter list: the rest are dropped
-	maxFilterEntry    = 4 << 10 // a comm or path prefix longer than PATH_MAX is no filter
+	maxKinds          = 1 << 10 // the rest are dropped
 )
 
 // DefinitionFromProto converts a definition from the wire, cutting what is
-// over its bounds (Validate then refuses a name that was cut).
+// over its bounds, in a way that Validate then refuses: a name that was
+// cut, a kind that does not fit an event.Kind, a filter list or entry over
+// detect's bounds (kept one entry or byte over them, no more).
 func DefinitionFromProto(p *Definition) detect.Definition {
 	var ref Refused
 	d := detect.Definition{Name: string(clip(p.Name, maxDefinitionText, &ref)), Version: string(clip(p.Version, maxDefinitionText, &ref)),
 		Description: string(clip(p.Description, maxDefinitionText, &ref)),
-		Filter:      detect.Filter{Comms: fromBytes(p.Comms), ExcludeComms: fromBytes(p.ExcludeComms), PathPrefixes: fromBytes(p.PathPrefixes)}}
-	for _, k := range p.Kinds[:min(len(p.Kinds), maxFilterEntries)] {
-		d.Kinds = append(d.Kinds, event.Kind(k))
+		Filter:      detect.Filter{Comms: filterList(p.Comms), ExcludeComms: filterList(p.ExcludeComms), PathPrefixes: filterList(p.PathPrefixes)}}
+	for _, k := range p.Kinds[:min(len(p.Kinds), maxKinds)] {
+		d.Kinds = append(d.Kinds, event.Kind(min(k, math.MaxUint16))) // not truncated into a valid kind
 	}
 	return d
+}
+
+// filterList is a filter list from the wire, one entry and one byte an
+// entry over detect's bounds at most: enough for Validate to refuse it.
+func filterList(bs [][]byte) []string {
+	if bs == nil {
+		return nil
+	}
+	out := make([]string, 0, min(len(bs), detect.MaxFilterEntries+1))
+	for _, b := range bs[:min(len(bs), detect.MaxFilterEntries+1)] {
+		out = append(out, string(b[:min(len(b), detect.MaxFilterEntry+1)]))
+	}
+	return out
 }
 
 func toBytes(ss []string) [][]byte {
@@ -54,15 +69,14 @@ func toBytes(ss []string) [][]byte {
 	return out
 }
 
+// fromBytes converts byte strings ParseResult has bounded.
 func fromBytes(bs [][]byte) []string {
 	if bs == nil {
 		return nil
 	}
-	var out []string
-	for _, b := range bs[:min(len(bs), maxFilterEntries)] {
-		if len(b) <= maxFilterEntry {
-			out = append(out, string(b))
-		}
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = string(b)
 	}
 	return out
 }

@@ -57,6 +57,24 @@ type Filter struct {
 	PathPrefixes []string
 }
 
+// Bounds on a filter: the monitor runs Wants, which reads every list, for
+// each event of the detector's kinds (in the detector's lane, and in the
+// one goroutine that reads the kernel's events), so a detector, a plugin
+// above all, must not set what that costs. Validate refuses a filter over
+// them; the persistence detector, the largest here, lists 17 prefixes in
+// 224 bytes. A prefix is compared up to its length, so what bounds the
+// cost of an event is the bytes of all entries (BenchmarkFilterWants:
+// 16 KiB cost 0.6 to 1 µs an event at worst).
+const (
+	MaxFilterEntries = 64       // entries in each of Comms, ExcludeComms and PathPrefixes
+	MaxFilterEntry   = 4096     // bytes in one entry: PATH_MAX
+	MaxFilterBytes   = 16 << 10 // bytes in all the entries of the three lists
+)
+
+// ErrFilterBounds is a filter over MaxFilterEntries, MaxFilterEntry or
+// MaxFilterBytes.
+var ErrFilterBounds = errors.New("filter over its bounds")
+
 // Empty reports whether the filter lets everything through.
 func (f Filter) Empty() bool {
 	return len(f.Comms) == 0 && len(f.ExcludeComms) == 0 && len(f.PathPrefixes) == 0
@@ -75,6 +93,32 @@ func (d Definition) Validate() error {
 		if !k.Valid() {
 			errs = append(errs, fmt.Errorf("unknown event kind %d", k))
 		}
+	}
+	return errors.Join(append(errs, d.Filter.validate())...)
+}
+
+// validate checks the filter against its bounds.
+func (f Filter) validate() error {
+	var errs []error
+	total := 0
+	for _, l := range []struct {
+		what string
+		list []string
+	}{{"comms", f.Comms}, {"excluded comms", f.ExcludeComms}, {"path prefixes", f.PathPrefixes}} {
+		if len(l.list) > MaxFilterEntries {
+			errs = append(errs, fmt.Errorf("%w: more than %d %s: list fewer (a shorter prefix covers many paths)", ErrFilterBounds, MaxFilterEntries, l.what))
+		}
+		long := false
+		for _, e := range l.list {
+			total += len(e)
+			long = long || len(e) > MaxFilterEntry
+		}
+		if long {
+			errs = append(errs, fmt.Errorf("%w: one of the %s is over %d bytes", ErrFilterBounds, l.what, MaxFilterEntry))
+		}
+	}
+	if total > MaxFilterBytes {
+		errs = append(errs, fmt.Errorf("%w: its entries are %d bytes, over %d: list fewer or shorter ones", ErrFilterBounds, total, MaxFilterBytes))
 	}
 	return errors.Join(errs...)
 }
