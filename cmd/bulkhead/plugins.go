@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"go.uber.org/zap"
 )
 
@@ -160,24 +160,9 @@ func statusJSON(s status) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(raw)+1)
-	for i := 0; i < len(raw); {
-		r, size := utf8.DecodeRune(raw[i:])
-		switch {
-		case r == 0x7f || (r >= utf8.RuneSelf && !unicode.IsPrint(r)) || (r == utf8.RuneError && size == 1):
-			// (json.Marshal already made invalid bytes U+FFFD.)
-			if r > 0xffff {
-				r1, r2 := utf16.EncodeRune(r)
-				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
-			} else {
-				out = fmt.Appendf(out, `\u%04x`, r)
-			}
-		default:
-			out = append(out, raw[i:i+size]...)
-		}
-		i += size
-	}
-	return append(out, '\n'), nil
+	// What encoding/json leaves raw (DEL, C1 controls) must not reach a
+	// terminal either.
+	return append(sinks.AppendSanitizedJSON(nil, raw), '\n'), nil
 }
 
 // keepStatus writes the monitor's status every second until stop closes,

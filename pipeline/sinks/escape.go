@@ -203,7 +203,7 @@ func appendJSONValue(b []byte, v any, depth int) []byte {
 	if err != nil {
 		return append(b, "null"...)
 	}
-	return appendSanitizedJSON(b, raw)
+	return AppendSanitizedJSON(b, raw)
 }
 
 func appendJSONObject(b []byte, m map[string]any, depth int) []byte {
@@ -237,10 +237,10 @@ func appendJSONObject(b []byte, m map[string]any, depth int) []byte {
 	return append(b, '}')
 }
 
-// appendSanitizedJSON copies valid JSON (as encoding/json writes it: UTF-8,
-// controls escaped) and escapes what encoding/json leaves raw: DEL and the
-// characters that are not printable. Both can only be inside strings.
-func appendSanitizedJSON(b, raw []byte) []byte {
+// AppendSanitizedJSON appends valid JSON (as encoding/json writes it: UTF-8,
+// controls escaped) to b, escaping what encoding/json leaves raw: DEL and
+// the characters that are not printable. Both can only be inside strings.
+func AppendSanitizedJSON(b, raw []byte) []byte {
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c < utf8.RuneSelf {

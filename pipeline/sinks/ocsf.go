@@ -58,7 +58,7 @@ func (o *OCSF) WriteFinding(f *detect.Finding) error {
 		return err
 	}
 	start := o.out.begin()
-	o.out.buf = appendSanitizedJSON(o.out.buf, raw)
+	o.out.buf = AppendSanitizedJSON(o.out.buf, raw)
 	o.out.buf = append(o.out.buf, '\n')
 	return o.out.finding(start)
 }
