@@ -44,3 +44,30 @@ func TestValidateFilterBounds(t *testing.T) {
 		})
 	}
 }
+
+// FuzzMatcherAgrees: a compiled filter answers as the filter does.
+func FuzzMatcherAgrees(f *testing.F) {
+	f.Add("/etc/cron\n/etc/\n/home/\n/etc/shadow", "", "", "/etc/cron.d/x", "/tmp/x", uint32(1), false)
+	f.Add("/a\n/ab\n/b", "cat\nsh", "sh", "/ab", "/b/c", uint32(2), true)
+	f.Add("\n/x", "", "", "/y", "", uint32(1), true)
+	f.Fuzz(func(t *testing.T, prefixes, comms, exclude, path, kernelPath string, nlink uint32, exec bool) {
+		split := func(s string) []string {
+			if s == "" {
+				return nil
+			}
+			return strings.Split(s, "\n")
+		}
+		flt := Filter{Comms: split(comms), ExcludeComms: split(exclude), PathPrefixes: split(prefixes)}
+		m := flt.Compile()
+		for _, comm := range append(split(comms), "cat", "", path) {
+			ev := &event.Event{Header: event.Header{Kind: event.KindOpen, Comm: comm},
+				Open: event.Open{Resolved: path, FilePath: kernelPath, Nlink: nlink, FileMode: 0o100644}}
+			if exec {
+				ev.Kind, ev.Exec.Exe = event.KindExec, path
+			}
+			if got, want := m.Wants(ev), flt.Wants(ev); got != want {
+				t.Fatalf("%+v on comm %q path %q kernel path %q: matcher %v, filter %v", flt, comm, path, kernelPath, got, want)
+			}
+		}
+	})
+}
