@@ -45,6 +45,7 @@ type Consumer struct {
 	opts     ConsumerOptions
 
 	read   uint64 // next record to return
+	prod   uint64 // producer position last loaded: records up to it are published
 	acked  uint64 // last position published to the producer
 	sleeps uint64 // futex waits
 }
@@ -52,7 +53,7 @@ type Consumer struct {
 // Open maps a ring from the descriptors Producer.Files gave (the plugin
 // receives them at launch), checks its header and seals, and starts at the
 // acknowledged consumer position. The files can be closed after Open.
-func Open(producer, consumer *os.File, opts ConsumerOptions) (c *Consumer, err error) {
+func Open(producer, consumer *os.File, opts ConsumerOptions) (_ *Consumer, err error) {
 	if opts.Spin == 0 {
 		opts.Spin = DefaultSpin
 	}
@@ -103,7 +104,7 @@ func Open(producer, consumer *os.File, opts ConsumerOptions) (c *Consumer, err e
 		return nil, fmt.Errorf("%w: consumer page of %d bytes (%v)", ErrLayout, cst.Size, err)
 	}
 
-	c = &Consumer{size: dsize, mask: dsize - 1, opts: opts}
+	c := &Consumer{size: dsize, mask: dsize - 1, opts: opts}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
@@ -124,7 +125,7 @@ func Open(producer, consumer *os.File, opts ConsumerOptions) (c *Consumer, err e
 	if prod := atomic.LoadUint64(c.prodPtr); start&7 != 0 || start > prod || prod-start > dsize {
 		return nil, fmt.Errorf("%w: consumer position %d, producer %d", ErrLayout, start, prod)
 	}
-	c.read, c.acked = start, start
+	c.read, c.acked, c.prod = start, start, start
 	atomic.StoreUint32(c.sleepPtr, 0)
 	return c, nil
 }
@@ -145,11 +146,16 @@ func (c *Consumer) TryNext() ([]byte, bool, error) {
 	if c.m == nil {
 		return nil, false, ErrClosed
 	}
-	prod := atomic.LoadUint64(c.prodPtr)
-	if c.read == prod {
-		return nil, false, nil
+	if c.read == c.prod {
+		// Only load the shared producer position once the records seen
+		// published are used up: one cache-line transfer per catch-up,
+		// not per record.
+		c.prod = atomic.LoadUint64(c.prodPtr)
+		if c.read == c.prod {
+			return nil, false, nil
+		}
 	}
-	avail := prod - c.read
+	avail := c.prod - c.read
 	if avail > c.size || avail < RecordHeaderSize {
 		return nil, false, fmt.Errorf("%w: %d bytes published at %d", ErrCorrupt, avail, c.read)
 	}

@@ -37,13 +37,13 @@ type Producer struct {
 // a multiple of the page size, MinDataSize to MaxDataSize). It maps it,
 // writes the header and seals the producer memfd: from then on the memory
 // can only be mapped read-only by anyone else.
-func New(dataSize int) (p *Producer, err error) {
+func New(dataSize int) (_ *Producer, err error) {
 	page := pageSize()
 	if dataSize < 0 || !validDataSize(uint64(dataSize), page) {
 		return nil, fmt.Errorf("%w: data size %d (want a power of two, multiple of %d, %d..%d)",
 			ErrLayout, dataSize, page, MinDataSize, MaxDataSize)
 	}
-	p = &Producer{size: uint64(dataSize), mask: uint64(dataSize) - 1, reserved: -1}
+	p := &Producer{size: uint64(dataSize), mask: uint64(dataSize) - 1, reserved: -1}
 	defer func() {
 		if err != nil {
 			_ = p.Close()
