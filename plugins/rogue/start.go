@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,7 @@ const (
 // streamAttack answers the streams go-plugin's client opens on its own
 // (its broker's, its stdio's) with a flood, for the start attack that
 // asks for it; the rest go to go-plugin's handlers.
-func streamAttack(attack string, stderr *os.File) grpc.StreamServerInterceptor {
+func streamAttack(attack string, stderr io.Writer) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		var msg func(i int) []byte
 		switch {
@@ -116,7 +117,7 @@ func streamAttack(attack string, stderr *os.File) grpc.StreamServerInterceptor {
 		default:
 			return handler(srv, ss)
 		}
-		fmt.Fprintf(stderr, "rogue: %s opened by the monitor: flooding it\n", info.FullMethod)
+		notice(stderr, info.FullMethod+" opened by the monitor: flooding it")
 		for i := range floodMessages {
 			m := raw(msg(i))
 			if err := ss.SendMsg(&m); err != nil {
@@ -133,8 +134,13 @@ func streamAttack(attack string, stderr *os.File) grpc.StreamServerInterceptor {
 func (s *server) unaryAttack(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	shutdown := info.FullMethod == "/plugin.GRPCController/Shutdown"
 	if s.c.Attack == "ignore-close" && (info.FullMethod == wire.Detector_Close_FullMethodName || shutdown) || s.c.Attack == "ignore-shutdown" && shutdown {
-		fmt.Fprintf(s.stderr, "rogue: %s: never answering\n", info.FullMethod)
+		notice(s.stderr, info.FullMethod+": never answering")
 		select {}
 	}
 	return handler(ctx, req)
+}
+
+// notice is a warning line on the plugin's stderr, for the monitor's log.
+func notice(w io.Writer, msg string) {
+	fmt.Fprintf(w, "{\"@level\":\"warn\",\"@message\":%q}\n", "rogue: "+msg)
 }
