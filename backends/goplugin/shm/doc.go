@@ -12,15 +12,30 @@
 // and growing, so the plugin cannot make the monitor's mapping fault.
 // Both sides map the data area twice back to back, so a record never wraps.
 //
-// A record is an 8-byte header (payload length u32, flags u32, zero) and
-// the payload padded to 8 bytes. Positions are byte counters that only
-// grow; the offset in the data area is the position modulo its size (a
-// power of two). The payload is opaque bytes.
+// A record is an 8-byte header (payload length u32, flags u32) and the
+// payload padded to 8 bytes. Positions are byte counters that only grow;
+// the offset in the data area is the position modulo its size (a power of
+// two). The payload is opaque bytes. Unlike the kernel's ring (many
+// producers reserve concurrently, hence its busy and discard bits), the one
+// producer here publishes the producer position only after a record is
+// complete, so flags are always zero in layout version 1 and a consumer
+// refuses any other value; a reservation that is not committed is simply
+// never published.
+//
+// Memory: one header page, one consumer page and the data area, resident as
+// they are touched and charged to the monitor that created them; the double
+// mapping costs address space (twice the data area per side), not memory.
 //
 // Trust: the producer never takes an offset from plugin-writable memory.
 // Each read of the consumer position is validated (aligned, monotonic, not
 // past what was produced); a violation is ErrProtocol, sticky until
-// ResetConsumer, and the caller kills the plugin and counts it.
+// ResetConsumer, and the caller kills the plugin and counts it. The
+// producer reads the consumer position only when it lacks room or when
+// asked (Consumed), so the caller should call Consumed on its own clock too
+// (each flush or health check) to catch a violation on a ring that is
+// never full. The producer's only writes to the plugin's page are clearing
+// the sleeping flag before a wake and ResetConsumer; a plugin that keeps
+// setting the flag costs the monitor at most one futex wake per Commit.
 //
 // Wake-ups: the consumer sets sleeping=1, re-checks the producer position
 // and only then waits (futex on the producer position's low word, which is
