@@ -363,3 +363,25 @@ func TestPartialFindingsOfASplitBatchAreDelivered(t *testing.T) {
 		t.Errorf("want /ok/1's finding delivered and counted: %d findings, %d counted", len(got), s.Findings)
 	}
 }
+
+// A restart whose binary has gone (the process never starts): counted as
+// a failed start, the breaker opens, nothing panics.
+func TestRestartOfAMissingBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "plugin")
+	if err := os.Link(testenv.Plugin(t, "example"), bin); err != nil {
+		t.Fatal(err)
+	}
+	o := fastOptions(bin, "")
+	o.BreakerCrashes = 3
+	b, err := New(o, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	os.Remove(bin)
+	syscall.Kill(b.Stats().PID, syscall.SIGKILL)
+	_, err = backends.Deliver(context.Background(), b, opens("/etc/shadow"))
+	if s := b.Stats(); !errors.Is(err, backends.ErrUnavailable) || !s.BreakerOpen || s.Crashes < 3 {
+		t.Errorf("%v, stats %+v: want failed starts counted and the breaker open", err, s)
+	}
+}

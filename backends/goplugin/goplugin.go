@@ -758,7 +758,7 @@ func (p *process) end(ctx context.Context, grace bool) error {
 		p.cancel()
 	}
 	if !grace {
-		p.cmd.Process.Kill()
+		p.runner.Kill(ctx)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -774,7 +774,7 @@ func (p *process) end(ctx context.Context, grace bool) error {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	p.cmd.Process.Kill()
+	p.runner.Kill(ctx)
 	t.Reset(stopGrace)
 	select {
 	case <-done:
