@@ -143,7 +143,7 @@ type Dispatcher struct {
 	// prefilter holds, per kind, the filters of the detectors that want it
 	// when every one of them has a filter: an event none of them lets
 	// through is not copied at all. Nil: some detector takes every event.
-	prefilter [event.KindCount][]detect.Filter
+	prefilter [event.KindCount][]*detect.Matcher
 	cur       *batch
 	pool      sync.Pool // full-size batches, filled by Add
 	// small[i] holds batches of 1<<i events: a batch at most half full is
@@ -157,6 +157,7 @@ type lane struct {
 	d        *Dispatcher
 	det      Detector
 	def      detect.Definition
+	match    *detect.Matcher // def.Filter, compiled once
 	kinds    event.KindSet
 	kindList []event.Kind // the same, to sum a batch's counts by
 	queue    chan *batch
@@ -236,13 +237,13 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 	}
 	for _, det := range detectors {
 		def := det.Run.Definition()
-		l := &lane{d: d, det: det, def: def, kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
+		l := &lane{d: d, det: det, def: def, match: def.Filter.Compile(), kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
 			finished: make(chan struct{}), space: make(chan struct{}, 1), out: out}
 		d.lanes = append(d.lanes, l)
 		d.wanted |= l.kinds
 	}
 	for _, k := range d.wanted.Kinds() {
-		var fs []detect.Filter
+		var fs []*detect.Matcher
 		for _, l := range d.lanes {
 			if !l.kinds.Has(k) {
 				continue
@@ -251,7 +252,7 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 				fs = nil
 				break
 			}
-			fs = append(fs, l.def.Filter)
+			fs = append(fs, l.match)
 		}
 		d.prefilter[k] = fs
 	}
@@ -566,7 +567,7 @@ func (l *lane) run(ctx context.Context) {
 		sel = sel[:0]
 		for i := range b.events {
 			ev := &b.events[i]
-			if l.kinds.Has(ev.Kind) && l.def.Filter.Wants(ev) {
+			if l.kinds.Has(ev.Kind) && l.match.Wants(ev) {
 				sel = append(sel, ev)
 			}
 		}
