@@ -385,3 +385,15 @@ func TestRestartOfAMissingBinary(t *testing.T) {
 		t.Errorf("%v, stats %+v: want failed starts counted and the breaker open", err, s)
 	}
 }
+
+// Only a batch's result may be big: a definition of 2 MiB (over the
+// 1 MiB bound of every other message) is refused by gRPC from its length
+// prefix, and the plugin does not start: a protocol violation.
+func TestHugeDefinitionIsRefused(t *testing.T) {
+	rss := peakRSS(t)
+	_, err := New(fastOptions(rogueAs(t, "huge-definition", ""), ""), zap.NewNop())
+	t.Logf("%v; peak RSS +%.0f MiB", err, peakRSS(t)-rss)
+	if err == nil || !strings.Contains(err.Error(), "describe") || !strings.Contains(err.Error(), "ResourceExhausted") || !errors.Is(err, errViolation) {
+		t.Errorf("want the definition refused: %v", err)
+	}
+}

@@ -835,6 +835,9 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
 		p.end(context.Background(), false)
+		if status.Code(err) == codes.ResourceExhausted {
+			err = violation(err) // an answer over its bound
+		}
 		return nil, def, &startError{msg: safeText(fmt.Sprintf("plugin %s: %s: %v", b.opts.Path, what, err)), err: err}
 	}
 	rpcClient, err := client.Client()

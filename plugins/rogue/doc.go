@@ -48,4 +48,5 @@
 //	                     the monitor opens it (it says so on stderr)
 //	stdio-flood          400,000 messages of 16 KiB of escapes on go-plugin's
 //	                     stdio stream, if the monitor opens it
+//	huge-definition      a definition of 2 MiB (its description)
 package rogue

@@ -46,7 +46,7 @@ func Serve() {
 	stderr := os.Stderr // go-plugin replaces os.Stderr; fd 2 is the monitor's pipe
 	attack, arg := startAttack()
 	dial(attack, arg)
-	s := &server{stderr: stderr}
+	s := &server{stderr: stderr, start: attack}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
 		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{s: s}},
@@ -89,6 +89,7 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 type server struct {
 	wire.UnimplementedDetectorServer
 	stderr io.Writer
+	start  string // the start attack
 	c      Config
 	delay  time.Duration
 }
@@ -98,6 +99,9 @@ func (s *server) Describe(context.Context, *wire.DescribeRequest) (*wire.Definit
 		Kinds: []uint32{uint32(event.KindOpen)}}
 	if s.c.PathPrefix != "" {
 		d.PathPrefixes = [][]byte{[]byte(s.c.PathPrefix)}
+	}
+	if s.start == "huge-definition" {
+		d.Description = []byte(strings.Repeat("D", 2<<20))
 	}
 	return d, nil
 }

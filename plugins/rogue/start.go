@@ -22,7 +22,7 @@ import (
 // bulkhead-plugin-rogue@ATTACK[@ARG], ARG in unpadded base64url (see
 // StartName). If the environment has BULKHEAD_ROGUE_ARM, they are made
 // only while the file it names exists (a test arms them for a restart).
-var StartAttacks = []string{"dial-tcp", "dial-dns", "dial-unix", "dial-symlink", "broker-flood", "stdio-flood"}
+var StartAttacks = []string{"dial-tcp", "dial-dns", "dial-unix", "dial-symlink", "broker-flood", "stdio-flood", "huge-definition"}
 
 // StartName is the name of the rogue binary that makes start attack
 // attack with argument arg.
