@@ -32,6 +32,9 @@
 //	fill-disk       write into its private directory until refused
 //	connect-other   connect to the UNIX socket at target: another
 //	                monitor's plugin
+//	print-flood     write 1 MiB to stdout and to stderr, as a detector that
+//	                prints instead of logging would (the control: it must
+//	                not block, and the plugin keeps answering)
 package hostile
 
 import (
@@ -53,7 +56,7 @@ import (
 // Attacks lists every attack.
 var Attacks = []string{"read-shadow", "write-outside", "write-private", "signal-monitor", "ptrace-monitor",
 	"raw-socket", "bpf", "load-module", "fork-bomb", "memory", "spin",
-	"tiocsti", "escape-pdeathsig", "outlive", "exec-private", "fill-disk", "connect-other"}
+	"tiocsti", "escape-pdeathsig", "outlive", "exec-private", "fill-disk", "connect-other", "print-flood"}
 
 // Config selects the attack.
 type Config struct {
@@ -163,6 +166,17 @@ func (d *Detector) attack() error {
 			}
 		}
 		return errors.New("every directory refused: " + fmt.Sprint(os.WriteFile("/var/tmp/bulkhead-hostile", nil, 0o600)))
+	case "print-flood":
+		line := []byte(strings.Repeat("p", 1023) + "\n")
+		for i := 0; i < 1024; i++ {
+			if _, err := os.Stdout.Write(line); err != nil {
+				return err
+			}
+			if _, err := os.Stderr.Write(line); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "write-private":
 		name := filepath.Join(os.TempDir(), "hostile-control")
 		defer os.Remove(name)

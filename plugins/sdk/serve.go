@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
@@ -32,10 +33,25 @@ func Serve(d Detector) {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	// go-plugin points os.Stdout and os.Stderr at pipes that only its stdio
+	// stream drains, and the monitor refuses that stream: a detector that
+	// printed 64 KiB would block for ever. They are given back at the first
+	// call (stdout to the handshake pipe, which the monitor reads and
+	// drops; stderr to the monitor's rate-limited log).
+	stdout, stderr := os.Stdout, os.Stderr
+	var restore sync.Once
+	giveBack := func() { restore.Do(func() { os.Stdout, os.Stderr = stdout, stderr }) }
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
 		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: server.New(d, log)}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			opts = append(opts, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				giveBack()
+				return h(ctx, req)
+			}), grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+				giveBack()
+				return h(srv, ss)
+			}))
 			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
