@@ -20,7 +20,10 @@ func TestSlowPluginIsNotKilledButHangIs(t *testing.T) {
 	}
 	dir := t.TempDir()
 	rogue := testenv.Plugin(t, "rogue")
+	// Every batch costs the slow plugin 1.9 s, so the stop gives it time to
+	// finish what it has.
 	cfg := writeConfig(t, fmt.Sprintf(`
+dispatch: {drain_timeout: 60s}
 detectors:
   - {name: slow, backend: goplugin, plugin: %[1]s, batch_deadline: 2s, config: {attack: slow, delay: 1.9s, report_on: "%[2]s/ok-", path_prefix: "%[2]s/"}}
   - {name: hangs, backend: goplugin, plugin: %[1]s, batch_deadline: 2s, config: {attack: hang, on: "%[2]s/ok-3", report_on: "%[2]s/ok-", path_prefix: "%[2]s/"}}
@@ -49,8 +52,10 @@ detectors:
 	slow, hangs := summaryRow(t, stderr, "slow"), summaryRow(t, stderr, "hangs")
 	t.Logf("slow: %v", slow)
 	t.Logf("hangs: %v", hangs)
-	if got := len(markersFound(events, "slow", dir+"/ok-")); got != 16 || slow["hangs"] != "0" || slow["crashes"] != "0" || slow["delivered"] != "16" {
-		t.Errorf("the slow plugin: %d of 16 markers, hangs %s, crashes %s, delivered %s: want all, none killed", got, slow["hangs"], slow["crashes"], slow["delivered"])
+	// Besides the markers, the plugin may get python3's opens of files with
+	// several names (a hard link passes any path filter).
+	if got := len(markersFound(events, "slow", dir+"/ok-")); got != 16 || slow["hangs"] != "0" || slow["crashes"] != "0" || must(slow["delivered"]) < 16 || slow["abandoned"] != "0" {
+		t.Errorf("the slow plugin: %d of 16 markers, hangs %s, crashes %s, delivered %s, abandoned %s: want all, none killed", got, slow["hangs"], slow["crashes"], slow["delivered"], slow["abandoned"])
 	}
 	if hangs["hangs"] == "0" || hangs["quarantine"] != "1" {
 		t.Errorf("the hanging plugin: hangs %s, quarantined %s: want it killed and its trigger quarantined", hangs["hangs"], hangs["quarantine"])
