@@ -865,7 +865,13 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 			return "describe", err
 		}
 		def = wire.DefinitionFromProto(pd)
-		return definition, def.Validate()
+		if err := def.Validate(); err != nil {
+			if errors.Is(err, detect.ErrFilterBounds) {
+				b.protocolViolations.Add(1)
+			}
+			return definition, err
+		}
+		return definition, nil
 	}
 	if what, err := describe("definition"); err != nil {
 		return fail(what, err)

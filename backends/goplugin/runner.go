@@ -41,18 +41,14 @@ type pluginRunner struct {
 }
 
 // newRunner prepares cmd. With an enclave, the socket must be in its
-// private directory (the TMPDIR it gives the plugin) and owned by its uid.
+// private directory and owned by its uid.
 func newRunner(cmd *exec.Cmd, e *enclave.Enclave, sha256 string) *pluginRunner {
 	r := &pluginRunner{cmd: cmd, uid: os.Geteuid()}
 	if e == nil {
 		r.sha256 = sha256
 		return r
 	}
-	for _, kv := range cmd.Env {
-		if dir, ok := strings.CutPrefix(kv, "TMPDIR="); ok {
-			r.dir = filepath.Clean(dir)
-		}
-	}
+	r.dir = filepath.Clean(e.Dir())
 	if e.UID() >= 0 {
 		r.uid = e.UID()
 	}

@@ -166,6 +166,10 @@ func (h *Host) Prepare(name string, slot int, c Config) (*Enclave, error) {
 // Protections says what is in force, one protection per line.
 func (e *Enclave) Protections() []string { return e.protections }
 
+// Dir is the plugin's private directory: its TMPDIR and HOME, where its
+// socket is.
+func (e *Enclave) Dir() string { return e.spec.Tmp }
+
 // UID is the plugin's uid (-1: the monitor's own).
 func (e *Enclave) UID() int { return e.spec.UID }
 
