@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -56,6 +57,18 @@ type Options struct {
 	// Unary sends each batch as its own RPC instead of on the stream, one at
 	// a time: the naive baseline the benchmarks compare against.
 	Unary bool
+	// Transport is how batches reach the plugin on the stream: TransportGRPC
+	// (messages on the gRPC stream, the default) or TransportShm (records in
+	// a sealed shared-memory ring per process; results still come back on
+	// the stream). See transport_shm.go.
+	Transport string
+	// RingBytes is the shm ring's data area (a power of two, 4 KiB to
+	// 1 GiB; 0: DefaultRingBytes). It must hold Window batches of
+	// BatchEvents events at RingEventBytes each.
+	RingBytes int
+	// BatchEvents is the most events a batch carries (the dispatcher's
+	// batch size; 0: 256), for sizing the ring.
+	BatchEvents int
 	// SHA256, if set, is the binary's SHA-256 in hex: a binary that does
 	// not match is not started.
 	SHA256 string
@@ -116,7 +129,7 @@ type Backend struct {
 	lastAnswer time.Time
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills atomic.Uint64
-	protocolViolations, findingsRefused                                                                   atomic.Uint64
+	protocolViolations, findingsRefused, ringFull                                                         atomic.Uint64
 	errLog, violationLog                                                                                  backends.Every
 	breakerOpen                                                                                           atomic.Bool
 	pid                                                                                                   atomic.Int64
@@ -165,6 +178,9 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	}
 	if opts.Window < 1 || opts.Unary {
 		opts.Window = 1
+	}
+	if err := checkTransport(&opts); err != nil {
+		return nil, err
 	}
 	if opts.LogLinesPerSecond <= 0 {
 		opts.LogLinesPerSecond = 50
@@ -217,6 +233,7 @@ func (b *Backend) Stats() backends.Stats {
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(),
 		Violations: b.violations.Load(), LimitKills: b.limitKills.Load(),
 		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.plog.dropped.Load(),
+		RingFull:    b.ringFull.Load(),
 		BreakerOpen: b.breakerOpen.Load(), PID: int(b.pid.Load()),
 	}
 }
@@ -270,7 +287,11 @@ func (b *Backend) loop() {
 		case err := <-died:
 			b.recover(err, false)
 		case <-deadline:
-			b.recover(errHang, true)
+			if err := b.ringCheck(); err != nil {
+				b.recover(err, false)
+			} else {
+				b.recover(errHang, true)
+			}
 		}
 		b.timer.Stop()
 	}
@@ -284,6 +305,9 @@ func (b *Backend) send(p *pending) error {
 	}
 	b.seq++
 	p.seq, p.sentAt = b.seq, time.Now()
+	if b.proc.ring != nil {
+		return b.ringWrite(p.seq, p.count, p.buf.ReadOnlyData())
+	}
 	p.buf.Ref()
 	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: p.seq, Count: uint32(p.count), Events: p.buf}); err != nil {
 		return fmt.Errorf("send batch: %w", err)
@@ -312,6 +336,9 @@ func (b *Backend) answered(in *wire.InResult) {
 	}
 	p := b.inflight[0]
 	fs, err := b.result(in, p.seq, p.count, p.buf.ReadOnlyData())
+	if err == nil {
+		err = b.ringCheck()
+	}
 	if err != nil {
 		b.recover(err, false)
 		return
@@ -569,17 +596,28 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]det
 		}
 		return nil, err
 	}
-	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
+	if b.proc.ring != nil {
+		if err := b.ringWrite(b.seq, count, batch); err != nil {
+			return nil, err
+		}
+	} else if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
 		return nil, fmt.Errorf("send batch: %w", err)
 	}
 	b.timer.Reset(b.opts.BatchDeadline)
 	defer b.timer.Stop()
 	select {
 	case in := <-b.proc.results:
-		return b.result(in, b.seq, count, batch)
+		fs, err := b.result(in, b.seq, count, batch)
+		if err == nil {
+			err = b.ringCheck()
+		}
+		return fs, err
 	case err := <-b.proc.errs:
 		return nil, err
 	case <-b.timer.C:
+		if err := b.ringCheck(); err != nil {
+			return nil, err
+		}
 		return nil, errHang
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -753,6 +791,7 @@ const stopGrace = 3 * time.Second
 // plugin's outside its enclave keeps its pipes open), it is left to finish
 // on its own and end says so: a stop never blocks for ever.
 func (p *process) end(ctx context.Context, grace bool) error {
+	defer p.closeRing()
 	close(p.quit)
 	if p.cancel != nil {
 		p.cancel()
@@ -797,6 +836,7 @@ type process struct {
 	errs    chan error
 	quit    chan struct{} // closed by kill: read stops
 	pid     int
+	ring    *shm.Producer // the shm transport's ring (nil: batches on the stream)
 }
 
 // start launches the binary, shakes hands, describes and initialises it,
@@ -815,7 +855,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	var cmd *exec.Cmd
 	if b.opts.Enclave != nil {
 		var err error
-		if cmd, err = b.opts.Enclave.Command(b.opts.Launcher, b.opts.Path, b.opts.SHA256); err != nil {
+		if cmd, err = b.opts.Enclave.Command(b.opts.Launcher, b.opts.Path, b.opts.SHA256, b.opts.Transport == TransportShm); err != nil {
 			return nil, def, err
 		}
 		cfg.SkipHostEnv = true
@@ -825,6 +865,10 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		// own watch on its parent catches the rest): no orphans.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	}
+	ring, err := b.newRing(cmd)
+	if err != nil {
+		return nil, def, err
+	}
 	// The runner starts cmd and checks the address the plugin names.
 	r := newRunner(cmd, b.opts.Enclave, b.opts.SHA256)
 	cfg.RunnerFunc = r.run
@@ -832,7 +876,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	// it starts; newHCLog turns that one off (see zapHCLog).
 	cfg.Logger = newHCLog(b.log, filepath.Base(cmd.Path))
 	client := plugin.NewClient(cfg)
-	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{})}
+	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{}), ring: ring}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
 		p.end(context.Background(), false)
 		if status.Code(err) == codes.ResourceExhausted {

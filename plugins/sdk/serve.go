@@ -32,9 +32,19 @@ func Serve(d Detector) {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	srv := server.New(d, log)
+	if v := os.Getenv(wire.ShmEnv); v != "" {
+		// Batches come through the monitor's shared-memory ring.
+		ring, err := server.OpenRing(v)
+		if err != nil {
+			log.Error("cannot open the monitor's shared-memory ring", zap.Error(err))
+			os.Exit(1)
+		}
+		srv.UseRing(ring)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
-		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: server.New(d, log)}},
+		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
 		},
