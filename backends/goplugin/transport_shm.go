@@ -32,6 +32,15 @@ const DefaultRingBytes = 16 << 20
 // the process records and headers. Typical events encode to a tenth of it.
 const RingEventBytes = 4 << 10
 
+// CheckTransport says whether New would refuse o's transport: an unknown
+// one, or a ring that cannot hold the Window of batches in flight.
+func CheckTransport(o Options) error {
+	if o.Window < 1 || o.Unary {
+		o.Window = 1
+	}
+	return checkTransport(&o)
+}
+
 // checkTransport fills the transport's defaults and refuses a ring that
 // cannot hold the Window of batches in flight.
 func checkTransport(o *Options) error {
