@@ -109,7 +109,9 @@ func BenchmarkDispatch(b *testing.B) {
 // what `bulkhead run` gives a plugin by default) or goplugin-unary (one
 // RPC per batch); goplugin-shm* are the same with batches through the
 // shared-memory ring.
-func newBackend(b *testing.B, mode, bin string) backends.Backend { return newBackendFor(b, mode, bin, 256) }
+func newBackend(b *testing.B, mode, bin string) backends.Backend {
+	return newBackendFor(b, mode, bin, 256)
+}
 
 // newBackendFor is newBackend for batches of up to batch events (the
 // ring is sized for them).
