@@ -3,6 +3,7 @@ package goplugin
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,3 +184,58 @@ func TestRingInEnclaveRestartsLoseNothing(t *testing.T) {
 }
 
 func killPID(pid int) { syscall.Kill(pid, syscall.SIGKILL) }
+
+// The plugin gets the ring as descriptors 3 and 4, maps it, and closes
+// them (the mappings stay); none of the monitor's files reaches it, with
+// and without an enclave.
+func TestRingDescriptorsHandedOver(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("enclave=%v", enc), func(t *testing.T) {
+			o := withTransport(fastOptions(testenv.Plugin(t, "example"), ""), TransportShm)
+			if enc {
+				o.Enclave, o.Launcher = testEnclave(t, "ring-fds")
+			}
+			b, err := New(o, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(context.Background())
+			pid := b.Stats().PID
+			if !ringMapped(t, pid) {
+				t.Fatal("the plugin maps no ring")
+			}
+			mine := map[string]bool{}
+			for _, target := range fds(t, os.Getpid()) {
+				// The Go runtime of each process opens its cgroup's CPU
+				// limit files itself.
+				if strings.HasPrefix(target, "/") && !strings.HasPrefix(target, "/dev/") && !strings.HasPrefix(target, "/sys/fs/cgroup/") {
+					mine[target] = true
+				}
+			}
+			for fd, target := range fds(t, pid) {
+				if strings.Contains(target, "memfd:") {
+					t.Errorf("fd %s of the plugin is %s: the SDK closes the ring's descriptors once mapped", fd, target)
+				}
+				if mine[target] {
+					t.Errorf("fd %s of the plugin is the monitor's %s", fd, target)
+				}
+			}
+		})
+	}
+}
+
+// fds is what each descriptor of process pid is.
+func fds(t *testing.T, pid int) map[string]string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil {
+			out[e.Name()] = target
+		}
+	}
+	return out
+}
