@@ -111,6 +111,7 @@ type Backend struct {
 	seq          uint64
 	inflight     []*pending // sent, not yet answered, oldest first
 	timer        *time.Timer
+	retry        *time.Timer // shm: writes what waits for room in the ring
 	crashTimes   []time.Time
 	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
@@ -143,7 +144,9 @@ type pending struct {
 	done     backends.Done
 	seq      uint64
 	sentAt   time.Time
-	failures int // times the plugin died while this was the oldest batch
+	written  bool // in the current process's ring or stream (shm: a full ring leaves it waiting)
+	waited   bool // it found the ring full once (counted once)
+	failures int  // times the plugin died while this was the oldest batch
 }
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and
@@ -181,9 +184,10 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 		opts.LogBytesPerSecond = 16 << 10
 	}
 	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
-		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour)}
+		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour), retry: time.NewTimer(time.Hour)}
 	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
 	b.timer.Stop()
+	b.retry.Stop()
 	proc, def, err := b.start()
 	if err != nil {
 		return nil, err
@@ -250,6 +254,7 @@ func (b *Backend) loop() {
 			results  <-chan *wire.InResult
 			died     <-chan error
 			deadline <-chan time.Time
+			retry    <-chan time.Time
 		)
 		if len(b.inflight) < b.opts.Window {
 			reqs = b.reqs
@@ -261,6 +266,7 @@ func (b *Backend) loop() {
 			b.timer.Reset(b.untilDeadline())
 			deadline = b.timer.C
 		}
+		retry = b.retryRing()
 		select {
 		case r := <-reqs:
 			if r.batch == nil {
@@ -283,8 +289,13 @@ func (b *Backend) loop() {
 			} else {
 				b.recover(errHang, true)
 			}
+		case <-retry:
+			if err := b.ringFlush(); err != nil {
+				b.recover(err, false)
+			}
 		}
 		b.timer.Stop()
+		b.retry.Stop()
 	}
 }
 
@@ -294,11 +305,11 @@ func (b *Backend) send(p *pending) error {
 	if b.proc == nil {
 		return errNoProcess
 	}
-	b.seq++
-	p.seq, p.sentAt = b.seq, time.Now()
 	if b.proc.ring != nil {
-		return b.ringWrite(p.seq, p.count, p.buf.ReadOnlyData())
+		return b.ringSend(p)
 	}
+	b.seq++
+	p.seq, p.sentAt, p.written = b.seq, time.Now(), true
 	p.buf.Ref()
 	if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: p.seq, Count: uint32(p.count), Events: p.buf}); err != nil {
 		return fmt.Errorf("send batch: %w", err)
@@ -338,6 +349,9 @@ func (b *Backend) answered(in *wire.InResult) {
 	b.lastAnswer = time.Now()
 	b.progressed()
 	b.complete(p, fs, p.count)
+	if err := b.ringFlush(); err != nil {
+		b.recover(err, false)
+	}
 }
 
 // errViolation marks a plugin killed for breaking the protocol: an answer

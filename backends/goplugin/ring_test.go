@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -238,4 +240,49 @@ func fds(t *testing.T, pid int) map[string]string {
 		}
 	}
 	return out
+}
+
+// Batches larger than the ring's per-event budget fill it: what does not
+// fit waits in flight, counted, and is written as the plugin makes room.
+// Nothing is lost, the plugin is not restarted, the caller never waits
+// longer than the Window makes it.
+func TestRingFullBatchesWait(t *testing.T) {
+	o := withTransport(fastOptions(testenv.Plugin(t, "rogue"), `{"attack":"slow","delay":"30ms","report_on":"/ok"}`), TransportShm)
+	o.Window, o.BatchEvents, o.RingBytes = 2, 1, 8<<10
+	b, err := New(o, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	const n = 8
+	for i := 0; i < n; i++ {
+		// 2 KiB of path (twice: as opened and resolved): two batches do
+		// not fit in 8 KiB.
+		wg.Add(1)
+		b.Submit(context.Background(), opens(fmt.Sprintf("/ok/%d/%s", i, strings.Repeat("p", 2<<10))), func(fs []detect.Finding, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("batch: %v", err)
+			}
+			mu.Lock()
+			for p, k := range reported(fs) {
+				seen[p[:strings.LastIndexByte(p, '/')]] += k
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		if p := fmt.Sprintf("/ok/%d", i); seen[p] != 1 {
+			t.Errorf("%s answered %d times", p, seen[p])
+		}
+	}
+	if s := b.Stats(); s.RingFull == 0 || s.Crashes+s.Hangs+s.Restarts+s.ProtocolViolations != 0 || s.Delivered != n {
+		t.Errorf("stats %+v: want the ring full at times, and nothing else", s)
+	}
 }

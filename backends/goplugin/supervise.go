@@ -53,6 +53,9 @@ func (b *Backend) recover(err error, hang bool) {
 		return
 	}
 	for _, p := range b.inflight {
+		p.written = false // the new process has seen none
+	}
+	for _, p := range b.inflight {
 		b.redelivered.Add(uint64(p.count))
 		if err := b.send(p); err != nil {
 			b.recover(err, false)
@@ -170,7 +173,7 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]det
 		return nil, err
 	}
 	if b.proc.ring != nil {
-		if err := b.ringWrite(b.seq, count, batch); err != nil {
+		if err := b.ringWriteWaiting(ctx, b.seq, count, batch); err != nil {
 			return nil, err
 		}
 	} else if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
@@ -323,9 +326,14 @@ func (b *Backend) stop(ctx context.Context) error {
 			b.recover(err, false)
 		case <-b.timer.C:
 			b.recover(errHang, true)
+		case <-b.retryRing():
+			if err := b.ringFlush(); err != nil {
+				b.recover(err, false)
+			}
 		case <-ctx.Done():
 		}
 		b.timer.Stop()
+		b.retry.Stop()
 	}
 	b.failAll(backends.ErrStopped)
 	// The enclave goes whatever state the plugin is in (breaker open, a

@@ -1,6 +1,7 @@
 package goplugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -89,33 +90,127 @@ func (b *Backend) newRing(cmd *exec.Cmd) (*shm.Producer, error) {
 	return ring, nil
 }
 
-// errRingFull is a batch the ring had no room for: handled like a send
-// that failed (the plugin is restarted with a new, empty ring).
-var errRingFull = errors.New("the shm ring has no room for the batch: the plugin is not consuming it")
+// errRingFull is a batch the ring has no room for even with nothing else
+// in it (roundTrip's single batches): handled like a send that failed.
+var errRingFull = errors.New("the shm ring has no room for the batch")
 
-// ringWrite writes one batch into the process's ring. It never waits: a
-// full ring is errRingFull, counted; a consumer position that breaks the
-// protocol is a violation.
-func (b *Backend) ringWrite(seq uint64, count int, batch []byte) error {
+// ringRetry is how soon a batch waiting for room in the ring is tried
+// again (besides after each answer).
+const ringRetry = 200 * time.Microsecond
+
+// ringSend writes p into the ring after every batch before it. A ring
+// without room now leaves p (and whatever comes after it) waiting in
+// flight, counted once: ringFlush writes it once the plugin has
+// acknowledged enough. The dispatcher never waits on the ring (the Window
+// bounds what is in flight), and a plugin that stops acknowledging is
+// caught by the batch deadline like any hang.
+func (b *Backend) ringSend(p *pending) error {
+	if i := b.unwritten(); i >= 0 && b.inflight[i] != p {
+		return nil // an earlier batch waits for room: keep the order
+	}
+	return b.ringWritePending(p)
+}
+
+// unwritten is the index of the oldest batch in flight not yet in the
+// ring, -1 if none.
+func (b *Backend) unwritten() int {
+	for i, p := range b.inflight {
+		if !p.written {
+			return i
+		}
+	}
+	return -1
+}
+
+// retryRing is a channel that fires when waiting batches should be tried
+// again: nil when none waits.
+func (b *Backend) retryRing() <-chan time.Time {
+	if b.proc == nil || b.proc.ring == nil || b.unwritten() < 0 {
+		return nil
+	}
+	b.retry.Reset(ringRetry)
+	return b.retry.C
+}
+
+// ringFlush writes the waiting batches, in order, while they fit.
+func (b *Backend) ringFlush() error {
+	if b.proc == nil || b.proc.ring == nil {
+		return nil
+	}
+	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
+		p := b.inflight[i]
+		if err := b.ringWritePending(p); err != nil || !p.written {
+			return err
+		}
+	}
+	return nil
+}
+
+// ringWritePending writes p into the ring if it fits now.
+func (b *Backend) ringWritePending(p *pending) error {
+	ok, err := b.ringWrite(b.seq+1, p.count, p.buf.ReadOnlyData())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if !p.waited {
+			p.waited = true
+			b.ringFull.Add(1)
+			if b.errLog.Allow(10 * time.Second) {
+				ring := b.proc.ring
+				b.log.Warn("the plugin's shm ring is full: the batch waits in flight until the plugin makes room (counted; logged at most every 10s)",
+					zap.Int("ring_bytes", ring.Size()), zap.Uint64("pending_bytes", ring.Pending()), zap.Int("batch_bytes", p.buf.Len()))
+			}
+		}
+		return nil
+	}
+	b.seq++
+	p.seq, p.sentAt, p.written = b.seq, time.Now(), true
+	return nil
+}
+
+// ringWriteWaiting writes one batch with nothing else waiting (a batch
+// sent on its own), giving the plugin until the batch deadline to make
+// room (its acknowledgement of the batch before may come just after its
+// answer); past it, the plugin hangs.
+func (b *Backend) ringWriteWaiting(ctx context.Context, seq uint64, count int, batch []byte) error {
+	until := time.Now().Add(b.opts.BatchDeadline)
+	for {
+		ok, err := b.ringWrite(seq, count, batch)
+		if ok || err != nil {
+			return err
+		}
+		if time.Now().After(until) {
+			return errHang
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(ringRetry)
+	}
+}
+
+// ringWrite writes one batch into the process's ring if it has room now
+// (ok). It never waits. A batch larger than the whole ring is
+// errRingFull; a consumer position that breaks the protocol is a
+// violation.
+func (b *Backend) ringWrite(seq uint64, count int, batch []byte) (ok bool, err error) {
 	ring := b.proc.ring
 	buf, ok, err := ring.Reserve(wire.RingHeaderSize + len(batch))
 	switch {
 	case errors.Is(err, shm.ErrProtocol):
-		return violation(err)
+		return false, violation(err)
+	case errors.Is(err, shm.ErrTooLarge):
+		b.ringFull.Add(1)
+		return false, fmt.Errorf("%w: %w", errRingFull, err)
 	case err != nil:
-		b.ringFull.Add(1)
-		return fmt.Errorf("write batch to the shm ring: %w", err)
+		return false, fmt.Errorf("write batch to the shm ring: %w", err)
 	case !ok:
-		b.ringFull.Add(1)
-		if b.errLog.Allow(10 * time.Second) {
-			b.log.Warn("the plugin's shm ring is full; restarting it with a new ring (counted; logged at most every 10s)",
-				zap.Int("ring_bytes", ring.Size()), zap.Uint64("pending_bytes", ring.Pending()), zap.Int("batch_bytes", len(batch)))
-		}
-		return errRingFull
+		return false, nil
 	}
 	wire.PutRingHeader(buf, seq, count)
 	copy(buf[wire.RingHeaderSize:], batch)
-	return ring.Commit(len(buf))
+	return true, ring.Commit(len(buf))
 }
 
 // ringCheck validates the consumer position the plugin wrote (the only
