@@ -78,7 +78,7 @@ type Stats struct {
 	FindingsRefused    uint64 // findings dropped for breaking the protocol
 	LogLinesDropped    uint64 // plugin log lines dropped over the rate limit
 	// RingFull counts batches the shm transport's ring had no room for
-	// (the plugin was restarted with a new ring and they were written again).
+	// when they came (they waited in flight for the plugin to make room).
 	RingFull    uint64
 	BreakerOpen bool // crash-looping: not restarted until the cool-down ends
 	PID         int  // the plugin's process id (0 in-process)

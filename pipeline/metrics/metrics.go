@@ -63,7 +63,7 @@ var (
 	plugViolate  = desc("plugin_protocol_violations_total", "Breaches of the plugin protocol: each kind of bound a result broke, each unreadable or oversized answer (the plugin is killed), each flood of its log.", "detector", "backend")
 	plugRefused  = desc("plugin_findings_refused_total", "Findings the monitor dropped because they broke the protocol (over the per-batch limit, bad severity, fabricated evidence, unreadable).", "detector", "backend")
 	plugLogDrop  = desc("plugin_log_lines_dropped_total", "Lines of the plugin's stderr dropped over its rate limit.", "detector", "backend")
-	plugRingFull = desc("plugin_ring_full_total", "Batches the plugin's shared-memory ring had no room for (the plugin was restarted with a new ring).", "detector", "backend")
+	plugRingFull = desc("plugin_ring_full_total", "Batches the plugin's shared-memory ring had no room for when they came (they waited for the plugin to make room).", "detector", "backend")
 )
 
 // Collector turns snapshots into metrics.
