@@ -77,8 +77,11 @@ type Stats struct {
 	ProtocolViolations uint64
 	FindingsRefused    uint64 // findings dropped for breaking the protocol
 	LogLinesDropped    uint64 // plugin log lines dropped over the rate limit
-	BreakerOpen        bool   // crash-looping: not restarted until the cool-down ends
-	PID                int    // the plugin's process id (0 in-process)
+	// RingFull counts batches the shm transport's ring had no room for
+	// when they came (they waited in flight for the plugin to make room).
+	RingFull    uint64
+	BreakerOpen bool // crash-looping: not restarted until the cool-down ends
+	PID         int  // the plugin's process id (0 in-process)
 }
 
 // ErrUnavailable is the outcome of a batch when the detector cannot take

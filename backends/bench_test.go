@@ -69,10 +69,11 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkDispatch(b *testing.B) {
 	bin := testenv.Plugin(b, "example")
 	stream := benchOpens(4096)
-	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls", "goplugin-unary"} {
+	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls", "goplugin-unary",
+		"goplugin-shm", "goplugin-shm-enclave-mtls"} {
 		for _, size := range []int{16, 64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
-				run := newBackend(b, mode, bin)
+				run := newBackendFor(b, mode, bin, size)
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: size, QueueBatches: 64, Block: true},
 					[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detect.Finding) {}, zap.NewNop())
 				pid := run.Stats().PID
@@ -106,8 +107,15 @@ func BenchmarkDispatch(b *testing.B) {
 // (the stream), goplugin-mtls (with go-plugin's AutoMTLS),
 // goplugin-enclave (in the plugin enclave), goplugin-enclave-mtls (both:
 // what `bulkhead run` gives a plugin by default) or goplugin-unary (one
-// RPC per batch).
+// RPC per batch); goplugin-shm* are the same with batches through the
+// shared-memory ring.
 func newBackend(b *testing.B, mode, bin string) backends.Backend {
+	return newBackendFor(b, mode, bin, 256)
+}
+
+// newBackendFor is newBackend for batches of up to batch events (the
+// ring is sized for them).
+func newBackendFor(b *testing.B, mode, bin string, batch int) backends.Backend {
 	if mode == "inproc" {
 		r, err := inproc.New(context.Background(), example.New(), nil, zap.NewNop())
 		if err != nil {
@@ -118,7 +126,14 @@ func newBackend(b *testing.B, mode, bin string) backends.Backend {
 	o := goplugin.DefaultOptions(bin)
 	o.Unary = mode == "goplugin-unary"
 	o.MTLS = strings.HasSuffix(mode, "-mtls")
-	if strings.HasPrefix(mode, "goplugin-enclave") {
+	if strings.HasPrefix(mode, "goplugin-shm") {
+		o.Transport, o.BatchEvents = goplugin.TransportShm, batch
+		o.RingBytes = goplugin.DefaultRingBytes
+		for int64(o.RingBytes) < int64(o.Window)*int64(batch)*goplugin.RingEventBytes {
+			o.RingBytes *= 2
+		}
+	}
+	if strings.Contains(mode, "-enclave") {
 		e, err := enclave.Prepare("bench", 0, enclave.Config{}, enclave.Probe())
 		if err != nil {
 			b.Fatal(err)

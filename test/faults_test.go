@@ -146,6 +146,19 @@ var faultTable = []faultCell{
 	{"fail-init", "goplugin", "", refusesToStart},
 }
 
+// withShm is the table with each goplugin cell again on backend
+// "goplugin-shm": goplugin with transport shm, the same expectations.
+func withShm(cells []faultCell) []faultCell {
+	out := append([]faultCell(nil), cells...)
+	for _, c := range cells {
+		if c.backend == "goplugin" {
+			c.backend = "goplugin-shm"
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // slowConfig makes each event cost 10ms from the boom marker on.
 const slowConfig = ", delay: 10ms"
 
@@ -173,7 +186,7 @@ func slowSheds(t *testing.T, o faultOutcome) {
 // detector on the same backend.
 func TestFaultTable(t *testing.T) {
 	testenv.RequireBPF(t)
-	for _, c := range faultTable {
+	for _, c := range withShm(faultTable) {
 		t.Run(c.fault+"/"+c.backend, func(t *testing.T) {
 			o := runFault(t, c)
 			t.Logf("died %v, exit %d; faulty delivered %d of %d markers", o.died, o.code, o.delivered("faulty"), okMarkers)
@@ -212,11 +225,15 @@ func everyEventAccounted(t *testing.T, o faultOutcome) {
 func runFault(t *testing.T, c faultCell) faultOutcome {
 	dir := t.TempDir()
 	o := faultOutcome{dir: dir}
-	where := "builtin: chaos"
-	if c.backend == "goplugin" {
+	where, backend := "builtin: chaos", c.backend
+	if c.backend == "goplugin" || c.backend == "goplugin-shm" {
 		where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 1s"
 		if c.fault == "slow" {
 			where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 60s"
+		}
+		if c.backend == "goplugin-shm" {
+			where += "\n    transport: shm"
+			backend = "goplugin"
 		}
 		if c.fault == "memory" {
 			// The enclave's memory limit ends the fault: keep it small, so
@@ -246,7 +263,7 @@ detectors:
     backend: %[1]s
     %[2]s
     config: {report_on: "%[4]s/ok-"}
-`, c.backend, where, c.fault, dir, c.config, queues, drain))
+`, backend, where, c.fault, dir, c.config, queues, drain))
 	// The events are the test's own python3 processes': their opens at
 	// start-up, the markers and the burst. What the rest of a shared host
 	// does (another test's storm of 100,000 opens a second, go builds) must

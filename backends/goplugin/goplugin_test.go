@@ -51,8 +51,22 @@ func fastOptions(path string, cfg string) Options {
 	return o
 }
 
-func TestFindingsAndStats(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`), zaptest.NewLogger(t))
+// transports runs a test over each transport of the batch stream.
+func transports(t *testing.T, test func(t *testing.T, transport string)) {
+	for _, tr := range []string{TransportGRPC, TransportShm} {
+		t.Run(tr, func(t *testing.T) { test(t, tr) })
+	}
+}
+
+func withTransport(o Options, transport string) Options {
+	o.Transport = transport
+	return o
+}
+
+func TestFindingsAndStats(t *testing.T) { transports(t, testFindingsAndStats) }
+
+func testFindingsAndStats(t *testing.T, tr string) {
+	b, err := New(withTransport(fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`), tr), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +85,28 @@ func TestFindingsAndStats(t *testing.T) {
 	if s := b.Stats(); s.Delivered != 3 || s.Findings != 1 || s.PID == 0 {
 		t.Errorf("stats %+v", s)
 	}
+	if mapped := ringMapped(t, b.Stats().PID); mapped != (tr == TransportShm) {
+		t.Errorf("transport %s: the plugin maps a ring: %v", tr, mapped)
+	}
+}
+
+// ringMapped says whether process pid maps a bulkhead ring.
+func ringMapped(t *testing.T, pid int) bool {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(maps), "memfd:bulkhead-ring")
 }
 
 // The plugin is killed with SIGKILL between batches and during one: every
 // batch is still answered, by a restarted process.
 func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"report_on":"/mark/"}`), zaptest.NewLogger(t))
+	transports(t, testKilledPluginIsRestartedAndLosesNothing)
+}
+
+func testKilledPluginIsRestartedAndLosesNothing(t *testing.T, tr string) {
+	b, err := New(withTransport(fastOptions(testenv.Plugin(t, "chaos"), `{"report_on":"/mark/"}`), tr), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +136,10 @@ func TestKilledPluginIsRestartedAndLosesNothing(t *testing.T) {
 
 // A hanging event is killed at the deadline; the batch is split, the hang
 // is quarantined, and the rest of the batch is delivered.
-func TestHangIsKilledAndQuarantined(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"hang","on":"/hang","report_on":"/ok"}`), zaptest.NewLogger(t))
+func TestHangIsKilledAndQuarantined(t *testing.T) { transports(t, testHangIsKilledAndQuarantined) }
+
+func testHangIsKilledAndQuarantined(t *testing.T, tr string) {
+	b, err := New(withTransport(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"hang","on":"/hang","report_on":"/ok"}`), tr), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +157,10 @@ func TestHangIsKilledAndQuarantined(t *testing.T) {
 }
 
 // A plugin that fails every start opens the breaker; Deliver then sheds.
-func TestCrashLoopOpensBreaker(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"exit","on":"/x"}`), zaptest.NewLogger(t))
+func TestCrashLoopOpensBreaker(t *testing.T) { transports(t, testCrashLoopOpensBreaker) }
+
+func testCrashLoopOpensBreaker(t *testing.T, tr string) {
+	b, err := New(withTransport(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"exit","on":"/x"}`), tr), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +194,10 @@ func TestBadBinaries(t *testing.T) {
 
 // A plugin that dies while idle is noticed (and restarted) within 100 ms:
 // its stream breaks when the process goes.
-func TestIdleDeathDetectedWithin100ms(t *testing.T) {
-	b, err := New(fastOptions(testenv.Plugin(t, "example"), ""), zaptest.NewLogger(t))
+func TestIdleDeathDetectedWithin100ms(t *testing.T) { transports(t, testIdleDeathDetectedWithin100ms) }
+
+func testIdleDeathDetectedWithin100ms(t *testing.T, tr string) {
+	b, err := New(withTransport(fastOptions(testenv.Plugin(t, "example"), ""), tr), zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,6 +124,11 @@ type detectorConfig struct {
 	BatchDeadline   time.Duration `yaml:"batch_deadline"`
 	BreakerCrashes  int           `yaml:"breaker_crashes"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// Transport (backend goplugin): how batches reach the plugin, grpc
+	// (messages on the gRPC stream, the default) or shm (a sealed
+	// shared-memory ring per plugin process, RingMiB MiB, default 16).
+	Transport string `yaml:"transport"`
+	RingMiB   int    `yaml:"ring_mib"`
 }
 
 // maxConfigBytes bounds a configuration file: one far past any real
@@ -194,6 +199,9 @@ func loadConfig(path string) (fileConfig, error) {
 				c.Detectors[i].Plugin = filepath.Join(filepath.Dir(path), d.Plugin)
 			}
 			if err := c.Enclave.over(d.Enclave).Check(); d.Enclave != nil && err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
+			if err := d.checkTransport(c.Dispatch.BatchSize); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			}
 		default:
@@ -298,6 +306,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			if dc.BreakerCooldown > 0 {
 				o.BreakerCooldown = dc.BreakerCooldown
 			}
+			dc.transportOptions(&o, c.Dispatch.BatchSize)
 			ec := c.Enclave.over(dc.Enclave)
 			o.SHA256, o.MTLS = dc.SHA256, ec.mtls()
 			if ec.enabled() {
@@ -360,7 +369,38 @@ func protectionsOf(o goplugin.Options) []string {
 	if o.MTLS {
 		out = append(out, "mutual TLS on the connection (go-plugin AutoMTLS)")
 	}
+	if o.Transport == goplugin.TransportShm {
+		out = append(out, "events through a sealed shared-memory ring, read-only to the plugin (its consumer position validated)")
+	}
 	return out
+}
+
+// transportOptions sets o's transport from the detector's configuration.
+func (d detectorConfig) transportOptions(o *goplugin.Options, batchSize int) {
+	o.Transport = d.Transport
+	if d.Transport == goplugin.TransportShm {
+		o.RingBytes, o.BatchEvents = d.RingMiB<<20, batchSize
+	}
+}
+
+// checkTransport refuses a transport that is not one, or a ring that
+// cannot hold the batches in flight, before anything starts.
+func (d detectorConfig) checkTransport(batchSize int) error {
+	if d.Transport == "" || d.Transport == goplugin.TransportGRPC {
+		if d.RingMiB != 0 {
+			return errors.New("ring_mib is for transport: shm")
+		}
+		return nil
+	}
+	if d.Transport == goplugin.TransportShm && d.Backend == "goplugin-unary" {
+		return errors.New("transport shm is for backend goplugin (goplugin-unary sends one RPC per batch)")
+	}
+	if d.RingMiB < 0 || d.RingMiB > 1024 {
+		return fmt.Errorf("ring_mib %d: want 1 to 1024 (a power of two)", d.RingMiB)
+	}
+	o := goplugin.DefaultOptions(d.Plugin)
+	d.transportOptions(&o, batchSize)
+	return goplugin.CheckTransport(o)
 }
 
 // startDispatch starts the configured detectors behind a dispatcher; nil

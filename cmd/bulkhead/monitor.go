@@ -442,6 +442,9 @@ func enclaveKills(b backends.Stats) string {
 	if b.ProtocolViolations > 0 {
 		s += fmt.Sprintf("  protocol violations: %d (%d findings refused, %d log lines dropped)", b.ProtocolViolations, b.FindingsRefused, b.LogLinesDropped)
 	}
+	if b.RingFull > 0 {
+		s += fmt.Sprintf("  ring full: %d batches", b.RingFull)
+	}
 	return s
 }
 

@@ -119,6 +119,7 @@ func (s LaneStats) Plus(o LaneStats) LaneStats {
 	b.ProtocolViolations += ob.ProtocolViolations
 	b.FindingsRefused += ob.FindingsRefused
 	b.LogLinesDropped += ob.LogLinesDropped
+	b.RingFull += ob.RingFull
 	s.Latency = s.Latency.plus(o.Latency)
 	return s
 }

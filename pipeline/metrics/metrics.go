@@ -63,6 +63,7 @@ var (
 	plugViolate  = desc("plugin_protocol_violations_total", "Breaches of the plugin protocol: each kind of bound a result broke, each unreadable or oversized answer (the plugin is killed), each flood of its log.", "detector", "backend")
 	plugRefused  = desc("plugin_findings_refused_total", "Findings the monitor dropped because they broke the protocol (over the per-batch limit, bad severity, fabricated evidence, unreadable).", "detector", "backend")
 	plugLogDrop  = desc("plugin_log_lines_dropped_total", "Lines of the plugin's stderr dropped over its rate limit.", "detector", "backend")
+	plugRingFull = desc("plugin_ring_full_total", "Batches the plugin's shared-memory ring had no room for when they came (they waited for the plugin to make room).", "detector", "backend")
 )
 
 // Collector turns snapshots into metrics.
@@ -75,7 +76,7 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, droppedFinds, ringUsed, ringSize, processes,
 		detQueued, detFiltered, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
-		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop} {
+		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop, plugRingFull} {
 		ch <- d
 	}
 }
@@ -131,6 +132,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(plugViolate, b.ProtocolViolations, l...)
 		counter(plugRefused, b.FindingsRefused, l...)
 		counter(plugLogDrop, b.LogLinesDropped, l...)
+		counter(plugRingFull, b.RingFull, l...)
 		buckets := make(map[float64]uint64, len(dispatch.LatencyBuckets))
 		for i, ub := range dispatch.LatencyBuckets {
 			buckets[ub.Seconds()] = d.Latency.Cumulative[i]

@@ -33,6 +33,17 @@
 //	stderr-wide          `count` log lines (default 120), 40 a second, each
 //	                     with 16 fields of 1 KiB
 //
+// With transport shm (wire.ShmEnv set), batches come through the monitor's
+// ring, which the rogue opens itself, and the ring attacks apply:
+//
+//	ring-consumer-past   a consumer position past what the monitor produced
+//	ring-backwards       acknowledge the trigger, then, on the next batch,
+//	                     a consumer position back to 0
+//	ring-write           try to map the ring writable, write, truncate, grow
+//	                     and seal its memfds (a notice says what was refused,
+//	                     or ALLOWED), then write through its read-only mapping
+//	                     (the plugin dies of a fault)
+//
 // Start attacks come before Init, so they are chosen by the binary's name
 // (StartName: bulkhead-plugin-rogue@ATTACK[@ARG], a hard link to the
 // binary); with BULKHEAD_ROGUE_ARM in the environment, only while the file

@@ -26,7 +26,8 @@ import (
 
 // Attacks lists every attack.
 var Attacks = []string{"flood-findings", "huge-summary", "huge-fields", "bad-severity", "fabricated-evidence",
-	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang", "ignore-close", "ignore-shutdown", "stream-error", "stderr-wide"}
+	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang", "ignore-close", "ignore-shutdown", "stream-error", "stderr-wide",
+	"ring-consumer-past", "ring-backwards", "ring-write"}
 
 // Config selects the attack.
 type Config struct {
@@ -47,6 +48,12 @@ func Serve() {
 	attack, arg := startAttack()
 	dial(attack, arg)
 	s := &server{stderr: stderr, start: attack}
+	r, err := openRing()
+	if err != nil {
+		notice(stderr, "cannot open the ring: "+err.Error())
+		os.Exit(1)
+	}
+	s.ring = r
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
 		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{s: s}},
@@ -92,6 +99,7 @@ type server struct {
 	start  string // the start attack
 	c      Config
 	delay  time.Duration
+	ring   *ring // batches come through the monitor's ring (transport shm)
 }
 
 func (s *server) Describe(context.Context, *wire.DescribeRequest) (*wire.Definition, error) {
@@ -133,6 +141,9 @@ func (s *server) Close(context.Context, *wire.CloseRequest) (*wire.CloseResponse
 }
 
 func (s *server) Stream(stream wire.Detector_StreamServer) error {
+	if s.ring != nil {
+		return s.ringStream(stream)
+	}
 	var (
 		batch wire.InBatch
 		dec   wire.Decoder

@@ -33,6 +33,16 @@ func Serve(d Detector) {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	srv := server.New(d, log)
+	if v := os.Getenv(wire.ShmEnv); v != "" {
+		// Batches come through the monitor's shared-memory ring.
+		ring, err := server.OpenRing(v)
+		if err != nil {
+			log.Error("cannot open the monitor's shared-memory ring", zap.Error(err))
+			os.Exit(1)
+		}
+		srv.UseRing(ring)
+	}
 	// go-plugin points os.Stdout and os.Stderr at pipes that only its stdio
 	// stream drains, and the monitor refuses that stream: a detector that
 	// printed 64 KiB would block for ever. They are given back at the first
@@ -43,14 +53,14 @@ func Serve(d Detector) {
 	giveBack := func() { restore.Do(func() { os.Stdout, os.Stderr = stdout, stderr }) }
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake(),
-		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: server.New(d, log)}},
+		Plugins:         plugin.PluginSet{wire.PluginName: &grpcPlugin{impl: srv}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 				giveBack()
 				return h(ctx, req)
-			}), grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			}), grpc.ChainStreamInterceptor(func(impl any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 				giveBack()
-				return h(srv, ss)
+				return h(impl, ss)
 			}))
 			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
 		},

@@ -44,6 +44,9 @@ type spec struct {
 	FileMB     uint64   `json:"file_mb,omitempty"`    // RLIMIT_FSIZE: disk_mb, unless Landlock keeps it to its tmpfs
 	Landlock   bool     `json:"landlock"`
 	Seccomp    bool     `json:"seccomp"`
+	// Ring: descriptors 3 and 4 are the plugin's shared-memory ring (two
+	// sealed memfds) and survive into the plugin; nothing else does.
+	Ring bool `json:"ring,omitempty"`
 }
 
 // addressRoomMB is the address space a Go plugin gets beyond memory_mb
@@ -177,9 +180,9 @@ func (e *Enclave) UID() int { return e.spec.UID }
 // sha256 (hex, or "") is checked on the very file executed. The
 // environment is the enclave's alone: nothing of the monitor's leaks.
 // Call it for each start: it notes the cgroup's kills so far, for Cause.
-func (e *Enclave) Command(launcher, binary, sha256 string) (*exec.Cmd, error) {
+func (e *Enclave) Command(launcher, binary, sha256 string, ring bool) (*exec.Cmd, error) {
 	s := e.spec
-	s.Binary, s.SHA256 = binary, sha256
+	s.Binary, s.SHA256, s.Ring = binary, sha256, ring
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return nil, err

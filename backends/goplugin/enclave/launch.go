@@ -34,7 +34,7 @@ func Launch() error {
 	// Everything below applies to this thread, the one that executes the
 	// plugin (and, where the kernel allows, to all of them).
 	runtime.LockOSThread()
-	if err := detachTerminal(); err != nil {
+	if err := detachTerminal(s.Ring); err != nil {
 		return err
 	}
 	for _, p := range s.Procs {
@@ -95,8 +95,9 @@ func Launch() error {
 // and TIOCSTI on a terminal that is not its controlling one needs
 // CAP_SYS_ADMIN), and /dev/null as its standard input, whatever
 // go-plugin passed (it sets the monitor's own stdin). No descriptor but
-// 0, 1 and 2 survives the exec.
-func detachTerminal() error {
+// 0, 1 and 2 survives the exec; with ring, 3 and 4 too, once checked to
+// be sealed memfds (the shared-memory ring the monitor passes).
+func detachTerminal(ring bool) error {
 	if sid, _ := unix.Getsid(0); sid != os.Getpid() {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)
@@ -110,7 +111,16 @@ func detachTerminal() error {
 	if err := unix.Dup3(null, 0, 0); err != nil {
 		return fmt.Errorf("stdin from /dev/null: %w", err)
 	}
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && err != unix.ENOSYS && err != unix.EINVAL {
+	first := uint(3)
+	if ring {
+		for _, fd := range []int{ringProducerFD, ringConsumerFD} {
+			if err := checkRingFD(fd); err != nil {
+				return err
+			}
+		}
+		first = ringConsumerFD + 1
+	}
+	if err := unix.CloseRange(first, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && err != unix.ENOSYS && err != unix.EINVAL {
 		return fmt.Errorf("close_range: %w", err)
 	}
 	return nil
@@ -177,6 +187,30 @@ func dropPrivileges(s spec) error {
 	}
 	if os.Getppid() != s.Parent {
 		return fmt.Errorf("the monitor (pid %d) is gone", s.Parent)
+	}
+	return nil
+}
+
+// The descriptors of the shared-memory ring (wire.ShmProducerFD and
+// wire.ShmConsumerFD; the enclave package does not import wire).
+const (
+	ringProducerFD = 3
+	ringConsumerFD = 4
+)
+
+// checkRingFD makes sure fd is a sealed memfd that survives the exec:
+// nothing else is kept open for the plugin.
+func checkRingFD(fd int) error {
+	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
+	if err != nil || seals&(unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL) != unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL {
+		return fmt.Errorf("ring descriptor %d is not a sealed memfd (seals %#x: %v)", fd, seals, err)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		return fmt.Errorf("ring descriptor %d: %w", fd, err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags&^unix.FD_CLOEXEC); err != nil {
+		return fmt.Errorf("ring descriptor %d: %w", fd, err)
 	}
 	return nil
 }

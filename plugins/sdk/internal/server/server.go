@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
@@ -16,6 +18,9 @@ type Server struct {
 	wire.UnimplementedDetectorServer
 	d   detect.Detector
 	log *zap.Logger
+
+	ring     *shm.Consumer // batches from the monitor's ring (nil: from the stream)
+	ringBusy sync.Mutex    // one stream reads the ring
 }
 
 // New serves d; the detector logs through log.
@@ -39,6 +44,9 @@ func (s *Server) Close(ctx context.Context, _ *wire.CloseRequest) (*wire.CloseRe
 // Stream answers each batch with one result, in order. The batch's bytes
 // and the decoded events reuse their memory from one batch to the next.
 func (s *Server) Stream(stream wire.Detector_StreamServer) error {
+	if s.ring != nil {
+		return s.ringStream(stream)
+	}
 	var (
 		batch wire.InBatch
 		dec   wire.Decoder

@@ -1,0 +1,236 @@
+package goplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"go.uber.org/zap"
+)
+
+// Transports: how batches reach a plugin (Options.Transport).
+const (
+	// TransportGRPC sends each batch as a message on the gRPC stream.
+	TransportGRPC = "grpc"
+	// TransportShm writes each batch into a shared-memory ring of the
+	// plugin process's own (package shm): a record of the header
+	// wire.PutRingHeader writes and the encoded batch. The plugin gets the
+	// ring's two sealed memfds as descriptors 3 and 4 and wire.ShmEnv in
+	// its environment; its results, control and supervision stay on gRPC.
+	TransportShm = "shm"
+)
+
+// DefaultRingBytes is the shm ring's default data area: 16 MiB holds the
+// default Window (16) of batches of 256 events at RingEventBytes.
+const DefaultRingBytes = 16 << 20
+
+// RingEventBytes is what the ring must have room for per event of a batch
+// in flight: a whole path's worth (PATH_MAX), with the batch's share of
+// the process records and headers. Typical events encode to a tenth of it.
+const RingEventBytes = 4 << 10
+
+// CheckTransport says whether New would refuse o's transport: an unknown
+// one, or a ring that cannot hold the Window of batches in flight.
+func CheckTransport(o Options) error {
+	if o.Window < 1 || o.Unary {
+		o.Window = 1
+	}
+	return checkTransport(&o)
+}
+
+// checkTransport fills the transport's defaults and refuses a ring that
+// cannot hold the Window of batches in flight.
+func checkTransport(o *Options) error {
+	switch o.Transport {
+	case "", TransportGRPC:
+		o.Transport = TransportGRPC
+		return nil
+	case TransportShm:
+	default:
+		return fmt.Errorf("transport %q: use %s or %s", o.Transport, TransportShm, TransportGRPC)
+	}
+	if o.Unary {
+		return errors.New("transport shm carries the batch stream: the one-RPC-per-batch mode (goplugin-unary) has none")
+	}
+	if o.RingBytes == 0 {
+		o.RingBytes = DefaultRingBytes
+	}
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 256
+	}
+	if o.RingBytes < shm.MinDataSize || o.RingBytes > shm.MaxDataSize || o.RingBytes&(o.RingBytes-1) != 0 {
+		return fmt.Errorf("shm ring of %d bytes: want a power of two from %d KiB to %d MiB", o.RingBytes, shm.MinDataSize>>10, shm.MaxDataSize>>20)
+	}
+	if need := int64(o.Window) * int64(o.BatchEvents) * RingEventBytes; int64(o.RingBytes) < need {
+		return fmt.Errorf("shm ring of %d KiB cannot hold the %d batches in flight of up to %d events (%d KiB at %d bytes an event): make the ring at least %d MiB or the batches smaller",
+			o.RingBytes>>10, o.Window, o.BatchEvents, need>>10, RingEventBytes, (need+(1<<20)-1)>>20)
+	}
+	return nil
+}
+
+// newRing makes a fresh ring for the process cmd will start, if the
+// transport is shm, and hands it over: its descriptors become the
+// process's 3 and 4 (the enclave launcher keeps exactly those), and
+// wire.ShmEnv tells the plugin.
+func (b *Backend) newRing(cmd *exec.Cmd) (*shm.Producer, error) {
+	if b.opts.Transport != TransportShm {
+		return nil, nil
+	}
+	ring, err := shm.New(b.opts.RingBytes)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", b.opts.Path, err)
+	}
+	prod, cons := ring.Files()
+	cmd.ExtraFiles = append(cmd.ExtraFiles[:0], prod, cons) // 3, 4
+	cmd.Env = append(cmd.Env, wire.ShmEnv+"="+wire.ShmEnvValue())
+	return ring, nil
+}
+
+// errRingFull is a batch the ring has no room for even with nothing else
+// in it (roundTrip's single batches): handled like a send that failed.
+var errRingFull = errors.New("the shm ring has no room for the batch")
+
+// ringRetry is how soon a batch waiting for room in the ring is tried
+// again (besides after each answer).
+const ringRetry = 200 * time.Microsecond
+
+// ringSend writes p into the ring after every batch before it. A ring
+// without room now leaves p (and whatever comes after it) waiting in
+// flight, counted once: ringFlush writes it once the plugin has
+// acknowledged enough. The dispatcher never waits on the ring (the Window
+// bounds what is in flight), and a plugin that stops acknowledging is
+// caught by the batch deadline like any hang.
+func (b *Backend) ringSend(p *pending) error {
+	if i := b.unwritten(); i >= 0 && b.inflight[i] != p {
+		return nil // an earlier batch waits for room: keep the order
+	}
+	return b.ringWritePending(p)
+}
+
+// unwritten is the index of the oldest batch in flight not yet in the
+// ring, -1 if none.
+func (b *Backend) unwritten() int {
+	for i, p := range b.inflight {
+		if !p.written {
+			return i
+		}
+	}
+	return -1
+}
+
+// retryRing is a channel that fires when waiting batches should be tried
+// again: nil when none waits.
+func (b *Backend) retryRing() <-chan time.Time {
+	if b.proc == nil || b.proc.ring == nil || b.unwritten() < 0 {
+		return nil
+	}
+	b.retry.Reset(ringRetry)
+	return b.retry.C
+}
+
+// ringFlush writes the waiting batches, in order, while they fit.
+func (b *Backend) ringFlush() error {
+	if b.proc == nil || b.proc.ring == nil {
+		return nil
+	}
+	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
+		p := b.inflight[i]
+		if err := b.ringWritePending(p); err != nil || !p.written {
+			return err
+		}
+	}
+	return nil
+}
+
+// ringWritePending writes p into the ring if it fits now.
+func (b *Backend) ringWritePending(p *pending) error {
+	ok, err := b.ringWrite(b.seq+1, p.count, p.buf.ReadOnlyData())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if !p.waited {
+			p.waited = true
+			b.ringFull.Add(1)
+			if b.errLog.Allow(10 * time.Second) {
+				ring := b.proc.ring
+				b.log.Warn("the plugin's shm ring is full: the batch waits in flight until the plugin makes room (counted; logged at most every 10s)",
+					zap.Int("ring_bytes", ring.Size()), zap.Uint64("pending_bytes", ring.Pending()), zap.Int("batch_bytes", p.buf.Len()))
+			}
+		}
+		return nil
+	}
+	b.seq++
+	p.seq, p.sentAt, p.written = b.seq, time.Now(), true
+	return nil
+}
+
+// ringWriteWaiting writes one batch with nothing else waiting (a batch
+// sent on its own), giving the plugin until the batch deadline to make
+// room (its acknowledgement of the batch before may come just after its
+// answer); past it, the plugin hangs.
+func (b *Backend) ringWriteWaiting(ctx context.Context, seq uint64, count int, batch []byte) error {
+	until := time.Now().Add(b.opts.BatchDeadline)
+	for {
+		ok, err := b.ringWrite(seq, count, batch)
+		if ok || err != nil {
+			return err
+		}
+		if time.Now().After(until) {
+			return errHang
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(ringRetry)
+	}
+}
+
+// ringWrite writes one batch into the process's ring if it has room now
+// (ok). It never waits. A batch larger than the whole ring is
+// errRingFull; a consumer position that breaks the protocol is a
+// violation.
+func (b *Backend) ringWrite(seq uint64, count int, batch []byte) (ok bool, err error) {
+	ring := b.proc.ring
+	buf, ok, err := ring.Reserve(wire.RingHeaderSize + len(batch))
+	switch {
+	case errors.Is(err, shm.ErrProtocol):
+		return false, violation(err)
+	case errors.Is(err, shm.ErrTooLarge):
+		b.ringFull.Add(1)
+		return false, fmt.Errorf("%w: %w", errRingFull, err)
+	case err != nil:
+		return false, fmt.Errorf("write batch to the shm ring: %w", err)
+	case !ok:
+		return false, nil
+	}
+	wire.PutRingHeader(buf, seq, count)
+	copy(buf[wire.RingHeaderSize:], batch)
+	return true, ring.Commit(len(buf))
+}
+
+// ringCheck validates the consumer position the plugin wrote (the only
+// value the monitor reads from memory it can write): one that is not
+// aligned, goes back, or is past what was produced is a violation.
+func (b *Backend) ringCheck() error {
+	if b.proc == nil || b.proc.ring == nil {
+		return nil
+	}
+	if _, err := b.proc.ring.Consumed(); err != nil {
+		return violation(err)
+	}
+	return nil
+}
+
+// closeRing lets go of the monitor's side of the ring (the plugin's
+// mappings, if it still runs, keep the memory until it is gone).
+func (p *process) closeRing() {
+	if p.ring != nil {
+		p.ring.Close()
+		p.ring = nil
+	}
+}

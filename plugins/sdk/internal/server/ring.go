@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+)
+
+// OpenRing opens the consumer end of the ring the monitor passed (the
+// value of wire.ShmEnv names its descriptors). The descriptors are closed:
+// the mappings stay.
+func OpenRing(env string) (*shm.Consumer, error) {
+	pfd, cfd, err := wire.ParseShmEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	pf, cf := os.NewFile(uintptr(pfd), "bulkhead-ring"), os.NewFile(uintptr(cfd), "bulkhead-ring-consumer")
+	defer pf.Close()
+	defer cf.Close()
+	ring, err := shm.Open(pf, cf, shm.ConsumerOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s: %w", wire.ShmEnv, env, err)
+	}
+	return ring, nil
+}
+
+// UseRing makes Stream read batches from ring instead of from the stream.
+func (s *Server) UseRing(ring *shm.Consumer) { s.ring = ring }
+
+// ringStream answers each batch of the ring with one result on the
+// stream, in order, and acknowledges it once the result is sent. The
+// stream is still read, to notice the monitor ending it. The batch's
+// bytes view the read-only mapping until the result is sent.
+func (s *Server) ringStream(stream wire.Detector_StreamServer) error {
+	if !s.ringBusy.TryLock() {
+		return errors.New("the ring already has a stream reading it")
+	}
+	defer s.ringBusy.Unlock()
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var (
+		recvErr error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer cancel()
+		var batch wire.InBatch
+		for {
+			if err := stream.RecvMsg(&batch); err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr = err
+				}
+				return
+			}
+			// With a ring, nothing comes on the stream.
+		}
+	}()
+	var dec wire.Decoder
+	for {
+		rec, err := s.ring.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				wg.Wait()
+				return recvErr
+			}
+			return err
+		}
+		res := &wire.Result{}
+		if seq, _, batch, perr := wire.ParseRingRecord(rec); perr != nil {
+			// The record's seq is not known: the monitor's seq check
+			// catches the mismatch.
+			res.Errors, res.LastError = 1, []byte(perr.Error())
+		} else {
+			res = s.process(ctx, seq, batch, &dec)
+		}
+		if err := stream.Send(res); err != nil {
+			return err
+		}
+		s.ring.Ack()
+	}
+}
