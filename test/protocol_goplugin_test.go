@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,33 +13,9 @@ import (
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 )
 
-// rogueNamed is the rogue plugin under the name that makes its start
-// attack (a hard link beside the built binary).
+// rogueNamed is the rogue plugin under the name that makes its start attack.
 func rogueNamed(t *testing.T, attack, arg string) string {
-	t.Helper()
-	bin := testenv.Plugin(t, "rogue")
-	link := filepath.Join(filepath.Dir(bin), rogue.StartName(attack, arg))
-	if err := os.Link(bin, link); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(link) })
-	return link
-}
-
-// accepted counts the connections made to l.
-func accepted(l net.Listener) *atomic.Int64 {
-	var n atomic.Int64
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	return &n
+	return testenv.PluginNamed(t, "rogue", rogue.StartName(attack, arg))
 }
 
 // Attacks on go-plugin's layer, under the real monitor, each plugin in its
@@ -147,7 +122,7 @@ func TestHandshakeAddressRefusedByTheMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ul.Close()
-	tcpConns, unixConns := accepted(tcp), accepted(ul)
+	tcpConns, unixConns := testenv.Accepted(tcp), testenv.Accepted(ul)
 	for _, c := range []struct{ attack, arg, want string }{
 		{"dial-tcp", tcp.Addr().String(), "names tcp address " + tcp.Addr().String()},
 		{"dial-dns", "", "exfil.example.invalid:443: the monitor connects to a plugin's UNIX socket only"},

@@ -23,42 +23,15 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// rogueAs is the rogue plugin under the name that makes its start attack
-// (a hard link beside the built binary, readable by an enclave's uid).
+// rogueAs is the rogue plugin under the name that makes its start attack.
 func rogueAs(t *testing.T, attack, arg string) string {
-	t.Helper()
-	bin := testenv.Plugin(t, "rogue")
-	link := filepath.Join(filepath.Dir(bin), roguepkg.StartName(attack, arg))
-	if err := os.Link(bin, link); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(link) })
-	return link
+	return testenv.PluginNamed(t, "rogue", roguepkg.StartName(attack, arg))
 }
 
-// connections counts what connects to l until stop is closed.
-func connections(l net.Listener) (n func() int) {
-	var (
-		mu    sync.Mutex
-		count int
-	)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			count++
-			mu.Unlock()
-			c.Close()
-		}
-	}()
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return count
-	}
+// connections counts what connects to l.
+func connections(l net.Listener) func() int {
+	n := testenv.Accepted(l)
+	return func() int { return int(n.Load()) }
 }
 
 // testEnclave is an enclave for one plugin of this test (root only).

@@ -4,12 +4,14 @@ package testenv
 
 import (
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
@@ -101,6 +103,36 @@ func Binary(t testing.TB) string { return Build(t, Module+"/cmd/bulkhead") }
 // Plugin builds plugins/NAME/cmd/bulkhead-plugin-NAME.
 func Plugin(t testing.TB, name string) string {
 	return Build(t, Module+"/plugins/"+name+"/cmd/bulkhead-plugin-"+name)
+}
+
+// PluginNamed is plugin name's binary under the file name as: a hard link
+// beside it, for a plugin that reads its own name (rogue's start attacks).
+func PluginNamed(t testing.TB, name, as string) string {
+	t.Helper()
+	bin := Plugin(t, name)
+	link := filepath.Join(filepath.Dir(bin), as)
+	if err := os.Link(bin, link); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(link) })
+	return link
+}
+
+// Accepted counts the connections made to l, closing each, until l is
+// closed.
+func Accepted(l net.Listener) *atomic.Int64 {
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	return &n
 }
 
 // Cleanup removes what Build built.
