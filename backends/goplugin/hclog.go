@@ -365,8 +365,3 @@ func safeText(s string) string {
 	}
 	return s
 }
-
-// SafeText is s fit for a log read on a terminal (see safeText): for what
-// a plugin chose that is logged outside this package, such as its
-// definition's version.
-func SafeText(s string) string { return safeText(s) }
