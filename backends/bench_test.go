@@ -3,6 +3,8 @@ package backends_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +131,11 @@ func newBackendFor(b *testing.B, mode, bin string, batch int) backends.Backend {
 	if strings.HasPrefix(mode, "goplugin-shm") {
 		o.Transport, o.BatchEvents = goplugin.TransportShm, batch
 		o.RingBytes = goplugin.DefaultRingBytes
+		if v := os.Getenv("BENCH_RING_MIB"); v != "" {
+			n, _ := strconv.Atoi(v)
+			o.RingBytes = n << 20
+			o.Window = max(1, o.RingBytes/(batch*goplugin.RingEventBytes))
+		}
 		for int64(o.RingBytes) < int64(o.Window)*int64(batch)*goplugin.RingEventBytes {
 			o.RingBytes *= 2
 		}

@@ -101,17 +101,18 @@ type Backend struct {
 	opts Options
 	log  *zap.Logger
 	def  detect.Definition
-	enc  *wire.Encoder // Submit's
+	enc  *wire.FlatEncoder // Submit's
 	reqs chan request
 	done chan struct{}
 
 	// Owned by loop.
 	proc         *process
-	splitEnc     *wire.Encoder // for batches split to find a poison event
+	splitEnc     *wire.FlatEncoder // for batches split to find a poison event
 	seq          uint64
 	inflight     []*pending // sent, not yet answered, oldest first
 	timer        *time.Timer
-	retry        *time.Timer // shm: writes what waits for room in the ring
+	poll         *time.Timer   // shm: looks at the ring for progress
+	pollEvery    time.Duration // its current interval (backs off while nothing moves)
 	crashTimes   []time.Time
 	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
@@ -144,9 +145,10 @@ type pending struct {
 	done     backends.Done
 	seq      uint64
 	sentAt   time.Time
-	written  bool // in the current process's ring or stream (shm: a full ring leaves it waiting)
-	waited   bool // it found the ring full once (counted once)
-	failures int  // times the plugin died while this was the oldest batch
+	written  bool   // in the current process's ring or stream (shm: a full ring leaves it waiting)
+	ringEnd  uint64 // shm: the ring position after its record; a consumer past it has read it
+	waited   bool   // it found the ring full once (counted once)
+	failures int    // times the plugin died while this was the oldest batch
 }
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and
@@ -184,10 +186,10 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 		opts.LogBytesPerSecond = 16 << 10
 	}
 	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
-		enc: wire.NewEncoder(), splitEnc: wire.NewEncoder(), timer: time.NewTimer(time.Hour), retry: time.NewTimer(time.Hour)}
+		enc: wire.NewFlatEncoder(), splitEnc: wire.NewFlatEncoder(), timer: time.NewTimer(time.Hour), poll: time.NewTimer(time.Hour)}
 	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
 	b.timer.Stop()
-	b.retry.Stop()
+	b.poll.Stop()
 	proc, def, err := b.start()
 	if err != nil {
 		return nil, err
@@ -254,7 +256,7 @@ func (b *Backend) loop() {
 			results  <-chan *wire.InResult
 			died     <-chan error
 			deadline <-chan time.Time
-			retry    <-chan time.Time
+			poll     <-chan time.Time
 		)
 		if len(b.inflight) < b.opts.Window {
 			reqs = b.reqs
@@ -266,7 +268,7 @@ func (b *Backend) loop() {
 			b.timer.Reset(b.untilDeadline())
 			deadline = b.timer.C
 		}
-		retry = b.retryRing()
+		poll = b.ringPoll()
 		select {
 		case r := <-reqs:
 			if r.batch == nil {
@@ -277,6 +279,8 @@ func (b *Backend) loop() {
 			if b.opts.Unary {
 				b.deliverUnary()
 			} else if err := b.send(r.batch); err != nil {
+				b.recover(err, false)
+			} else if err := b.ringProgress(); err != nil {
 				b.recover(err, false)
 			}
 		case res := <-results:
@@ -289,13 +293,13 @@ func (b *Backend) loop() {
 			} else {
 				b.recover(errHang, true)
 			}
-		case <-retry:
-			if err := b.ringFlush(); err != nil {
+		case <-poll:
+			if err := b.ringPolled(); err != nil {
 				b.recover(err, false)
 			}
 		}
 		b.timer.Stop()
-		b.retry.Stop()
+		b.poll.Stop()
 	}
 }
 
@@ -330,13 +334,25 @@ func (b *Backend) untilDeadline() time.Duration {
 	return time.Until(start.Add(b.opts.BatchDeadline))
 }
 
-// answered hands the oldest batch its result.
+// answered hands a batch its result. On the stream every batch is
+// answered, in order: the result is the oldest batch's. Through the ring
+// only batches with findings or errors are; the batches before the one it
+// names had none.
 func (b *Backend) answered(in *wire.InResult) {
 	if len(b.inflight) == 0 {
 		b.recover(violation(errors.New("the plugin answered a batch it was not sent")), false)
 		return
 	}
-	p := b.inflight[0]
+	b.proc.answers++
+	i := 0
+	if b.proc.ring != nil {
+		i = b.answeredIndex(in)
+		if i < 0 {
+			b.recover(violation(errors.New("the plugin answered a batch it was not sent")), false)
+			return
+		}
+	}
+	p := b.inflight[i]
 	fs, err := b.result(in, p.seq, p.count, p.buf.ReadOnlyData())
 	if err == nil {
 		err = b.ringCheck()
@@ -345,11 +361,14 @@ func (b *Backend) answered(in *wire.InResult) {
 		b.recover(err, false)
 		return
 	}
-	b.inflight = b.inflight[1:]
+	for _, q := range b.inflight[:i] {
+		b.complete(q, nil, q.count)
+	}
+	b.inflight = b.inflight[i+1:]
 	b.lastAnswer = time.Now()
 	b.progressed()
 	b.complete(p, fs, p.count)
-	if err := b.ringFlush(); err != nil {
+	if err := b.ringProgress(); err != nil {
 		b.recover(err, false)
 	}
 }
@@ -416,7 +435,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 	}
 	var out []detect.Finding
 	if len(res.Findings) > 0 {
-		events, err := wire.Decode(bytes.Clone(batch))
+		events, err := wire.DecodeFlat(bytes.Clone(batch))
 		if err != nil {
 			b.errs.Add(uint64(len(res.Findings)))
 			b.log.Error("cannot decode the batch a plugin answered", safeError(err))

@@ -83,6 +83,10 @@ type process struct {
 	quit    chan struct{} // closed by kill: read stops
 	pid     int
 	ring    *shm.Producer // the shm transport's ring (nil: batches on the stream)
+	// answers counts the results read from this process (shm: a batch
+	// consumed without one is settled once every answer the plugin says
+	// it sent has arrived).
+	answers uint64
 }
 
 // start launches the binary, shakes hands, describes and initialises it,

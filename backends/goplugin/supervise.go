@@ -115,7 +115,7 @@ func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]d
 // deliverEach sends a batch that keeps killing the plugin one event at a
 // time, so that only a poison event is given up on.
 func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Finding, error) {
-	events, err := wire.Decode(bytes.Clone(batch))
+	events, err := wire.DecodeFlat(bytes.Clone(batch))
 	if err != nil {
 		return nil, fmt.Errorf("split batch: %w", err)
 	}
@@ -135,7 +135,7 @@ func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Findi
 func (b *Backend) quarantine(batch []byte, err error) {
 	b.quarantined.Add(1)
 	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), safeError(err)}
-	if evs, derr := wire.Decode(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
+	if evs, derr := wire.DecodeFlat(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
 		ev := &evs[0]
 		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
 			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", safeText(ev.Open.Resolved)), zap.String("exe", safeText(ev.Exec.Exe)))
@@ -172,31 +172,49 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]det
 		}
 		return nil, err
 	}
+	var ringEnd uint64
 	if b.proc.ring != nil {
 		if err := b.ringWriteWaiting(ctx, b.seq, count, batch); err != nil {
 			return nil, err
 		}
+		ringEnd = b.proc.ring.Produced()
 	} else if err := b.proc.stream.SendMsg(&wire.OutBatch{Seq: b.seq, Count: uint32(count), Events: mem.SliceBuffer(batch)}); err != nil {
 		return nil, fmt.Errorf("send batch: %w", err)
 	}
 	b.timer.Reset(b.opts.BatchDeadline)
 	defer b.timer.Stop()
-	select {
-	case in := <-b.proc.results:
-		fs, err := b.result(in, b.seq, count, batch)
-		if err == nil {
-			err = b.ringCheck()
+	for poll := pollMin; ; poll = min(2*poll, pollMax) {
+		var polled <-chan time.Time
+		if b.proc.ring != nil {
+			b.poll.Reset(poll)
+			polled = b.poll.C
 		}
-		return fs, err
-	case err := <-b.proc.errs:
-		return nil, err
-	case <-b.timer.C:
-		if err := b.ringCheck(); err != nil {
+		select {
+		case in := <-b.proc.results:
+			b.poll.Stop()
+			b.proc.answers++
+			fs, err := b.result(in, b.seq, count, batch)
+			if err == nil {
+				err = b.ringCheck()
+			}
+			return fs, err
+		case err := <-b.proc.errs:
+			b.poll.Stop()
 			return nil, err
+		case <-b.timer.C:
+			b.poll.Stop()
+			if err := b.ringCheck(); err != nil {
+				return nil, err
+			}
+			return nil, errHang
+		case <-ctx.Done():
+			b.poll.Stop()
+			return nil, ctx.Err()
+		case <-polled:
+			if done, err := b.ringRead(ringEnd); done || err != nil {
+				return nil, err // read without an answer: no findings
+			}
 		}
-		return nil, errHang
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -326,14 +344,14 @@ func (b *Backend) stop(ctx context.Context) error {
 			b.recover(err, false)
 		case <-b.timer.C:
 			b.recover(errHang, true)
-		case <-b.retryRing():
-			if err := b.ringFlush(); err != nil {
+		case <-b.ringPoll():
+			if err := b.ringPolled(); err != nil {
 				b.recover(err, false)
 			}
 		case <-ctx.Done():
 		}
 		b.timer.Stop()
-		b.retry.Stop()
+		b.poll.Stop()
 	}
 	b.failAll(backends.ErrStopped)
 	// The enclave goes whatever state the plugin is in (breaker open, a

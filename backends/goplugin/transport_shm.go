@@ -94,13 +94,19 @@ func (b *Backend) newRing(cmd *exec.Cmd) (*shm.Producer, error) {
 // in it (roundTrip's single batches): handled like a send that failed.
 var errRingFull = errors.New("the shm ring has no room for the batch")
 
-// ringRetry is how soon a batch waiting for room in the ring is tried
-// again (besides after each answer).
-const ringRetry = 200 * time.Microsecond
+// How often the loop looks at the ring while batches are in flight: the
+// plugin answers only batches with findings or errors on the stream, so a
+// batch read without an answer is seen from the consumer position. Every
+// batch sent looks too, so at saturation the timer rarely fires; while
+// nothing moves it backs off to pollMax.
+const (
+	pollMin = 50 * time.Microsecond
+	pollMax = 2 * time.Millisecond
+)
 
 // ringSend writes p into the ring after every batch before it. A ring
 // without room now leaves p (and whatever comes after it) waiting in
-// flight, counted once: ringFlush writes it once the plugin has
+// flight, counted once: ringProgress writes it once the plugin has
 // acknowledged enough. The dispatcher never waits on the ring (the Window
 // bounds what is in flight), and a plugin that stops acknowledging is
 // caught by the batch deadline like any hang.
@@ -122,20 +128,46 @@ func (b *Backend) unwritten() int {
 	return -1
 }
 
-// retryRing is a channel that fires when waiting batches should be tried
-// again: nil when none waits.
-func (b *Backend) retryRing() <-chan time.Time {
-	if b.proc == nil || b.proc.ring == nil || b.unwritten() < 0 {
+// ringPoll is a channel that fires when the loop should look at the ring
+// again: nil without a ring or with nothing in flight.
+func (b *Backend) ringPoll() <-chan time.Time {
+	if b.proc == nil || b.proc.ring == nil || len(b.inflight) == 0 {
 		return nil
 	}
-	b.retry.Reset(ringRetry)
-	return b.retry.C
+	b.pollEvery = min(max(b.pollEvery, pollMin), pollMax)
+	b.poll.Reset(b.pollEvery)
+	return b.poll.C
 }
 
-// ringFlush writes the waiting batches, in order, while they fit.
-func (b *Backend) ringFlush() error {
+// ringProgress settles the batches the plugin read without answering,
+// then writes what waits for room. The consumer position and the answered
+// count come from the plugin's page and are validated (a violation kills
+// it): a batch is settled, with no findings, once the position is past
+// it and every answer the plugin says it sent has arrived (answers come in
+// order, so none is on its way for it). A plugin that lies only delays
+// its own batches until the deadline, or settles them without findings.
+func (b *Backend) ringProgress() error {
 	if b.proc == nil || b.proc.ring == nil {
 		return nil
+	}
+	settled := false
+	for len(b.inflight) > 0 && b.inflight[0].written {
+		p := b.inflight[0]
+		done, err := b.ringRead(p.ringEnd)
+		if err != nil {
+			return err
+		}
+		if !done {
+			break
+		}
+		b.inflight = b.inflight[1:]
+		b.lastAnswer = time.Now()
+		b.progressed()
+		b.complete(p, nil, p.count)
+		settled = true
+	}
+	if settled {
+		b.pollEvery = pollMin
 	}
 	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
 		p := b.inflight[i]
@@ -144,6 +176,53 @@ func (b *Backend) ringFlush() error {
 		}
 	}
 	return nil
+}
+
+// ringPolled is ringProgress when the poll timer fired: if nothing
+// moved, the next look comes later.
+func (b *Backend) ringPolled() error {
+	before := len(b.inflight)
+	err := b.ringProgress()
+	if len(b.inflight) == before {
+		b.pollEvery *= 2
+	}
+	return err
+}
+
+// ringRead says whether the plugin has read the ring up to end with no
+// answer on its way: the batch that ends there had no findings.
+func (b *Backend) ringRead(end uint64) (bool, error) {
+	ring := b.proc.ring
+	pos, err := ring.Consumed()
+	if err != nil {
+		return false, violation(err)
+	}
+	if pos < end {
+		return false, nil
+	}
+	answered, err := ring.Answered()
+	if err != nil {
+		return false, violation(err)
+	}
+	return answered <= b.proc.answers, nil
+}
+
+// answeredIndex is the index in flight of the batch a result from the
+// ring's plugin answers: one written to the ring, by its seq. -1 if none.
+func (b *Backend) answeredIndex(in *wire.InResult) int {
+	seq, err := wire.ResultSeq(in.Raw)
+	if err != nil {
+		return -1
+	}
+	for i, p := range b.inflight {
+		if !p.written {
+			break
+		}
+		if p.seq == seq {
+			return i
+		}
+	}
+	return -1
 }
 
 // ringWritePending writes p into the ring if it fits now.
@@ -165,7 +244,8 @@ func (b *Backend) ringWritePending(p *pending) error {
 		return nil
 	}
 	b.seq++
-	p.seq, p.sentAt, p.written = b.seq, time.Now(), true
+	p.seq, p.sentAt, p.written, p.ringEnd = b.seq, time.Now(), true, b.proc.ring.Produced()
+	b.pollEvery = pollMin // new work: look again soon
 	return nil
 }
 
@@ -186,7 +266,7 @@ func (b *Backend) ringWriteWaiting(ctx context.Context, seq uint64, count int, b
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		time.Sleep(ringRetry)
+		time.Sleep(pollMin)
 	}
 }
 
@@ -213,14 +293,19 @@ func (b *Backend) ringWrite(seq uint64, count int, batch []byte) (ok bool, err e
 	return true, ring.Commit(len(buf))
 }
 
-// ringCheck validates the consumer position the plugin wrote (the only
-// value the monitor reads from memory it can write): one that is not
-// aligned, goes back, or is past what was produced is a violation.
+// ringCheck validates the consumer position and the answered count the
+// plugin wrote (the only values the monitor reads from memory it can
+// write): a position that is not aligned, goes back, or is past what was
+// produced, or a count that goes back or exceeds the batches written, is
+// a violation.
 func (b *Backend) ringCheck() error {
 	if b.proc == nil || b.proc.ring == nil {
 		return nil
 	}
 	if _, err := b.proc.ring.Consumed(); err != nil {
+		return violation(err)
+	}
+	if _, err := b.proc.ring.Answered(); err != nil {
 		return violation(err)
 	}
 	return nil

@@ -43,6 +43,7 @@
 //	                     and seal its memfds (a notice says what was refused,
 //	                     or ALLOWED), then write through its read-only mapping
 //	                     (the plugin dies of a fault)
+//	ring-answered-past   an answered count larger than the batches sent
 //
 // Start attacks come before Init, so they are chosen by the binary's name
 // (StartName: bulkhead-plugin-rogue@ATTACK[@ARG], a hard link to the

@@ -17,7 +17,7 @@ import (
 
 // RingAttacks are the attacks on the shared-memory transport (the monitor
 // runs the plugin with transport shm); they are in Attacks too.
-var RingAttacks = []string{"ring-consumer-past", "ring-backwards", "ring-write"}
+var RingAttacks = []string{"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past"}
 
 // ring is the rogue's end of the monitor's ring: the SDK's consumer, and
 // the descriptors kept open to attack it with.
@@ -26,6 +26,7 @@ type ring struct {
 	pf, cf   *os.File
 	page     []byte // its own writable mapping of the consumer page
 	backward bool   // ring-backwards: the next batch moves the position back
+	lie      func() // told after every Ack once the attack started
 }
 
 // openRing opens the ring the monitor passed, if it passed one.
@@ -48,6 +49,11 @@ func openRing() (*ring, error) {
 	return r, nil
 }
 
+// setAnswered writes the answered count, whatever it is.
+func (r *ring) setAnswered(n uint64) {
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&r.page[128])), n)
+}
+
 // setConsumer writes the consumer position, whatever it is.
 func (r *ring) setConsumer(pos uint64) {
 	atomic.StoreUint64((*uint64)(unsafe.Pointer(&r.page[0])), pos)
@@ -68,7 +74,7 @@ func (s *server) ringStream(stream interface {
 		for stream.RecvMsg(&batch) == nil {
 		}
 	}()
-	var dec wire.Decoder
+	var dec wire.FlatDecoder
 	for {
 		rec, err := r.cons.Next(ctx)
 		if err != nil {
@@ -88,35 +94,44 @@ func (s *server) ringStream(stream interface {
 		if s.c.Attack == "slow" {
 			time.Sleep(s.delay)
 		}
-		ack := true
+		// The protocol: answer (every batch, here; an honest plugin may
+		// answer only those with findings), count the answer, then
+		// acknowledge. The attacks break it after that.
+		attack := ""
 		switch {
 		case r.backward:
-			// The position goes back before what the monitor validated.
-			notice(s.stderr, "ring-backwards: consumer position back to 0")
-			r.setConsumer(0)
-			ack = false
+			attack = "ring-backwards-now"
 		case s.triggered(events):
-			switch s.c.Attack {
-			case "ring-consumer-past":
-				r.cons.Ack()
-				past := r.cons.Position() + 2*uint64(r.cons.Size())
-				notice(s.stderr, fmt.Sprintf("ring-consumer-past: consumer position %d", past))
-				r.setConsumer(past)
-				ack = false
-			case "ring-backwards":
-				// Acknowledged honestly now; the next batch goes back.
-				r.cons.Ack()
-				r.backward = true
-			case "ring-write":
-				r.write(s.stderr)
-			}
+			attack = s.c.Attack
+		}
+		if attack == "ring-write" {
+			r.write(s.stderr)
 		}
 		out := raw(s.answer(seq, events))
 		if err := stream.SendMsg(&out); err != nil {
 			return err
 		}
-		if ack {
-			r.cons.Ack()
+		r.cons.Answered()
+		r.cons.Ack()
+		if r.lie != nil {
+			r.lie() // every Ack overwrote it: told again
+		}
+		switch attack {
+		case "ring-backwards-now":
+			// The position goes back before what the monitor validated.
+			notice(s.stderr, "ring-backwards: consumer position back to 0")
+			r.setConsumer(0)
+		case "ring-consumer-past":
+			notice(s.stderr, fmt.Sprintf("ring-consumer-past: consumer position %d", r.cons.Position()+2*uint64(r.cons.Size())))
+			r.lie = func() { r.setConsumer(r.cons.Position() + 2*uint64(r.cons.Size())) }
+			r.lie()
+		case "ring-backwards":
+			r.backward = true // the next batch goes back
+		case "ring-answered-past":
+			// Claims more answers than batches were ever sent.
+			notice(s.stderr, "ring-answered-past: answered count 1<<40")
+			r.lie = func() { r.setAnswered(1 << 40) }
+			r.lie()
 		}
 	}
 }

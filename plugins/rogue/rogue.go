@@ -27,7 +27,7 @@ import (
 // Attacks lists every attack.
 var Attacks = []string{"flood-findings", "huge-summary", "huge-fields", "bad-severity", "fabricated-evidence",
 	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang", "ignore-close", "ignore-shutdown", "stream-error", "stderr-wide",
-	"ring-consumer-past", "ring-backwards", "ring-write"}
+	"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past"}
 
 // Config selects the attack.
 type Config struct {
@@ -146,7 +146,7 @@ func (s *server) Stream(stream wire.Detector_StreamServer) error {
 	}
 	var (
 		batch wire.InBatch
-		dec   wire.Decoder
+		dec   wire.FlatDecoder
 	)
 	for {
 		if err := stream.RecvMsg(&batch); err != nil {
@@ -233,7 +233,7 @@ func (s *server) attack(body []byte, i, n int) ([]byte, []byte) {
 	case "bad-severity":
 		body = appendFinding(body, finding{rule: "bad-severity", severity: 99, summary: "severity 99", index: i})
 	case "fabricated-evidence":
-		enc := wire.NewEncoder()
+		enc := wire.NewFlatEncoder()
 		forged := &event.Event{Header: event.Header{Kind: event.KindExec, PID: 1, Comm: "fabricated"}}
 		forged.Exec.Exe = "/bin/fabricated"
 		enc.Add(forged)

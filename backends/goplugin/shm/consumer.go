@@ -42,12 +42,14 @@ type Consumer struct {
 	prodLow  *uint32
 	consPtr  *uint64
 	sleepPtr *uint32
+	ansPtr   *uint64
 	opts     ConsumerOptions
 
-	read   uint64 // next record to return
-	prod   uint64 // producer position last loaded: records up to it are published
-	acked  uint64 // last position published to the producer
-	sleeps uint64 // futex waits
+	read                   uint64 // next record to return
+	prod                   uint64 // producer position last loaded: records up to it are published
+	acked                  uint64 // last position published to the producer
+	answered, ansPublished uint64 // records answered out of band; the count last published
+	sleeps                 uint64 // futex waits
 }
 
 // Open maps a ring from the descriptors Producer.Files gave (the plugin
@@ -120,12 +122,15 @@ func Open(producer, consumer *os.File, opts ConsumerOptions) (_ *Consumer, err e
 	c.prodLow = (*uint32)(unsafe.Add(unsafe.Pointer(c.prodPtr), futexLowOffset()))
 	c.consPtr = u64at(c.cons, offConsumer)
 	c.sleepPtr = u32at(c.cons, offSleeping)
+	c.ansPtr = u64at(c.cons, offAnswered)
 
 	start := atomic.LoadUint64(c.consPtr)
 	if prod := atomic.LoadUint64(c.prodPtr); start&7 != 0 || start > prod || prod-start > dsize {
 		return nil, fmt.Errorf("%w: consumer position %d, producer %d", ErrLayout, start, prod)
 	}
 	c.read, c.acked, c.prod = start, start, start
+	c.answered = atomic.LoadUint64(c.ansPtr)
+	c.ansPublished = c.answered
 	atomic.StoreUint32(c.sleepPtr, 0)
 	return c, nil
 }
@@ -219,15 +224,28 @@ func (c *Consumer) sleep(ctx context.Context) {
 	atomic.StoreUint32(c.sleepPtr, 0)
 }
 
+// Answered counts a record answered out of band (on the caller's own
+// channel, before Ack): the producer learns a record was consumed from
+// the position, and from this count whether an answer is on its way.
+// Records consumed without one need no message at all.
+func (c *Consumer) Answered() { c.answered++ }
+
 // Ack tells the producer every record Next returned is done with: their
 // space may be reused, and a restarted consumer will not see them again.
-// Views returned before Ack are invalid after it.
+// The answered count is published first. Views returned before Ack are
+// invalid after it.
 func (c *Consumer) Ack() {
-	if c.m == nil || c.acked == c.read {
+	if c.m == nil {
 		return
 	}
-	c.acked = c.read
-	atomic.StoreUint64(c.consPtr, c.read)
+	if c.answered != c.ansPublished {
+		c.ansPublished = c.answered
+		atomic.StoreUint64(c.ansPtr, c.answered)
+	}
+	if c.acked != c.read {
+		c.acked = c.read
+		atomic.StoreUint64(c.consPtr, c.read)
+	}
 }
 
 // Close unmaps the ring (without acknowledging).

@@ -20,15 +20,17 @@ const (
 
 // Layout of the consumer memfd (one page, plugin-writable).
 const (
-	offConsumer = 0  // u64 consumer position
-	offSleeping = 64 // u32 1 while the consumer waits or is about to
+	offConsumer = 0   // u64 consumer position
+	offSleeping = 64  // u32 1 while the consumer waits or is about to
+	offAnswered = 128 // u64 records the consumer answered out of band, published before the position
 )
 
 const (
 	// Magic identifies a bulkhead ring ("BHRG").
 	Magic uint32 = 0x47524842
 	// Version is the layout version; a consumer refuses any other.
-	Version uint32 = 1
+	// Version 2 added the answered count to the consumer page.
+	Version uint32 = 2
 	// RecordHeaderSize is the size of a record's header: length u32, flags u32.
 	RecordHeaderSize = 8
 	// MinDataSize and MaxDataSize bound the data area. Below 4 GiB a
@@ -42,8 +44,9 @@ const (
 )
 
 var (
-	// ErrProtocol reports a consumer position that breaks the protocol
-	// (not aligned, going backwards, past the producer). The caller kills
+	// ErrProtocol reports a consumer position or answered count that
+	// breaks the protocol (not aligned, going backwards, past the
+	// producer, more answers than records). The caller kills
 	// the plugin and counts a protocol violation.
 	ErrProtocol = errors.New("shm: consumer protocol violation")
 	// ErrTooLarge reports a payload that cannot fit in the ring at all.

@@ -24,9 +24,12 @@ type Producer struct {
 	prodLow  *uint32 // its low 32 bits: the futex word
 	consPtr  *uint64 // plugin-writable: read, validated, never trusted
 	sleepPtr *uint32 // plugin-writable
+	ansPtr   *uint64 // plugin-writable
 
 	prod     uint64 // authoritative producer position
+	records  uint64 // records committed
 	consumed uint64 // last validated consumer position
+	answered uint64 // last validated answered count
 	reserved int    // payload bytes of the open reservation, -1 if none
 	err      error  // sticky protocol error
 
@@ -93,6 +96,7 @@ func New(dataSize int) (_ *Producer, err error) {
 	}
 	p.consPtr = u64at(p.cons, offConsumer)
 	p.sleepPtr = u32at(p.cons, offSleeping)
+	p.ansPtr = u64at(p.cons, offAnswered)
 	return p, nil
 }
 
@@ -135,6 +139,32 @@ func (p *Producer) Consumed() (uint64, error) {
 		return c, nil
 	}
 	return p.consumed, p.err
+}
+
+// Answered reads how many records the consumer says it answered out of
+// band (the caller's own channel: results on a stream), and validates it:
+// it never goes back and never exceeds the records committed. Read it
+// after Consumed: the consumer publishes it before its position, so it
+// covers at least every record the position passed. A violation is
+// ErrProtocol, sticky like Consumed's.
+func (p *Producer) Answered() (uint64, error) {
+	if p.err != nil {
+		return p.answered, p.err
+	}
+	if p.m == nil {
+		return 0, ErrClosed
+	}
+	a := atomic.LoadUint64(p.ansPtr)
+	switch {
+	case a < p.answered:
+		p.err = fmt.Errorf("%w: answered count went back from %d to %d", ErrProtocol, p.answered, a)
+	case a > p.records:
+		p.err = fmt.Errorf("%w: answered count %d, more than the %d records produced", ErrProtocol, a, p.records)
+	default:
+		p.answered = a
+		return a, nil
+	}
+	return p.answered, p.err
 }
 
 // Pending is how many bytes were produced and not yet acknowledged, as of
@@ -190,6 +220,7 @@ func (p *Producer) Commit(n int) error {
 	binary.LittleEndian.PutUint32(p.m.data[off:], uint32(n))
 	binary.LittleEndian.PutUint32(p.m.data[off+4:], 0)
 	p.prod += align8(uint64(RecordHeaderSize + n))
+	p.records++
 	atomic.StoreUint64(p.prodPtr, p.prod) // publishes header and payload
 	// Dekker with the consumer: it stores sleeping=1 then loads the
 	// producer position; we store the position then load sleeping. Go's
@@ -231,6 +262,10 @@ func (p *Producer) ResetConsumer() (start uint64, err error) {
 	if p.err == nil {
 		_, err = p.Consumed()
 	}
+	if p.err == nil {
+		_, err = p.Answered()
+	}
+	atomic.StoreUint64(p.ansPtr, p.answered)
 	atomic.StoreUint64(p.consPtr, p.consumed)
 	atomic.StoreUint32(p.sleepPtr, 0)
 	p.err = nil

@@ -356,3 +356,55 @@ func recordBytes(first, n uint64, max int) uint64 {
 	}
 	return b
 }
+
+// The answered count a consumer publishes is validated like its position:
+// it never goes back and never exceeds the records produced.
+func TestAnsweredValidates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    func(last, records uint64) uint64
+		ok   bool
+	}{
+		{"unchanged", func(last, _ uint64) uint64 { return last }, true},
+		{"every record", func(_, records uint64) uint64 { return records }, true},
+		{"more than produced", func(_, records uint64) uint64 { return records + 1 }, false},
+		{"far past", func(_, _ uint64) uint64 { return 1 << 63 }, false},
+		{"backwards", func(last, _ uint64) uint64 { return last - 1 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newRing(t, 1<<12)
+			c := openRing(t, p, ConsumerOptions{})
+			for range 5 {
+				if ok, err := p.Write(make([]byte, 16)); !ok || err != nil {
+					t.Fatalf("Write: %v %v", ok, err)
+				}
+			}
+			// An honest consumer: answers two of three records read.
+			for i := range 3 {
+				if _, ok, err := c.TryNext(); !ok || err != nil {
+					t.Fatalf("TryNext: %v %v", ok, err)
+				}
+				if i != 1 {
+					c.Answered()
+				}
+			}
+			c.Ack()
+			if pos, err := p.Consumed(); err != nil || pos != 3*align8(RecordHeaderSize+16) {
+				t.Fatalf("Consumed = %d, %v", pos, err)
+			}
+			if a, err := p.Answered(); err != nil || a != 2 {
+				t.Fatalf("Answered = %d, %v; want 2", a, err)
+			}
+			*p.ansPtr = tc.n(2, 5)
+			_, err := p.Answered()
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrProtocol)) {
+				t.Fatalf("Answered after writing %d = %v, want ok=%v", *p.ansPtr, err, tc.ok)
+			}
+			if !tc.ok {
+				if _, err := p.Consumed(); !errors.Is(err, ErrProtocol) {
+					t.Fatalf("the violation is not sticky: Consumed = %v", err)
+				}
+			}
+		})
+	}
+}

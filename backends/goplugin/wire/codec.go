@@ -8,9 +8,11 @@ import (
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"google.golang.org/grpc/mem"
 )
 
+// The stream codec: the compact, varint-packed encoding recordings store
+// events in (pipeline/recording). Plugins get the flat layout (flat.go).
+//
 // CodecVersion is the first byte of every encoded batch. A decoder refuses
 // versions it does not know. Version 3 added the opened file's kernel path
 // and identity to open events; version 2 batches (old recordings) still
@@ -43,32 +45,25 @@ const (
 // allocates nothing per event once warm. Call Reset before the first Add
 // of every batch.
 type Encoder struct {
-	pool     *bufferPool
-	bufp     *[]byte // the pooled buffer buf grows in
-	buf      []byte
-	procIdx  map[*event.Process]uint32
-	lastProc *event.Process // most events follow another of the same process
-	lastIdx  uint32
-	nprocs   uint32
-	nevents  uint32
+	pool    *bufferPool
+	bufp    *[]byte // the pooled buffer buf grows in
+	buf     []byte
+	procs   procIndex
+	nevents uint32
 }
 
 // NewEncoder returns an empty encoder.
 func NewEncoder() *Encoder {
-	e := &Encoder{pool: &bufferPool{}, procIdx: make(map[*event.Process]uint32)}
+	e := &Encoder{procs: newProcIndex()}
 	e.Reset()
 	return e
 }
 
 // Reset empties the encoder for the next batch.
 func (e *Encoder) Reset() {
-	if e.bufp == nil {
-		e.bufp = e.pool.Get(0)
-	}
-	e.buf = append((*e.bufp)[:0], CodecVersion, 0, 0, 0, 0, 0, 0, 0, 0)
-	clear(e.procIdx)
-	e.lastProc, e.lastIdx = nil, 0
-	e.nprocs, e.nevents = 0, 0
+	e.buf = append(e.buf[:0], CodecVersion, 0, 0, 0, 0, 0, 0, 0, 0)
+	e.procs.reset()
+	e.nevents = 0
 }
 
 // Count is the number of events added since Reset.
@@ -76,20 +71,9 @@ func (e *Encoder) Count() uint32 { return e.nevents }
 
 // Bytes returns the encoded batch; valid until the next Reset.
 func (e *Encoder) Bytes() []byte {
-	binary.LittleEndian.PutUint32(e.buf[1:], e.nprocs)
+	binary.LittleEndian.PutUint32(e.buf[1:], e.procs.n)
 	binary.LittleEndian.PutUint32(e.buf[5:], e.nevents)
 	return e.buf
-}
-
-// Finish ends the batch and hands over its buffer, with one reference,
-// for an OutBatch: gRPC sends it without a copy (see Codec), and the last
-// Free returns it to the encoder's pool. The encoder gets a fresh buffer
-// at the next Reset.
-func (e *Encoder) Finish() mem.Buffer {
-	*e.bufp = e.Bytes()
-	b := mem.NewBuffer(e.bufp, e.pool)
-	e.bufp, e.buf = nil, nil
-	return b
 }
 
 // Add encodes ev. (Appending field by field measured faster here than
@@ -179,21 +163,45 @@ func (e *Encoder) Add(ev *event.Event) {
 // process returns p's number in the batch (0: none), writing the process
 // record the first time the batch meets it.
 func (e *Encoder) process(p *event.Process) uint32 {
-	if p == nil {
-		return 0
-	}
-	if p == e.lastProc {
-		return e.lastIdx
-	}
-	i, ok := e.procIdx[p]
-	if !ok {
-		e.nprocs++
-		i = e.nprocs
-		e.procIdx[p] = i
+	i, first := e.procs.ref(p)
+	if first {
 		e.writeProcess(p)
 	}
-	e.lastProc, e.lastIdx = p, i
 	return i
+}
+
+// procIndex numbers a batch's processes, 1-based in the order met.
+type procIndex struct {
+	idx     map[*event.Process]uint32
+	last    *event.Process // most events follow another of the same process
+	lastIdx uint32
+	n       uint32
+}
+
+func newProcIndex() procIndex { return procIndex{idx: make(map[*event.Process]uint32)} }
+
+func (x *procIndex) reset() {
+	clear(x.idx)
+	x.last, x.lastIdx, x.n = nil, 0, 0
+}
+
+// ref returns p's number (0 for nil), and whether the batch meets p for
+// the first time (its record is to be written now).
+func (x *procIndex) ref(p *event.Process) (i uint32, first bool) {
+	if p == nil {
+		return 0, false
+	}
+	if p == x.last {
+		return x.lastIdx, false
+	}
+	i, ok := x.idx[p]
+	if !ok {
+		x.n++
+		i = x.n
+		x.idx[p] = i
+	}
+	x.last, x.lastIdx = p, i
+	return i, !ok
 }
 
 func (e *Encoder) writeProcess(p *event.Process) {

@@ -15,7 +15,7 @@ import (
 // Codec is the gRPC codec both sides use. It is protobuf for every message
 // and keeps protobuf's wire format for batches too, but moves a batch's
 // bytes without copying them: the monitor hands gRPC the buffer the
-// Encoder wrote (OutBatch), and the plugin receives into a buffer it reuses
+// FlatEncoder wrote (OutBatch), and the plugin receives into a buffer it reuses
 // for the next batch (InBatch). Everything else goes to gRPC's own proto
 // codec, so go-plugin's services on the same connection are unaffected.
 //
@@ -66,7 +66,7 @@ func ProcessRaw(ctx context.Context, cc grpc.ClientConnInterface, b *Batch) (*In
 }
 
 // OutBatch is a Batch on its way out. Its events are a buffer from
-// Encoder.Finish; Marshal passes one reference on it to gRPC, which frees
+// FlatEncoder.Finish; Marshal passes one reference on it to gRPC, which frees
 // it once the bytes are on the socket.
 type OutBatch struct {
 	Seq    uint64
@@ -130,7 +130,7 @@ func (b *InBatch) unmarshal(data mem.BufferSlice) error {
 	return nil
 }
 
-// bufferPool recycles the Encoder's buffers through gRPC.
+// bufferPool recycles the encoders' buffers through gRPC.
 type bufferPool struct{ pool sync.Pool }
 
 func (p *bufferPool) Get(n int) *[]byte {

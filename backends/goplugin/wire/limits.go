@@ -344,3 +344,17 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v uint64
 	}
 	return nil
 }
+
+// ResultSeq reads which batch a raw Result answers (its last seq field, as
+// protobuf reads it), without parsing the rest; ParseResult then reads it
+// against that batch. A result that does not parse is an error.
+func ResultSeq(raw []byte) (uint64, error) {
+	var seq uint64
+	err := fields(raw, func(num protowire.Number, typ protowire.Type, v uint64, _ []byte) error {
+		if num == 1 && typ == protowire.VarintType {
+			seq = v
+		}
+		return nil
+	})
+	return seq, err
+}

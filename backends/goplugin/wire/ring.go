@@ -9,7 +9,7 @@ import (
 
 // The shared-memory transport (backends/goplugin/shm) carries each batch
 // as one ring record: a fixed RingHeaderSize-byte header, then the batch
-// exactly as the codec encodes it (Encoder.Finish, Decoder.Decode).
+// in the flat layout (FlatEncoder.Finish, FlatDecoder.Decode).
 //
 //	u32 RingBatchVersion
 //	u32 count   events in the batch
@@ -17,7 +17,7 @@ import (
 //
 // Little endian. A plugin refuses any other version.
 const (
-	RingBatchVersion = 1
+	RingBatchVersion = 2
 	RingHeaderSize   = 16
 )
 

@@ -25,7 +25,7 @@ import (
 type Harness struct {
 	def    detect.Definition
 	stream wire.Detector_StreamClient
-	enc    *wire.Encoder
+	enc    *wire.FlatEncoder
 	seq    uint64
 }
 
@@ -59,7 +59,7 @@ func Start(t testing.TB, d detect.Detector, config string) (*Harness, error) {
 	if err != nil {
 		return nil, fmt.Errorf("describe: %w", plain(err))
 	}
-	h := &Harness{def: wire.DefinitionFromProto(pd), enc: wire.NewEncoder()}
+	h := &Harness{def: wire.DefinitionFromProto(pd), enc: wire.NewFlatEncoder()}
 	if err := h.def.Validate(); err != nil {
 		return nil, fmt.Errorf("definition: %w", err)
 	}

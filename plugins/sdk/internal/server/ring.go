@@ -33,8 +33,8 @@ func OpenRing(env string) (*shm.Consumer, error) {
 // UseRing makes Stream read batches from ring instead of from the stream.
 func (s *Server) UseRing(ring *shm.Consumer) { s.ring = ring }
 
-// ringStream answers each batch of the ring with one result on the
-// stream, in order, and acknowledges it once the result is sent. The
+// ringStream reads the batches of the ring in order, answers those with
+// findings or errors on the stream, and acknowledges each once done. The
 // stream is still read, to notice the monitor ending it. The batch's
 // bytes view the read-only mapping until the result is sent.
 func (s *Server) ringStream(stream wire.Detector_StreamServer) error {
@@ -63,7 +63,7 @@ func (s *Server) ringStream(stream wire.Detector_StreamServer) error {
 			// With a ring, nothing comes on the stream.
 		}
 	}()
-	var dec wire.Decoder
+	var dec wire.FlatDecoder
 	for {
 		rec, err := s.ring.Next(ctx)
 		if err != nil {
@@ -81,8 +81,15 @@ func (s *Server) ringStream(stream wire.Detector_StreamServer) error {
 		} else {
 			res = s.process(ctx, seq, batch, &dec)
 		}
-		if err := stream.Send(res); err != nil {
-			return err
+		// Only a batch with findings or errors is answered on the stream:
+		// the monitor settles the others from the consumer position, and
+		// from the answered count, published with it, knows when an
+		// answer is still on its way. No message, no system call.
+		if len(res.Findings) > 0 || res.Errors > 0 {
+			if err := stream.Send(res); err != nil {
+				return err
+			}
+			s.ring.Answered()
 		}
 		s.ring.Ack()
 	}

@@ -49,7 +49,7 @@ func (s *Server) Stream(stream wire.Detector_StreamServer) error {
 	}
 	var (
 		batch wire.InBatch
-		dec   wire.Decoder
+		dec   wire.FlatDecoder
 	)
 	for {
 		if err := stream.RecvMsg(&batch); err != nil {
@@ -66,11 +66,11 @@ func (s *Server) Stream(stream wire.Detector_StreamServer) error {
 
 // Process answers one batch: the one-call-per-batch mode.
 func (s *Server) Process(ctx context.Context, batch *wire.Batch) (*wire.Result, error) {
-	var dec wire.Decoder
+	var dec wire.FlatDecoder
 	return s.process(ctx, batch.Seq, batch.Events, &dec), nil
 }
 
-func (s *Server) process(ctx context.Context, seq uint64, batch []byte, dec *wire.Decoder) *wire.Result {
+func (s *Server) process(ctx context.Context, seq uint64, batch []byte, dec *wire.FlatDecoder) *wire.Result {
 	res := &wire.Result{Seq: seq}
 	events, err := dec.Decode(batch)
 	if err != nil {
