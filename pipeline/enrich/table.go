@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -238,13 +239,15 @@ func (t *Table) readProc(pid uint32) *event.Process {
 		}
 		p.Exe = exe
 	}
-	if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+	// What a process controls is read bounded: its argv as the kernel
+	// side captures it (ArgvMax), the rest at procFileMax.
+	if cmdline, err := readBounded(filepath.Join(dir, "cmdline"), ArgvMax); err == nil {
 		p.Args = string(cmdline)
 	}
-	if status, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
+	if status, err := readBounded(filepath.Join(dir, "status"), procFileMax); err == nil {
 		p.UID, p.EUID = statusIDs(status)
 	}
-	if cg, err := os.ReadFile(filepath.Join(dir, "cgroup")); err == nil {
+	if cg, err := readBounded(filepath.Join(dir, "cgroup"), procFileMax); err == nil {
 		p.CgroupPath = unifiedCgroupPath(cg)
 		if t.opts.Cgroups != nil {
 			p.CgroupID = t.opts.Cgroups.IDOf(p.CgroupPath)
@@ -278,6 +281,23 @@ func statusIDs(status []byte) (uid, euid uint32) {
 }
 
 // unifiedCgroupPath picks the cgroup v2 ("0::") line of /proc/PID/cgroup.
+// ArgvMax is how much of a process's argv is kept: what the BPF side
+// captures at exec (ARGV_MAX in bpf/bulkhead.c).
+const ArgvMax = 1024
+
+// procFileMax bounds the other /proc files read per process.
+const procFileMax = 64 << 10
+
+// readBounded reads at most max bytes of a file.
+func readBounded(path string, max int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, int64(max)))
+}
+
 func unifiedCgroupPath(cg []byte) string {
 	for _, line := range strings.Split(string(cg), "\n") {
 		if rest, ok := strings.CutPrefix(line, "0::"); ok {

@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,5 +141,20 @@ func TestContainerID(t *testing.T) {
 		if got := ContainerID(tc.path); got != tc.want {
 			t.Errorf("ContainerID(%q) = %q, want %q", tc.path, got, tc.want)
 		}
+	}
+}
+
+// A process's argv read from /proc is kept as the kernel side captures it
+// at exec (ArgvMax), however long it is: a local user's 2 MiB argv must not
+// size the monitor's table or the records sent to plugins.
+func TestProcArgvIsBounded(t *testing.T) {
+	root := fakeProc(t, map[uint32][3]string{1: {"0", "init", "/sbin/init"}, 30: {"1", "long", "/usr/bin/long"}})
+	must(t, os.WriteFile(filepath.Join(root, "30", "cmdline"), bytes.Repeat([]byte("A\x00"), 1<<20), 0o644))
+	tb := newTable(t, root, 16, 100)
+	if _, err := tb.Seed(); err != nil {
+		t.Fatal(err)
+	}
+	if p := tb.Lookup(30); p == nil || len(p.Args) != ArgvMax {
+		t.Fatalf("pid 30 kept %d bytes of argv, want %d", len(p.Args), ArgvMax)
 	}
 }
