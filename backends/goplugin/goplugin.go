@@ -102,8 +102,11 @@ type Backend struct {
 	log  *zap.Logger
 	def  detect.Definition
 	enc  *wire.FlatEncoder // Submit's
-	reqs chan request
-	done chan struct{}
+	// maxBatch is the largest encoded batch the transport carries: the
+	// ring's record, or the stream's message.
+	maxBatch int
+	reqs     chan request
+	done     chan struct{}
 
 	// Owned by loop.
 	proc         *process
@@ -187,6 +190,7 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	}
 	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
 		enc: wire.NewFlatEncoder(), splitEnc: wire.NewFlatEncoder(), timer: time.NewTimer(time.Hour), poll: time.NewTimer(time.Hour)}
+	b.maxBatch = maxBatchBytes(opts)
 	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
 	b.timer.Stop()
 	b.poll.Stop()
@@ -214,12 +218,20 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 	for _, ev := range events {
 		b.enc.Add(ev)
 	}
-	p := &pending{ctx: ctx, buf: b.enc.Finish(), count: len(events), done: done}
+	if b.enc.Len() > b.maxBatch {
+		b.submitSplit(ctx, events, done)
+		return
+	}
+	b.queue(&pending{ctx: ctx, buf: b.enc.Finish(), count: len(events), done: done})
+}
+
+// queue hands p to the loop.
+func (b *Backend) queue(p *pending) {
 	select {
-	case b.reqs <- request{ctx: ctx, batch: p}:
+	case b.reqs <- request{ctx: p.ctx, batch: p}:
 	case <-b.done:
 		p.buf.Free()
-		done(nil, backends.ErrUnavailable)
+		p.done(nil, backends.ErrUnavailable)
 	}
 }
 

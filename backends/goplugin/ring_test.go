@@ -8,8 +8,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
@@ -289,5 +291,101 @@ func TestRingFullBatchesWait(t *testing.T) {
 	}
 	if s := b.Stats(); s.RingFull == 0 || s.Crashes+s.Hangs+s.Restarts+s.ProtocolViolations != 0 || s.Delivered != n {
 		t.Errorf("stats %+v: want the ring full at times, and nothing else", s)
+	}
+}
+
+// A batch larger than the ring goes as several that fit, answered
+// together; an event larger than the whole ring on its own is refused,
+// counted and logged. The plugin is never killed over either.
+func TestBatchLargerThanTheRing(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	o := withTransport(fastOptions(testenv.Plugin(t, "example"), `{"prefixes":["/big/"]}`), TransportShm)
+	o.RingBytes, o.BatchEvents, o.Window = 64<<10, 4, 4 // the smallest ring these batches allow
+	b, err := New(o, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	var paths []string
+	for i := range 11 {
+		paths = append(paths, fmt.Sprintf("/big/%d", i))
+	}
+	events := opens(paths...)
+	for _, ev := range events[:10] {
+		ev.Open.Dir = strings.Repeat("d", 24<<10) // 10 × ~24 KiB: 4 ring records
+	}
+	events[10].Open.Dir = strings.Repeat("d", 80<<10) // more than the ring alone
+	fs, err := backends.Deliver(context.Background(), b, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, f := range fs {
+		seen[f.Events[0].Open.Resolved]++
+	}
+	for i := range 10 {
+		if seen[paths[i]] != 1 {
+			t.Errorf("event %d answered %d times", i, seen[paths[i]])
+		}
+	}
+	s := b.Stats()
+	if s.Quarantined != 1 || s.Delivered != 10 || s.Restarts+s.Crashes+s.Hangs+s.ProtocolViolations != 0 {
+		t.Errorf("stats %+v: want 10 delivered, the huge event refused, no restart", s)
+	}
+	if len(logs.FilterMessageSnippet("larger on its own than the plugin's transport carries").All()) != 1 {
+		t.Error("the refused event was not logged")
+	}
+	// The plugin still answers.
+	if fs, err := backends.Deliver(context.Background(), b, opens("/big/after")); err != nil || len(fs) != 1 {
+		t.Fatalf("after: %v, %d findings", err, len(fs))
+	}
+}
+
+// A plugin that stops reading its ring and lives on: its batches miss
+// their deadline (a hang: restarted, the trigger quarantined in the end);
+// meanwhile its queue fills and its events are shed, counted; a healthy
+// detector beside it loses nothing; every event of the stalled one has an
+// outcome.
+func TestRingStallSheds(t *testing.T) {
+	rogue, healthy, _ := ringPair(t, "ring-stall", false)
+	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 16, QueueEvents: 512, QueueBytes: 1 << 30, QueueBatches: 1 << 20, DrainTimeout: 5 * time.Second},
+		[]dispatch.Detector{{Name: "rogue", Backend: "goplugin", Run: rogue}, {Name: "healthy", Backend: "goplugin", Run: healthy}},
+		func(detect.Finding) {}, zaptest.NewLogger(t))
+	const total = 8000
+	start := time.Now()
+	for i := range total {
+		path := fmt.Sprintf("/ok/%d", i)
+		switch {
+		case i == 100:
+			path = "/attack"
+		case i%100 == 0:
+			path = "/etc/shadow"
+		}
+		d.Add(opens(path)[0])
+		// About 4000 events a second: two seconds of events, well past
+		// the deadline of the stalled batch (500 ms).
+		if want := start.Add(time.Duration(i) * 250 * time.Microsecond); time.Until(want) > 0 {
+			time.Sleep(time.Until(want))
+		}
+	}
+	d.Drain()
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range d.Stats() {
+		t.Logf("%s: queued %d delivered %d shed %d unavailable %d failed %d abandoned %d; backend %+v", s.Name, s.Queued, s.Delivered, s.Shed, s.Unavailable, s.Failed, s.Abandoned, s.Backends)
+		if s.Queued+s.Shed != total || s.Settled() != s.Queued {
+			t.Errorf("%s: %d queued + %d shed of %d, %d settled: an event without an outcome", s.Name, s.Queued, s.Shed, total, s.Settled())
+		}
+		switch s.Name {
+		case "healthy":
+			if s.Delivered != total || s.Shed != 0 {
+				t.Errorf("healthy: %d of %d delivered, %d shed", s.Delivered, total, s.Shed)
+			}
+		case "rogue":
+			if s.Shed == 0 || s.Backends.Hangs == 0 {
+				t.Errorf("rogue: %d shed, %d hangs: want its queue shed while it stalled", s.Shed, s.Backends.Hangs)
+			}
+		}
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
@@ -126,6 +129,75 @@ func (b *Backend) unwritten() int {
 		}
 	}
 	return -1
+}
+
+// maxBatchBytes is the largest encoded batch o's transport carries.
+func maxBatchBytes(o Options) int {
+	if o.Transport == TransportShm {
+		return o.RingBytes - shm.RecordHeaderSize - wire.RingHeaderSize
+	}
+	return wire.MaxStreamBatch
+}
+
+// submitSplit sends a batch too large for the transport (a ring record, a
+// stream message) as several that fit, answered together; an event too
+// large on its own is refused: counted as quarantined and logged. Nothing
+// is sent that the plugin would have to be killed over.
+func (b *Backend) submitSplit(ctx context.Context, events []*event.Event, done backends.Done) {
+	var (
+		chunks [][]*event.Event
+		cur    []*event.Event
+		size   = wire.FlatBatchHeaderSize
+	)
+	for _, ev := range events {
+		n := wire.FlatSize(ev)
+		if wire.FlatBatchHeaderSize+n > b.maxBatch {
+			b.quarantined.Add(1)
+			b.log.Error("event refused: larger on its own than the plugin's transport carries (counted as quarantined); raise ring_mib",
+				zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
+				zap.Int("bytes", n), zap.Int("max_bytes", b.maxBatch))
+			continue
+		}
+		if size+n > b.maxBatch {
+			chunks, cur, size = append(chunks, cur), nil, wire.FlatBatchHeaderSize
+		}
+		cur, size = append(cur, ev), size+n
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	if len(chunks) == 0 {
+		done(nil, nil)
+		return
+	}
+	all := &joined{left: len(chunks), done: done}
+	for _, c := range chunks {
+		b.enc.Reset()
+		for _, ev := range c {
+			b.enc.Add(ev)
+		}
+		b.queue(&pending{ctx: ctx, buf: b.enc.Finish(), count: len(c), done: all.one})
+	}
+}
+
+// joined answers a batch sent in parts once every part is answered: with
+// the findings of all (their events are copies of their own), and the
+// first error.
+type joined struct {
+	left  int
+	found []detect.Finding
+	err   error
+	done  backends.Done
+}
+
+func (j *joined) one(fs []detect.Finding, err error) {
+	j.found = append(j.found, fs...)
+	if j.err == nil {
+		j.err = err
+	}
+	if j.left--; j.left == 0 {
+		j.done(j.found, j.err)
+	}
 }
 
 // ringPoll is a channel that fires when the loop should look at the ring

@@ -44,6 +44,7 @@
 //	                     or ALLOWED), then write through its read-only mapping
 //	                     (the plugin dies of a fault)
 //	ring-answered-past   an answered count larger than the batches sent
+//	ring-stall           stop reading the ring (and answering), and live on
 //
 // Start attacks come before Init, so they are chosen by the binary's name
 // (StartName: bulkhead-plugin-rogue@ATTACK[@ARG], a hard link to the

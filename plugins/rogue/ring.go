@@ -17,7 +17,7 @@ import (
 
 // RingAttacks are the attacks on the shared-memory transport (the monitor
 // runs the plugin with transport shm); they are in Attacks too.
-var RingAttacks = []string{"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past"}
+var RingAttacks = []string{"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past", "ring-stall"}
 
 // ring is the rogue's end of the monitor's ring: the SDK's consumer, and
 // the descriptors kept open to attack it with.
@@ -104,8 +104,14 @@ func (s *server) ringStream(stream interface {
 		case s.triggered(events):
 			attack = s.c.Attack
 		}
-		if attack == "ring-write" {
+		switch attack {
+		case "ring-write":
 			r.write(s.stderr)
+		case "ring-stall":
+			// Never reads, answers or acknowledges again, and lives on.
+			notice(s.stderr, "ring-stall: the ring is no longer read")
+			<-ctx.Done()
+			return nil
 		}
 		out := raw(s.answer(seq, events))
 		if err := stream.SendMsg(&out); err != nil {

@@ -27,7 +27,7 @@ import (
 // Attacks lists every attack.
 var Attacks = []string{"flood-findings", "huge-summary", "huge-fields", "bad-severity", "fabricated-evidence",
 	"bad-counters", "out-of-order", "garbage", "stderr-flood", "slow", "hang", "ignore-close", "ignore-shutdown", "stream-error", "stderr-wide",
-	"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past"}
+	"ring-consumer-past", "ring-backwards", "ring-write", "ring-answered-past", "ring-stall"}
 
 // Config selects the attack.
 type Config struct {

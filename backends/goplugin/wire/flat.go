@@ -289,23 +289,7 @@ func (e *FlatEncoder) put(off int, s string) flatStr {
 func (e *FlatEncoder) Add(ev *event.Event) {
 	e.nevents++
 	ref := e.process(ev.Process)
-	psize := payloadSize(ev.Kind)
-	strs := len(ev.Comm)
-	switch ev.Kind {
-	case event.KindExec:
-		strs += len(ev.Exec.Filename) + len(ev.Exec.Exe) + len(ev.Exec.Args)
-	case event.KindOpen:
-		x := &ev.Open
-		strs += len(x.Syscall) + len(x.Path) + len(x.Dir) + len(x.Resolved) + len(x.FilePath)
-	case event.KindSetID:
-		strs += len(ev.SetID.Syscall)
-	case event.KindModule:
-		strs += len(ev.Module.Syscall) + len(ev.Module.Params) + len(ev.Module.Path)
-	case event.KindBPFProg:
-		strs += len(ev.BPFProg.Name)
-	case event.KindMemfd:
-		strs += len(ev.Memfd.Name)
-	}
+	psize, strs := payloadSize(ev.Kind), eventStrings(ev)
 	off := e.record(flatEventSize+psize, strs)
 	b, p := e.buf, off+flatEventSize
 	h := at[flatEvent](b, off)
@@ -360,6 +344,50 @@ func (e *FlatEncoder) Add(ev *event.Event) {
 	}
 }
 
+// FlatSize is how many bytes ev takes in a flat batch of its own: its
+// record and its process's. A batch of several events takes at most the
+// batch header and the sum of theirs (processes are written once).
+func FlatSize(ev *event.Event) int {
+	n := align8(flatEventSize + payloadSize(ev.Kind) + eventStrings(ev))
+	if p := ev.Process; p != nil {
+		n += align8(flatProcessSize + len(p.Ancestors)*flatAncestorSize + processStrings(p))
+	}
+	return n
+}
+
+// eventStrings is the bytes of ev's strings, as its record carries them.
+func eventStrings(ev *event.Event) int {
+	n := len(ev.Comm)
+	switch ev.Kind {
+	case event.KindExec:
+		n += len(ev.Exec.Filename) + len(ev.Exec.Exe) + len(ev.Exec.Args)
+	case event.KindOpen:
+		x := &ev.Open
+		n += len(x.Syscall) + len(x.Path) + len(x.Dir) + len(x.Resolved) + len(x.FilePath)
+	case event.KindSetID:
+		n += len(ev.SetID.Syscall)
+	case event.KindModule:
+		n += len(ev.Module.Syscall) + len(ev.Module.Params) + len(ev.Module.Path)
+	case event.KindBPFProg:
+		n += len(ev.BPFProg.Name)
+	case event.KindMemfd:
+		n += len(ev.Memfd.Name)
+	}
+	return n
+}
+
+// processStrings is the bytes of p's strings, ancestors' included.
+func processStrings(p *event.Process) int {
+	n := len(p.Exe) + len(p.Comm) + len(p.Args) + len(p.CgroupPath) + len(p.ContainerID)
+	for _, a := range p.Ancestors {
+		n += len(a.Exe) + len(a.Comm)
+	}
+	return n
+}
+
+// FlatBatchHeaderSize is the size of a flat batch's header.
+const FlatBatchHeaderSize = flatHeaderSize
+
 // process returns p's number in the batch (0: none), writing its record
 // the first time the batch meets it.
 func (e *FlatEncoder) process(p *event.Process) uint32 {
@@ -371,10 +399,7 @@ func (e *FlatEncoder) process(p *event.Process) uint32 {
 }
 
 func (e *FlatEncoder) writeProcess(p *event.Process) {
-	strs := len(p.Exe) + len(p.Comm) + len(p.Args) + len(p.CgroupPath) + len(p.ContainerID)
-	for _, a := range p.Ancestors {
-		strs += len(a.Exe) + len(a.Comm)
-	}
+	strs := processStrings(p)
 	fixed := flatProcessSize + len(p.Ancestors)*flatAncestorSize
 	off := e.record(fixed, strs)
 	fp := flatProcess{Len: uint32(align8(fixed + strs)), Kind: flatProcessKind, PID: p.PID, PPID: p.PPID, UID: p.UID, EUID: p.EUID,

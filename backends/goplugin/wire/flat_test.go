@@ -135,6 +135,22 @@ func TestFlatPaddingIsZero(t *testing.T) {
 	}
 }
 
+// FlatSize bounds what an event adds to a batch, and is exact for a
+// batch of one.
+func TestFlatSize(t *testing.T) {
+	total := FlatBatchHeaderSize
+	for _, ev := range sampleEvents() {
+		one := encodeFlat([]*event.Event{ev})
+		if got := FlatSize(ev); got != len(one)-FlatBatchHeaderSize {
+			t.Errorf("%s: FlatSize %d, a batch of it alone %d bytes", ev.Kind, got, len(one))
+		}
+		total += FlatSize(ev)
+	}
+	if all := encodeFlat(sampleEvents()); len(all) > total {
+		t.Errorf("batch of %d bytes, the sizes add to %d", len(all), total)
+	}
+}
+
 func TestFlatDecodeRejects(t *testing.T) {
 	good := encodeFlat(sampleEvents())
 	mut := func(f func(b []byte)) []byte {

@@ -37,6 +37,10 @@ const (
 	maxMessage = 64 << 20
 )
 
+// MaxStreamBatch is the largest encoded batch the gRPC stream carries (the
+// message limit, less the Batch message's own fields).
+const MaxStreamBatch = maxMessage - 64
+
 // ServerOptions are the plugin side's gRPC server options.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
