@@ -3,8 +3,6 @@ package backends_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,8 +69,8 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkDispatch(b *testing.B) {
 	bin := testenv.Plugin(b, "example")
 	stream := benchOpens(4096)
-	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls", "goplugin-unary",
-		"goplugin-shm", "goplugin-shm-enclave-mtls"} {
+	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls",
+		"goplugin-grpc", "goplugin-grpc-enclave-mtls", "goplugin-unary"} {
 		for _, size := range []int{16, 64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				run := newBackendFor(b, mode, bin, size)
@@ -106,11 +104,11 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // newBackend runs the example detector on a backend: inproc, goplugin
-// (the stream), goplugin-mtls (with go-plugin's AutoMTLS),
-// goplugin-enclave (in the plugin enclave), goplugin-enclave-mtls (both:
-// what `bulkhead run` gives a plugin by default) or goplugin-unary (one
-// RPC per batch); goplugin-shm* are the same with batches through the
-// shared-memory ring.
+// (batches through the shared-memory ring), goplugin-mtls (with
+// go-plugin's AutoMTLS), goplugin-enclave (in the plugin enclave),
+// goplugin-enclave-mtls (both: what `bulkhead run` gives a plugin by
+// default) or goplugin-unary (one RPC per batch); goplugin-grpc* are the
+// same with batches as messages on the gRPC stream.
 func newBackend(b *testing.B, mode, bin string) backends.Backend {
 	return newBackendFor(b, mode, bin, 256)
 }
@@ -128,15 +126,12 @@ func newBackendFor(b *testing.B, mode, bin string, batch int) backends.Backend {
 	o := goplugin.DefaultOptions(bin)
 	o.Unary = mode == "goplugin-unary"
 	o.MTLS = strings.HasSuffix(mode, "-mtls")
-	if strings.HasPrefix(mode, "goplugin-shm") {
+	if strings.HasPrefix(mode, "goplugin-grpc") {
+		o.Transport = goplugin.TransportGRPC
+	} else if !o.Unary {
 		o.Transport, o.BatchEvents = goplugin.TransportShm, batch
 		o.RingBytes = goplugin.DefaultRingBytes
-		if v := os.Getenv("BENCH_RING_MIB"); v != "" {
-			n, _ := strconv.Atoi(v)
-			o.RingBytes = n << 20
-			o.Window = max(1, o.RingBytes/(batch*goplugin.RingEventBytes))
-		}
-		for int64(o.RingBytes) < int64(o.Window)*int64(batch)*goplugin.RingEventBytes {
+		for int64(o.RingBytes) < int64(batch)*goplugin.RingEventBytes {
 			o.RingBytes *= 2
 		}
 	}

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// A ring that cannot hold the Window of batches in flight is refused
-// before anything starts, saying what to change.
+// A ring that cannot hold a batch is refused before anything starts,
+// saying what to change.
 func TestRingSizeIsChecked(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -28,8 +28,9 @@ func TestRingSizeIsChecked(t *testing.T) {
 		want string
 	}{
 		{"default fits", func(*Options) {}, ""},
-		{"too small", func(o *Options) { o.RingBytes = 8 << 20 }, "shm ring of 8192 KiB cannot hold the 16 batches in flight of up to 256 events (16384 KiB at 4096 bytes an event): make the ring at least 16 MiB"},
-		{"smaller batches fit", func(o *Options) { o.RingBytes, o.BatchEvents = 8<<20, 128 }, ""},
+		{"too small", func(o *Options) { o.RingBytes = 512 << 10 }, "shm ring of 512 KiB cannot hold a batch of up to 256 events (1024 KiB at 4096 bytes an event): make the ring at least 1 MiB"},
+		{"smaller batches fit", func(o *Options) { o.RingBytes, o.BatchEvents = 512<<10, 128 }, ""},
+		{"the default is shm", func(o *Options) { o.Transport = "" }, ""},
 		{"not a power of two", func(o *Options) { o.RingBytes = 24 << 20 }, "want a power of two"},
 		{"unary", func(o *Options) { o.Unary = true }, "goplugin-unary"},
 		{"unknown", func(o *Options) { o.Transport = "carrier-pigeon" }, `transport "carrier-pigeon": use shm or grpc`},
@@ -41,6 +42,9 @@ func TestRingSizeIsChecked(t *testing.T) {
 			err := checkTransport(&o)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("checkTransport = %v, want %q", err, tc.want)
+			}
+			if err == nil && o.Transport != TransportShm {
+				t.Fatalf("transport %q, want shm", o.Transport)
 			}
 		})
 	}

@@ -17,40 +17,47 @@ import (
 
 // Transports: how batches reach a plugin (Options.Transport).
 const (
-	// TransportGRPC sends each batch as a message on the gRPC stream.
+	// TransportGRPC sends each batch as a message on the gRPC stream (and
+	// every batch is answered there).
 	TransportGRPC = "grpc"
-	// TransportShm writes each batch into a shared-memory ring of the
-	// plugin process's own (package shm): a record of the header
-	// wire.PutRingHeader writes and the encoded batch. The plugin gets the
-	// ring's two sealed memfds as descriptors 3 and 4 and wire.ShmEnv in
-	// its environment; its results, control and supervision stay on gRPC.
+	// TransportShm, the default, writes each batch into a shared-memory
+	// ring of the plugin process's own (package shm): a record of the
+	// header wire.PutRingHeader writes and the flat batch. The plugin gets
+	// the ring's two sealed memfds as descriptors 3 and 4 and wire.ShmEnv
+	// in its environment; it answers on gRPC only batches with findings
+	// or errors; control and supervision stay on gRPC.
 	TransportShm = "shm"
 )
 
-// DefaultRingBytes is the shm ring's default data area: 16 MiB holds the
-// default Window (16) of batches of 256 events at RingEventBytes.
-const DefaultRingBytes = 16 << 20
+// DefaultRingBytes is the shm ring's default data area: 4 MiB holds the
+// default Window (16) of batches of 256 events of up to 1 KiB (typical
+// events encode to a quarter of that); batches of larger events wait in
+// flight for room.
+const DefaultRingBytes = 4 << 20
 
-// RingEventBytes is what the ring must have room for per event of a batch
-// in flight: a whole path's worth (PATH_MAX), with the batch's share of
-// the process records and headers. Typical events encode to a tenth of it.
+// RingEventBytes is what the ring must have room for per event of one
+// batch: a whole path's worth (PATH_MAX) with the batch's share of the
+// process records and headers. The ring holds at least one such batch.
 const RingEventBytes = 4 << 10
 
 // CheckTransport says whether New would refuse o's transport: an unknown
-// one, or a ring that cannot hold the Window of batches in flight.
+// one, or a ring that cannot hold a batch.
 func CheckTransport(o Options) error {
-	if o.Window < 1 || o.Unary {
-		o.Window = 1
-	}
 	return checkTransport(&o)
 }
 
-// checkTransport fills the transport's defaults and refuses a ring that
-// cannot hold the Window of batches in flight.
+// checkTransport fills the transport's defaults (shm, except for the
+// one-RPC-per-batch mode) and refuses a ring that cannot hold one batch
+// of BatchEvents events of RingEventBytes.
 func checkTransport(o *Options) error {
 	switch o.Transport {
-	case "", TransportGRPC:
-		o.Transport = TransportGRPC
+	case "":
+		o.Transport = TransportShm
+		if o.Unary {
+			o.Transport = TransportGRPC
+			return nil
+		}
+	case TransportGRPC:
 		return nil
 	case TransportShm:
 	default:
@@ -68,9 +75,9 @@ func checkTransport(o *Options) error {
 	if o.RingBytes < shm.MinDataSize || o.RingBytes > shm.MaxDataSize || o.RingBytes&(o.RingBytes-1) != 0 {
 		return fmt.Errorf("shm ring of %d bytes: want a power of two from %d KiB to %d MiB", o.RingBytes, shm.MinDataSize>>10, shm.MaxDataSize>>20)
 	}
-	if need := int64(o.Window) * int64(o.BatchEvents) * RingEventBytes; int64(o.RingBytes) < need {
-		return fmt.Errorf("shm ring of %d KiB cannot hold the %d batches in flight of up to %d events (%d KiB at %d bytes an event): make the ring at least %d MiB or the batches smaller",
-			o.RingBytes>>10, o.Window, o.BatchEvents, need>>10, RingEventBytes, (need+(1<<20)-1)>>20)
+	if need := int64(o.BatchEvents) * RingEventBytes; int64(o.RingBytes) < need {
+		return fmt.Errorf("shm ring of %d KiB cannot hold a batch of up to %d events (%d KiB at %d bytes an event): make the ring at least %d MiB or the batches smaller",
+			o.RingBytes>>10, o.BatchEvents, need>>10, RingEventBytes, (need+(1<<20)-1)>>20)
 	}
 	return nil
 }

@@ -166,7 +166,8 @@ var benchHelp = map[string]string{
 	"all": "Runs every section — capture overhead, throughput and latency per backend, and the\n" +
 		"fault matrix — and writes a JSON file and a Markdown report with charts.",
 	"throughput": "Events/s, CPU and memory through the pipeline into 1, 4 and 16 detectors on inproc,\n" +
-		"goplugin and goplugin-naive (one RPC per event), a batch-size sweep, and latency\n" +
+		"goplugin (the shared-memory ring), goplugin-grpc (batches on the gRPC stream) and\n" +
+		"goplugin-naive (one RPC per event), a batch-size sweep, and latency\n" +
 		"kernel → detector → finding; replayed events and (as root) real kernel events.",
 	"resilience": "Every fault of the chaos detector on inproc, inproc with panics recovered, and goplugin,\n" +
 		"under steady load with repeated faults: survival, loss, time to detect and recover.",
@@ -195,7 +196,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 			}})
 		}
 	}
-	backends := []string{bench.InProc, bench.GoPlugin, bench.GoPluginNaive}
+	backends := []string{bench.InProc, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive}
 	if has("throughput") {
 		add := func(label string, expect time.Duration, f func() (bench.ThroughputCell, error)) {
 			steps = append(steps, benchStep{label, expect, func() error {
@@ -213,7 +214,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 			}
 		}
 		for _, batch := range p.batches {
-			for _, b := range backends[:2] {
+			for _, b := range backends[:3] {
 				if batch == bench.FloorBatch {
 					continue // measured above
 				}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,9 +51,12 @@ func (e benchEnv) detectorsConfig(name, backend string, n, batch int, cfg map[st
 	switch backend {
 	case bench.InProc, bench.InProcRecover:
 		dc.Backend, dc.Builtin, dc.RecoverPanics = "inproc", name, backend == bench.InProcRecover
-	case bench.GoPlugin, bench.GoPluginNaive:
+	case bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive:
 		dc.Backend = "goplugin"
-		if backend == bench.GoPluginNaive {
+		switch backend {
+		case bench.GoPluginGRPC:
+			dc.Transport = goplugin.TransportGRPC
+		case bench.GoPluginNaive:
 			// One unary RPC per batch, batches of one: one RPC per event.
 			dc.Backend, fc.Dispatch.BatchSize = "goplugin-unary", 1
 		}

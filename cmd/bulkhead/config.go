@@ -124,9 +124,9 @@ type detectorConfig struct {
 	BatchDeadline   time.Duration `yaml:"batch_deadline"`
 	BreakerCrashes  int           `yaml:"breaker_crashes"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
-	// Transport (backend goplugin): how batches reach the plugin, grpc
-	// (messages on the gRPC stream, the default) or shm (a sealed
-	// shared-memory ring per plugin process, RingMiB MiB, default 16).
+	// Transport (backend goplugin): how batches reach the plugin, shm (a
+	// sealed shared-memory ring per plugin process, RingMiB MiB, default
+	// 4; the default) or grpc (messages on the gRPC stream).
 	Transport string `yaml:"transport"`
 	RingMiB   int    `yaml:"ring_mib"`
 }
@@ -369,7 +369,7 @@ func protectionsOf(o goplugin.Options) []string {
 	if o.MTLS {
 		out = append(out, "mutual TLS on the connection (go-plugin AutoMTLS)")
 	}
-	if o.Transport == goplugin.TransportShm {
+	if o.Transport != goplugin.TransportGRPC && !o.Unary {
 		out = append(out, "events through a sealed shared-memory ring, read-only to the plugin (its consumer position validated)")
 	}
 	return out
@@ -378,7 +378,7 @@ func protectionsOf(o goplugin.Options) []string {
 // transportOptions sets o's transport from the detector's configuration.
 func (d detectorConfig) transportOptions(o *goplugin.Options, batchSize int) {
 	o.Transport = d.Transport
-	if d.Transport == goplugin.TransportShm {
+	if d.Transport != goplugin.TransportGRPC {
 		o.RingBytes, o.BatchEvents = d.RingMiB<<20, batchSize
 	}
 }
@@ -386,7 +386,7 @@ func (d detectorConfig) transportOptions(o *goplugin.Options, batchSize int) {
 // checkTransport refuses a transport that is not one, or a ring that
 // cannot hold the batches in flight, before anything starts.
 func (d detectorConfig) checkTransport(batchSize int) error {
-	if d.Transport == "" || d.Transport == goplugin.TransportGRPC {
+	if d.Transport == goplugin.TransportGRPC || d.Transport == "" && d.Backend == "goplugin-unary" {
 		if d.RingMiB != 0 {
 			return errors.New("ring_mib is for transport: shm")
 		}

@@ -8,10 +8,11 @@ import (
 
 // The floors' thresholds.
 const (
-	FloorGopluginShare = 0.80 // goplugin events/s as a share of inproc's
-	FloorNaiveFactor   = 20   // goplugin events/s over the naive mode's
-	FloorRecoverMs     = 1000 // a crashed plugin takes events again within
-	FloorBatch         = 256  // the batch size the throughput floors are read at (the default)
+	FloorGopluginShare  = 0.80 // goplugin events/s as a share of inproc's
+	FloorGopluginShare4 = 0.50 // the same, with 4 detectors
+	FloorNaiveFactor    = 20   // goplugin events/s over the naive mode's
+	FloorRecoverMs      = 1000 // a crashed plugin takes events again within
+	FloorBatch          = 256  // the batch size the throughput floors are read at (the default)
 )
 
 // CrashFaults are the fault modes whose effect is the death of the
@@ -37,6 +38,17 @@ func (r *Report) EvaluateFloors() {
 				Pass: share >= FloorGopluginShare,
 			})
 		}
+	}
+	in4, ok1 := r.Find(Replay, InProc, 4, FloorBatch)
+	gp4, ok2 := r.Find(Replay, GoPlugin, 4, FloorBatch)
+	if ok1 && ok2 && in4.EventsPerSec > 0 {
+		share := gp4.EventsPerSec / in4.EventsPerSec
+		r.Floors = append(r.Floors, Floor{
+			Name: fmt.Sprintf("goplugin vs inproc, replay, 4 trivial detectors, batch %d", FloorBatch),
+			Want: fmt.Sprintf("≥ %.0f%% of inproc events/s", FloorGopluginShare4*100),
+			Got:  fmt.Sprintf("%.0f%% (%s vs %s events/s)", share*100, Rate(gp4.EventsPerSec), Rate(in4.EventsPerSec)),
+			Pass: share >= FloorGopluginShare4,
+		})
 	}
 	gp, ok1 := r.Find(Replay, GoPlugin, 1, FloorBatch)
 	nv, ok2 := r.Find(Replay, GoPluginNaive, 1, 0)

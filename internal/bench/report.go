@@ -75,7 +75,8 @@ type Capture struct {
 const (
 	InProc        = "inproc"
 	InProcRecover = "inproc-recover" // inproc, recovering panics in OnEvent
-	GoPlugin      = "goplugin"       // the batched stream
+	GoPlugin      = "goplugin"       // the default: batches through the shared-memory ring
+	GoPluginGRPC  = "goplugin-grpc"  // batches as messages on the gRPC stream
 	GoPluginNaive = "goplugin-naive" // one RPC per event
 )
 

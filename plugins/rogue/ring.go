@@ -107,6 +107,8 @@ func (s *server) ringStream(stream interface {
 		switch attack {
 		case "ring-write":
 			r.write(s.stderr)
+		case "stream-error":
+			return s.streamError()
 		case "ring-stall":
 			// Never reads, answers or acknowledges again, and lives on.
 			notice(s.stderr, "ring-stall: the ring is no longer read")

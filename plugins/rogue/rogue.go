@@ -163,7 +163,7 @@ func (s *server) Stream(stream wire.Detector_StreamServer) error {
 			time.Sleep(s.delay)
 		}
 		if s.c.Attack == "stream-error" && s.triggered(events) {
-			return status.Error(codes.Unknown, strings.Repeat("\u009b31m\x7f\x1b]0;pwned\x07 ", max(s.c.Size, 32<<10)/16))
+			return s.streamError()
 		}
 		out := raw(s.answer(batch.Seq, events))
 		if err := stream.SendMsg(&out); err != nil {
@@ -338,4 +338,10 @@ func fieldsJSON(key, value string) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{key: v})
 	return b
+}
+
+// streamError is the stream-error attack's status: escapes, controls and
+// DEL, size bytes of them.
+func (s *server) streamError() error {
+	return status.Error(codes.Unknown, strings.Repeat("\u009b31m\x7f\x1b]0;pwned\x07 ", max(s.c.Size, 32<<10)/16))
 }
