@@ -114,8 +114,7 @@ type Backend struct {
 	seq          uint64
 	inflight     []*pending // sent, not yet answered, oldest first
 	timer        *time.Timer
-	poll         *time.Timer   // shm: looks at the ring for progress
-	pollEvery    time.Duration // its current interval (backs off while nothing moves)
+	poll         *time.Timer // shm: looks at the ring for progress
 	crashTimes   []time.Time
 	consecutive  int // restarts since the last answered batch
 	breakerUntil time.Time
@@ -306,7 +305,7 @@ func (b *Backend) loop() {
 				b.recover(errHang, true)
 			}
 		case <-poll:
-			if err := b.ringPolled(); err != nil {
+			if err := b.ringProgress(); err != nil {
 				b.recover(err, false)
 			}
 		}

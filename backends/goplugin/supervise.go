@@ -345,7 +345,7 @@ func (b *Backend) stop(ctx context.Context) error {
 		case <-b.timer.C:
 			b.recover(errHang, true)
 		case <-b.ringPoll():
-			if err := b.ringPolled(); err != nil {
+			if err := b.ringProgress(); err != nil {
 				b.recover(err, false)
 			}
 		case <-ctx.Done():

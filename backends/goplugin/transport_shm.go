@@ -107,11 +107,14 @@ var errRingFull = errors.New("the shm ring has no room for the batch")
 // How often the loop looks at the ring while batches are in flight: the
 // plugin answers only batches with findings or errors on the stream, so a
 // batch read without an answer is seen from the consumer position. Every
-// batch sent looks too, so at saturation the timer rarely fires; while
-// nothing moves it backs off to pollMax.
+// batch sent looks too, so at saturation the timer rarely fires. The loop
+// looks every pollMin while the plugin makes progress, every pollMax once
+// it has made none for pollSlowAfter (a plugin that hangs is not polled
+// 20,000 times a second until its deadline).
 const (
-	pollMin = 50 * time.Microsecond
-	pollMax = 2 * time.Millisecond
+	pollMin       = 50 * time.Microsecond
+	pollMax       = time.Millisecond
+	pollSlowAfter = 5 * time.Millisecond
 )
 
 // ringSend writes p into the ring after every batch before it. A ring
@@ -213,8 +216,15 @@ func (b *Backend) ringPoll() <-chan time.Time {
 	if b.proc == nil || b.proc.ring == nil || len(b.inflight) == 0 {
 		return nil
 	}
-	b.pollEvery = min(max(b.pollEvery, pollMin), pollMax)
-	b.poll.Reset(b.pollEvery)
+	since := b.inflight[0].sentAt
+	if b.lastAnswer.After(since) {
+		since = b.lastAnswer
+	}
+	every := pollMin
+	if time.Since(since) > pollSlowAfter {
+		every = pollMax
+	}
+	b.poll.Reset(every)
 	return b.poll.C
 }
 
@@ -229,7 +239,6 @@ func (b *Backend) ringProgress() error {
 	if b.proc == nil || b.proc.ring == nil {
 		return nil
 	}
-	settled := false
 	for len(b.inflight) > 0 && b.inflight[0].written {
 		p := b.inflight[0]
 		done, err := b.ringRead(p.ringEnd)
@@ -243,10 +252,6 @@ func (b *Backend) ringProgress() error {
 		b.lastAnswer = time.Now()
 		b.progressed()
 		b.complete(p, nil, p.count)
-		settled = true
-	}
-	if settled {
-		b.pollEvery = pollMin
 	}
 	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
 		p := b.inflight[i]
@@ -255,17 +260,6 @@ func (b *Backend) ringProgress() error {
 		}
 	}
 	return nil
-}
-
-// ringPolled is ringProgress when the poll timer fired: if nothing
-// moved, the next look comes later.
-func (b *Backend) ringPolled() error {
-	before := len(b.inflight)
-	err := b.ringProgress()
-	if len(b.inflight) == before {
-		b.pollEvery *= 2
-	}
-	return err
 }
 
 // ringRead says whether the plugin has read the ring up to end with no
@@ -324,7 +318,6 @@ func (b *Backend) ringWritePending(p *pending) error {
 	}
 	b.seq++
 	p.seq, p.sentAt, p.written, p.ringEnd = b.seq, time.Now(), true, b.proc.ring.Produced()
-	b.pollEvery = pollMin // new work: look again soon
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -16,8 +15,8 @@ import (
 
 // ConsumerOptions tune the consumer's waiting.
 type ConsumerOptions struct {
-	// Spin is how long Next polls an empty ring (yielding the processor)
-	// before it sleeps on the futex. A producer that commits more often
+	// Spin is how long Next polls an empty ring (yielding the processor
+	// to any thread that wants it) before it sleeps on the futex. A producer that commits more often
 	// than this never pays a wake-up. Zero means DefaultSpin; negative
 	// means never spin.
 	Spin time.Duration
@@ -198,7 +197,9 @@ func (c *Consumer) Next(ctx context.Context) ([]byte, error) {
 			} else if time.Since(spinStart) >= c.opts.Spin {
 				spun = true
 			}
-			runtime.Gosched()
+			// Yield the processor, not only to this process's goroutines:
+			// on a host with few cores the producer may be waiting for it.
+			osYield()
 			continue
 		}
 		c.sleep(ctx)
