@@ -146,13 +146,14 @@ var faultTable = []faultCell{
 	{"fail-init", "goplugin", "", refusesToStart},
 }
 
-// withShm is the table with each goplugin cell again on backend
-// "goplugin-shm": goplugin with transport shm, the same expectations.
-func withShm(cells []faultCell) []faultCell {
+// withGRPC is the table with each goplugin cell (transport shm, the
+// default) again on backend "goplugin-grpc": goplugin with transport grpc,
+// the same expectations.
+func withGRPC(cells []faultCell) []faultCell {
 	out := append([]faultCell(nil), cells...)
 	for _, c := range cells {
 		if c.backend == "goplugin" {
-			c.backend = "goplugin-shm"
+			c.backend = "goplugin-grpc"
 			out = append(out, c)
 		}
 	}
@@ -186,7 +187,7 @@ func slowSheds(t *testing.T, o faultOutcome) {
 // detector on the same backend.
 func TestFaultTable(t *testing.T) {
 	testenv.RequireBPF(t)
-	for _, c := range withShm(faultTable) {
+	for _, c := range withGRPC(faultTable) {
 		t.Run(c.fault+"/"+c.backend, func(t *testing.T) {
 			o := runFault(t, c)
 			t.Logf("died %v, exit %d; faulty delivered %d of %d markers", o.died, o.code, o.delivered("faulty"), okMarkers)
@@ -226,13 +227,13 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 	dir := t.TempDir()
 	o := faultOutcome{dir: dir}
 	where, backend := "builtin: chaos", c.backend
-	if c.backend == "goplugin" || c.backend == "goplugin-shm" {
+	if c.backend == "goplugin" || c.backend == "goplugin-grpc" {
 		where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 1s"
 		if c.fault == "slow" {
 			where = "plugin: " + testenv.Plugin(t, "chaos") + "\n    batch_deadline: 60s"
 		}
-		if c.backend == "goplugin-shm" {
-			where += "\n    transport: shm"
+		if c.backend == "goplugin-grpc" {
+			where += "\n    transport: grpc"
 			backend = "goplugin"
 		}
 		if c.fault == "memory" {

@@ -141,16 +141,17 @@ type request struct {
 // batch (a reference of its own on the buffer), not the events: about a
 // fifth of their size, and enough to send again after a crash.
 type pending struct {
-	ctx      context.Context
-	buf      mem.Buffer
-	count    int
-	done     backends.Done
-	seq      uint64
-	sentAt   time.Time
-	written  bool   // in the current process's ring or stream (shm: a full ring leaves it waiting)
-	ringEnd  uint64 // shm: the ring position after its record; a consumer past it has read it
-	waited   bool   // it found the ring full once (counted once)
-	failures int    // times the plugin died while this was the oldest batch
+	ctx         context.Context
+	buf         mem.Buffer
+	count       int
+	done        backends.Done
+	seq         uint64
+	sentAt      time.Time
+	written     bool   // in the current process's ring or stream (shm: a full ring leaves it waiting)
+	ringEnd     uint64 // shm: the ring position after its record; a consumer past it has read it
+	waited      bool   // it found the ring full once (counted once)
+	redelivered bool   // its batch is flagged as sent before
+	failures    int    // times the plugin died while this was the oldest batch
 }
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and

@@ -31,6 +31,7 @@ func TestRingSizeIsChecked(t *testing.T) {
 		{"too small", func(o *Options) { o.RingBytes = 512 << 10 }, "shm ring of 512 KiB cannot hold a batch of up to 256 events (1024 KiB at 4096 bytes an event): make the ring at least 1 MiB"},
 		{"smaller batches fit", func(o *Options) { o.RingBytes, o.BatchEvents = 512<<10, 128 }, ""},
 		{"the default is shm", func(o *Options) { o.Transport = "" }, ""},
+		{"the default ring grows with batches", func(o *Options) { o.RingBytes, o.BatchEvents = 0, 4096 }, ""},
 		{"not a power of two", func(o *Options) { o.RingBytes = 24 << 20 }, "want a power of two"},
 		{"unary", func(o *Options) { o.Unary = true }, "goplugin-unary"},
 		{"unknown", func(o *Options) { o.Transport = "carrier-pigeon" }, `transport "carrier-pigeon": use shm or grpc`},

@@ -57,11 +57,24 @@ func (b *Backend) recover(err error, hang bool) {
 	}
 	for _, p := range b.inflight {
 		b.redelivered.Add(uint64(p.count))
+		p.markRedelivered()
 		if err := b.send(p); err != nil {
 			b.recover(err, false)
 			return
 		}
 	}
+}
+
+// markRedelivered flags p's batch as sent before (the SDK tells the
+// detector: detect.Redelivered), in a copy: the buffer sent may still be
+// referenced by the dead process's stream.
+func (p *pending) markRedelivered() {
+	if p.redelivered {
+		return
+	}
+	old := p.buf
+	p.buf, p.redelivered = mem.SliceBuffer(wire.Redelivered(old.ReadOnlyData())), true
+	old.Free()
 }
 
 // failAll gives every batch in flight the error (the breaker is open).
@@ -109,6 +122,7 @@ func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]d
 			return nil, nil
 		}
 		b.redelivered.Add(uint64(count))
+		batch = wire.Redelivered(batch)
 	}
 }
 
@@ -123,7 +137,8 @@ func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Findi
 	for i := range events {
 		b.splitEnc.Reset()
 		b.splitEnc.Add(&events[i])
-		fs, err := b.deliverSync(ctx, bytes.Clone(b.splitEnc.Bytes()), 1)
+		// Each event of the split was sent before, in the batch.
+		fs, err := b.deliverSync(ctx, wire.Redelivered(b.splitEnc.Bytes()), 1)
 		if err != nil {
 			return out, err
 		}

@@ -32,7 +32,8 @@ const (
 // DefaultRingBytes is the shm ring's default data area: 4 MiB holds the
 // default Window (16) of batches of 256 events of up to 1 KiB (typical
 // events encode to a quarter of that); batches of larger events wait in
-// flight for room.
+// flight for room. Batches of more than 1024 events get a ring that holds
+// one of them at RingEventBytes an event.
 const DefaultRingBytes = 4 << 20
 
 // RingEventBytes is what the ring must have room for per event of one
@@ -66,11 +67,15 @@ func checkTransport(o *Options) error {
 	if o.Unary {
 		return errors.New("transport shm carries the batch stream: the one-RPC-per-batch mode (goplugin-unary) has none")
 	}
-	if o.RingBytes == 0 {
-		o.RingBytes = DefaultRingBytes
-	}
 	if o.BatchEvents <= 0 {
 		o.BatchEvents = 256
+	}
+	if o.RingBytes == 0 {
+		// The default, or as much more as batches this large need.
+		o.RingBytes = DefaultRingBytes
+		for o.RingBytes < shm.MaxDataSize && int64(o.RingBytes) < int64(o.BatchEvents)*RingEventBytes {
+			o.RingBytes *= 2
+		}
 	}
 	if o.RingBytes < shm.MinDataSize || o.RingBytes > shm.MaxDataSize || o.RingBytes&(o.RingBytes-1) != 0 {
 		return fmt.Errorf("shm ring of %d bytes: want a power of two from %d KiB to %d MiB", o.RingBytes, shm.MinDataSize>>10, shm.MaxDataSize>>20)

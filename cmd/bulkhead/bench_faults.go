@@ -82,14 +82,8 @@ func runFaultCell(p faultPlan, stderrLog io.Writer) (bench.FaultCell, error) {
 	if err != nil {
 		return cell, err
 	}
-	tmp, err := os.MkdirTemp("", "bulkhead-bench-fault-")
-	if err != nil {
-		return cell, err
-	}
-	defer os.RemoveAll(tmp)
 	plan, _ := json.Marshal(p)
 	cmd := exec.Command(self, "bench", "fault-cell", "--plan", string(plan))
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp) // the chaos detector's "once" memory, when not in an enclave
 	var tail tailBuffer
 	cmd.Stderr = io.MultiWriter(&tail, stderrLog)
 	out, _ := cmd.StdoutPipe()

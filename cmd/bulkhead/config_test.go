@@ -39,7 +39,7 @@ func TestBadConfigExplains(t *testing.T) {
 			`detector #1 (d1): transport "udp": use shm or grpc`},
 		{"ring too small", "dispatch: {batch_size: 512}\ndetectors: [{name: d1, backend: goplugin, plugin: /x, transport: shm, ring_mib: 1}]",
 			"detector #1 (d1): shm ring of 1024 KiB cannot hold a batch of up to 512 events (2048 KiB at 4096 bytes an event): make the ring at least 2 MiB or the batches smaller"},
-		{"ring for bigger batches", "dispatch: {batch_size: 2048}\ndetectors: [{name: d1, backend: goplugin, plugin: /x}]",
+		{"ring for bigger batches", "dispatch: {batch_size: 2048}\ndetectors: [{name: d1, backend: goplugin, plugin: /x, ring_mib: 4}]",
 			"detector #1 (d1): shm ring of 4096 KiB cannot hold a batch of up to 2048 events"},
 		{"ring without shm", "detectors: [{name: d1, backend: goplugin, plugin: /x, transport: grpc, ring_mib: 32}]",
 			"detector #1 (d1): ring_mib is for transport: shm"},

@@ -29,8 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -50,9 +48,10 @@ type Config struct {
 	On string `json:"on"`
 	// After triggers it on every Nth event.
 	After int `json:"after"`
-	// Once triggers it on each marker path only once; what has fired is
-	// remembered in a file in the temporary directory (the plugin's private
-	// one in an enclave), so a restarted plugin does not fire again.
+	// Once triggers it only on a marker's first delivery: a restarted
+	// plugin handles the marker's event normally when the monitor sends
+	// it again (sdk.Redelivered). A plugin in an enclave keeps nothing
+	// across restarts, so this is the only memory a fault can have.
 	Once bool `json:"once"`
 	// Delay is what each event costs once a slow fault is triggered
 	// (default 1ms); without On or After the slowness starts at once.
@@ -113,10 +112,10 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	return nil
 }
 
-func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+func (d *Detector) OnEvent(ctx context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
 	d.seen++
 	path := ev.Open.Resolved
-	if d.triggered(path) {
+	if d.triggered(ctx, path) {
 		d.log.Warn("injecting fault", zap.String("fault", d.c.Fault), zap.String("path", path), zap.Int("event", d.seen))
 		d.inject(path)
 	}
@@ -129,27 +128,11 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	return nil, nil
 }
 
-func (d *Detector) triggered(path string) bool {
+func (d *Detector) triggered(ctx context.Context, path string) bool {
 	if on(path, d.c.On) {
-		return !d.c.Once || d.firstTime(path)
+		return !d.c.Once || !sdk.Redelivered(ctx)
 	}
 	return d.c.After > 0 && d.seen%d.c.After == 0
-}
-
-// firstTime records path as fired and reports whether it had not been.
-func (d *Detector) firstTime(path string) bool {
-	name := filepath.Join(os.TempDir(), fmt.Sprintf("bulkhead-chaos-%d.fired", os.Getppid()))
-	fired, _ := os.ReadFile(name)
-	if slices.Contains(strings.Split(string(fired), "\n"), path) {
-		return false
-	}
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		panic("chaos: once: " + err.Error()) // cannot remember: better loud than firing forever
-	}
-	defer f.Close()
-	fmt.Fprintln(f, path)
-	return true
 }
 
 func (d *Detector) inject(path string) {

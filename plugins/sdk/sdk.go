@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"context"
+
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
@@ -46,6 +48,11 @@ const (
 	KindBPFProg = event.KindBPFProg
 	KindMemfd   = event.KindMemfd
 )
+
+// Redelivered reports whether the events OnEvent is handling were sent
+// before, to a process of the plugin that died or hung with them (delivery
+// is at least once). See detect.Redelivered.
+func Redelivered(ctx context.Context) bool { return detect.Redelivered(ctx) }
 
 // NewFinding is a finding triggered by ev, evidence of the given MITRE
 // ATT&CK techniques (e.g. "T1003.008").

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -16,6 +18,19 @@ import (
 // compact stream codec, Encoder and Decoder.)
 const FlatVersion = 1
 
+// FlatRedelivered is the header flag of a batch the monitor sent before
+// (to a process that died or hung with it, or as part of a larger batch).
+const FlatRedelivered = 1
+
+// Redelivered returns a copy of the flat batch b marked as sent again.
+func Redelivered(b []byte) []byte {
+	c := bytes.Clone(b)
+	if len(c) >= flatHeaderSize && c[0] == flatTag {
+		binary.LittleEndian.PutUint16(c[2:], binary.LittleEndian.Uint16(c[2:])|FlatRedelivered)
+	}
+	return c
+}
+
 // flatTag is a flat batch's first byte: no stream codec version uses it,
 // so a decoder of either kind names what it got.
 const flatTag = 'F'
@@ -27,7 +42,7 @@ const flatTag = 'F'
 // of 8 bytes, padding zero.
 //
 //	batch    = header record*
-//	header   = 'F' version:u8 0:u16 nevents:u32 nprocs:u32 0:u32    (flatHeader)
+//	header   = 'F' version:u8 flags:u16 nevents:u32 nprocs:u32 0:u32 (flatHeader)
 //	record   = process | event
 //	process  = flatProcess ancestor* strings                         (kind 0xff)
 //	ancestor = flatAncestor
@@ -43,7 +58,7 @@ type (
 	flatHeader struct {
 		Tag     uint8
 		Version uint8
-		_       uint16
+		Flags   uint16 // FlatRedelivered
 		Events  uint32
 		Procs   uint32
 		_       uint32
@@ -422,14 +437,18 @@ type FlatDecoder struct {
 	procs     []event.Process
 	ancestors []event.Ancestor
 	aligned   []byte // a copy of a batch that is not 8-aligned
+	flags     uint16 // of the batch last decoded
 }
+
+// Redelivered says whether the batch last decoded was sent before.
+func (d *FlatDecoder) Redelivered() bool { return d.flags&FlatRedelivered != 0 }
 
 // Decode unpacks a flat batch. The events, their processes and every
 // string in them view b (or the decoder's copy of it) and the decoder:
 // they are valid until the next Decode and while b is unchanged. Clone an
 // event to keep it. A batch that is not well formed is refused whole.
 func (d *FlatDecoder) Decode(b []byte) ([]event.Event, error) {
-	d.events, d.procs, d.ancestors = d.events[:0], d.procs[:0], d.ancestors[:0]
+	d.events, d.procs, d.ancestors, d.flags = d.events[:0], d.procs[:0], d.ancestors[:0], 0
 	if len(b) < flatHeaderSize {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the batch header", ErrCorrupt, len(b))
 	}
@@ -445,6 +464,7 @@ func (d *FlatDecoder) Decode(b []byte) ([]event.Event, error) {
 	}
 	h := at[flatHeader](b, 0)
 	nevents, nprocs := h.Events, h.Procs
+	d.flags = h.Flags
 	// Counts that cannot fit are corrupt and must not size an allocation.
 	if uint64(nprocs)*uint64(flatProcessSize)+uint64(nevents)*uint64(flatMinRecordSize) > uint64(len(b)-flatHeaderSize) {
 		return nil, fmt.Errorf("%w: %d processes and %d events in %d bytes", ErrCorrupt, nprocs, nevents, len(b))

@@ -78,6 +78,9 @@ func (s *Server) process(ctx context.Context, seq uint64, batch []byte, dec *wir
 		res.LastError = []byte(err.Error())
 		return res
 	}
+	if dec.Redelivered() {
+		ctx = detect.WithRedelivered(ctx)
+	}
 	// Errors counts events, not failures: one per event whose OnEvent
 	// failed or whose findings could not be sent (the monitor refuses more
 	// errors than events). Findings over the monitor's per-batch bound
