@@ -12,8 +12,9 @@
 //	  setresuid syscall (as C's syscall(SYS_setresuid) or a Go server
 //	  impersonating a user on a locked thread does), acts, and lets another
 //	  thread, still root, act; then it takes euid 0 back and acts.
-//	drop: one thread drops every uid to nobody for good (raw setresuid),
-//	  acts, and ends; the main thread, still root, acts.
+//	drop: one thread drops every uid to nobody for good with the raw
+//	  setuid syscall (C's syscall(SYS_setuid, …), not glibc's all-thread
+//	  setuid), acts, and ends; the main thread, still root, acts.
 //	allthreads: Go's syscall.Setresuid drops the effective uid of every
 //	  thread (allthreadsyscall), threads act, and it takes euid 0 back.
 //	gid: Go's syscall.Setgid moves every thread's gids to nogroup and back;
@@ -115,7 +116,9 @@ func main() {
 
 	// drop
 	onThread(false, func() {
-		setresuid(nobody, nobody, nobody)
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_SETUID, nobody, 0, 0); errno != 0 {
+			fail("drop: setuid: %v", errno)
+		}
 		act("drop-nobody")
 	})
 	act("drop-other-thread-root")
