@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/rules"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
@@ -123,5 +124,43 @@ func TestBadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want an error with %q", cfg, err, want)
 		}
+	}
+}
+
+// An administrator's shell script that runs apt-get is not a service
+// running a package manager; a web application doing so still is.
+func TestPackageManagerParents(t *testing.T) {
+	script := sdktest.Proc{PID: 30, Exe: "/usr/bin/bash", Comm: "upgrade.sh", Ancestors: []string{"/usr/lib/systemd/systemd"}}
+	app := sdktest.Proc{PID: 40, Exe: "/usr/bin/python3", Comm: "gunicorn", Ancestors: []string{"/usr/lib/systemd/systemd"}}
+	for _, c := range []struct {
+		name string
+		p    sdktest.Proc
+		want []string
+	}{
+		{"a shell script", script.Child(31, "/usr/bin/apt-get", "apt-get", "install", "-y", "less"), nil},
+		{"a web application", app.Child(41, "/usr/bin/apt-get", "apt-get", "install", "-y", "nmap"),
+			[]string{"package_manager_unexpected_parent"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := sdktest.Rules(sdktest.Run(t, rules.New(), "", c.p.Exec()))
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// The setid fields are uids: a gid call (whose before and after are gids)
+// leaves them as the thread's uids were, so root moving its groups is not a
+// non-root user becoming root.
+func TestGroupCallsAreNotUserCalls(t *testing.T) {
+	root := sdktest.Proc{PID: 50, Exe: "/usr/local/bin/agent"}
+	back := root.SetID("setgid", event.IDs{Real: 65534, Effective: 65534, Saved: 65534}, event.IDs{})
+	back.UID, back.EUID = 0, 0
+	user := sdktest.Proc{PID: 60, Exe: "/var/tmp/python3", UID: 1000, EUID: 0}
+	up := user.SetID("setuid", event.IDs{Real: 1000}, event.IDs{})
+	got := sdktest.Rules(sdktest.Run(t, rules.New(), "", back, up))
+	if !slices.Equal(got, []string{"setid_to_root"}) || len(sdktest.Run(t, rules.New(), "", back)) != 0 {
+		t.Fatalf("got %q, want only the setuid call's setid_to_root", got)
 	}
 }

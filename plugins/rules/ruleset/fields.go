@@ -152,9 +152,26 @@ var Fields = []Field{
 		return ""
 	})),
 	field("port", cel.IntType, "connect: the destination port", num(func(ev *event.Event) uint16 { return ev.Connect.Port })),
-	field("new_uid", cel.IntType, "setid: the real uid after the call", num(func(ev *event.Event) uint32 { return ev.SetID.New.Real })),
-	field("new_euid", cel.IntType, "setid: the effective uid after the call", num(func(ev *event.Event) uint32 { return ev.SetID.New.Effective })),
-	field("old_uid", cel.IntType, "setid: the real uid before the call", num(func(ev *event.Event) uint32 { return ev.SetID.Old.Real })),
+	// A gid-family call's Old and New are gids; its uids are the header's,
+	// which it did not change.
+	field("new_uid", cel.IntType, "setid: the real uid after the call (a gid call leaves it as it was)", num(func(ev *event.Event) uint32 {
+		if !uidCall(ev) {
+			return ev.UID
+		}
+		return ev.SetID.New.Real
+	})),
+	field("new_euid", cel.IntType, "setid: the effective uid after the call (a gid call leaves it as it was)", num(func(ev *event.Event) uint32 {
+		if !uidCall(ev) {
+			return ev.EUID
+		}
+		return ev.SetID.New.Effective
+	})),
+	field("old_uid", cel.IntType, "setid: the real uid before the call", num(func(ev *event.Event) uint32 {
+		if !uidCall(ev) {
+			return ev.UID
+		}
+		return ev.SetID.Old.Real
+	})),
 	field("target_pid", cel.IntType, "ptrace: the traced process", num(func(ev *event.Event) uint32 { return ev.Ptrace.TargetPID })),
 	field("name", cel.StringType, "bpf_prog: the program's name; memfd: the memfd's name", str(func(ev *event.Event) string {
 		if ev.Kind == event.KindBPFProg {
@@ -171,3 +188,13 @@ var fieldIndex = func() map[string]int {
 	}
 	return m
 }()
+
+// uidCall reports whether ev is a setid call of the uid family (setuid,
+// setreuid, setresuid, setfsuid), whose Old and New are uids.
+func uidCall(ev *event.Event) bool {
+	switch ev.SetID.Syscall {
+	case "setuid", "setreuid", "setresuid", "setfsuid":
+		return true
+	}
+	return false
+}

@@ -9,14 +9,17 @@ import (
 
 // A guard is one conjunct of a rule's condition simple enough to check in
 // Go before CEL runs: a field equal to, starting with, ending with,
-// containing or in a set of constants. Guards only ever skip rules whose
-// condition is false, so they change speed, never results.
+// containing or in a set of constants, or a disjunction (||) each of whose
+// sides has guards of its own (path == "/a" || path.startsWith("/b/")).
+// Guards only ever skip rules whose condition is false, so they change
+// speed, never results.
 type guard struct {
 	field int
 	op    guardOp
 	s     string
 	n     int64
 	set   map[string]struct{}
+	any   [][]guard // guardAny: passes when every guard of one of these does
 }
 
 type guardOp uint8
@@ -28,9 +31,18 @@ const (
 	guardContains
 	guardIn
 	guardEqInt
+	guardAny
 )
 
 func (g *guard) ok(ev *event.Event) bool {
+	if g.op == guardAny {
+		for _, alt := range g.any {
+			if allOK(alt, ev) {
+				return true
+			}
+		}
+		return false
+	}
 	f := &Fields[g.field]
 	if g.op == guardEqInt {
 		return f.num(ev) == g.n
@@ -62,6 +74,18 @@ func guardsOf(e *exprpb.Expr, lists map[string][]string) []guard {
 	switch fn := call.GetFunction(); fn {
 	case "_&&_":
 		return append(guardsOf(args[0], lists), guardsOf(args[1], lists)...)
+	case "_||_":
+		// Whichever side is true passes its own guards; a side without
+		// any could be true for anything.
+		var alts [][]guard
+		for _, a := range args {
+			g := guardsOf(a, lists)
+			if len(g) == 0 {
+				return nil
+			}
+			alts = append(alts, g)
+		}
+		return []guard{{op: guardAny, any: alts}}
 	case "_==_":
 		for i := 0; i < 2; i++ {
 			f, ok := fieldOf(args[i])
@@ -113,6 +137,15 @@ func guardsOf(e *exprpb.Expr, lists map[string][]string) []guard {
 		return []guard{{field: f, op: op, s: args[0].GetConstExpr().GetStringValue()}}
 	}
 	return nil
+}
+
+func allOK(gs []guard, ev *event.Event) bool {
+	for i := range gs {
+		if !gs[i].ok(ev) {
+			return false
+		}
+	}
+	return true
 }
 
 // fieldOf is the field an expression names, if it is one.
