@@ -155,7 +155,7 @@ func TestShippedConfigLoads(t *testing.T) {
 			t.Errorf("%s is not a builtin: it could not run on inproc", d.Name)
 		}
 	}
-	for _, want := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence"} {
+	for _, want := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence", "rules"} {
 		if !names[want] {
 			t.Errorf("configs/detectors.yaml lacks %s", want)
 		}
@@ -175,7 +175,7 @@ func TestDeployFiles(t *testing.T) {
 	for _, d := range c.Detectors {
 		got[d.Name] = d.Plugin
 	}
-	for _, name := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence"} {
+	for _, name := range []string{"webshell", "credaccess", "tmpexec", "privesc", "kernelload", "ptrace", "outbound", "persistence", "rules"} {
 		if want := "/usr/local/lib/bulkhead/bulkhead-plugin-" + name; got[name] != want {
 			t.Errorf("deploy/bulkhead.yaml: %s runs %q, want %q", name, got[name], want)
 		}

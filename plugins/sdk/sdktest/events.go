@@ -91,7 +91,13 @@ func (p Proc) Connect(addr string, port uint16, ret int64) *event.Event {
 // SetID is p's successful setid-family call moving its uids from old to new.
 func (p Proc) SetID(syscall string, old, new event.IDs) *event.Event {
 	ev := p.Event(event.KindSetID)
-	ev.UID, ev.EUID = new.Real, new.Effective
+	// The header carries the thread's uids after the call (as the kernel
+	// side reports them); old and new are gids for the setgid family.
+	if strings.Contains(syscall, "gid") || strings.Contains(syscall, "groups") {
+		ev.GID, ev.EGID = new.Real, new.Effective
+	} else {
+		ev.UID, ev.EUID = new.Real, new.Effective
+	}
 	ev.SetID = event.SetID{Syscall: event.Syscall(syscall), Args: [3]uint32{new.Real, new.Effective, new.Saved}, Old: old, New: new}
 	return ev
 }
