@@ -101,11 +101,12 @@ type Backend struct {
 	opts Options
 	log  *zap.Logger
 	def  detect.Definition
-	enc  *wire.FlatEncoder // Submit's
+	enc  *wire.FlatEncoder // Submit's (grpc); the loop's (shm, while Submit waits)
 	// maxBatch is the largest encoded batch the transport carries: the
 	// ring's record, or the stream's message.
 	maxBatch int
 	reqs     chan request
+	encoded  chan struct{} // shm: the loop is done reading a request's events
 	done     chan struct{}
 
 	// Owned by loop.
@@ -132,14 +133,17 @@ type Backend struct {
 }
 
 type request struct {
-	ctx   context.Context
-	batch *pending // nil: stop
-	stop  func(error)
+	ctx    context.Context
+	batch  *pending       // encoded by Submit (grpc)
+	events []*event.Event // or to be encoded by the loop (shm), then done
+	done   backends.Done
+	stop   func(error) // or: stop
 }
 
 // pending is a batch on its way through the plugin. It keeps the encoded
-// batch (a reference of its own on the buffer), not the events: about a
-// fifth of their size, and enough to send again after a crash.
+// batch (a reference of its own on the buffer, or, shm, a view of the ring
+// it was encoded into, held there until settled and copied out if the
+// process dies), not the events: enough to send again after a crash.
 type pending struct {
 	ctx         context.Context
 	buf         mem.Buffer
@@ -148,6 +152,8 @@ type pending struct {
 	seq         uint64
 	sentAt      time.Time
 	written     bool   // in the current process's ring or stream (shm: a full ring leaves it waiting)
+	inRing      bool   // shm: buf views the ring, where it was encoded (held there until settled)
+	ringPos     uint64 // shm: the ring position of its record
 	ringEnd     uint64 // shm: the ring position after its record; a consumer past it has read it
 	waited      bool   // it found the ring full once (counted once)
 	redelivered bool   // its batch is flagged as sent before
@@ -188,7 +194,7 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	if opts.LogBytesPerSecond <= 0 {
 		opts.LogBytesPerSecond = 16 << 10
 	}
-	b = &Backend{opts: opts, log: log, reqs: make(chan request), done: make(chan struct{}),
+	b = &Backend{opts: opts, log: log, reqs: make(chan request), encoded: make(chan struct{}, 1), done: make(chan struct{}),
 		enc: wire.NewFlatEncoder(), splitEnc: wire.NewFlatEncoder(), timer: time.NewTimer(time.Hour), poll: time.NewTimer(time.Hour)}
 	b.maxBatch = maxBatchBytes(opts)
 	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
@@ -212,6 +218,10 @@ func (b *Backend) Definition() detect.Definition { return b.def }
 func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backends.Done) {
 	if len(events) == 0 {
 		done(nil, nil)
+		return
+	}
+	if b.opts.Transport == TransportShm {
+		b.submitShm(ctx, events, done)
 		return
 	}
 	b.enc.Reset()
@@ -283,17 +293,19 @@ func (b *Backend) loop() {
 		poll = b.ringPoll()
 		select {
 		case r := <-reqs:
-			if r.batch == nil {
+			switch {
+			case r.stop != nil:
 				r.stop(b.stop(r.ctx))
 				return
-			}
-			b.inflight = append(b.inflight, r.batch)
-			if b.opts.Unary {
-				b.deliverUnary()
-			} else if err := b.send(r.batch); err != nil {
-				b.recover(err, false)
-			} else if err := b.ringProgress(); err != nil {
-				b.recover(err, false)
+			case r.events != nil:
+				b.acceptShm(r)
+			default:
+				b.inflight = append(b.inflight, r.batch)
+				if b.opts.Unary {
+					b.deliverUnary()
+				} else if err := b.send(r.batch); err != nil {
+					b.recover(err, false)
+				}
 			}
 		case res := <-results:
 			b.answered(res)

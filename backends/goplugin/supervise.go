@@ -239,6 +239,10 @@ func (b *Backend) crashed(err error, hang bool) {
 	if b.proc == nil {
 		return
 	}
+	// The ring goes with the process: batches that view it get copies.
+	for _, p := range b.inflight {
+		p.detach()
+	}
 	gross := errors.Is(err, errViolation)
 	switch {
 	case hang:

@@ -1,6 +1,7 @@
 package goplugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/mem"
 )
 
 // Transports: how batches reach a plugin (Options.Transport).
@@ -159,6 +161,15 @@ func maxBatchBytes(o Options) int {
 // large on its own is refused: counted as quarantined and logged. Nothing
 // is sent that the plugin would have to be killed over.
 func (b *Backend) submitSplit(ctx context.Context, events []*event.Event, done backends.Done) {
+	for _, p := range b.split(ctx, events, done) {
+		b.queue(p)
+	}
+}
+
+// split encodes events as batches that fit the transport (see
+// submitSplit), answered together through done; none if every event is
+// refused (done is then called at once).
+func (b *Backend) split(ctx context.Context, events []*event.Event, done backends.Done) []*pending {
 	var (
 		chunks [][]*event.Event
 		cur    []*event.Event
@@ -183,15 +194,120 @@ func (b *Backend) submitSplit(ctx context.Context, events []*event.Event, done b
 	}
 	if len(chunks) == 0 {
 		done(nil, nil)
-		return
+		return nil
 	}
 	all := &joined{left: len(chunks), done: done}
+	out := make([]*pending, 0, len(chunks))
 	for _, c := range chunks {
 		b.enc.Reset()
 		for _, ev := range c {
 			b.enc.Add(ev)
 		}
-		b.queue(&pending{ctx: ctx, buf: b.enc.Finish(), count: len(c), done: all.one})
+		out = append(out, &pending{ctx: ctx, buf: b.enc.Finish(), count: len(c), done: all.one})
+	}
+	return out
+}
+
+// submitShm is Submit on the shm transport: the loop encodes the batch
+// straight into the ring, and Submit waits for that (the events are only
+// valid until it returns).
+func (b *Backend) submitShm(ctx context.Context, events []*event.Event, done backends.Done) {
+	select {
+	case b.reqs <- request{ctx: ctx, events: events, done: done}:
+		<-b.encoded
+	case <-b.done:
+		done(nil, backends.ErrUnavailable)
+	}
+}
+
+// acceptShm takes a batch of events Submit hands the loop: encoded into
+// the ring when nothing waits before it and it fits (no copy: the pending
+// batch views the ring, which holds it until it is settled), else into a
+// buffer of its own that waits for room, or, too large for the ring, split.
+// Submit returns once this has read the events.
+func (b *Backend) acceptShm(r request) {
+	ps := b.encodeShm(r)
+	b.encoded <- struct{}{}
+	for _, p := range ps {
+		b.inflight = append(b.inflight, p)
+		if p.written {
+			continue
+		}
+		if err := b.send(p); err != nil {
+			b.recover(err, false)
+			return
+		}
+	}
+	if err := b.ringProgress(); err != nil {
+		b.recover(err, false)
+	}
+}
+
+// minRingRoom is the least room worth encoding a batch into: with less,
+// the batch is encoded aside and waits.
+const minRingRoom = 4 << 10
+
+func (b *Backend) encodeShm(r request) []*pending {
+	count := len(r.events)
+	if b.proc != nil && b.proc.ring != nil && b.unwritten() < 0 {
+		ring := b.proc.ring
+		b.ringHold()
+		pos := ring.Produced()
+		buf, ok, err := ring.ReserveUpTo(wire.RingHeaderSize+minRingRoom, wire.RingHeaderSize+b.maxBatch)
+		if ok && err == nil {
+			room := buf[wire.RingHeaderSize:]
+			b.enc.ResetInto(room)
+			for _, ev := range r.events {
+				b.enc.Add(ev)
+			}
+			batch := b.enc.Bytes()
+			if b.enc.Into(room) {
+				b.seq++
+				wire.PutRingHeader(buf, b.seq, count)
+				if err := ring.Commit(wire.RingHeaderSize + len(batch)); err == nil {
+					return []*pending{{ctx: r.ctx, buf: mem.SliceBuffer(batch), count: count, done: r.done,
+						seq: b.seq, sentAt: time.Now(), written: true, inRing: true, ringPos: pos, ringEnd: ring.Produced()}}
+				}
+				b.seq--
+			}
+			ring.Abort()
+			// It outgrew the room: it is whole in memory of its own.
+			if len(batch) <= b.maxBatch {
+				return []*pending{{ctx: r.ctx, buf: mem.SliceBuffer(batch), count: count, done: r.done}}
+			}
+			return b.split(r.ctx, r.events, r.done)
+		}
+		// No room now, or a violation the send will find: encode aside.
+	}
+	b.enc.Reset()
+	for _, ev := range r.events {
+		b.enc.Add(ev)
+	}
+	if b.enc.Len() > b.maxBatch {
+		return b.split(r.ctx, r.events, r.done)
+	}
+	return []*pending{{ctx: r.ctx, buf: b.enc.Finish(), count: count, done: r.done}}
+}
+
+// ringHold keeps the oldest batch in flight that views the ring from
+// being overwritten: the plugin may have read it (and moved its position
+// past it) before the monitor settled it and read its findings' events.
+func (b *Backend) ringHold() {
+	ring := b.proc.ring
+	for _, p := range b.inflight {
+		if p.inRing {
+			ring.Hold(p.ringPos)
+			return
+		}
+	}
+	ring.Unhold()
+}
+
+// detach gives p a copy of its batch if it views the ring (which goes
+// with its process).
+func (p *pending) detach() {
+	if p.inRing {
+		p.buf, p.inRing = mem.SliceBuffer(bytes.Clone(p.buf.ReadOnlyData())), false
 	}
 }
 
@@ -353,6 +469,7 @@ func (b *Backend) ringWriteWaiting(ctx context.Context, seq uint64, count int, b
 // violation.
 func (b *Backend) ringWrite(seq uint64, count int, batch []byte) (ok bool, err error) {
 	ring := b.proc.ring
+	b.ringHold()
 	buf, ok, err := ring.Reserve(wire.RingHeaderSize + len(batch))
 	switch {
 	case errors.Is(err, shm.ErrProtocol):

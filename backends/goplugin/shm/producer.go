@@ -30,6 +30,8 @@ type Producer struct {
 	records  uint64 // records committed
 	consumed uint64 // last validated consumer position
 	answered uint64 // last validated answered count
+	hold     uint64 // no data from here on is reused (holding)
+	holding  bool
 	reserved int    // payload bytes of the open reservation, -1 if none
 	err      error  // sticky protocol error
 
@@ -189,13 +191,13 @@ func (p *Producer) Reserve(n int) (buf []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("%w: %d bytes, ring %d", ErrTooLarge, n, p.size)
 	}
 	total := align8(uint64(RecordHeaderSize + n))
-	if p.size-(p.prod-p.consumed) < total {
+	if p.size-(p.prod-p.tail()) < total {
 		// Only now look at the consumer's page: while there is room
 		// the producer does not touch the consumer's cache line.
 		if _, err := p.Consumed(); err != nil {
 			return nil, false, err
 		}
-		if p.size-(p.prod-p.consumed) < total {
+		if p.size-(p.prod-p.tail()) < total {
 			return nil, false, nil
 		}
 	}
@@ -203,6 +205,54 @@ func (p *Producer) Reserve(n int) (buf []byte, ok bool, err error) {
 	p.reserved = n
 	start := off + RecordHeaderSize
 	return p.m.data[start : start+uint64(n) : start+uint64(n)], true, nil
+}
+
+// Hold keeps the data from position pos on (pos ≤ Produced) from being
+// reused, even once the consumer has passed it: records the caller still
+// reads from its own mapping (Reserve's slices stay valid until the space
+// is reused). Unhold lets go.
+func (p *Producer) Hold(pos uint64) {
+	p.hold, p.holding = min(pos, p.prod), true
+}
+
+// Unhold ends Hold.
+func (p *Producer) Unhold() { p.holding = false }
+
+// tail is the oldest position whose data must stay: the consumer's, or
+// what is held.
+func (p *Producer) tail() uint64 {
+	if p.holding && p.hold < p.consumed {
+		return p.hold
+	}
+	return p.consumed
+}
+
+// ReserveUpTo opens the largest record that fits now, of lo to hi
+// payload bytes: the caller fills what it needs and commits that (Commit
+// takes any n up to the reservation). ok is false, with no error, when
+// fewer than lo bytes fit now.
+func (p *Producer) ReserveUpTo(lo, hi int) (buf []byte, ok bool, err error) {
+	if p.m == nil {
+		return nil, false, ErrClosed
+	}
+	if p.err != nil {
+		return nil, false, p.err
+	}
+	hi = min(hi, p.MaxPayload())
+	if lo > hi {
+		return nil, false, fmt.Errorf("%w: %d bytes, ring %d", ErrTooLarge, lo, p.size)
+	}
+	room := func() int { return int(int64(p.size)-int64(p.prod-p.tail())) - RecordHeaderSize }
+	if room() < hi {
+		if _, err := p.Consumed(); err != nil {
+			return nil, false, err
+		}
+	}
+	n := min(hi, room()&^7)
+	if n < lo {
+		return nil, false, nil
+	}
+	return p.Reserve(n)
 }
 
 // Commit publishes the open reservation with n ≤ reserved payload bytes

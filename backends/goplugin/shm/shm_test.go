@@ -408,3 +408,44 @@ func TestAnsweredValidates(t *testing.T) {
 		})
 	}
 }
+
+// Held data is not reused even once the consumer has passed it, and
+// ReserveUpTo takes what room there is.
+func TestHoldAndReserveUpTo(t *testing.T) {
+	p := newRing(t, 1<<12) // 4096 bytes of data
+	c := openRing(t, p, ConsumerOptions{})
+	buf, ok, err := p.ReserveUpTo(64, 1<<20)
+	if err != nil || !ok || len(buf) != 4096-RecordHeaderSize {
+		t.Fatalf("ReserveUpTo on an empty ring = %d bytes, %v, %v", len(buf), ok, err)
+	}
+	copy(buf, "held")
+	if err := p.Commit(1000); err != nil {
+		t.Fatal(err)
+	}
+	held := buf[:4]
+	p.Hold(0)
+	if _, ok, err := c.TryNext(); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	c.Ack()
+	// The consumer is past the record, but it is held: 3088 bytes free.
+	if _, ok, _ := p.ReserveUpTo(3100, 4000); ok {
+		t.Fatal("reserved over held data")
+	}
+	buf, ok, err = p.ReserveUpTo(64, 4000)
+	if err != nil || !ok || len(buf) != 4096-1008-RecordHeaderSize {
+		t.Fatalf("ReserveUpTo beside held data = %d bytes, %v, %v", len(buf), ok, err)
+	}
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	p.Abort()
+	if string(held) != "held" {
+		t.Fatalf("held data overwritten: %q", held)
+	}
+	p.Unhold()
+	if _, ok, err := p.ReserveUpTo(3100, 4000); !ok || err != nil {
+		t.Fatalf("after Unhold: %v %v", ok, err)
+	}
+	p.Abort()
+}

@@ -230,7 +230,8 @@ type FlatEncoder struct {
 	procs procIndex
 
 	nevents uint32
-	str     int // where the record being written puts its next string
+	str     int  // where the record being written puts its next string
+	into    bool // ResetInto: buf is the caller's (no Finish)
 }
 
 // NewFlatEncoder returns an empty encoder.
@@ -247,7 +248,22 @@ func (e *FlatEncoder) Reset() {
 	}
 	e.buf = slices.Grow((*e.bufp)[:0], flatHeaderSize)[:flatHeaderSize]
 	e.procs.reset()
-	e.nevents = 0
+	e.nevents, e.into = 0, false
+}
+
+// ResetInto starts a batch in buf (from its start, up to its capacity),
+// for a batch encoded straight into memory the caller owns (a ring
+// reservation). Should the batch outgrow buf, it continues in memory of
+// its own: Into says whether it stayed.
+func (e *FlatEncoder) ResetInto(buf []byte) {
+	e.buf = slices.Grow(buf[:0], flatHeaderSize)[:flatHeaderSize]
+	e.procs.reset()
+	e.nevents, e.into = 0, true
+}
+
+// Into says whether the batch is still in buf (given to ResetInto).
+func (e *FlatEncoder) Into(buf []byte) bool {
+	return cap(buf) > 0 && cap(e.buf) > 0 && &e.buf[:1][0] == &buf[:1][0]
 }
 
 // Count is the number of events added since Reset.
@@ -265,6 +281,9 @@ func (e *FlatEncoder) Bytes() []byte {
 // Finish ends the batch and hands over its buffer, with one reference, for
 // an OutBatch or the ring; the last Free returns it to the encoder's pool.
 func (e *FlatEncoder) Finish() mem.Buffer {
+	if e.into {
+		panic("wire: Finish of a batch encoded into the caller's memory")
+	}
 	*e.bufp = e.Bytes()
 	b := mem.NewBuffer(e.bufp, e.pool)
 	e.bufp, e.buf = nil, nil
