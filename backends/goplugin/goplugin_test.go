@@ -252,3 +252,27 @@ func TestPluginLogsReachMonitor(t *testing.T) {
 		t.Errorf("fields of the plugin's line: %v", e.ContextMap())
 	}
 }
+
+// A batch sent again after a crash is flagged as redelivered, and the SDK
+// tells the detector: the chaos detector with once fires only on a
+// marker's first delivery, so one crash, the batch sent again, nothing
+// quarantined, every finding delivered. (In an enclave a plugin keeps
+// nothing across restarts: this flag is the only way it can know.)
+func TestRedeliveryIsFlagged(t *testing.T) { transports(t, testRedeliveryIsFlagged) }
+
+func testRedeliveryIsFlagged(t *testing.T, tr string) {
+	o := withTransport(fastOptions(testenv.Plugin(t, "chaos"), `{"fault":"panic","on":"/boom","once":true,"report_on":"/"}`), tr)
+	o.Enclave, o.Launcher = testEnclave(t, "redelivery-"+tr)
+	b, err := New(o, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	fs, err := backends.Deliver(context.Background(), b, opens("/ok/1", "/boom", "/ok/2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); len(fs) != 3 || s.Crashes != 1 || s.Restarts != 1 || s.Redelivered != 3 || s.Quarantined != 0 {
+		t.Fatalf("%d findings, stats %+v: want 3, one crash, the batch sent again once and nothing quarantined", len(fs), s)
+	}
+}

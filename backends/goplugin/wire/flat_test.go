@@ -238,3 +238,18 @@ func BenchmarkFlatDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestFlatRedeliveredFlag(t *testing.T) {
+	batch := encodeFlat(sampleEvents())
+	var d FlatDecoder
+	if _, err := d.Decode(batch); err != nil || d.Redelivered() {
+		t.Fatalf("a fresh batch: %v, redelivered %v", err, d.Redelivered())
+	}
+	again := Redelivered(batch)
+	if _, err := d.Decode(again); err != nil || !d.Redelivered() {
+		t.Fatalf("a batch sent again: %v, redelivered %v", err, d.Redelivered())
+	}
+	if _, err := d.Decode(batch); err != nil || d.Redelivered() {
+		t.Fatal("Redelivered changed the original, or the flag stuck")
+	}
+}
