@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
@@ -151,13 +152,14 @@ type pending struct {
 	done        backends.Done
 	seq         uint64
 	sentAt      time.Time
-	written     bool   // in the current process's ring or stream (shm: a full ring leaves it waiting)
-	inRing      bool   // shm: buf views the ring, where it was encoded (held there until settled)
-	ringPos     uint64 // shm: the ring position of its record
-	ringEnd     uint64 // shm: the ring position after its record; a consumer past it has read it
-	waited      bool   // it found the ring full once (counted once)
-	redelivered bool   // its batch is flagged as sent before
-	failures    int    // times the plugin died while this was the oldest batch
+	written     bool          // in the current process's ring or stream (shm: a full ring leaves it waiting)
+	inRing      bool          // shm: buf views the ring, where it was encoded (held there until settled)
+	ring        *shm.Producer // shm: the ring it was written to
+	ringPos     uint64        // shm: the ring position of its record
+	ringEnd     uint64        // shm: the ring position after its record; a consumer past it has read it
+	waited      bool          // it found the ring full once (counted once)
+	redelivered bool          // its batch is flagged as sent before
+	failures    int           // times the plugin died while this was the oldest batch
 }
 
 // New starts the plugin, checks it is a bulkhead detector plugin, and

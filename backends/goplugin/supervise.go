@@ -239,9 +239,18 @@ func (b *Backend) crashed(err error, hang bool) {
 	if b.proc == nil {
 		return
 	}
-	// The ring goes with the process: batches that view it get copies.
-	for _, p := range b.inflight {
-		p.detach()
+	if b.proc.ring != nil {
+		// What a process that died or hung read and had no answer for is
+		// done, as it would be on the stream, where those answers came
+		// before the end. Nothing a process that broke the protocol says
+		// is trusted. The ring goes with the process: batches that view
+		// it get copies.
+		if !errors.Is(err, errViolation) {
+			_ = b.settleRead()
+		}
+		for _, p := range b.inflight {
+			p.detach()
+		}
 	}
 	gross := errors.Is(err, errViolation)
 	switch {

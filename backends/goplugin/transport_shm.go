@@ -266,7 +266,7 @@ func (b *Backend) encodeShm(r request) []*pending {
 				wire.PutRingHeader(buf, b.seq, count)
 				if err := ring.Commit(wire.RingHeaderSize + len(batch)); err == nil {
 					return []*pending{{ctx: r.ctx, buf: mem.SliceBuffer(batch), count: count, done: r.done,
-						seq: b.seq, sentAt: time.Now(), written: true, inRing: true, ringPos: pos, ringEnd: ring.Produced()}}
+						seq: b.seq, sentAt: time.Now(), written: true, inRing: true, ring: ring, ringPos: pos, ringEnd: ring.Produced()}}
 				}
 				b.seq--
 			}
@@ -360,7 +360,23 @@ func (b *Backend) ringProgress() error {
 	if b.proc == nil || b.proc.ring == nil {
 		return nil
 	}
-	for len(b.inflight) > 0 && b.inflight[0].written {
+	if err := b.settleRead(); err != nil {
+		return err
+	}
+	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
+		p := b.inflight[i]
+		if err := b.ringWritePending(p); err != nil || !p.written {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleRead settles, oldest first, the batches the plugin has read with
+// no answer on its way (they had no findings), as its answers would have
+// been on the stream.
+func (b *Backend) settleRead() error {
+	for len(b.inflight) > 0 && b.inflight[0].written && b.inflight[0].ring == b.proc.ring {
 		p := b.inflight[0]
 		done, err := b.ringRead(p.ringEnd)
 		if err != nil {
@@ -373,12 +389,6 @@ func (b *Backend) ringProgress() error {
 		b.lastAnswer = time.Now()
 		b.progressed()
 		b.complete(p, nil, p.count)
-	}
-	for i := b.unwritten(); i >= 0 && i < len(b.inflight); i++ {
-		p := b.inflight[i]
-		if err := b.ringWritePending(p); err != nil || !p.written {
-			return err
-		}
 	}
 	return nil
 }
@@ -438,7 +448,7 @@ func (b *Backend) ringWritePending(p *pending) error {
 		return nil
 	}
 	b.seq++
-	p.seq, p.sentAt, p.written, p.ringEnd = b.seq, time.Now(), true, b.proc.ring.Produced()
+	p.seq, p.sentAt, p.written, p.ring, p.ringEnd = b.seq, time.Now(), true, b.proc.ring, b.proc.ring.Produced()
 	return nil
 }
 
