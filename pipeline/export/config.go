@@ -138,12 +138,10 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Check refuses a configuration that cannot work, before anything starts.
+// Check refuses a configuration that cannot work, before anything starts
+// (the url may come later, from a flag: New checks it).
 func (c Config) Check() error {
 	var errs []error
-	if c.URL == "" {
-		errs = append(errs, errors.New("export: url is missing (nats://host:4222)"))
-	}
 	if c.Format != "json" && c.Format != "ocsf" {
 		errs = append(errs, fmt.Errorf("export: format %q: use json or ocsf", c.Format))
 	}
@@ -176,8 +174,8 @@ func (c Config) Check() error {
 	return errors.Join(errs...)
 }
 
-// natsOptions are the connection's TLS and credentials.
-func (c Config) natsOptions() ([]nats.Option, error) {
+// NATSOptions are the connection's TLS and credentials.
+func (c Config) NATSOptions() ([]nats.Option, error) {
 	var opts []nats.Option
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))

@@ -71,7 +71,10 @@ func New(cfg Config, tb event.Timebase, version string, log *zap.Logger) (*Expor
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	copts, err := cfg.natsOptions()
+	if cfg.URL == "" {
+		return nil, errors.New("export: no server url (export: url: in the configuration, or --export nats://host:4222)")
+	}
+	copts, err := cfg.NATSOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -418,6 +421,38 @@ func (e *Exporter) pump(r *Reader) error {
 			return errStopped
 		}
 	}
+}
+
+// Tee is s with the events also exported when the configuration says
+// so; s itself otherwise (nil stays nil).
+func (e *Exporter) Tee(s sinks.Sink) sinks.Sink {
+	if !e.cfg.Events {
+		return s
+	}
+	return tee{s: s, e: e}
+}
+
+type tee struct {
+	s sinks.Sink
+	e *Exporter
+}
+
+// Write gives ev to both; the exporter counts what it drops itself, so
+// only the wrapped sink's error is returned.
+func (t tee) Write(ev *event.Event) error {
+	t.e.Write(ev)
+	if t.s == nil {
+		return nil
+	}
+	return t.s.Write(ev)
+}
+
+func (t tee) Flush() error {
+	t.e.Flush()
+	if t.s == nil {
+		return nil
+	}
+	return t.s.Flush()
 }
 
 // Stats are the exporter's counters now.

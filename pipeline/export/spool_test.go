@@ -93,7 +93,7 @@ func TestSpoolTornTail(t *testing.T) {
 	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
 	last := segs[len(segs)-1]
 	raw, _ := os.ReadFile(last)
-	raw[len(raw)-1] ^= 0xff                                   // damage record 9
+	raw[len(raw)-1] ^= 0xff                                     // damage record 9
 	raw = append(raw, 0x40, 0, 0, 0, 1, 2, 3, 4, 'h', 'a', 'l') // and half a record after
 	os.WriteFile(last, raw, 0o600)
 	s, err = OpenSpool(dir, SpoolOptions{})
