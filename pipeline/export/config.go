@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -78,14 +79,27 @@ type TLSConfig struct {
 
 // SpoolConfig is the local spool.
 type SpoolConfig struct {
-	Dir       string        `yaml:"dir"`     // default /var/lib/bulkhead/export-spool
+	Dir       string        `yaml:"dir"`     // default DefaultSpoolBase()/<host>
 	MaxMiB    int64         `yaml:"max_mib"` // default 256
 	Sync      SyncPolicy    `yaml:"sync"`    // always | interval (default) | never
 	SyncEvery time.Duration `yaml:"sync_interval"`
 }
 
-// DefaultSpoolDir is where the spool is kept unless configured.
-const DefaultSpoolDir = "/var/lib/bulkhead/export-spool"
+// DefaultSpoolBase holds a spool per host id unless spool: dir: is set:
+// /var/lib/bulkhead/export-spool as root, else
+// $XDG_STATE_HOME/bulkhead/export-spool (~/.local/state/…).
+func DefaultSpoolBase() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/bulkhead/export-spool"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "bulkhead", "export-spool")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "bulkhead", "export-spool")
+	}
+	return filepath.Join(os.TempDir(), "bulkhead-export-spool")
+}
 
 // WithDefaults is c with every zero value set to its default.
 func (c Config) WithDefaults() Config {
@@ -124,7 +138,7 @@ func (c Config) WithDefaults() Config {
 		c.DrainTimeout = 5 * time.Second
 	}
 	if c.Spool.Dir == "" {
-		c.Spool.Dir = DefaultSpoolDir
+		c.Spool.Dir = filepath.Join(DefaultSpoolBase(), c.Host)
 	}
 	if c.Spool.MaxMiB == 0 {
 		c.Spool.MaxMiB = 256

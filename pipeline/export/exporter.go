@@ -109,6 +109,12 @@ func New(cfg Config, tb event.Timebase, version string, log *zap.Logger) (*Expor
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { e.reconnects.Add(1); e.poke() }),
 		nats.ConnectHandler(func(*nats.Conn) { e.poke() }),
+		// The client's asynchronous errors (a write to a server that went
+		// away) go to the log, not raw to stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			e.setErr(err)
+			e.log.Debug("export: connection", zap.Error(err))
+		}),
 	}, copts...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
