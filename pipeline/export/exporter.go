@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,9 @@ type Exporter struct {
 	stop     chan struct{}
 	done     chan struct{}
 	closeMu  sync.Once
+	closed   atomic.Bool
+	// connectedAtClose is the connection's state when Close ended it.
+	connectedAtClose bool
 }
 
 // New opens the spool (resuming what a previous run left), connects in
@@ -171,6 +175,15 @@ func parseRecord(p []byte) (kind byte, subject, id string, body []byte, err erro
 	return kind, subject, string(p[:m]), p[m:], nil
 }
 
+// UIDHeader carries a finding's uid (the OCSF finding_info.uid) alone.
+const UIDHeader = "Bulkhead-Finding-Uid"
+
+// MsgID is a finding's Nats-Msg-Id: its host and its stable uid. The uid
+// alone is the same on two hosts for the same detector, rule, summary,
+// kernel time and thread (a recording replayed as two hosts): JetStream
+// deduplicates a whole stream by id, so the host keeps them apart.
+func MsgID(host, uid string) string { return host + ":" + uid }
+
 // maxBody bounds one message: NATS's default max_payload is 1 MiB, and
 // the headers ride along.
 const maxBody = 1<<20 - 4<<10
@@ -183,7 +196,7 @@ func (e *Exporter) WriteFinding(f *detect.Finding) error {
 	defer e.encMu.Unlock()
 	b := e.encBuf[:0]
 	subject := e.cfg.SubjectPrefix + "." + e.cfg.Host + ".findings." + SubjectToken(f.Severity.String())
-	b = appendRecord(b, 0, subject, sinks.FindingUID(f), nil)
+	b = appendRecord(b, 0, subject, MsgID(e.cfg.Host, sinks.FindingUID(f)), nil)
 	head := len(b)
 	if e.ocsf != nil {
 		raw, err := json.Marshal(e.ocsf.Finding(f))
@@ -374,7 +387,7 @@ func (e *Exporter) pump(r *Reader) error {
 			if !ok {
 				break
 			}
-			_, subject, id, body, err := parseRecord(p)
+			kind, subject, id, body, err := parseRecord(p)
 			if err != nil {
 				e.log.Warn("export spool: an unreadable record was skipped", zap.Error(err))
 				if len(q) == 0 {
@@ -385,6 +398,9 @@ func (e *Exporter) pump(r *Reader) error {
 			m := nats.NewMsg(subject)
 			m.Data = append([]byte(nil), body...)
 			m.Header.Set(jetstream.MsgIDHeader, id)
+			if kind == 0 {
+				m.Header.Set(UIDHeader, id[strings.LastIndexByte(id, ':')+1:])
+			}
 			fut, err := e.js.PublishMsgAsync(m)
 			if err != nil {
 				return err
@@ -463,8 +479,12 @@ func (t tee) Flush() error {
 
 // Stats are the exporter's counters now.
 func (e *Exporter) Stats() Stats {
+	connected := e.nc.IsConnected()
+	if e.closed.Load() {
+		connected = e.connectedAtClose
+	}
 	return Stats{
-		URL: e.cfg.URL, Stream: e.cfg.Stream.Name, Connected: e.nc.IsConnected(),
+		URL: e.cfg.URL, Stream: e.cfg.Stream.Name, Connected: connected,
 		FindingsExported: e.findings.Load(), EventsExported: e.events.Load(),
 		Published: e.published.Load(), Acknowledged: e.acked.Load(), Duplicates: e.dups.Load(),
 		Dropped: e.dropped.Load(), Resends: e.resends.Load(), Reconnects: e.reconnects.Load(),
@@ -494,6 +514,8 @@ func (e *Exporter) Close(ctx context.Context) error {
 		}
 		close(e.stop)
 		<-e.done
+		e.connectedAtClose = e.nc.IsConnected()
+		e.closed.Store(true)
 		e.nc.Close()
 		err = errors.Join(err, e.spool.Close())
 	})
@@ -502,9 +524,9 @@ func (e *Exporter) Close(ctx context.Context) error {
 
 // Summary writes the export's line of the run summary.
 func (s Stats) Summary(w io.Writer) {
-	state := "connected"
+	state := "connected at the end"
 	if !s.Connected {
-		state = "NOT connected"
+		state = "NOT connected at the end"
 	}
 	fmt.Fprintf(w, "  export to %s (stream %s, %s): %d findings and %d events exported, %d acknowledged (%d already stored), %d published with %d resends, %d reconnects\n",
 		s.URL, s.Stream, state, s.FindingsExported, s.EventsExported, s.Acknowledged, s.Duplicates, s.Published, s.Resends, s.Reconnects)

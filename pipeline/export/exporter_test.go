@@ -37,7 +37,7 @@ func checkExactlyOnce(t *testing.T, url string, n int) {
 	ids, bodies := exporttest.Messages(t, url, "BULKHEAD", "bulkhead.host-a.findings.>", n, 20*time.Second)
 	want := map[string]bool{}
 	for i := 0; i < n; i++ {
-		want[sinks.FindingUID(finding(i))] = true
+		want[MsgID("host-a", sinks.FindingUID(finding(i)))] = true
 	}
 	seen := map[string]int{}
 	for _, id := range ids {
