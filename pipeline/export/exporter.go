@@ -382,7 +382,8 @@ func (e *Exporter) pump(r *Reader) error {
 		for len(q) < e.cfg.Window {
 			p, end, ok, err := r.Next()
 			if err != nil {
-				e.log.Warn("export spool: a damaged record was skipped", zap.Error(err))
+				e.log.Warn("export spool: a damaged record was skipped with the rest of its segment", zap.Error(err))
+				continue
 			}
 			if !ok {
 				break

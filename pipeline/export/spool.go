@@ -454,6 +454,18 @@ func (s *Spool) end(n uint64) (size int64, next uint64, ok bool) {
 	return 0, 0, false
 }
 
+// rotate closes the segment being written and starts the next; it
+// returns the new segment's number.
+func (s *Spool) rotate() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.segs[len(s.segs)-1].n + 1
+	if err := s.openSegment(n); err != nil {
+		return n - 1
+	}
+	return n
+}
+
 // Ack moves the cursor to p (the end of the records acknowledged, in
 // order) and deletes the segments wholly behind it. n is how many records
 // that acknowledges. The cursor is saved at most every 50 ms (and at
@@ -601,10 +613,12 @@ func (r *Reader) Next() (payload []byte, end Pos, ok bool, err error) {
 			r.s.st.CorruptRecords++
 			r.s.mu.Unlock()
 			if !more {
-				return nil, r.pos, false, err
+				// The segment being written: appends go on in a new one,
+				// and the reader with them.
+				next = r.s.rotate()
 			}
 			r.Seek(Pos{Seg: next})
-			continue
+			return nil, r.pos, false, err
 		}
 		r.pos.Off += n
 		return p, r.pos, true, nil

@@ -166,3 +166,41 @@ func TestSpoolLocked(t *testing.T) {
 		t.Fatal("a second OpenSpool of the same directory worked")
 	}
 }
+
+// Damage after open (on the disk, under the spool) skips the rest of the
+// segment, counted; appends go on in a new segment and are read.
+func TestSpoolDamageWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, SpoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, r := range []string{"one", "two", "three"} {
+		s.Append([]byte(r))
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	f, err := os.OpenFile(segs[len(segs)-1], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{'X'}, recHeader+3+recHeader) // "two" becomes "Xwo"
+	f.Close()
+	r := s.NewReader()
+	defer r.Close()
+	p, _, ok, err := r.Next()
+	if !ok || err != nil || string(p) != "one" {
+		t.Fatalf("first: %q %v %v", p, ok, err)
+	}
+	if _, _, ok, err := r.Next(); ok || err == nil {
+		t.Fatalf("the damaged record: ok %v, err %v", ok, err)
+	}
+	s.Append([]byte("four"))
+	got, _ := readAll(t, r)
+	if len(got) != 1 || got[0] != "four" {
+		t.Fatalf("after the damage: %q", got)
+	}
+	if st := s.Stats(); st.CorruptRecords != 1 {
+		t.Errorf("corrupt %d, want 1", st.CorruptRecords)
+	}
+}
