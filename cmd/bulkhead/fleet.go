@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -68,11 +69,79 @@ func closeExport(x *export.Exporter, w io.Writer, log *zap.Logger) {
 }
 
 func fleetCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "tail" {
-		fmt.Fprintf(stderr, "Usage: bulkhead fleet tail --server URL [--host H] [--severity S]\n")
-		return usageErr("fleet: the only subcommand is tail")
+	switch {
+	case len(args) > 0 && args[0] == "tail":
+		return fleetTail(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "status":
+		return fleetStatus(args[1:], stdout, stderr)
 	}
-	return fleetTail(args[1:], stdout, stderr)
+	fmt.Fprintf(stderr, "Usage:\n  bulkhead fleet tail --server URL [--host H] [--severity S]\n  bulkhead fleet status [--spool DIR] [--json]\n")
+	return usageErr("fleet: use tail or status")
+}
+
+// fleetStatus shows this machine's exporters, from the status file each
+// keeps in its spool directory: connected or not, what waits, what was
+// dropped.
+func fleetStatus(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fleet status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var spools listFlag
+	fs.Var(&spools, "spool", "a spool directory (repeatable; default every one under "+export.DefaultSpoolBase()+")")
+	configPath := fs.String("config", "", "the spool of this configuration's export: section")
+	asJSON := fs.Bool("json", false, "print the status files as a JSON array")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		fc, err := loadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		if fc.Export == nil {
+			return usageErr("--config %s has no export: section", *configPath)
+		}
+		spools = append(spools, fc.Export.WithDefaults().Spool.Dir)
+	}
+	if len(spools) == 0 {
+		found, _ := filepath.Glob(filepath.Join(export.DefaultSpoolBase(), "*", export.StatusFile))
+		for _, f := range found {
+			spools = append(spools, filepath.Dir(f))
+		}
+	}
+	if len(spools) == 0 {
+		return fmt.Errorf("no exporter status under %s (is export: configured? --spool DIR names another spool)", export.DefaultSpoolBase())
+	}
+	var all []export.Status
+	var errs []error
+	for _, dir := range spools {
+		st, err := export.ReadStatus(dir)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all = append(all, st)
+	}
+	if *asJSON {
+		raw, err := json.MarshalIndent(all, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", raw)
+		return errors.Join(errs...)
+	}
+	fmt.Fprintf(stdout, "%-20s %-22s %8s %9s %10s %10s %9s %8s %10s  %s\n", "HOST", "STATE", "PID", "UPDATED", "EXPORTED", "ACKED", "WAITING", "DROPPED", "RECONNECTS", "SERVER")
+	for _, s := range all {
+		x := s.Stats
+		fmt.Fprintf(stdout, "%-20s %-22s %8d %8ss %10d %10d %9d %8d %10d  %s\n", sinks.TextEscape(s.Host), sinks.TextEscape(s.State), s.PID,
+			strconv.Itoa(int(time.Since(s.Updated).Seconds())), x.FindingsExported+x.EventsExported, x.Acknowledged, x.Spool.Pending, x.Dropped, x.Reconnects, sinks.TextEscape(x.URL))
+		if x.LastError != "" && (x.Spool.Pending > 0 || !x.Connected) {
+			fmt.Fprintf(stdout, "%-20s last error: %s\n", "", sinks.TextEscape(x.LastError))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // fleetTail prints the findings of every host (or one) as they reach the

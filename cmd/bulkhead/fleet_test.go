@@ -185,3 +185,41 @@ func TestMonitorChild(t *testing.T) {
 	}
 	os.Exit(realMain(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
 }
+
+// fleet status shows an exporter that ended with findings in its spool
+// (the server away), and one that delivered everything.
+func TestFleetStatus(t *testing.T) {
+	srv := exporttest.Start(t)
+	rec := writeRecording(t, 300)
+	okCfg := exportConfig(t, "ok-host")
+	if code, _, errs := replayArgs(t, rec, "--config", okCfg, "--export", srv.URL, "--log-level", "warn"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	srv.Kill()
+	dir := t.TempDir()
+	downCfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(downCfg, []byte(fmt.Sprintf("detectors: [{name: cred, backend: inproc, builtin: credaccess}]\nexport: {host: down-host, drain_timeout: 100ms, spool: {dir: %s}}\n", filepath.Join(dir, "spool"))), 0o644)
+	if code, _, errs := replayArgs(t, rec, "--config", downCfg, "--export", srv.URL, "--log-level", "warn"); code != 0 || !strings.Contains(errs, "300 records") {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	var out, errs bytes.Buffer
+	if code := realMain([]string{"fleet", "status", "--spool", filepath.Join(filepath.Dir(okCfg), "spool"), "--spool", filepath.Join(dir, "spool")}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("status:\n%s", out.String())
+	}
+	ok, down := strings.Fields(lines[1]), strings.Fields(lines[2])
+	// HOST STATE PID UPDATED EXPORTED ACKED WAITING DROPPED RECONNECTS SERVER
+	if ok[0] != "ok-host" || ok[1] != "stopped" || ok[4] != "300" || ok[5] != "300" || ok[6] != "0" {
+		t.Errorf("ok-host: %q", lines[1])
+	}
+	if down[0] != "down-host" || down[1] != "stopped" || down[4] != "300" || down[5] != "0" || down[6] != "300" {
+		t.Errorf("down-host: %q", lines[2])
+	}
+	if !strings.Contains(lines[3], "last error: no connection to "+srv.URL) {
+		t.Errorf("down-host's last error: %q", lines[3])
+	}
+	t.Logf("\n%s", out.String())
+}

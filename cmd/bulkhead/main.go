@@ -100,6 +100,7 @@ Usage:
   bulkhead rules fields           list the fields rule conditions can use
   bulkhead plugins [--json]       the running monitor's detectors: state, restarts, protections
   bulkhead fleet tail --server URL [--host H] [--severity S]   findings every host exports to NATS JetStream, as they arrive
+  bulkhead fleet status [--spool DIR]   this machine's exporters: connected, waiting in the spool, dropped
   bulkhead bench all [--quick]    capture overhead, throughput, latency and the fault matrix: JSON + Markdown report with charts
   bulkhead bench capture|throughput|resilience [flags]   one section
   bulkhead bench compare A.json B.json                  what changed between two runs

@@ -57,12 +57,13 @@ type Exporter struct {
 	findings, events, published, acked, dups, dropped, resends, reconnects atomic.Uint64
 	lastErr                                                                atomic.Value // string
 
-	wake     chan struct{} // connection state changed
-	draining chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Once
-	closed   atomic.Bool
+	wake       chan struct{} // connection state changed
+	draining   chan struct{}
+	stop       chan struct{}
+	done       chan struct{}
+	statusDone chan struct{}
+	closeMu    sync.Once
+	closed     atomic.Bool
 	// connectedAtClose is the connection's state when Close ended it.
 	connectedAtClose bool
 }
@@ -87,7 +88,7 @@ func New(cfg Config, tb event.Timebase, version string, log *zap.Logger) (*Expor
 		return nil, err
 	}
 	e := &Exporter{cfg: cfg, log: log, tb: tb, spool: sp, wake: make(chan struct{}, 1),
-		draining: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+		draining: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), statusDone: make(chan struct{})}
 	e.lastErr.Store("")
 	if cfg.Format == "ocsf" {
 		e.ocsf = sinks.NewOCSF(nil, io.Discard, tb, version, cfg.Host)
@@ -133,6 +134,7 @@ func New(cfg Config, tb event.Timebase, version string, log *zap.Logger) (*Expor
 	}
 	e.nc, e.js = nc, js
 	go e.run()
+	go e.statusLoop()
 	return e, nil
 }
 
@@ -288,6 +290,9 @@ func (e *Exporter) run() {
 		default:
 		}
 		if !e.nc.IsConnected() {
+			if e.lastErr.Load().(string) == "" {
+				e.setErr(fmt.Errorf("no connection to %s yet", e.cfg.URL))
+			}
 			e.idle(time.Second)
 			continue
 		}
@@ -515,9 +520,11 @@ func (e *Exporter) Close(ctx context.Context) error {
 		}
 		close(e.stop)
 		<-e.done
+		<-e.statusDone
 		e.connectedAtClose = e.nc.IsConnected()
 		e.closed.Store(true)
 		e.nc.Close()
+		e.writeStatus(true)
 		err = errors.Join(err, e.spool.Close())
 	})
 	return err
