@@ -223,3 +223,30 @@ func TestFleetStatus(t *testing.T) {
 	}
 	t.Logf("\n%s", out.String())
 }
+
+// Without --all, fleet tail shows only what arrives after it starts.
+func TestFleetTailFollowsNewFindings(t *testing.T) {
+	srv := exporttest.Start(t)
+	rec := writeRecording(t, 5)
+	if code, _, errs := replayArgs(t, rec, "--config", exportConfig(t, "old"), "--export", srv.URL, "--log-level", "warn"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	var out, errs bytes.Buffer
+	done := make(chan int)
+	go func() { done <- realMain([]string{"fleet", "tail", "--server", srv.URL, "--count", "5"}, &out, &errs) }()
+	time.Sleep(500 * time.Millisecond) // the consumer starts
+	if code, _, errs := replayArgs(t, rec, "--config", exportConfig(t, "new"), "--export", srv.URL, "--log-level", "warn"); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, errs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("fleet tail did not print 5 new findings within 15 s")
+	}
+	if n := strings.Count(out.String(), "\nnew "); strings.Count(out.String(), "old ") != 0 || n != 4 || !strings.HasPrefix(out.String(), "new ") {
+		t.Errorf("want the 5 findings of host new only:\n%s", out.String())
+	}
+}
