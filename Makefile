@@ -10,7 +10,7 @@ ARGS      ?= --format text
 CONFIG    ?= configs/detectors.yaml
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
-TEST_PKGS := python3 coreutils
+TEST_PKGS := python3 coreutils nats-server
 
 .PHONY: help build run install uninstall generate check-generated vmlinux test test-privileged bench bench-report bench-micro bench-capture fuzz lint deps-test deps-generate clean
 

@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
+	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
@@ -60,6 +61,8 @@ type fileConfig struct {
 	// overrides it field by field.
 	Enclave   enclaveConfig    `yaml:"enclave"`
 	Detectors []detectorConfig `yaml:"detectors"`
+	// Export sends findings to NATS JetStream (docs/export.md); nil: not.
+	Export *export.Config `yaml:"export"`
 }
 
 // enclaveConfig is how a goplugin detector's process is confined.
@@ -171,6 +174,11 @@ func loadConfig(path string) (fileConfig, error) {
 	if c.Dispatch.BatchSize < 1 || c.Dispatch.BatchSize > 65536 || c.Dispatch.QueueBatches < 1 || c.Dispatch.QueueEvents < 1 ||
 		c.Dispatch.QueueMiB < 1 || c.Dispatch.QueueMiB > 1<<20 || c.Dispatch.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dispatch: batch_size must be 1 to 65536, queue_events, queue_mib (at most 1048576) and queue_batches at least 1, and drain_timeout not negative"))
+	}
+	if c.Export != nil {
+		if err := c.Export.WithDefaults().Check(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	names := map[string]bool{}
 	builtins := builtinDetectors()

@@ -57,6 +57,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = rulesCommand(args[1:], stdout, stderr)
 	case "plugins":
 		err = pluginsCommand(args[1:], stdout)
+	case "fleet":
+		err = fleetCommand(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -97,6 +99,8 @@ Usage:
   bulkhead rules check FILE…      check rule files (YAML + CEL) without running the monitor
   bulkhead rules fields           list the fields rule conditions can use
   bulkhead plugins [--json]       the running monitor's detectors: state, restarts, protections
+  bulkhead fleet tail --server URL [--host H] [--severity S]   findings every host exports to NATS JetStream, as they arrive
+  bulkhead fleet status [--spool DIR]   this machine's exporters: connected, waiting in the spool, dropped
   bulkhead bench all [--quick]    capture overhead, throughput, latency and the fault matrix: JSON + Markdown report with charts
   bulkhead bench capture|throughput|resilience [flags]   one section
   bulkhead bench compare A.json B.json                  what changed between two runs

@@ -118,6 +118,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	output := fs.String("output", "-", "write findings (and events) to this file instead of stdout")
 	events := fs.String("events", "auto", "write the events out too: on, off, or auto (on unless detectors are configured)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	exportURL := fs.String("export", "", exportFlagUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead replay FILE [flags]\n\nFeeds a recording made by `bulkhead record` through the same dispatcher and detectors as\n`bulkhead run`, on any backend. Nothing is shed: the replay waits for the detectors.\n\n")
 		fs.PrintDefaults()
@@ -159,13 +160,19 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeOut()
+	exp, err := startExport(fc, *exportURL, h.Timebase(), h.Host, log)
+	if err != nil {
+		return err
+	}
 	d, err := startDispatch(fc, true, func(f detect.Finding) {
 		if err := sink.WriteFinding(&f); err != nil {
 			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
 				zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
 		}
+		exportFinding(exp, &f, log)
 	}, log)
 	if err != nil {
+		closeExport(exp, stderr, log)
 		return err
 	}
 	log.Info("replaying", zap.String("file", path), zap.String("host", h.Host), zap.String("kernel", h.Kernel),
@@ -211,8 +218,14 @@ replay:
 			if writeEvents {
 				sink.Write(ev) // an event that cannot be written is counted (sink.Stats)
 			}
+			if exp != nil {
+				exp.Write(ev) // only when export: events: true; counted by the exporter
+			}
 		}
 		sink.Flush()
+		if exp != nil {
+			exp.Flush()
+		}
 	}
 	var closeErr error
 	var lanes []dispatch.LaneStats
@@ -230,6 +243,7 @@ replay:
 	fmt.Fprintf(stderr, "  replayed %d events of the recording\n", rec.Events())
 	fmt.Fprintf(stderr, "  output: %d findings written, %d findings and %d events not written (%d failed writes)\n",
 		st.Findings, st.FindingsLost, st.EventsLost, st.WriteErrors)
+	closeExport(exp, stderr, log)
 	if sinkErr != nil {
 		log.Error("the output could not be written at exit", zap.Error(sinkErr))
 	}

@@ -154,6 +154,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
 	statusPath := fs.String("status", defaultStatusPath(), "keep the detectors' state here for `bulkhead plugins` (off when empty)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
+	exportURL := fs.String("export", "", exportFlagUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead run [flags]\n\nCaptures kernel events and writes them out; a summary of what was seen and dropped goes to stderr at the end.\n\n")
 		fs.PrintDefaults()
@@ -185,11 +186,16 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	defer log.Sync()
 
 	host, _ := os.Hostname()
-	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, event.NewTimebase(), host, *backlogKiB<<10)
+	tb := event.NewTimebase()
+	sink, closeOut, err := openSink(*output, stdout, *format, *findingsFormat, tb, host, *backlogKiB<<10)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
+	exp, err := startExport(fc, *exportURL, tb, host, log)
+	if err != nil {
+		return err
+	}
 	cfg.Output = sink
 	stopWatch := watchOutput(sink, log)
 	defer stopWatch()
@@ -207,20 +213,26 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 			log.Error("a finding could not be written: the output fails and its backlog is full; counted in the summary",
 				zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
 		}
+		exportFinding(exp, &f, log)
 	}
 	d, err := startDispatch(fc, false, findingOut, log)
 	if err != nil {
+		closeExport(exp, stderr, log)
 		return err
 	}
 	var eventSink sinks.Sink
 	if writeEvents {
 		eventSink = sink
 	}
+	if exp != nil {
+		eventSink = exp.Tee(eventSink)
+	}
 	m, err := startMonitor(log.Named("monitor"), cfg, eventSink, d)
 	if err != nil {
 		if d != nil {
 			d.Close(context.Background())
 		}
+		closeExport(exp, stderr, log)
 		return err
 	}
 	if *metricsAddr != "" {
@@ -261,6 +273,7 @@ wait:
 	}
 	s.withOutput(sink)
 	s.print(stderr)
+	closeExport(exp, stderr, log)
 	return outputLosses(err, s.Output, sink.LastError())
 }
 
