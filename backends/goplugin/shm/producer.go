@@ -32,8 +32,8 @@ type Producer struct {
 	answered uint64 // last validated answered count
 	hold     uint64 // no data from here on is reused (holding)
 	holding  bool
-	reserved int    // payload bytes of the open reservation, -1 if none
-	err      error  // sticky protocol error
+	reserved int   // payload bytes of the open reservation, -1 if none
+	err      error // sticky protocol error
 
 	wakes atomic.Uint64
 }
