@@ -45,8 +45,6 @@ const (
 // allocates nothing per event once warm. Call Reset before the first Add
 // of every batch.
 type Encoder struct {
-	pool    *bufferPool
-	bufp    *[]byte // the pooled buffer buf grows in
 	buf     []byte
 	procs   procIndex
 	nevents uint32
