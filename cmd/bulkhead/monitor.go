@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/enrich"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/bulkhead-sec/bulkhead/pipeline/metrics"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/pipeline/source"
@@ -449,12 +450,17 @@ func enclaveKills(b backends.Stats) string {
 }
 
 // serveMetrics starts the Prometheus endpoint on the monitor's counters.
-func serveMetrics(addr string, m *monitor, log *zap.Logger) (*metrics.Server, error) {
+func serveMetrics(addr string, m *monitor, exp *export.Exporter, log *zap.Logger) (*metrics.Server, error) {
 	c := metrics.NewCollector(func() metrics.Snapshot {
 		s := m.liveSummary()
 		used, size := m.reader.Fill()
-		return metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors, FindingsLost: s.Output.FindingsLost,
+		snap := metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors, FindingsLost: s.Output.FindingsLost,
 			Processes: s.Table.Processes, RingUsed: used, RingSize: size, Detectors: s.Detectors}
+		if exp != nil {
+			es := exp.Stats()
+			snap.Export = &es
+		}
+		return snap
 	})
 	srv, err := metrics.Serve(addr, c, log.Named("metrics"))
 	if err != nil {

@@ -236,7 +236,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *metricsAddr != "" {
-		srv, err := serveMetrics(*metricsAddr, m, log)
+		srv, err := serveMetrics(*metricsAddr, m, exp, log)
 		if err != nil {
 			m.stop()
 			return err

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,8 @@ type Snapshot struct {
 	RingUsed     int // bytes waiting in the ring
 	RingSize     int
 	Detectors    []dispatch.LaneStats
+	// Export is the NATS export's state (nil: no export configured).
+	Export *export.Stats
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -64,6 +67,13 @@ var (
 	plugRefused  = desc("plugin_findings_refused_total", "Findings the monitor dropped because they broke the protocol (over the per-batch limit, bad severity, fabricated evidence, unreadable).", "detector", "backend")
 	plugLogDrop  = desc("plugin_log_lines_dropped_total", "Lines of the plugin's stderr dropped over its rate limit.", "detector", "backend")
 	plugRingFull = desc("plugin_ring_full_total", "Batches the plugin's shared-memory ring had no room for when they came (they waited for the plugin to make room).", "detector", "backend")
+
+	expRecords   = desc("export_records_total", "Records taken into the export spool, by what they are.", "type")
+	expAcked     = desc("export_acknowledged_total", "Spooled records JetStream acknowledged (each once; duplicates included).")
+	expDropped   = desc("export_dropped_total", "Records the export lost: spool full or unwritable, or too large.")
+	expPending   = desc("export_spool_pending_records", "Records on disk not yet acknowledged.")
+	expReconnect = desc("export_reconnects_total", "Reconnections to the NATS server.")
+	expConnected = desc("export_connected", "1 while connected to the NATS server.")
 )
 
 // Collector turns snapshots into metrics.
@@ -76,7 +86,8 @@ func NewCollector(snap func() Snapshot) *Collector { return &Collector{snap: sna
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{kernelEvents, ringFullKind, decodedEvents, writtenEvents, dropped, droppedFinds, ringUsed, ringSize, processes,
 		detQueued, detFiltered, detDelivered, detFindings, detErrors, detDropped, detLatency, detBreaker,
-		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop, plugRingFull} {
+		plugCrashes, plugHangs, plugRestarts, plugRedeliv, plugQuarant, plugKilled, plugViolate, plugRefused, plugLogDrop, plugRingFull,
+		expRecords, expAcked, expDropped, expPending, expReconnect, expConnected} {
 		ch <- d
 	}
 }
@@ -105,6 +116,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(ringUsed, float64(s.RingUsed))
 	gauge(ringSize, float64(s.RingSize))
 	gauge(processes, float64(s.Processes))
+	if e := s.Export; e != nil {
+		counter(expRecords, e.FindingsExported, "finding")
+		counter(expRecords, e.EventsExported, "event")
+		counter(expAcked, e.Acknowledged)
+		counter(expDropped, e.Dropped)
+		gauge(expPending, float64(e.Spool.Pending))
+		counter(expReconnect, e.Reconnects)
+		connected := 0.0
+		if e.Connected {
+			connected = 1
+		}
+		gauge(expConnected, connected)
+	}
 	for _, d := range s.Detectors {
 		l := []string{d.Name, d.Backend}
 		b := d.Backends

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 )
@@ -29,6 +30,8 @@ func snapshot() Snapshot {
 	}
 	s.Detectors = []dispatch.LaneStats{{Name: "cred", Backend: "goplugin", Queued: 90, Shed: 5, Latency: lat,
 		Backends: backends.Stats{Delivered: 85, Findings: 1, Crashes: 1, Restarts: 1, BreakerOpen: true}}}
+	s.Export = &export.Stats{FindingsExported: 9, EventsExported: 40, Acknowledged: 45, Dropped: 2, Reconnects: 1,
+		Spool: export.SpoolStats{Pending: 2}}
 	return s
 }
 
@@ -59,8 +62,19 @@ bulkhead_dropped_findings_total{layer="sink",reason="write_error"} 3
 # HELP bulkhead_detector_breaker_open 1 while the detector's circuit breaker is open.
 # TYPE bulkhead_detector_breaker_open gauge
 bulkhead_detector_breaker_open{backend="goplugin",detector="cred"} 1
+# HELP bulkhead_export_records_total Records taken into the export spool, by what they are.
+# TYPE bulkhead_export_records_total counter
+bulkhead_export_records_total{type="event"} 40
+bulkhead_export_records_total{type="finding"} 9
+# HELP bulkhead_export_dropped_total Records the export lost: spool full or unwritable, or too large.
+# TYPE bulkhead_export_dropped_total counter
+bulkhead_export_dropped_total 2
+# HELP bulkhead_export_spool_pending_records Records on disk not yet acknowledged.
+# TYPE bulkhead_export_spool_pending_records gauge
+bulkhead_export_spool_pending_records 2
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "bulkhead_dropped_events_total", "bulkhead_dropped_findings_total", "bulkhead_detector_breaker_open"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "bulkhead_dropped_events_total", "bulkhead_dropped_findings_total", "bulkhead_detector_breaker_open",
+		"bulkhead_export_records_total", "bulkhead_export_dropped_total", "bulkhead_export_spool_pending_records"); err != nil {
 		t.Fatal(err)
 	}
 }
