@@ -149,7 +149,7 @@ func loadConfig(path string) (fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
+		return c, yamlError(path, raw, err)
 	}
 	def := dispatch.DefaultOptions()
 	if c.Dispatch.BatchSize == 0 {
