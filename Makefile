@@ -82,7 +82,7 @@ bench: build ## the whole benchmark suite (bulkhead bench all, ~5 min; QUICK=1 u
 	$(SUDO) ./$(BIN) bench all $(if $(QUICK),--quick) --out bench-results
 
 bench-report: build ## regenerate the committed report, docs/benchmarks/ (bench all --quick)
-	$(SUDO) ./$(BIN) bench all --quick --out docs/benchmarks
+	$(SUDO) ./$(BIN) bench all --quick --report-only --out docs/benchmarks
 	rm -f docs/benchmarks/bench.log
 
 bench-micro: ## micro-benchmarks: decode, encode, wire codec, dispatch per backend

@@ -64,6 +64,7 @@ func benchRunCommand(name string, args []string, stdout, stderr io.Writer) error
 	mtls := fs.Bool("mtls", true, "goplugin detectors use mutual TLS, as bulkhead run does")
 	cell := fs.Duration("cell", 0, "override how long each throughput and latency cell runs (a smoke test: --cell 200ms)")
 	faultSeconds := fs.Float64("fault-seconds", 0, "override how long each resilience cell runs, in seconds")
+	reportOnly := fs.Bool("report-only", false, "exit 0 even when a floor fails (the report still says FAIL)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkhead bench %s [flags]\n\n%s\n\n", name, benchHelp[name])
 		fs.PrintDefaults()
@@ -158,6 +159,10 @@ func benchRunCommand(name string, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "\nreport: %s (charts beside it), data: %s\n", filepath.Join(*out, "report.md"), filepath.Join(*out, "report.json"))
 	if len(failures) > 0 {
 		return fmt.Errorf("%d measurement(s) failed (see above and %s)", len(failures), logFile.Name())
+	}
+	if failed := rep.FailedFloors(); len(failed) > 0 && !*reportOnly {
+		return fmt.Errorf("%d floor(s) FAIL: %s. A FAIL is a figure this run measured below what the project holds itself to (see the report); --report-only exits 0 anyway",
+			len(failed), strings.Join(failed, "; "))
 	}
 	return nil
 }

@@ -105,6 +105,17 @@ func (r *Report) EvaluateFloors() {
 	}
 }
 
+// FailedFloors names the floors this run missed.
+func (r *Report) FailedFloors() []string {
+	var out []string
+	for _, f := range r.Floors {
+		if !f.Pass {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
 // Rate formats an events/s figure: 1.23M, 45.6k, 789.
 func Rate(v float64) string {
 	switch {

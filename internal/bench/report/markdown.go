@@ -51,7 +51,7 @@ func Markdown(r *bench.Report, dir string) error {
 	}
 
 	if len(r.Floors) > 0 {
-		w("\n## Floors\n\nThe project's stated floors, measured in this run.\n\n| | floor | want | got |\n|---|---|---|---|\n")
+		w("\n## Floors\n\nThe project's stated floors, measured in this run. FAIL means this run measured a figure below the floor: `bulkhead bench` then exits 1 (unless `--report-only`). On a loaded or small host a throughput floor can fail for the host's sake: compare with a quiet run.\n\n| | floor | want | got |\n|---|---|---|---|\n")
 		for _, f := range r.Floors {
 			w("| %s | %s | %s | %s |\n", passFail(f.Pass), f.Name, f.Want, f.Got)
 		}
