@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bulkhead-sec/bulkhead/bpf"
 	"io"
 	"os"
 	"os/signal"
@@ -46,6 +47,11 @@ func recordCommand(args []string, stderr io.Writer) error {
 	}
 	cfg, err := cf.config()
 	if err != nil {
+		return err
+	}
+	// Before the output is created: a recording that cannot start must
+	// not leave an empty file that refuses the retry.
+	if err := bpf.CheckPrivileges(); err != nil {
 		return err
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL

@@ -179,6 +179,11 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Before any plugin starts or output is opened: without the
+	// privileges, nothing of it would be of use.
+	if err := bpf.CheckPrivileges(); err != nil {
+		return fmt.Errorf("%w (the configuration is valid)", err)
+	}
 	log, err := newLogger(cf.logLevel, stderr)
 	if err != nil {
 		return err
