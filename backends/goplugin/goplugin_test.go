@@ -276,3 +276,30 @@ func testRedeliveryIsFlagged(t *testing.T, tr string) {
 		t.Fatalf("%d findings, stats %+v: want 3, one crash, the batch sent again once and nothing quarantined", len(fs), s)
 	}
 }
+
+// In an enclave go-plugin runs the launcher; its messages about the
+// process name the plugin's binary, not the launcher.
+func TestPluginLogsNameThePlugin(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	o := fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`)
+	o.Enclave, o.Launcher = testEnclave(t, "names")
+	b, err := New(o, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close(context.Background())
+	named := 0
+	for _, e := range logs.All() {
+		if p, ok := e.ContextMap()["plugin"].(string); ok {
+			if p == o.Launcher {
+				t.Errorf("%q names the launcher", e.Message)
+			}
+			if p == o.Path {
+				named++
+			}
+		}
+	}
+	if named == 0 {
+		t.Error("no go-plugin message named the plugin")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,12 +34,17 @@ type zapHCLog struct {
 	z          *zap.Logger
 	name       string
 	stderrName string
-	args       []any
-	level      hclog.Level
+	// go-plugin names the program it ran: in an enclave, the launcher.
+	// Its messages name the plugin's binary instead.
+	program, plugin string
+	args            []any
+	level           hclog.Level
 }
 
-func newHCLog(z *zap.Logger, stderrName string) hclog.Logger {
-	return &zapHCLog{z: z, level: hclog.Debug, stderrName: stderrName}
+// newHCLog is go-plugin's logger for a plugin whose binary is plugin, run
+// as program (the plugin itself, or the enclave launcher).
+func newHCLog(z *zap.Logger, program, plugin string) hclog.Logger {
+	return &zapHCLog{z: z, level: hclog.Debug, stderrName: filepath.Base(program), program: program, plugin: plugin}
 }
 
 func (l *zapHCLog) fields(args []any) []zap.Field {
@@ -49,7 +55,11 @@ func (l *zapHCLog) fields(args []any) []zap.Field {
 		if !ok {
 			key = "arg"
 		}
-		fs = append(fs, logField(key, all[i+1]))
+		v := all[i+1]
+		if p, ok := v.(string); ok && p == l.program && l.program != l.plugin {
+			v = l.plugin
+		}
+		fs = append(fs, logField(key, v))
 	}
 	if len(all)%2 == 1 && len(fs) < maxLogFields {
 		fs = append(fs, logField("extra", all[len(all)-1]))

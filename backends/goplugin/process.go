@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -124,7 +123,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	cfg.RunnerFunc = r.run
 	// go-plugin names the reader of the plugin's stderr after the binary
 	// it starts; newHCLog turns that one off (see zapHCLog).
-	cfg.Logger = newHCLog(b.log, filepath.Base(cmd.Path))
+	cfg.Logger = newHCLog(b.log, cmd.Path, b.opts.Path)
 	client := plugin.NewClient(cfg)
 	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{}), ring: ring}
 	fail := func(what string, err error) (*process, detect.Definition, error) {
