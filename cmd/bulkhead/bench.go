@@ -28,8 +28,9 @@ import (
 
 func benchCommand(args []string, stdout, stderr io.Writer) error {
 	const subcommands = "all, capture, throughput, resilience or compare"
-	if len(args) == 0 {
-		return usageErr("bench needs a subcommand: %s", subcommands)
+	const benchUsage = "Usage:\n  bulkhead bench all [--quick]                          every section: JSON + Markdown report with charts\n  bulkhead bench capture|throughput|resilience [flags]  one section\n  bulkhead bench compare A.json B.json                  what changed between two runs\n\nRun 'bulkhead bench <subcommand> -h' for its flags.\n"
+	if ok, err := subcommandHelp("bench", args, benchUsage, stderr); ok {
+		return err
 	}
 	switch args[0] {
 	case "all", "throughput", "resilience":
@@ -37,7 +38,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) error {
 	case "capture":
 		return benchCaptureCommand(args[1:], stdout, stderr)
 	case "compare":
-		return benchCompareCommand(args[1:], stdout)
+		return benchCompareCommand(args[1:], stdout, stderr)
 	case "storm":
 		// Internal: the load generator bench capture starts as a child.
 		return stormCommand(args[1:], stdout)

@@ -2,14 +2,19 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
 )
 
 // benchCompareCommand is `bulkhead bench compare A.json B.json`.
-func benchCompareCommand(args []string, stdout io.Writer) error {
+func benchCompareCommand(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: bulkhead bench compare A.json B.json\n\nCompares two runs of bulkhead bench (their report.json): every figure of A beside B's, with the change.\n")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -69,6 +69,10 @@ func closeExport(x *export.Exporter, w io.Writer, log *zap.Logger) {
 }
 
 func fleetCommand(args []string, stdout, stderr io.Writer) error {
+	const fleetUsage = "Usage:\n  bulkhead fleet tail --server URL [--host H] [--severity S]   findings every host exports to NATS JetStream, as they arrive\n  bulkhead fleet status [--spool DIR] [--json]                 this machine's exporters\n"
+	if ok, err := subcommandHelp("fleet", args, fleetUsage, stderr); ok {
+		return err
+	}
 	switch {
 	case len(args) > 0 && args[0] == "tail":
 		return fleetTail(args[1:], stdout, stderr)

@@ -56,13 +56,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "rules":
 		err = rulesCommand(args[1:], stdout, stderr)
 	case "plugins":
-		err = pluginsCommand(args[1:], stdout)
+		err = pluginsCommand(args[1:], stdout, stderr)
 	case "fleet":
 		err = fleetCommand(args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
-		err = versionCommand(stdout)
+		err = versionCommand(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -113,6 +113,25 @@ Run 'bulkhead <command> -h' for the flags of a command.
 // usageErr wraps a flag problem so that it exits with code 2.
 func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// isHelp says whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
+// subcommandHelp is the answer of a command with subcommands to no
+// subcommand (a usage error, exit 2) or to -h/--help (its usage, exit 0).
+func subcommandHelp(command string, args []string, usage string, w io.Writer) (handled bool, err error) {
+	if len(args) == 0 {
+		fmt.Fprint(w, usage)
+		return true, usageErr("%s needs a subcommand (see above)", command)
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(w, usage)
+		return true, flag.ErrHelp
+	}
+	return false, nil
 }
 
 // parseFlags parses args, turning a parse error into a usage error (exit 2);

@@ -21,9 +21,27 @@ import (
 	"go.uber.org/zap"
 )
 
-// defaultStatusPath is where a running monitor says how its detectors are
-// and `bulkhead plugins` reads it.
-func defaultStatusPath() string { return filepath.Join(enclave.RuntimeDir(), "status.json") }
+// statusPathFor is where the monitor of pid says how its detectors are,
+// by default: one file per monitor, which `bulkhead plugins` finds.
+func statusPathFor(pid int) string {
+	return filepath.Join(enclave.RuntimeDir(), fmt.Sprintf("status-%d.json", pid))
+}
+
+// autoStatus is run's --status default: statusPathFor the monitor.
+const autoStatus = "auto"
+
+// runningStatusFiles are the default status files of monitors that run.
+func runningStatusFiles() []string {
+	paths, _ := filepath.Glob(filepath.Join(enclave.RuntimeDir(), "status-*.json"))
+	var out []string
+	for _, p := range paths {
+		pid, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), "status-"), ".json"))
+		if err == nil && pid > 0 && syscall.Kill(pid, 0) != syscall.ESRCH {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // status is the status file.
 type status struct {
@@ -112,7 +130,7 @@ func writeStatus(path string, s status) error {
 // root keeps it in /tmp, where another user could plant one to show the
 // operator a monitor in good health). At most maxStatusBytes.
 func readStatus(path string) ([]byte, error) {
-	if path == defaultStatusPath() {
+	if filepath.Dir(path) == enclave.RuntimeDir() {
 		if err := enclave.CheckRuntimeDir(); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -185,30 +203,57 @@ func keepStatus(path string, m *monitor, log *zap.Logger, stop <-chan struct{}) 
 	}
 }
 
-// pluginsCommand is `bulkhead plugins`: the running monitor's detectors,
+// pluginsCommand is `bulkhead plugins`: the running monitors' detectors,
 // their state, restarts and protections.
-func pluginsCommand(args []string, stdout io.Writer) error {
+func pluginsCommand(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
-	path := fs.String("status", defaultStatusPath(), "the status file of the running monitor (bulkhead run --status)")
+	fs.SetOutput(stderr)
+	path := fs.String("status", "", "the status `file` of one monitor (bulkhead run --status); default: every running monitor's, in "+enclave.RuntimeDir())
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := fs.Parse(args); err != nil {
-		return usageErr("%v", err)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: bulkhead plugins [--json] [--status FILE]\n\nThe running monitors' detectors: state, pid, restarts, crashes, hangs, enclave kills,\nprotocol violations, events delivered and dropped, and each one's protections.\n\n")
+		fs.PrintDefaults()
 	}
-	raw, err := readStatus(*path)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	paths := []string{*path}
+	if *path == "" {
+		if paths = runningStatusFiles(); len(paths) == 0 {
+			return fmt.Errorf("no monitor is running: no status file of a live monitor in %s (start one with bulkhead run --config FILE, or give --status)", enclave.RuntimeDir())
+		}
+	}
+	for i, p := range paths {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := showStatus(p, *asJSON, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// showStatus prints the status file at path.
+func showStatus(path string, asJSON bool, stdout io.Writer) error {
+	raw, err := readStatus(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no monitor is running with status file %s (start one with bulkhead run --config FILE, or give --status)", *path)
+		return fmt.Errorf("no monitor is running with status file %s (start one with bulkhead run --config FILE, or give --status)", path)
 	}
 	if err != nil {
 		return err
 	}
 	var s status
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return fmt.Errorf("status file %s: %w", *path, err)
+		return fmt.Errorf("status file %s: %w", path, err)
 	}
 	if syscall.Kill(s.PID, 0) == syscall.ESRCH {
-		return fmt.Errorf("the monitor that wrote %s (pid %d) is gone; the file is from %s", *path, s.PID, s.Updated.Format(time.RFC3339))
+		return fmt.Errorf("the monitor that wrote %s (pid %d) is gone; the file is from %s", path, s.PID, s.Updated.Format(time.RFC3339))
 	}
-	if *asJSON {
+	if asJSON {
 		out, err := statusJSON(s)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func TestPluginsJSONEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := pluginsCommand([]string{"--status", p, "--json"}, &out); err != nil {
+	if err := pluginsCommand([]string{"--status", p, "--json"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !utf8.Valid(out.Bytes()) {
@@ -65,7 +66,7 @@ func TestPluginsJSONEscapes(t *testing.T) {
 
 	// The table is escaped too (plain).
 	out.Reset()
-	if err := pluginsCommand([]string{"--status", p}, &out); err != nil {
+	if err := pluginsCommand([]string{"--status", p}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if strings.ContainsAny(out.String(), "\u009b\x7f\x1b\u202e") {
@@ -107,7 +108,7 @@ func TestPluginsRefusesAPlantedStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			err := pluginsCommand([]string{"--status", p, "--json"}, &out)
+			err := pluginsCommand([]string{"--status", p, "--json"}, &out, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q; printed:\n%s", err, tc.want, out.String())
 			}

@@ -12,11 +12,16 @@ import (
 
 // rulesCommand is `bulkhead rules check FILE…` and `bulkhead rules fields`.
 func rulesCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageErr("rules needs a subcommand: check FILE… or fields")
+	const rulesUsage = "Usage:\n  bulkhead rules check [--no-default-rules] FILE…   check rule files (YAML + CEL) without running the monitor\n  bulkhead rules fields                            list the fields rule conditions can use\n"
+	if ok, err := subcommandHelp("rules", args, rulesUsage, stderr); ok {
+		return err
 	}
 	switch args[0] {
 	case "fields":
+		if len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprint(stderr, "Usage: bulkhead rules fields\n\nLists the fields rule conditions can use, with their types.\n")
+			return flag.ErrHelp
+		}
 		fmt.Fprintf(stdout, "%-14s %-14s %s\n", "field", "type", "meaning")
 		for _, f := range ruleset.Fields {
 			fmt.Fprintf(stdout, "%-14s %-14s %s\n", f.Name, f.Type, f.Doc)

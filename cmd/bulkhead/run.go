@@ -152,7 +152,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
 	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
-	statusPath := fs.String("status", defaultStatusPath(), "keep the detectors' state here for `bulkhead plugins` (off when empty)")
+	statusPath := fs.String("status", autoStatus, "keep the detectors' state in this `file` for `bulkhead plugins` (auto: "+statusPathFor(0)[:len(statusPathFor(0))-len("0.json")]+"PID.json; off when empty)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
 	exportURL := fs.String("export", "", exportFlagUsage)
 	fs.Usage = func() {
@@ -247,6 +247,9 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer srv.Shutdown(context.Background())
+	}
+	if *statusPath == autoStatus {
+		*statusPath = statusPathFor(os.Getpid())
 	}
 	if *statusPath != "" && d != nil {
 		stopStatus := make(chan struct{})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -32,7 +33,18 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-func versionCommand(w io.Writer) error {
+func versionCommand(args []string, w, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: bulkhead version\n\nPrints bulkhead's version, the Go release it was built with, and this machine's kernel.\n")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
 	_, err := fmt.Fprintf(w, "bulkhead %s\ngo %s %s/%s\nkernel %s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH, kernelRelease())
 	return err
 }
