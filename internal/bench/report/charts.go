@@ -3,8 +3,10 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
 	"gonum.org/v1/plot"
@@ -20,13 +22,20 @@ var backendOrder = []string{bench.InProc, bench.InProcRecover, bench.GoPlugin, b
 
 func backendColor(b string) color.Color { return plotutil.Color(max(0, slices.Index(backendOrder, b))) }
 
-// series is one line of a chart.
+// series is one line of a chart. Lines that may lie on each other differ
+// in more than colour: dashes and point shapes (style).
 type series struct {
 	name   string
 	color  color.Color
-	dashed bool
+	dashed bool // dash-dot, whatever the style: real kernel events beside replayed ones
 	xys    plotter.XYs
+	style  int // 0: solid, circles; 1: long dashes, triangles; 2: dots, crosses
 }
+
+var (
+	lineDashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(1.5), vg.Points(2.5)}}
+	lineGlyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}
+)
 
 func addLines(p *plot.Plot, lines []series) error {
 	for _, s := range lines {
@@ -38,8 +47,11 @@ func addLines(p *plot.Plot, lines []series) error {
 			return err
 		}
 		l.Color, pts.Color = s.color, s.color
-		if s.dashed {
-			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		st := s.style % len(lineDashes)
+		l.Dashes, pts.Shape = lineDashes[st], lineGlyphs[st]
+		l.Width = vg.Points(1.5)
+		if s.dashed { // the kernel-events line beside a replay one: dash-dot
+			l.Dashes = []vg.Length{vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}
 		}
 		p.Add(l, pts)
 		p.Legend.Add(s.name, l, pts)
@@ -50,14 +62,65 @@ func addLines(p *plot.Plot, lines []series) error {
 func newPlot(title, x, y string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Y.Tick.Marker = siTicks{plot.DefaultTicks{}}
 	p.Add(plotter.NewGrid())
 	return p
 }
 
 func logY(p *plot.Plot) {
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = siTicks{plot.LogTicks{Prec: -1}}
+}
+
+// siTicks labels ticks with SI suffixes (250k, 10M) instead of 1e+07.
+type siTicks struct{ plot.Ticker }
+
+func (t siTicks) Ticks(min, max float64) []plot.Tick {
+	ts := t.Ticker.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = siLabel(ts[i].Value)
+		}
+	}
+	return ts
+}
+
+// siLabel is v with an SI suffix and at most three significant digits.
+func siLabel(v float64) string {
+	a, suffix := math.Abs(v), ""
+	for _, u := range []struct {
+		f float64
+		s string
+	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if a >= u.f {
+			v, suffix = v/u.f, u.s
+			break
+		}
+	}
+	if v == 0 {
+		return "0"
+	}
+	digits := 3 - int(math.Floor(math.Log10(math.Abs(v)))) - 1
+	r := math.Pow(10, float64(max(digits, 0)))
+	return strconv.FormatFloat(math.Round(v*r)/r, 'f', -1, 64) + suffix
+}
+
+// drawWithLegend draws p into c with its legend in a column of its own
+// at the right, never over the plot or its title.
+func drawWithLegend(p *plot.Plot, c draw.Canvas) {
+	leg := p.Legend
+	p.Legend = plot.NewLegend() // nothing inside the plot
+	w := leg.Rectangle(c).Size().X + vg.Points(12)
+	p.Draw(draw.Crop(c, 0, -w, 0, 0))
+	leg.Draw(draw.Crop(c, c.Size().X-w+vg.Points(8), 0, 0, -vg.Points(20)))
+}
+
+// legendWidth is the width the legend of p takes beside it.
+func legendWidth(p *plot.Plot) vg.Length {
+	c := draw.New(vgimg.New(vg.Inch, vg.Inch))
+	return p.Legend.Rectangle(c).Size().X + vg.Points(12)
 }
 
 // throughputByBatch: replayed events/s into one detector, per batch size.
@@ -65,11 +128,10 @@ func throughputByBatch(r *bench.Report, path string) (bool, error) {
 	p := newPlot("Throughput by batch size (replay, 1 trivial detector)", "batch size (events)", "events/s")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false // bottom right: the lines rise to the right
 	logY(p)
 	var lines []series
 	for _, b := range backendOrder {
-		s := series{name: b, color: backendColor(b)}
+		s := series{name: b, color: backendColor(b), style: slices.Index(backendOrder, b) % 3}
 		for _, c := range r.Throughput {
 			if c.Source == bench.Replay && c.Backend == b && c.Detectors == 1 {
 				s.xys = append(s.xys, plotter.XY{X: float64(c.Batch), Y: c.EventsPerSec})
@@ -93,7 +155,7 @@ func throughputByDetectors(r *bench.Report, path string) (bool, error) {
 	var lines []series
 	for _, src := range []string{bench.Replay, bench.Kernel} {
 		for _, b := range backendOrder {
-			s := series{name: src + " " + b, color: backendColor(b), dashed: src == bench.Kernel}
+			s := series{name: src + " " + b, color: backendColor(b), dashed: src == bench.Kernel, style: slices.Index(backendOrder, b) % 3}
 			for _, c := range r.Throughput {
 				if c.Source == src && c.Backend == b && (c.Batch == bench.FloorBatch || b == bench.GoPluginNaive) {
 					s.xys = append(s.xys, plotter.XY{X: float64(c.Detectors), Y: c.EventsPerSec})
@@ -113,7 +175,7 @@ func latencyChart(r *bench.Report, path string) (bool, error) {
 	p.NominalX(names...)
 	var lines []series
 	for _, c := range r.Latency {
-		s := series{name: fmt.Sprintf("%s %s @ %s/s", c.Source, c.Backend, bench.Rate(c.RatePerSec)), color: backendColor(c.Backend), dashed: c.Source == bench.Kernel}
+		s := series{name: fmt.Sprintf("%s %s @ %s/s", c.Source, c.Backend, bench.Rate(c.RatePerSec)), color: backendColor(c.Backend), dashed: c.Source == bench.Kernel, style: slices.Index(backendOrder, c.Backend) % 3}
 		for i, v := range c.KernelToFinding.Values() {
 			s.xys = append(s.xys, plotter.XY{X: float64(i), Y: max(v, 1)})
 		}
@@ -148,34 +210,54 @@ func faultTimeline(r *bench.Report, fault, path string) (bool, error) {
 			found = append(found, plotter.XY{X: s.T, Y: s.FindingsPerSec * 50})
 			top = max(top, s.FaultyPerSec, s.OtherPerSec)
 		}
-		lines := []series{{"faulty detector, events/s", plotutil.Color(0), false, faulty},
-			{"healthy detector, events/s", plotutil.Color(1), false, other},
-			{"findings/s × 50", plotutil.Color(2), true, found}}
+		lines := []series{{name: "faulty detector, events/s", color: plotutil.Color(0), xys: faulty, style: 0},
+			{name: "healthy detector, events/s", color: plotutil.Color(1), xys: other, style: 1},
+			{name: "findings/s × 50", color: plotutil.Color(2), xys: found, style: 2}}
 		if err := addLines(p, lines); err != nil {
 			return false, err
 		}
+		marked := map[string]bool{}
 		for _, m := range c.Marks {
 			l, err := plotter.NewLine(plotter.XYs{{X: m.T, Y: 0}, {X: m.T, Y: top * 1.05}})
 			if err != nil {
 				return false, err
 			}
 			l.Color = markColor[m.Kind]
-			l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+			l.Dashes = []vg.Length{vg.Points(3), vg.Points(2)}
+			l.Width = vg.Points(1.5)
 			p.Add(l)
+			if !marked[m.Kind] {
+				marked[m.Kind] = true
+				p.Legend.Add(m.Kind, l)
+			}
 		}
-		p.Y.Min, p.Y.Max = 0, top*1.6 // room for the legend above the lines
+		p.Y.Min, p.Y.Max = 0, top*1.1
 		p.X.Min, p.X.Max = 0, end
 		plots = append(plots, []*plot.Plot{p})
 	}
 	if len(plots) == 0 {
 		return false, nil
 	}
+	// One legend column for every panel, as wide as the widest legend.
+	lw := vg.Length(0)
+	for _, row := range plots {
+		lw = max(lw, legendWidth(row[0]))
+	}
 	const w, rowH = 7 * vg.Inch, 2.6 * vg.Inch
-	img := vgimg.New(w, rowH*vg.Length(len(plots)))
+	img := vgimg.New(w+lw, rowH*vg.Length(len(plots)))
 	dc := draw.New(img)
-	canvases := plot.Align(plots, draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4)}, dc)
+	legends := make([]plot.Legend, len(plots))
+	for i, row := range plots {
+		legends[i], row[0].Legend = row[0].Legend, plot.NewLegend()
+	}
+	canvases := plot.Align(plots, draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4)},
+		draw.Crop(dc, 0, -lw, 0, 0))
 	for i := range plots {
 		plots[i][0].Draw(canvases[i][0])
+		lc := canvases[i][0]
+		lc.Min.X, lc.Max.X = dc.Max.X-lw+vg.Points(8), dc.Max.X
+		lc.Max.Y -= vg.Points(20)
+		legends[i].Draw(lc)
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -209,18 +291,26 @@ func save(p *plot.Plot, lines []series, path string, wIn, hIn float64) (bool, er
 		return false, err
 	}
 	// A log axis needs a positive range even when every point has the
-	// same value; a legend on top gets a decade and a half above the lines.
+	// same value.
 	xmin, xmax, ymin, ymax := plotter.XYRange(allPoints(lines))
 	if _, ok := p.X.Scale.(plot.LogScale); ok {
 		p.X.Min, p.X.Max = xmin/1.2, xmax*1.2
 	}
 	if _, ok := p.Y.Scale.(plot.LogScale); ok {
 		p.Y.Min, p.Y.Max = ymin/2, ymax*2
-		if p.Legend.Top {
-			p.Y.Max = ymax * 30
-		}
 	}
-	return true, p.Save(vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch, path)
+	lw := legendWidth(p)
+	img := vgimg.New(vg.Length(wIn)*vg.Inch+lw, vg.Length(hIn)*vg.Inch)
+	drawWithLegend(p, draw.New(img))
+	f, err := os.Create(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		return false, err
+	}
+	return true, f.Close()
 }
 
 func allPoints(lines []series) plotter.XYs {

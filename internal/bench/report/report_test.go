@@ -82,3 +82,11 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestSILabels(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 1: "1", 250: "250", 1000: "1k", 250000: "250k", 1e7: "10M", 12345678: "12.3M", 0.5: "0.5", 2.5e9: "2.5G"} {
+		if got := siLabel(v); got != want {
+			t.Errorf("siLabel(%g) = %q, want %q", v, got, want)
+		}
+	}
+}
