@@ -16,7 +16,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/internal/progress"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
 	"go.uber.org/zap"
-	"golang.org/x/term"
 )
 
 // benchPlan is how much of everything a bench run does.
@@ -129,10 +128,7 @@ func benchRunCommand(name string, args []string, stdout, stderr io.Writer) error
 	for _, s := range steps {
 		total += s.expect
 	}
-	terminal := false
-	if f, ok := stderr.(*os.File); ok {
-		terminal = term.IsTerminal(int(f.Fd()))
-	}
+	terminal := isTerminal(stderr)
 	fmt.Fprintf(stderr, "bench %s: %d measurements, about %s; logs in %s\n", name, len(steps), total.Round(time.Second), logFile.Name())
 	bar := progress.New(stderr, terminal, total)
 	var failures []string

@@ -134,6 +134,13 @@ func subcommandHelp(command string, args []string, usage string, w io.Writer) (h
 	return false, nil
 }
 
+// isTerminal says whether w is a terminal (progress bars and colours
+// only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // parseFlags parses args, turning a parse error into a usage error (exit 2);
 // -h stays flag.ErrHelp (exit 0).
 func parseFlags(fs *flag.FlagSet, args []string) error {
@@ -156,7 +163,7 @@ func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
 	var enc zapcore.Encoder
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	} else {

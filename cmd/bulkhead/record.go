@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"github.com/bulkhead-sec/bulkhead/bpf"
+	"github.com/bulkhead-sec/bulkhead/internal/progress"
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -85,10 +87,23 @@ func recordCommand(args []string, stderr io.Writer) error {
 		return err
 	}
 	log.Info("recording", zap.String("kinds", cf.kinds), zap.String("output", *output))
+	var bar *progress.Bar
+	if *duration > 0 {
+		began := time.Now()
+		bar = progress.NewMeasured(stderr, isTerminal(stderr), fmt.Sprintf("recording for %s to %s", *duration, sinks.TextEscape(*output)), func() float64 {
+			return float64(time.Since(began)) / float64(*duration)
+		})
+	}
 	select {
 	case <-ctx.Done():
-		log.Info("stopping: detaching programs and draining the ring")
 	case <-m.done:
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	if ctx.Err() != nil {
+		log.Info("stopping: detaching programs and draining the ring")
+	} else {
 		log.Error("the ring buffer reader stopped", zap.Error(m.runErr))
 	}
 	s, err := m.stop()
@@ -101,6 +116,18 @@ func recordCommand(args []string, stderr io.Writer) error {
 		return fmt.Errorf("%d events could not be written: %w", m.sinkErrors, m.lastErr)
 	}
 	return errors.Join(err, closeErr)
+}
+
+// countingReader counts the bytes read through it (replay's progress).
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // runContext ends at SIGINT or SIGTERM, or after d when d > 0.
@@ -149,7 +176,12 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	rec, err := recording.NewReader(f)
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	read := &countingReader{r: f}
+	rec, err := recording.NewReader(read)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -187,6 +219,9 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := runContext(0)
 	defer stop()
 	start := time.Now()
+	bar := progress.NewMeasured(stderr, isTerminal(stderr), "replaying "+sinks.TextEscape(path), func() float64 {
+		return float64(read.n.Load()) / float64(max(size, 1))
+	})
 	var perKind [event.KindCount]uint64
 	var firstNs uint64
 	var readErr error
@@ -233,6 +268,7 @@ replay:
 			exp.Flush()
 		}
 	}
+	bar.Finish()
 	var closeErr error
 	var lanes []dispatch.LaneStats
 	if d != nil {

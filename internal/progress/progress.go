@@ -23,12 +23,25 @@ type Bar struct {
 	steps    int
 	stop     chan struct{}
 	stopped  sync.WaitGroup
+	measured func() float64 // NewMeasured: the share done, measured
 }
 
 // New starts a bar for steps expected to take total in all. On a terminal
 // it redraws itself every 200ms until Finish.
 func New(w io.Writer, terminal bool, total time.Duration) *Bar {
 	b := &Bar{w: w, terminal: terminal, total: max(total, time.Millisecond), started: time.Now(), stop: make(chan struct{})}
+	if terminal {
+		b.stopped.Add(1)
+		go b.redraw()
+	}
+	return b
+}
+
+// NewMeasured starts a bar that shows what measure says is done (0 to
+// 1: bytes read of a file, time of a duration), labelled label. It draws
+// only on a terminal; elsewhere it stays silent.
+func NewMeasured(w io.Writer, terminal bool, label string, measure func() float64) *Bar {
+	b := &Bar{w: w, terminal: terminal, total: time.Millisecond, label: label, started: time.Now(), stop: make(chan struct{}), measured: measure}
 	if terminal {
 		b.stopped.Add(1)
 		go b.redraw()
@@ -72,12 +85,18 @@ func (b *Bar) Finish() {
 	if b.terminal {
 		fmt.Fprint(b.w, "\r\x1b[K")
 	}
+	if b.measured != nil {
+		return // the command says what it did
+	}
 	fmt.Fprintf(b.w, "done: %d steps in %s\n", b.steps, clock(time.Since(b.started)))
 }
 
 // fraction is the share of expected work done, counting the current step
 // up to its expected length.
 func (b *Bar) fraction() float64 {
+	if b.measured != nil {
+		return min(1, max(0, b.measured()))
+	}
 	in := min(time.Since(b.stepAt), b.cur)
 	if b.stepAt.IsZero() {
 		in = 0

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -37,5 +38,24 @@ func TestTerminalRedrawsInPlace(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "\r\x1b[K[") || !strings.Contains(out, "only") || !strings.HasSuffix(out, "done: 1 steps in 0:00\n") {
 		t.Errorf("got %q", out)
+	}
+}
+
+// A measured bar shows the share its measure gives, on a terminal only.
+func TestMeasured(t *testing.T) {
+	var done atomic.Int64
+	var buf bytes.Buffer
+	b := NewMeasured(&buf, true, "replaying x", func() float64 { return float64(done.Load()) / 100 })
+	done.Store(40)
+	b.Printf("a note\n") // redraws the bar
+	b.Finish()
+	if out := buf.String(); !strings.Contains(out, "a note\n") || !strings.Contains(out, " 40%") || !strings.Contains(out, "replaying x") || !strings.HasSuffix(out, "\r\x1b[K") {
+		t.Errorf("got %q", out)
+	}
+	buf.Reset()
+	b = NewMeasured(&buf, false, "replaying x", func() float64 { return 1 })
+	b.Finish()
+	if buf.Len() != 0 {
+		t.Errorf("off a terminal: %q", buf.String())
 	}
 }
