@@ -18,6 +18,12 @@
  *   bpf_ringbuf_output, so a 20-byte path costs 20 bytes of ring, not 4 KiB.
  * - User space is woken only when queued data crosses wakeup_bytes; the
  *   reader's own deadline covers a quiet host.
+ * - The open exit is the hot path (every open on the host runs it): one
+ *   helper call finds the task and plain loads read what other helpers
+ *   would (cgroup id, descriptor table); the path walk has no call per
+ *   component; a relative open whose directory lies on the opened file's
+ *   path sends it as the tail of that walk instead of walking it again.
+ *   Helper calls are dear here: each pays the return-thunk mitigation.
  */
 
 #include "vmlinux.h"
