@@ -397,13 +397,23 @@ static __always_inline bool walk_step(struct scratch *s)
  * crossing mount points on the way. If (match_dentry, match_vfsmount) is
  * passed on the way, s->walk.match_off says where.
  *
- * The loop is an open-coded one bounded by may_goto (and WALK_DEPTH), with
- * no call per step: the bpf_loop callback it replaces cost a call and a
- * return thunk per component. The walk's state lives in the scratch map
- * value rather than on the stack or in registers: values loaded from map
- * memory are unknown to the verifier, so the loop's states converge at
- * may_goto instead of being explored per offset.
+ * The walk's state lives in the scratch map value, which each bpf_loop
+ * step (walk_cb) reads and updates.
  */
+/*
+ * walk_cb is walk_step as a bpf_loop callback. (An open-coded loop bounded
+ * by may_goto measured about 15% cheaper per open, but may_goto needs Linux
+ * 6.9, and bulkhead runs on 6.1 and later.)
+ */
+struct walk_arg {
+	struct scratch *s;
+};
+
+static long walk_cb(__u64 i, void *ctx)
+{
+	return walk_step(((struct walk_arg *)ctx)->s) ? 1 : 0;
+}
+
 static __always_inline __u32 put_walk(struct scratch *s, __u32 off, __u64 dentry, __u64 vfsmount, __u64 match_dentry,
 				      __u64 match_vfsmount, struct str_ref *ref, __u16 *flags, __u16 trunc_flag,
 				      __u16 pseudo_flag)
@@ -425,12 +435,8 @@ static __always_inline __u32 put_walk(struct scratch *s, __u32 off, __u64 dentry
 	w->steps = 0;
 	w->flags = 0;
 	w->done = 0;
-	for (;;) {
-		if (walk_step(s))
-			break;
-		asm volatile goto("may_goto %l[out]" :::: out);
-	}
-out:
+	struct walk_arg arg = {.s = s};
+	bpf_loop(WALK_DEPTH, walk_cb, &arg, 0);
 	if (!w->done || (w->flags & FLAG_TRUNC_WALK))
 		*flags |= trunc_flag;
 	if (w->flags & FLAG_PSEUDO_PATH)
