@@ -18,6 +18,12 @@
  *   bpf_ringbuf_output, so a 20-byte path costs 20 bytes of ring, not 4 KiB.
  * - User space is woken only when queued data crosses wakeup_bytes; the
  *   reader's own deadline covers a quiet host.
+ * - The open exit is the hot path (every open on the host runs it): one
+ *   helper call finds the task and plain loads read what other helpers
+ *   would (cgroup id, descriptor table); the path walk has no call per
+ *   component; a relative open whose directory lies on the opened file's
+ *   path sends it as the tail of that walk instead of walking it again.
+ *   Helper calls are dear here: each pays the return-thunk mitigation.
  */
 
 #include "vmlinux.h"
@@ -74,11 +80,18 @@ struct {
 struct walk_state {
 	__u64 dentry;
 	__u64 mnt;
+	/* A directory to look for on the way up (dentry, struct mount), or 0. */
+	__u64 match_dentry;
+	__u64 match_mnt;
+	__u32 match_off; /* where the walk stood when it passed it; WALK_NO_MATCH if not */
 	__u32 off;
 	__u32 start;
+	__u32 steps;
 	__u16 flags;
 	__u8 done;
 };
+
+#define WALK_NO_MATCH 0xffffffff
 
 struct scratch {
 	__u8 buf[SCRATCH_SIZE];
@@ -209,14 +222,15 @@ static __always_inline struct scratch *scratch_get(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-static __always_inline void fill_header(struct event_header *h, __u16 kind)
+static __always_inline void fill_header(struct task_struct *task, struct event_header *h, __u16 kind)
 {
 	/* A BTF task pointer: fields are read with direct loads, not helpers. */
-	struct task_struct *task = bpf_get_current_task_btf();
 	const struct cred *cred = task->cred;
 
 	h->ts_ns = bpf_ktime_get_boot_ns();
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	/* What bpf_get_current_cgroup_id reads (the default hierarchy's
+	 * cgroup, its kernfs id), as three loads instead of a helper call. */
+	h->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
 	h->pid = task->tgid;
 	h->tid = task->pid;
 	h->ppid = task->real_parent->tgid;
@@ -286,17 +300,6 @@ static __always_inline __u32 put_str(__u8 *buf, __u32 off, const void *src, __u3
 }
 
 /*
- * put_walk writes the components of a struct path from the leaf up to the
- * root, each NUL-terminated, crossing mount points on the way. The walk's
- * state lives in the scratch map value rather than on the stack: values
- * loaded from map memory are unknown to the verifier, so the bpf_loop
- * callback's states converge instead of being explored per offset.
- */
-struct walk_arg {
-	struct scratch *s;
-};
-
-/*
  * put_name copies a dentry's name, NUL-terminated, to buf at off. A short
  * name lives in the dentry itself: five plain loads copy it, no helper
  * (the walk's main cost per component was the byte-by-byte string read).
@@ -339,9 +342,14 @@ static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __
 	return off + got;
 }
 
-static long walk_step(__u64 i, void *arg)
+/*
+ * walk_step moves the walk one step up: it writes the current dentry's name
+ * or crosses to the parent mount. It returns true when the walk is over
+ * (done, or stopped early: done stays 0). On the way it notes where the
+ * walk passes the directory it was asked to look for (match_*).
+ */
+static __always_inline bool walk_step(struct scratch *s)
 {
-	struct scratch *s = ((struct walk_arg *)arg)->s;
 	struct walk_state *w = &s->walk;
 	__u64 dentry = w->dentry, mount = w->mnt;
 	struct dentry *d = KERNEL_PTR(struct dentry, dentry);
@@ -349,6 +357,11 @@ static long walk_step(__u64 i, void *arg)
 	__u64 mnt_root = (__u64)mnt->mnt.mnt_root;
 	__u64 parent = (__u64)d->d_parent;
 
+	if (dentry == w->match_dentry && mount == w->match_mnt && w->match_off == WALK_NO_MATCH)
+		w->match_off = w->off;
+	if (w->steps >= WALK_DEPTH)
+		return true;
+	w->steps++;
 	if (dentry == mnt_root || dentry == parent) {
 		__u64 up = (__u64)mnt->mnt_parent;
 		if (dentry != mnt_root) {
@@ -357,45 +370,73 @@ static long walk_step(__u64 i, void *arg)
 			if (w->off == w->start)
 				w->off = put_name(s->buf, w->off, d, &w->flags);
 			w->done = 1;
-			return 1;
+			return true;
 		}
 		if (mount == up) {
 			w->done = 1;
-			return 1;
+			return true;
 		}
 		w->dentry = (__u64)mnt->mnt_mountpoint;
 		w->mnt = up;
-		return 0;
+		return false;
 	}
 	__u32 off = w->off;
 	if (off - w->start > WALK_BYTES - NAME_READ)
-		return 1;
+		return true;
 	__u32 next = put_name(s->buf, off, d, &w->flags);
 	if (next == off)
-		return 1;
+		return true;
 	w->off = next;
 	w->dentry = parent;
-	return 0;
+	return false;
 }
 
-/* put_walk writes the path of (dentry, vfsmount), both kernel addresses. */
-static __always_inline __u32 put_walk(struct scratch *s, __u32 off, __u64 dentry, __u64 vfsmount, struct str_ref *ref,
-				      __u16 *flags, __u16 trunc_flag, __u16 pseudo_flag)
+/*
+ * put_walk writes the path of (dentry, vfsmount), both kernel addresses,
+ * as its components from the leaf up to the root, each NUL-terminated,
+ * crossing mount points on the way. If (match_dentry, match_vfsmount) is
+ * passed on the way, s->walk.match_off says where.
+ *
+ * The walk's state lives in the scratch map value, which each bpf_loop
+ * step (walk_cb) reads and updates.
+ */
+/*
+ * walk_cb is walk_step as a bpf_loop callback. (An open-coded loop bounded
+ * by may_goto measured about 15% cheaper per open, but may_goto needs Linux
+ * 6.9, and bulkhead runs on 6.1 and later.)
+ */
+struct walk_arg {
+	struct scratch *s;
+};
+
+static long walk_cb(__u64 i, void *ctx)
+{
+	return walk_step(((struct walk_arg *)ctx)->s) ? 1 : 0;
+}
+
+static __always_inline __u32 put_walk(struct scratch *s, __u32 off, __u64 dentry, __u64 vfsmount, __u64 match_dentry,
+				      __u64 match_vfsmount, struct str_ref *ref, __u16 *flags, __u16 trunc_flag,
+				      __u16 pseudo_flag)
 {
 	struct walk_state *w = &s->walk;
-	struct walk_arg arg = {.s = s};
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt); /* container_of */
 
 	ref->off = off;
 	ref->len = 0;
+	w->match_off = WALK_NO_MATCH;
 	if (!dentry || !vfsmount)
 		return off;
 	w->dentry = dentry;
-	w->mnt = vfsmount - bpf_core_field_offset(struct mount, mnt); /* container_of */
+	w->mnt = vfsmount - mnt_off;
+	w->match_dentry = match_dentry;
+	w->match_mnt = match_vfsmount ? match_vfsmount - mnt_off : 0;
 	w->off = off;
 	w->start = off;
+	w->steps = 0;
 	w->flags = 0;
 	w->done = 0;
-	bpf_loop(WALK_DEPTH, walk_step, &arg, 0);
+	struct walk_arg arg = {.s = s};
+	bpf_loop(WALK_DEPTH, walk_cb, &arg, 0);
 	if (!w->done || (w->flags & FLAG_TRUNC_WALK))
 		*flags |= trunc_flag;
 	if (w->flags & FLAG_PSEUDO_PATH)
@@ -407,16 +448,23 @@ static __always_inline __u32 put_walk(struct scratch *s, __u32 off, __u64 dentry
 	return end;
 }
 
-/* fd_file is the current task's open file fd, or NULL. */
-static __always_inline struct file *fd_file(int fd)
+/*
+ * fd_slot types one entry of a descriptor table (struct file *) for
+ * KERNEL_PTR, which needs a kernel struct: struct kiocb starts with a
+ * struct file *, and only that first field is read.
+ */
+#define FD_SLOT(addr) (KERNEL_PTR(struct kiocb, addr)->ki_filp)
+
+/* fd_file is task's open file fd, or NULL. task is the current task. */
+static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 {
-	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	struct fdtable *fdt = task->files->fdt;
 	__u64 fds = (__u64)fdt->fd; /* struct file **: a number to the verifier */
-	__u64 f = 0;
 
 	if (fd < 0 || (unsigned int)fd >= fdt->max_fds || !fds)
 		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), (void *)(fds + (__u64)fd * sizeof(f)));
+	/* A plain, fault-safe load instead of a bpf_probe_read_kernel call. */
+	__u64 f = (__u64)FD_SLOT(fds + (__u64)fd * sizeof(f));
 	if (!f)
 		return NULL;
 	return KERNEL_PTR(struct file, f);
@@ -433,7 +481,7 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	if (!s)
 		return 0;
 	struct exec_event *e = (struct exec_event *)s->buf;
-	fill_header(&e->h, KIND_EXEC);
+	fill_header(bpf_get_current_task_btf(), &e->h, KIND_EXEC);
 
 	__u32 off = sizeof(*e);
 	__u64 start = BPF_CORE_READ(p, mm, arg_start);
@@ -456,8 +504,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 
 	struct file *file = bprm->file;
 	e->exe_nlink = file->f_inode->__i_nlink;
-	off = put_walk(s, off, (__u64)file->f_path.dentry, (__u64)file->f_path.mnt, &e->exe, &e->h.flags, FLAG_TRUNC_WALK,
-		       FLAG_PSEUDO_PATH);
+	off = put_walk(s, off, (__u64)file->f_path.dentry, (__u64)file->f_path.mnt, 0, 0, &e->exe, &e->h.flags,
+		       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 	emit(s->buf, off, KIND_EXEC);
 	return 0;
 }
@@ -471,7 +519,7 @@ int BPF_PROG(sched_process_fork, struct task_struct *parent, struct task_struct 
 	if (filtered(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	struct fork_event e = {};
-	fill_header(&e.h, KIND_FORK);
+	fill_header(bpf_get_current_task_btf(), &e.h, KIND_FORK);
 	e.child_pid = child->tgid;
 	e.child_tid = child->pid;
 	emit(&e, sizeof(e), KIND_FORK);
@@ -486,7 +534,7 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 	if (filtered(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	struct exit_event e = {};
-	fill_header(&e.h, KIND_EXIT);
+	fill_header(bpf_get_current_task_btf(), &e.h, KIND_EXIT);
 	int code = task->exit_code;
 	e.exit_code = (code >> 8) & 0xff;
 	e.signal = code & 0x7f;
@@ -497,9 +545,9 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 
 /* ---- syscalls: enter ------------------------------------------------------ */
 
-static __always_inline void read_ids(__u32 what, __u32 ids[4])
+static __always_inline void read_ids(struct task_struct *task, __u32 what, __u32 ids[4])
 {
-	const struct cred *cred = bpf_get_current_task_btf()->cred;
+	const struct cred *cred = task->cred;
 	bool gids = what == WHAT_SETGID || what == WHAT_SETREGID || what == WHAT_SETRESGID || what == WHAT_SETFSGID;
 
 	if (gids) {
@@ -544,7 +592,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32
 		p->args[1] = ctx->args[1];
 	if (nargs > 2)
 		p->args[2] = ctx->args[2];
-	read_ids(what, p->old_ids);
+	read_ids(bpf_get_current_task_btf(), what, p->old_ids);
 	p->what = what;
 	return 0;
 }
@@ -567,10 +615,10 @@ ENTER(setfsgid, WHAT_SETFSGID, 1)
 
 /* ---- syscalls: exit ------------------------------------------------------- */
 
-static __always_inline int exit_open(struct scratch *s, struct pending *p, long ret)
+static __always_inline int exit_open(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
 {
 	struct open_event *e = (struct open_event *)s->buf;
-	fill_header(&e->h, KIND_OPEN);
+	fill_header(task, &e->h, KIND_OPEN);
 	e->ret = ret;
 	e->what = p->what;
 	e->resolve = 0;
@@ -599,6 +647,23 @@ static __always_inline int exit_open(struct scratch *s, struct pending *p, long 
 	__u32 off = sizeof(*e);
 	off = put_str(s->buf, off, upath, PATH_MAX_READ, true, &e->path, &e->h.flags, FLAG_TRUNC_PATH);
 
+	/* The directory a relative path is resolved against: cwd or dfd. */
+	bool relative = e->path.len > 0 && s->buf[e->path.off & STR_MASK] != '/';
+	__u64 dir_dentry = 0, dir_mnt = 0;
+	if (relative) {
+		if (e->dfd == AT_FDCWD) {
+			struct fs_struct *fs = task->fs;
+			dir_dentry = (__u64)fs->pwd.dentry;
+			dir_mnt = (__u64)fs->pwd.mnt;
+		} else {
+			struct file *f = fd_file(task, e->dfd);
+			if (f) {
+				dir_dentry = (__u64)f->f_path.dentry;
+				dir_mnt = (__u64)f->f_path.mnt;
+			}
+		}
+	}
+
 	/* The file the call returned: its kernel path first (it matters more
 	 * than the directory below, and so gets the room), then its identity. */
 	e->ino = 0;
@@ -607,38 +672,44 @@ static __always_inline int exit_open(struct scratch *s, struct pending *p, long 
 	e->imode = 0;
 	e->file.off = off;
 	e->file.len = 0;
+	e->dir.off = off;
+	e->dir.len = 0;
+	bool dir_done = false;
 	if (ret >= 0) {
-		struct file *f = fd_file((int)ret);
+		struct file *f = fd_file(task, (int)ret);
 		if (f) {
 			struct inode *inode = f->f_inode;
 			e->ino = inode->i_ino;
 			e->dev = inode->i_sb->s_dev;
 			e->nlink = inode->__i_nlink;
 			e->imode = inode->i_mode;
-			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, &e->file, &e->h.flags,
-				       FLAG_FILE_TRUNC_WALK, FLAG_FILE_PSEUDO);
+			__u16 fflags = 0;
+			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, dir_dentry, dir_mnt, &e->file,
+				       &fflags, FLAG_FILE_TRUNC_WALK, FLAG_FILE_PSEUDO);
+			e->h.flags |= fflags;
+			/*
+			 * The directory is on the file's own path (the usual case: no
+			 * "..", no symlink out of it): its components are the tail of
+			 * the file's, exactly what walking it again would write. Only
+			 * a complete, rooted walk stands in for the directory's own.
+			 */
+			__u32 m = s->walk.match_off;
+			if (relative && fflags == 0 && m != WALK_NO_MATCH && m >= e->file.off && m <= off) {
+				e->dir.off = m;
+				e->dir.len = off - m;
+				dir_done = true;
+			}
 		}
 	}
-
-	e->dir.off = off;
-	e->dir.len = 0;
-	if (e->path.len > 0 && s->buf[e->path.off & STR_MASK] != '/') {
-		if (e->dfd == AT_FDCWD) {
-			struct fs_struct *fs = bpf_get_current_task_btf()->fs;
-			off = put_walk(s, off, (__u64)fs->pwd.dentry, (__u64)fs->pwd.mnt, &e->dir, &e->h.flags, FLAG_TRUNC_WALK,
-				       FLAG_PSEUDO_PATH);
-		} else {
-			struct file *f = fd_file(e->dfd);
-			if (f)
-				off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, &e->dir, &e->h.flags,
-					       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
-		}
+	if (relative && !dir_done) {
+		e->dir.off = off;
+		off = put_walk(s, off, dir_dentry, dir_mnt, 0, 0, &e->dir, &e->h.flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 	}
 	emit(s->buf, off, KIND_OPEN);
 	return 0;
 }
 
-static __always_inline int exit_connect(struct pending *p, long ret)
+static __always_inline int exit_connect(struct task_struct *task, struct pending *p, long ret)
 {
 	struct connect_event e = {};
 	const void *uaddr = (const void *)p->args[1];
@@ -658,7 +729,7 @@ static __always_inline int exit_connect(struct pending *p, long ret)
 	} else {
 		return 0; /* unix and other families are not network connects */
 	}
-	fill_header(&e.h, KIND_CONNECT);
+	fill_header(task, &e.h, KIND_CONNECT);
 	e.ret = ret;
 	e.fd = (int)p->args[0];
 	e.family = family;
@@ -666,25 +737,25 @@ static __always_inline int exit_connect(struct pending *p, long ret)
 	return 0;
 }
 
-static __always_inline int exit_setid(struct pending *p, long ret)
+static __always_inline int exit_setid(struct task_struct *task, struct pending *p, long ret)
 {
 	struct setid_event e = {};
-	fill_header(&e.h, KIND_SETID);
+	fill_header(task, &e.h, KIND_SETID);
 	e.ret = ret;
 	e.what = p->what;
 	e.args[0] = p->args[0];
 	e.args[1] = p->args[1];
 	e.args[2] = p->args[2];
 	__builtin_memcpy(e.old_ids, p->old_ids, sizeof(e.old_ids));
-	read_ids(p->what, e.new_ids);
+	read_ids(task, p->what, e.new_ids);
 	emit(&e, sizeof(e), KIND_SETID);
 	return 0;
 }
 
-static __always_inline int exit_ptrace(struct pending *p, long ret)
+static __always_inline int exit_ptrace(struct task_struct *task, struct pending *p, long ret)
 {
 	struct ptrace_event e = {};
-	fill_header(&e.h, KIND_PTRACE);
+	fill_header(task, &e.h, KIND_PTRACE);
 	e.ret = ret;
 	e.request = p->args[0];
 	e.target_pid = p->args[1];
@@ -692,10 +763,10 @@ static __always_inline int exit_ptrace(struct pending *p, long ret)
 	return 0;
 }
 
-static __always_inline int exit_module(struct scratch *s, struct pending *p, long ret)
+static __always_inline int exit_module(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
 {
 	struct module_event *e = (struct module_event *)s->buf;
-	fill_header(&e->h, KIND_MODULE);
+	fill_header(task, &e->h, KIND_MODULE);
 	e->ret = ret;
 	e->what = p->what;
 	e->len = 0;
@@ -714,22 +785,22 @@ static __always_inline int exit_module(struct scratch *s, struct pending *p, lon
 	e->path.off = off;
 	e->path.len = 0;
 	if (p->what == WHAT_FINIT_MODULE) {
-		struct file *f = fd_file((int)p->args[0]);
+		struct file *f = fd_file(task, (int)p->args[0]);
 		if (f)
-			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, &e->path, &e->h.flags,
+			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, 0, 0, &e->path, &e->h.flags,
 				       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
 	}
 	emit(s->buf, off, KIND_MODULE);
 	return 0;
 }
 
-static __always_inline int exit_bpf(struct pending *p, long ret)
+static __always_inline int exit_bpf(struct task_struct *task, struct pending *p, long ret)
 {
 	struct bpf_prog_event e = {};
 	const void *uattr = (const void *)p->args[1];
 	__u64 size = p->args[2];
 
-	fill_header(&e.h, KIND_BPF_PROG);
+	fill_header(task, &e.h, KIND_BPF_PROG);
 	e.ret = ret;
 	e.cmd = p->args[0];
 	if (size >= 8) {
@@ -743,10 +814,10 @@ static __always_inline int exit_bpf(struct pending *p, long ret)
 	return 0;
 }
 
-static __always_inline int exit_memfd(struct scratch *s, struct pending *p, long ret)
+static __always_inline int exit_memfd(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
 {
 	struct memfd_event *e = (struct memfd_event *)s->buf;
-	fill_header(&e->h, KIND_MEMFD);
+	fill_header(task, &e->h, KIND_MEMFD);
 	e->ret = ret;
 	e->flags = p->args[1];
 	__u32 off = put_str(s->buf, sizeof(*e), (const char *)p->args[0], NAME_READ, true, &e->name, &e->h.flags,
@@ -768,13 +839,15 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 	__u32 what = *whatp;
 	long ret = ctx->ret;
 	struct pending p = {};
+	/* One helper call for the current task; everything else is loads. */
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID) {
 		/* The old credentials only exist before the call: paired with sys_enter. */
-		struct pending *pp = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+		struct pending *pp = bpf_task_storage_get(&pending, task, 0, 0);
 		if (!pp || pp->what == WHAT_NONE) {
 			/* Filtered at enter, or the enter happened before we attached. */
-			if (!filtered(bpf_get_current_pid_tgid() >> 32)) {
+			if (!filtered(task->tgid)) {
 				struct event_counters *c = counters_get();
 				if (c)
 					c->pair_missing++;
@@ -788,9 +861,9 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 		 * The arguments are still in the registers the syscall entry saved:
 		 * no enter hook, no pairing to lose.
 		 */
-		if (filtered(bpf_get_current_pid_tgid() >> 32))
+		if (filtered(task->tgid))
 			return 0;
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 		p.args[0] = regs->di;
 		p.args[1] = regs->si;
 		p.args[2] = regs->dx;
@@ -811,26 +884,26 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 	case WHAT_OPENAT2:
 	case WHAT_OPEN: {
 		struct scratch *s = scratch_get();
-		return s ? exit_open(s, &p, ret) : 0;
+		return s ? exit_open(task, s, &p, ret) : 0;
 	}
 	case WHAT_CONNECT:
-		return exit_connect(&p, ret);
+		return exit_connect(task, &p, ret);
 	case WHAT_PTRACE:
-		return exit_ptrace(&p, ret);
+		return exit_ptrace(task, &p, ret);
 	case WHAT_INIT_MODULE:
 	case WHAT_FINIT_MODULE: {
 		struct scratch *s = scratch_get();
-		return s ? exit_module(s, &p, ret) : 0;
+		return s ? exit_module(task, s, &p, ret) : 0;
 	}
 	case WHAT_BPF:
-		return exit_bpf(&p, ret);
+		return exit_bpf(task, &p, ret);
 	case WHAT_MEMFD_CREATE: {
 		struct scratch *s = scratch_get();
-		return s ? exit_memfd(s, &p, ret) : 0;
+		return s ? exit_memfd(task, s, &p, ret) : 0;
 	}
 	default:
 		if (p.what >= WHAT_SETUID && p.what <= WHAT_SETFSGID)
-			return exit_setid(&p, ret);
+			return exit_setid(task, &p, ret);
 	}
 	return 0;
 }

@@ -178,14 +178,18 @@ type bulkheadScratch struct {
 	_    structs.HostLayout
 	Buf  [16384]uint8
 	Walk struct {
-		_      structs.HostLayout
-		Dentry uint64
-		Mnt    uint64
-		Off    uint32
-		Start  uint32
-		Flags  uint16
-		Done   uint8
-		_      [5]byte
+		_           structs.HostLayout
+		Dentry      uint64
+		Mnt         uint64
+		MatchDentry uint64
+		MatchMnt    uint64
+		MatchOff    uint32
+		Off         uint32
+		Start       uint32
+		Steps       uint32
+		Flags       uint16
+		Done        uint8
+		_           [5]byte
 	}
 }
 

@@ -115,7 +115,13 @@ struct open_event {
 	__u64 mode;
 	__u64 resolve; /* openat2 RESOLVE_* */
 	struct str_ref path; /* as passed */
-	struct str_ref dir;  /* components of cwd or dfd, leaf first; only for relative paths */
+	/*
+	 * Components of cwd or dfd, leaf first; only for relative paths. When
+	 * the open succeeded and that directory lies on the opened file's own
+	 * path (no "..", no symlink out of it), dir addresses the tail of
+	 * file's bytes instead of a walk of its own: the same components.
+	 */
+	struct str_ref dir;
 	/*
 	 * The file the call opened (ret >= 0 only), read from the new descriptor
 	 * at the syscall's exit: what the kernel resolved, whatever string was

@@ -464,3 +464,45 @@ func TestDecodeReusedEventIsClean(t *testing.T) {
 		t.Errorf("reused event: %+v\nwant %+v", ev, want)
 	}
 }
+
+// A relative open whose directory lies on the opened file's path: the
+// kernel sends dir as the tail of the file's components, not a walk of its
+// own. Both decode from the same bytes, and the directory is the same as
+// when walked apart (also when it is the root: an empty tail).
+func TestDecodeOpenDirInFileWalk(t *testing.T) {
+	for _, tc := range []struct {
+		name, path    string
+		file          []string
+		skip          int // leading components of file that are below dir
+		dir, resolved string
+		filePath      string
+	}{
+		{"name in cwd", "f", []string{"f", "b", "a"}, 1, "/a/b", "/a/b/f", "/a/b/f"},
+		{"components below cwd", "b/f", []string{"f", "b", "a"}, 2, "/a", "/a/b/f", "/a/b/f"},
+		{"symlink below cwd", "l/f", []string{"f", "b", "a"}, 2, "/a", "/a/l/f", "/a/b/f"},
+		{"cwd is the root", "a/b/f", []string{"f", "b", "a"}, 3, "/", "/a/b/f", "/a/b/f"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r record[bpf.OpenRecord]
+			r.fixed.H = hdr(bpf.RecordOpen, "cat")
+			r.fixed.What = bpf.WhatOpenat
+			r.fixed.Dfd = -100
+			r.fixed.Ret = 3
+			r.fixed.Path = r.str(tc.path)
+			r.fixed.File = r.walk(tc.file...)
+			below := 0
+			for _, c := range tc.file[:tc.skip] {
+				below += len(c) + 1
+			}
+			r.fixed.Dir = bpf.StrRef{Off: r.fixed.File.Off + uint16(below), Len: r.fixed.File.Len - uint16(below)}
+			var ev event.Event
+			if err := New().Decode(r.bytes(), &ev); err != nil {
+				t.Fatal(err)
+			}
+			o := &ev.Open
+			if o.Dir != tc.dir || o.Resolved != tc.resolved || o.FilePath != tc.filePath {
+				t.Errorf("dir %q resolved %q file %q, want %q %q %q", o.Dir, o.Resolved, o.FilePath, tc.dir, tc.resolved, tc.filePath)
+			}
+		})
+	}
+}
