@@ -25,7 +25,7 @@ func TestDefaultRulesOnRecordedTechniques(t *testing.T) {
 	got := sdktest.Rules(sdktest.Replay(t, rules.New(), "", recording))
 	slices.Sort(got)
 	want := []string{"credential_file_read", "crypto_miner_args", "exec_from_writable_dir", "exec_from_writable_dir",
-		"exec_from_writable_dir", "exec_from_writable_dir", "fileless_exec", "persistence_file_write", "ptrace_attach",
+		"exec_from_writable_dir", "exec_from_writable_dir", "fileless_exec", "masquerading_process", "persistence_file_write", "ptrace_attach",
 		"setid_to_root", "shell_under_network_service", "unexpected_bpf_load"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("findings %q\nwant %q", got, want)

@@ -1,0 +1,403 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/test/attack"
+	"github.com/bulkhead-sec/bulkhead/test/testenv"
+)
+
+// The ATT&CK corpus (test/attack) under the real monitor, with the shipped
+// detector set (configs/detectors.yaml) on both backends at once: every
+// procedure is performed for real and must cause the findings it states,
+// from the inproc and the goplugin instance of each detector. Procedures
+// that wait for a capture kind run too, and only show in the table. Run
+// with -v for the coverage table; BULKHEAD_CORPUS_TABLE=FILE also writes
+// it to FILE (docs/detectors.md holds one).
+func TestAttackCorpus(t *testing.T) {
+	testenv.RequireBPF(t)
+	names := shippedDetectorNames(t)
+	cfg := bothBackendsConfig(t, names)
+	attackDir, err := filepath.Abs("attack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Scripts live outside world-writable directories: running one from
+	// /tmp is what the procedures do on purpose, not the runner.
+	os.MkdirAll("../.testbin", 0o755)
+	scripts, err := os.MkdirTemp("../.testbin", "attack-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scripts) })
+	if scripts, err = filepath.Abs(scripts); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(scripts, 0o755)
+
+	// Everything a procedure starts from is prepared before the monitor
+	// runs, so that setting it up is not seen as an attack.
+	type prepared struct {
+		attack.Procedure
+		cmd  *exec.Cmd
+		skip string
+	}
+	var procs []*prepared
+	for i, p := range attack.Corpus {
+		pp := &prepared{Procedure: p}
+		procs = append(procs, pp)
+		if p.Skip != nil {
+			if pp.skip = p.Skip(); pp.skip != "" {
+				continue
+			}
+		}
+		for _, c := range p.Creates {
+			if _, err := os.Lstat(c); os.IsNotExist(err) {
+				c := c
+				t.Cleanup(func() { removeIfEmpty(c) })
+			}
+		}
+		for _, g := range p.Globs {
+			g := g
+			t.Cleanup(func() {
+				matches, _ := filepath.Glob(g)
+				for _, m := range matches {
+					os.RemoveAll(m)
+				}
+			})
+		}
+		work, err := os.MkdirTemp(scripts, "w-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(work, 0o755)
+		home := ""
+		if strings.Contains(p.Script, "$H") {
+			home = fakeHome(t)
+		}
+		body := attack.Prelude
+		if p.NetNS {
+			body += attack.NetNSPrelude
+		}
+		file := filepath.Join(scripts, fmt.Sprintf("%02d.sh", i))
+		if err := os.WriteFile(file, []byte(body+p.Script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"/bin/sh", file}
+		if p.NetNS {
+			args = append([]string{"/usr/bin/unshare", "-n"}, args...)
+		}
+		pp.cmd = exec.Command(args[0], args[1:]...)
+		pp.cmd.Dir = work
+		pp.cmd.Env = append(os.Environ(), "D="+scratch(t, ""), "V="+scratch(t, "/var/tmp"), "S="+scratch(t, "/dev/shm"),
+			"W="+work, "H="+home, "A="+attackDir, fmt.Sprintf("N=%d-%d", os.Getpid(), i))
+	}
+
+	m := startCorpusMonitor(t, writeConfig(t, cfg))
+	start := time.Now()
+	roots := map[float64]int{}
+	for i, p := range procs {
+		if p.cmd == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, p.cmd.Path, p.cmd.Args[1:]...)
+		cmd.Dir, cmd.Env = p.cmd.Dir, p.cmd.Env
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if cmd.Process != nil {
+			roots[float64(cmd.Process.Pid)] = i
+		}
+		if err != nil {
+			t.Errorf("%s %q was not performed: %v\n%s", p.ID, p.Name, err, out)
+		}
+	}
+	ran := time.Since(start)
+	time.Sleep(500 * time.Millisecond) // the last batches reach the plugins
+	findings := m.stop(t)
+
+	// Attribute each finding to the procedure whose script is the process
+	// or one of its ancestors.
+	type seen struct{ latency time.Duration }
+	got := make([]map[string]map[string]seen, len(procs)) // procedure → backend → detector/rule
+	for _, f := range findings {
+		ev := firstEvent(f.finding)
+		if ev == nil {
+			continue
+		}
+		i, ok := roots[asFloat(ev["pid"])]
+		if !ok {
+			proc, _ := ev["process"].(map[string]any)
+			ancestors, _ := proc["ancestors"].([]any)
+			for _, a := range ancestors {
+				if a, _ := a.(map[string]any); a != nil {
+					if i, ok = roots[asFloat(a["pid"])]; ok {
+						break
+					}
+				}
+			}
+		}
+		if !ok {
+			continue
+		}
+		det, _ := f.finding["detector"].(string)
+		rule, _ := f.finding["rule"].(string)
+		cut := strings.LastIndexByte(det, '-')
+		if cut < 0 {
+			continue
+		}
+		name, backend := det[:cut], det[cut+1:]
+		if got[i] == nil {
+			got[i] = map[string]map[string]seen{}
+		}
+		if got[i][backend] == nil {
+			got[i][backend] = map[string]seen{}
+		}
+		key := name + "/" + rule
+		var lat time.Duration
+		if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(f.finding["time"])); err == nil {
+			lat = f.arrived.Sub(at)
+		}
+		if old, dup := got[i][backend][key]; !dup || lat < old.latency {
+			got[i][backend][key] = seen{lat}
+		}
+		if tec, _ := f.finding["techniques"].([]any); len(tec) == 0 {
+			t.Errorf("%s: a finding without a MITRE technique: %v", key, f.finding)
+		}
+	}
+
+	var table strings.Builder
+	table.WriteString("| technique | procedure | expected | detected by (both backends) | latency inproc / goplugin |\n|---|---|---|---|---|\n")
+	runnable, detected, waiting, skipped := 0, 0, 0, 0
+	for i, p := range procs {
+		expected := strings.Join(p.Expect, ", ")
+		switch {
+		case p.skip != "":
+			skipped++
+			fmt.Fprintf(&table, "| %s | %s | %s | not shown on this host: %s | |\n", p.ID, p.Name, expected, p.skip)
+			continue
+		case p.Needs != "":
+			waiting++
+			expected = "needs capture of " + p.Needs
+		default:
+			runnable++
+		}
+		var by []string
+		for key := range got[i]["inproc"] {
+			if _, both := got[i]["goplugin"][key]; both {
+				by = append(by, key)
+			} else {
+				by = append(by, key+" (inproc only)")
+			}
+		}
+		for key := range got[i]["goplugin"] {
+			if _, both := got[i]["inproc"][key]; !both {
+				by = append(by, key+" (goplugin only)")
+			}
+		}
+		sort.Strings(by)
+		missing := []string{}
+		lat := [2]time.Duration{-1, -1}
+		for _, want := range p.Expect {
+			for b, backend := range []string{"inproc", "goplugin"} {
+				s, ok := got[i][backend][want]
+				if !ok {
+					missing = append(missing, want+" on "+backend)
+					continue
+				}
+				if lat[b] < 0 || s.latency > lat[b] {
+					lat[b] = s.latency // the slowest expected finding
+				}
+			}
+		}
+		if p.Needs == "" {
+			if len(missing) == 0 {
+				detected++
+			} else {
+				t.Errorf("%s %q: no %s; its findings: %q", p.ID, p.Name, strings.Join(missing, ", "), by)
+			}
+		}
+		latency := ""
+		if lat[0] >= 0 && lat[1] >= 0 {
+			latency = fmt.Sprintf("%s / %s", lat[0].Round(100*time.Microsecond), lat[1].Round(100*time.Microsecond))
+		}
+		det := strings.Join(by, ", ")
+		if det == "" {
+			det = "—"
+		}
+		fmt.Fprintf(&table, "| %s | %s | %s | %s | %s |\n", p.ID, strings.ReplaceAll(p.Name, "|", "\\|"), expected, det, latency)
+	}
+	fmt.Fprintf(&table, "\n%d procedures: %d detected as stated on both backends of %d runnable; %d wait for a capture kind; %d not shown on this host. Performed in %s.\n",
+		len(procs), detected, runnable, waiting, skipped, ran.Round(time.Second))
+	t.Logf("coverage:\n%s", table.String())
+	if file := os.Getenv("BULKHEAD_CORPUS_TABLE"); file != "" {
+		if err := os.WriteFile(file, []byte(table.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// shippedDetectorNames are the detectors configs/detectors.yaml runs, by
+// their plugin binaries' names.
+func shippedDetectorNames(t *testing.T) []string {
+	t.Helper()
+	shipped, err := os.ReadFile("../configs/detectors.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?m)^\s*config:`).Match(shipped) {
+		t.Fatal("configs/detectors.yaml configures a detector: carry its config into bothBackendsConfig")
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*plugin:\s*\.\./bin/bulkhead-plugin-([a-z]+)\s*$`).FindAllStringSubmatch(string(shipped), -1) {
+		names = append(names, m[1])
+	}
+	if len(names) < 9 || !slices.Contains(names, "rules") {
+		t.Fatalf("configs/detectors.yaml names %q: expected the library and rules", names)
+	}
+	return names
+}
+
+// bothBackendsConfig runs each detector twice, as NAME-inproc and
+// NAME-goplugin.
+func bothBackendsConfig(t *testing.T, names []string) string {
+	var yaml strings.Builder
+	yaml.WriteString("dispatch:\n  batch_size: 256\ndetectors:\n")
+	for _, d := range names {
+		fmt.Fprintf(&yaml, "  - name: %s-inproc\n    backend: inproc\n    builtin: %s\n", d, d)
+		fmt.Fprintf(&yaml, "  - name: %s-goplugin\n    backend: goplugin\n    plugin: %s\n", d, testenv.Plugin(t, d))
+	}
+	return yaml.String()
+}
+
+// fakeHome is a throwaway home directory under /home with the files the
+// credential procedures read and the start-up files they change. Each file
+// is written under a neutral name and renamed into place, so that a
+// monitor watching the whole test suite does not take the set-up for the
+// attacks (bulkhead does not capture renames yet).
+func fakeHome(t *testing.T) string {
+	t.Helper()
+	h := scratch(t, "/home")
+	files := map[string]string{
+		".ssh/id_rsa":          "-----BEGIN OPENSSH PRIVATE KEY-----\nbulkhead corpus, not a key\n-----END OPENSSH PRIVATE KEY-----\n",
+		".ssh/authorized_keys": "",
+		".aws/credentials":     "[default]\naws_access_key_id = AKIABULKHEADCORPUS\naws_secret_access_key = not-a-secret\n",
+		".config/gcloud/application_default_credentials.json": `{"type": "authorized_user", "client_secret": "not-a-secret"}` + "\n",
+		".kube/config":     "apiVersion: v1\nkind: Config\nusers: []\n",
+		".git-credentials": "https://corpus:not-a-password@git.invalid\n",
+		".bash_history":    "mysql -u root --password=not-a-password\n",
+		".bashrc":          "# bulkhead corpus\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(h, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		stage := filepath.Join(h, ".staged")
+		if err := os.WriteFile(stage, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(stage, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+// removeIfEmpty removes path if it is an empty file or directory: what a
+// procedure created by opening it for appending.
+func removeIfEmpty(path string) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return
+	}
+	if st.IsDir() {
+		os.Remove(path) // fails unless empty
+	} else if st.Mode().IsRegular() && st.Size() == 0 {
+		os.Remove(path)
+	}
+}
+
+func asFloat(v any) float64 { f, _ := v.(float64); return f }
+
+// corpusMonitor is `bulkhead run` whose findings are stamped with the time
+// they reached the test, for latency.
+type corpusMonitor struct {
+	cmd    *exec.Cmd
+	stderr syncBuffer
+	mu     sync.Mutex
+	got    []timedFinding
+	done   chan struct{}
+}
+
+type timedFinding struct {
+	arrived time.Time
+	finding map[string]any
+}
+
+func startCorpusMonitor(t *testing.T, config string) *corpusMonitor {
+	t.Helper()
+	m := &corpusMonitor{done: make(chan struct{})}
+	m.cmd = exec.Command(testenv.Binary(t), "run", "--flush-interval", "2ms", "--config", config)
+	m.cmd.Stderr = &m.stderr
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.cmd.Process.Kill() })
+	go m.read(out)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(m.stderr.String(), `"msg":"capturing"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor did not start within 30s; stderr:\n%s", m.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return m
+}
+
+func (m *corpusMonitor) read(out io.Reader) {
+	defer close(m.done)
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		var f map[string]any
+		if json.Unmarshal(sc.Bytes(), &f) != nil || f["type"] != "finding" {
+			continue
+		}
+		m.mu.Lock()
+		m.got = append(m.got, timedFinding{now, f})
+		m.mu.Unlock()
+	}
+	io.Copy(io.Discard, out)
+}
+
+func (m *corpusMonitor) stop(t *testing.T) []timedFinding {
+	t.Helper()
+	m.cmd.Process.Signal(os.Interrupt)
+	<-m.done
+	if err := m.cmd.Wait(); err != nil {
+		t.Fatalf("monitor exited with %v; stderr:\n%s", err, m.stderr.String())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.got
+}
