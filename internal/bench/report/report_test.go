@@ -90,3 +90,20 @@ func TestSILabels(t *testing.T) {
 		}
 	}
 }
+
+// compare --chart draws the cells two runs share; none shared, nothing drawn.
+func TestCompareChart(t *testing.T) {
+	a := &bench.Report{Throughput: []bench.ThroughputCell{{Source: bench.Replay, Backend: bench.InProc, Detectors: 1, Batch: 256, EventsPerSec: 1e7},
+		{Source: bench.Replay, Backend: bench.GoPlugin, Detectors: 1, Batch: 256, EventsPerSec: 5e6}}}
+	b := &bench.Report{Throughput: []bench.ThroughputCell{{Source: bench.Replay, Backend: bench.GoPlugin, Detectors: 1, Batch: 256, EventsPerSec: 6e6}}}
+	path := filepath.Join(t.TempDir(), "cmp.png")
+	if drawn, err := CompareChart(a, b, "a.json", "b.json", path); err != nil || !drawn {
+		t.Fatalf("CompareChart = %v, %v", drawn, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() < 1000 {
+		t.Fatalf("no chart: %v", err)
+	}
+	if drawn, err := CompareChart(a, &bench.Report{}, "a.json", "b.json", path); err != nil || drawn {
+		t.Fatalf("nothing shared: drawn %v, %v", drawn, err)
+	}
+}
