@@ -78,7 +78,7 @@ test-privileged: deps-test ## run only the tests that need root and BPF (fails i
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
 	$(GO) test -count=1 -v ./test/ ./bpf/
 
-bench: build ## the whole benchmark suite (bulkhead bench all, ~5 min; QUICK=1 under 2): report in bench-results/
+bench: build ## the whole benchmark suite (bulkhead bench all, about 5 min; QUICK=1 about 1.5): report in bench-results/
 	$(SUDO) ./$(BIN) bench all $(if $(QUICK),--quick) --out bench-results
 
 bench-report: build ## regenerate the committed report, docs/benchmarks/ (bench all --quick)

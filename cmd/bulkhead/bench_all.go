@@ -56,7 +56,7 @@ func benchRunCommand(name string, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	var cf captureFlags
 	cf.register(fs)
-	quick := fs.Bool("quick", false, "a short run: the whole suite in under 2 minutes on 2 cores (the default run takes about 10)")
+	quick := fs.Bool("quick", false, "a short run: the whole suite in about 1.5 minutes on 2 cores (the default run takes about 5)")
 	out := fs.String("out", "bench-results", "write report.json, report.md, the charts and bench.log into this directory")
 	plugins := fs.String("plugins", "", "directory of the bulkhead-plugin-* binaries (default: beside bulkhead)")
 	enclaveOn := fs.Bool("enclave", true, "run goplugin detectors in their enclave, as bulkhead run does")
