@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -138,3 +139,40 @@ func TestWriteStatusDoesNotFollowALink(t *testing.T) {
 }
 
 func mkfifo(p string) error { return syscall.Mkfifo(p, 0o600) }
+
+// Each monitor keeps a status file of its own; `bulkhead plugins` with no
+// --status shows every running monitor's, and leaves out a file whose
+// monitor is gone.
+func TestPluginsShowsEveryRunningMonitor(t *testing.T) {
+	if err := os.MkdirAll(filepath.Dir(statusPathFor(1)), 0o711); err != nil {
+		t.Skipf("run-time directory: %v", err)
+	}
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{os.Getpid(), child.Process.Pid, gone.Process.Pid} {
+		s := fmt.Sprintf(`{"pid": %d, "updated": "2026-11-26T10:00:00Z", "detectors": [{"name": "det-%d", "backend": "goplugin", "state": "running"}]}`, pid, pid)
+		if err := os.WriteFile(statusPathFor(pid), []byte(s), 0o644); err != nil {
+			t.Skipf("cannot write a status file: %v", err)
+		}
+		defer os.Remove(statusPathFor(pid))
+	}
+	var out bytes.Buffer
+	if err := pluginsCommand(nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{os.Getpid(), child.Process.Pid} {
+		if !strings.Contains(out.String(), fmt.Sprintf("monitor pid %d", pid)) || !strings.Contains(out.String(), fmt.Sprintf("det-%d", pid)) {
+			t.Errorf("monitor %d not shown:\n%s", pid, out.String())
+		}
+	}
+	if strings.Contains(out.String(), fmt.Sprintf("det-%d", gone.Process.Pid)) {
+		t.Errorf("a gone monitor shown:\n%s", out.String())
+	}
+}
