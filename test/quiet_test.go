@@ -39,16 +39,26 @@ func TestShippedConfigQuietOnEverydayWork(t *testing.T) {
 	}
 	threadcreds := testenv.Build(t, testenv.Module+"/test/progs/threadcreds")
 
-	// Not in /tmp: a script or program run from a world-writable place is
-	// what tmpexec and the rules report, on purpose.
-	os.MkdirAll("../.testbin", 0o755)
-	dir, err := os.MkdirTemp("../.testbin", "quiet-")
+	// Where an administrator keeps tools: not in /tmp or a hidden or
+	// world-writable directory (a program run from one is what tmpexec
+	// and the rules report, on purpose), wherever the repository is (CI
+	// may clone it under /tmp).
+	dir, err := os.MkdirTemp("/var/lib", "bulkhead-quiet-")
+	if err != nil {
+		t.Skipf("a directory for the workload outside /tmp: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if dir, err = filepath.Abs(dir); err != nil {
-		t.Fatal(err)
+	built := threadcreds
+	threadcreds = filepath.Join(dir, "threadcreds")
+	if raw, err := os.ReadFile(built); err != nil || os.WriteFile(threadcreds, raw, 0o755) != nil {
+		t.Fatalf("copy %s: %v", built, err)
 	}
 	for name, body := range map[string]string{
 		"go.mod":       "module quiet\n\ngo 1.22\n",
@@ -70,7 +80,7 @@ git -C %q log -1 --oneline >/dev/null 2>&1
 %q >/dev/null || exit 1
 id >/dev/null; uname -a >/dev/null; ls /etc >/dev/null
 cat /etc/shadow >/dev/null
-`, dir, filepath.Dir(dir), threadcreds)), 0o755)
+`, dir, repo, threadcreds)), 0o755)
 
 	m := startMonitor(t, "--config", writeConfig(t, cfg))
 	cmd := exec.Command(script)
