@@ -95,6 +95,7 @@ bench-capture: build ## monitored vs unmonitored syscall rate (root)
 fuzz: ## fuzz the decoders of what is hostile: kernel records, plugin batches and answers, recordings, output escaping (FUZZTIME=60s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/decode/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFlat$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResult$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./backends/goplugin/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/recording/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONString$$' -fuzztime $${FUZZTIME:-60s} -fuzzminimizetime 2s ./pipeline/sinks/
