@@ -81,6 +81,9 @@ func TestBadConfigExplains(t *testing.T) {
 			`detector #1 (d1, backend inproc): detector example: init: path "relative": use an absolute path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if os.Geteuid() != 0 && (strings.Contains(tc.want, ", backend goplugin)") || strings.Contains(tc.want, ", backend inproc)")) {
+				t.Skip("this error comes from starting the detector; without root run stops before, at its privilege check")
+			}
 			path := filepath.Join(t.TempDir(), "bulkhead.yaml")
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
 				t.Fatal(err)

@@ -179,11 +179,6 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Before any plugin starts or output is opened: without the
-	// privileges, nothing of it would be of use.
-	if err := bpf.CheckPrivileges(); err != nil {
-		return fmt.Errorf("%w (the configuration is valid)", err)
-	}
 	log, err := newLogger(cf.logLevel, stderr)
 	if err != nil {
 		return err
@@ -219,6 +214,12 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 				zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
 		}
 		exportFinding(exp, &f, log)
+	}
+	// Before any plugin starts (the flags and the configuration are
+	// checked by now): without the privileges none of it would be of use.
+	if err := bpf.CheckPrivileges(); err != nil {
+		closeExport(exp, stderr, log)
+		return fmt.Errorf("%w (the configuration was read; no detector was started)", err)
 	}
 	d, err := startDispatch(fc, false, findingOut, log)
 	if err != nil {
