@@ -477,14 +477,17 @@ func (l *lane) abandon() (inflight, queued uint64) {
 	l.mu.Lock()
 	l.gone = true
 	inflight, l.pending = l.pending, 0
-	l.abandoned.Add(inflight)
+	before := l.abandoned.Add(inflight)
 	st := l.det.Run.Stats()
 	l.frozen.Store(&st)
 	l.mu.Unlock()
 	for b := range l.queue {
-		queued += l.take(b)
+		l.take(b)
 	}
-	return inflight, queued
+	// The lane's goroutine may have taken some of the queue too (its
+	// backend made room): every batch taken since is counted abandoned,
+	// whoever took it.
+	return inflight, l.abandoned.Load() - before
 }
 
 // take takes a batch off the queue. It returns how many of its events the
