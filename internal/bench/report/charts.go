@@ -107,20 +107,37 @@ func siLabel(v float64) string {
 	return strconv.FormatFloat(math.Round(v*r)/r, 'f', -1, 64) + suffix
 }
 
-// drawWithLegend draws p into c with its legend in a column of its own
-// at the right, never over the plot or its title.
-func drawWithLegend(p *plot.Plot, c draw.Canvas) {
+// savePlot draws p as a w×h PNG at path with its legend in a column of
+// its own at the right (as wide as it needs), never over the plot or its
+// title.
+func savePlot(p *plot.Plot, w, h vg.Length, path string) error {
+	lw := legendWidth(p)
+	img := vgimg.New(w+lw, h)
+	c := draw.New(img)
 	leg := p.Legend
 	p.Legend = plot.NewLegend() // nothing inside the plot
-	w := leg.Rectangle(c).Size().X + vg.Points(12)
-	p.Draw(draw.Crop(c, 0, -w, 0, 0))
-	leg.Draw(draw.Crop(c, c.Size().X-w+vg.Points(8), 0, 0, -vg.Points(20)))
+	p.Draw(draw.Crop(c, 0, -lw, 0, 0))
+	leg.Draw(draw.Crop(c, c.Size().X-lw+vg.Points(8), 0, 0, -vg.Points(20)))
+	return writePNG(img, path)
 }
 
 // legendWidth is the width the legend of p takes beside it.
 func legendWidth(p *plot.Plot) vg.Length {
 	c := draw.New(vgimg.New(vg.Inch, vg.Inch))
 	return p.Legend.Rectangle(c).Size().X + vg.Points(12)
+}
+
+// writePNG writes img to path.
+func writePNG(img *vgimg.Canvas, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // throughputByBatch: replayed events/s into one detector, per batch size.
@@ -259,15 +276,7 @@ func faultTimeline(r *bench.Report, fault, path string) (bool, error) {
 		lc.Max.Y -= vg.Points(20)
 		legends[i].Draw(lc)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return true, writePNG(img, path)
 }
 
 // markColor: fault red, detected orange, recovered green, died black.
@@ -299,18 +308,7 @@ func save(p *plot.Plot, lines []series, path string, wIn, hIn float64) (bool, er
 	if _, ok := p.Y.Scale.(plot.LogScale); ok {
 		p.Y.Min, p.Y.Max = ymin/2, ymax*2
 	}
-	lw := legendWidth(p)
-	img := vgimg.New(vg.Length(wIn)*vg.Inch+lw, vg.Length(hIn)*vg.Inch)
-	drawWithLegend(p, draw.New(img))
-	f, err := os.Create(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return true, savePlot(p, vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch, path)
 }
 
 func allPoints(lines []series) plotter.XYs {

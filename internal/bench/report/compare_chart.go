@@ -2,15 +2,12 @@ package report
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // CompareChart draws the throughput cells two runs share side by side, A
@@ -72,16 +69,5 @@ func CompareChart(a, b *bench.Report, aName, bName, path string) (bool, error) {
 	p.NominalY(labels...)
 	p.Legend.Top, p.Legend.Left = true, true
 	p.X.Min, p.X.Max = base, hi*2
-	lw := legendWidth(p)
-	img := vgimg.New(8*vg.Inch+lw, vg.Length(len(labels))*vg.Points(22)+vg.Inch)
-	drawWithLegend(p, draw.New(img))
-	f, err := os.Create(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return true, savePlot(p, 8*vg.Inch, vg.Length(len(labels))*vg.Points(22)+vg.Inch, path)
 }
