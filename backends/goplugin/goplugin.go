@@ -260,16 +260,16 @@ func (b *Backend) Stats() backends.Stats {
 }
 
 // Close answers what is in flight, stops the plugin and waits for its
-// process to be gone.
+// process to be gone. Closing a closed backend does nothing, also while
+// the first Close is finishing (its loop may be gone before done is).
 func (b *Backend) Close(ctx context.Context) error {
+	errc := make(chan error, 1)
 	select {
+	case b.reqs <- request{ctx: ctx, stop: func(err error) { errc <- err }}:
+		return <-errc
 	case <-b.done:
 		return nil
-	default:
 	}
-	errc := make(chan error, 1)
-	b.reqs <- request{ctx: ctx, stop: func(err error) { errc <- err }}
-	return <-errc
 }
 
 func (b *Backend) loop() {

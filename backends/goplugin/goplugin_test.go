@@ -303,3 +303,32 @@ func TestPluginLogsNameThePlugin(t *testing.T) {
 		t.Error("no go-plugin message named the plugin")
 	}
 }
+
+// Close may be called again, and at once from several goroutines (the
+// dispatcher closes a backend and the caller's own deferred Close follows
+// it): every call returns, the first one's error is the only one.
+func TestCloseTwiceAndConcurrently(t *testing.T) {
+	b, err := New(fastOptions(testenv.Plugin(t, "example"), `{"paths":["/etc/shadow"]}`), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const closers = 4
+	errs := make(chan error, closers)
+	for range closers {
+		go func() { errs <- b.Close(context.Background()) }()
+	}
+	timeout := time.After(30 * time.Second)
+	for i := range closers {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Errorf("Close %d: %v", i, err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d concurrent Close calls never returned", closers-i, closers)
+		}
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Errorf("Close after Close: %v", err)
+	}
+}
