@@ -20,6 +20,8 @@ func (e *Event) CopyTo(dst *Event, arena []byte) []byte {
 		arena = moveString(&dst.Exec.Filename, arena)
 		arena = moveString(&dst.Exec.Exe, arena)
 		arena = moveString(&dst.Exec.Args, arena)
+		arena = moveString(&dst.Exec.Script, arena)
+		arena = moveString(&dst.Exec.Env, arena)
 	case KindFork:
 		dst.Fork = e.Fork
 	case KindExit:
@@ -46,13 +48,33 @@ func (e *Event) CopyTo(dst *Event, arena []byte) []byte {
 	case KindMemfd:
 		dst.Memfd = e.Memfd
 		arena = moveString(&dst.Memfd.Name, arena)
+	case KindFile:
+		dst.File = e.File
+		f := &dst.File
+		for _, s := range []*string{&f.Path, &f.Dir, &f.Resolved, &f.NewPath, &f.NewDir, &f.NewResolved, &f.FilePath} {
+			arena = moveString(s, arena)
+		}
+	case KindNamespace:
+		dst.Namespace = e.Namespace
+		n := &dst.Namespace
+		for _, s := range []*string{&n.NsFile, &n.Source, &n.Target, &n.FSType, &n.Dir} {
+			arena = moveString(s, arena)
+		}
+	case KindSignal:
+		dst.Signal = e.Signal
+		arena = moveString(&dst.Signal.TargetComm, arena)
+	case KindSocket:
+		dst.Socket = e.Socket
+	case KindSys:
+		dst.Sys = e.Sys
+		arena = moveString(&dst.Sys.Name, arena)
 	}
 	return arena
 }
 
 // Reset makes e a zero Event. Only the payload of e's kind can be set (see
 // Event), so only that one is cleared: reusing a slot costs the size of
-// one payload, not of all ten.
+// one payload, not of all fifteen.
 func (e *Event) Reset() {
 	switch e.Kind {
 	case KindExec:
@@ -75,6 +97,16 @@ func (e *Event) Reset() {
 		e.BPFProg = BPFProg{}
 	case KindMemfd:
 		e.Memfd = Memfd{}
+	case KindFile:
+		e.File = File{}
+	case KindNamespace:
+		e.Namespace = Namespace{}
+	case KindSignal:
+		e.Signal = Signal{}
+	case KindSocket:
+		e.Socket = Socket{}
+	case KindSys:
+		e.Sys = Sys{}
 	}
 	e.Header = Header{}
 	e.Process = nil

@@ -16,6 +16,7 @@ const (
 	FlagTruncFilename Flags = 1 << 4 // exec filename did not fit
 	FlagFileTruncWalk Flags = 1 << 5 // open: the opened file's kernel path stopped early (Open.FilePath is not rooted)
 	FlagFilePseudo    Flags = 1 << 6 // open: the opened file has no path from a root (memfd, pipe, socket)
+	FlagTruncEnv      Flags = 1 << 7 // exec: the environment was not searched to its end, or a selected variable did not fit
 )
 
 var flagNames = []struct {
@@ -24,7 +25,7 @@ var flagNames = []struct {
 }{
 	{FlagTruncArgs, "trunc_args"}, {FlagTruncPath, "trunc_path"}, {FlagTruncWalk, "trunc_walk"},
 	{FlagPseudoPath, "pseudo_path"}, {FlagTruncFilename, "trunc_filename"},
-	{FlagFileTruncWalk, "file_trunc_walk"}, {FlagFilePseudo, "file_pseudo_path"},
+	{FlagFileTruncWalk, "file_trunc_walk"}, {FlagFilePseudo, "file_pseudo_path"}, {FlagTruncEnv, "trunc_env"},
 }
 
 // Names lists the set flags by name.
@@ -61,6 +62,16 @@ type Exec struct {
 	Args     string // argv, NUL-separated; see ArgList
 	ArgsSize uint32 // bytes of argv in the process, captured or not
 	ExeNlink uint32 // 0 when the binary has no name left (deleted or memfd)
+	// Script is, when the kernel ran an interpreter for a script (#!),
+	// the script's path: Filename resolved against the working directory.
+	// Empty for a binary.
+	Script string
+	// Env holds the selected variables of the new program's environment
+	// (LD_PRELOAD, LD_LIBRARY_PATH, proxies, BASH_ENV, ... and a
+	// configurable list), NUL-separated NAME=value; see EnvList.
+	// FlagTruncEnv marks an environment not searched to its end or a
+	// value cut short.
+	Env string
 }
 
 // ArgList splits Args. It allocates; hot paths walk Args directly.
@@ -69,6 +80,14 @@ func (e *Exec) ArgList() []string {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(e.Args, "\x00"), "\x00")
+}
+
+// EnvList splits Env. It allocates.
+func (e *Exec) EnvList() []string {
+	if e.Env == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(e.Env, "\x00"), "\x00")
 }
 
 // Fork is a new process (not a new thread).
@@ -169,8 +188,8 @@ type SetID struct {
 	Ret     int64
 }
 
-// Ptrace is a ptrace request that takes control of or writes into another
-// process: PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_POKE{TEXT,DATA,USER}.
+// Ptrace is a ptrace request, any of them: PTRACE_TRACEME, ATTACH, SEIZE,
+// POKE*, GETREGS, ...
 type Ptrace struct {
 	Request   int64
 	TargetPID uint32
@@ -202,20 +221,185 @@ type Memfd struct {
 	Ret   int64
 }
 
+// FileOp is what a KindFile event did, whichever syscall of its family
+// did it.
+type FileOp string
+
+// The file operations.
+const (
+	FileUnlink   FileOp = "unlink"   // unlink, unlinkat
+	FileRmdir    FileOp = "rmdir"    // rmdir, unlinkat(AT_REMOVEDIR)
+	FileRename   FileOp = "rename"   // rename, renameat, renameat2
+	FileLink     FileOp = "link"     // link, linkat: a hard link
+	FileSymlink  FileOp = "symlink"  // symlink, symlinkat
+	FileMkdir    FileOp = "mkdir"    // mkdir, mkdirat
+	FileChmod    FileOp = "chmod"    // chmod, fchmod, fchmodat, fchmodat2
+	FileChown    FileOp = "chown"    // chown, fchown, lchown, fchownat
+	FileTruncate FileOp = "truncate" // truncate, ftruncate
+)
+
+// File is a change to a file (KindFile). Paths are as passed, with the
+// directory a relative one was resolved against (cwd or the dirfd, walked
+// by the kernel) and the path made absolute lexically against it.
+type File struct {
+	Op      FileOp
+	Syscall Syscall
+	// Path is the file acted on: the old name for rename and link, the
+	// link's contents (its target) for symlink. Empty for the fd calls
+	// (fchmod, fchown, ftruncate), which set FilePath.
+	Path     string
+	Dir      string
+	Resolved string
+	// NewPath is the new name of rename, link and symlink.
+	NewPath     string
+	NewDir      string
+	NewResolved string
+	// FilePath is the file's path as the kernel holds it, where the call
+	// named the file by a descriptor; Dev, Ino and FileMode identify it.
+	FilePath string
+	Dev, Ino uint64
+	FileMode uint32
+	Mode     uint32 // chmod, mkdir: the mode passed, setuid/setgid/sticky bits included
+	UID, GID uint32 // chown: the ids passed (NoID leaves one unchanged)
+	Length   int64  // truncate: the new length
+	AtFlags  uint32 // the call's flags: AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, RENAME_*, ...
+	Ret      int64  // 0, or -errno
+}
+
+// NoID is the uid or gid -1 that chown takes as "leave unchanged".
+const NoID = ^uint32(0)
+
+// The mode bits a chmod can set that change who a program runs as.
+const (
+	ModeSetuid = 0o4000
+	ModeSetgid = 0o2000
+	ModeSticky = 0o1000
+)
+
+// SpecialBits names the setuid, setgid and sticky bits set in Mode.
+func (f *File) SpecialBits() []string {
+	var out []string
+	for _, b := range []struct {
+		bit  uint32
+		name string
+	}{{ModeSetuid, "setuid"}, {ModeSetgid, "setgid"}, {ModeSticky, "sticky"}} {
+		if f.Mode&b.bit != 0 {
+			out = append(out, b.name)
+		}
+	}
+	return out
+}
+
+// Namespace is a mount, an unmount, a root change or a namespace
+// change (KindNamespace).
+type Namespace struct {
+	Syscall Syscall // mount, umount2, pivot_root, chroot, setns, unshare, clone, clone3
+	// Flags are the call's flags: MS_* for mount, MNT_*/UMOUNT_* for
+	// umount2, CLONE_* for unshare, clone and clone3, the namespace type
+	// (CLONE_NEW*, or 0 for any) for setns.
+	Flags  uint64
+	Fd     int32  // setns: the namespace or pidfd descriptor
+	NsFile string // setns: what Fd refers to, as the kernel names it (e.g. "mnt:[4026531841]")
+	Source string // mount: the source; pivot_root: the new root
+	Target string // mount, umount2: the mount point; chroot: the new root; pivot_root: put_old
+	FSType string // mount: the filesystem type
+	Dir    string // the directory a relative Target was resolved against
+	Ret    int64  // clone: the child's pid; otherwise 0, or -errno
+}
+
+// The CLONE_NEW* flags: the namespaces an unshare, clone or setns names.
+var cloneNewFlags = []struct {
+	bit  uint64
+	name string
+}{
+	{0x00000080, "time"}, {0x00020000, "mnt"}, {0x02000000, "cgroup"}, {0x04000000, "uts"},
+	{0x08000000, "ipc"}, {0x10000000, "user"}, {0x20000000, "pid"}, {0x40000000, "net"},
+}
+
+// Namespaces names the namespaces Flags names (unshare, clone, clone3,
+// setns); nil for the other calls.
+func (n *Namespace) Namespaces() []string {
+	switch n.Syscall {
+	case "unshare", "clone", "clone3", "setns":
+	default:
+		return nil
+	}
+	var out []string
+	for _, f := range cloneNewFlags {
+		if n.Flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// Signal is a signal sent to another process (KindSignal). Signals a
+// process sends itself (the Go runtime's preemption, for one) are not
+// captured.
+type Signal struct {
+	Syscall Syscall // kill, tkill, tgkill
+	// TargetPID is kill's pid (0 and negative values name process
+	// groups, -1 every process) or tgkill's thread group; 0 for tkill.
+	TargetPID  int32
+	TargetTID  int32  // tkill, tgkill: the thread
+	TargetComm string // the target's comm, when the kernel found one process
+	Signal     uint32 // 0 probes whether the target exists
+	Ret        int64
+}
+
+// Socket is the inbound side of the network, and sockets that bypass the
+// protocol stack (KindSocket).
+type Socket struct {
+	Syscall  Syscall // socket, bind, listen, accept, accept4
+	Fd       int32   // bind, listen, accept: the socket
+	Family   uint16  // AF_*
+	Type     uint32  // socket: SOCK_* with its flags
+	Protocol uint32  // socket: the protocol (for AF_PACKET, the ethertype)
+	// Addr and Port are the local side: the address bound, the address
+	// listened on, the address a connection was accepted on.
+	Addr netip.Addr
+	Port uint16
+	// Peer and PeerPort are the remote side of an accepted connection.
+	Peer     netip.Addr
+	PeerPort uint16
+	Backlog  int32 // listen
+	Ret      int64 // socket, accept: the new descriptor; bind, listen: 0; or -errno
+}
+
+// Sys is one of a few rare, security-relevant calls (KindSys).
+type Sys struct {
+	Syscall Syscall // capset, prctl, userfaultfd, io_uring_setup, kexec_load, kexec_file_load, bpf
+	Op      uint64  // prctl: the option; bpf: the command; 0 otherwise
+	// Args by call: capset: effective, permitted, inheritable
+	// capabilities (64-bit masks); userfaultfd: flags; io_uring_setup:
+	// entries, flags; kexec_load: segments, flags; kexec_file_load:
+	// flags; bpf: the attach type, the target fd or object id.
+	Args [3]uint64
+	// Name by call: prctl(PR_SET_NAME): the new name; kexec_file_load:
+	// the kernel image's path; bpf: the object's name where it has one.
+	Name string
+	Ret  int64
+}
+
 // Event is one kernel event. Only the payload matching Header.Kind is
 // meaningful; the others are zero.
 type Event struct {
 	Header
-	Exec    Exec
-	Fork    Fork
-	Exit    Exit
-	Open    Open
-	Connect Connect
-	SetID   SetID
-	Ptrace  Ptrace
-	Module  Module
-	BPFProg BPFProg
-	Memfd   Memfd
+	Exec      Exec
+	Fork      Fork
+	Exit      Exit
+	Open      Open
+	Connect   Connect
+	SetID     SetID
+	Ptrace    Ptrace
+	Module    Module
+	BPFProg   BPFProg
+	Memfd     Memfd
+	File      File
+	Namespace Namespace
+	Signal    Signal
+	Socket    Socket
+	Sys       Sys
 	// Process is the context pipeline/enrich attached: the process's binary,
 	// ancestry and container. Nil before enrichment. Shared and immutable.
 	Process *Process
@@ -233,6 +417,8 @@ func (e *Event) Clone() *Event {
 		c.Exec.Filename = strings.Clone(e.Exec.Filename)
 		c.Exec.Exe = strings.Clone(e.Exec.Exe)
 		c.Exec.Args = strings.Clone(e.Exec.Args)
+		c.Exec.Script = strings.Clone(e.Exec.Script)
+		c.Exec.Env = strings.Clone(e.Exec.Env)
 	case KindOpen:
 		c.Open.Syscall = Syscall(strings.Clone(string(e.Open.Syscall)))
 		c.Open.Path = strings.Clone(e.Open.Path)
@@ -249,6 +435,22 @@ func (e *Event) Clone() *Event {
 		c.BPFProg.Name = strings.Clone(e.BPFProg.Name)
 	case KindMemfd:
 		c.Memfd.Name = strings.Clone(e.Memfd.Name)
+	case KindFile:
+		f := &c.File
+		f.Op, f.Syscall = FileOp(strings.Clone(string(f.Op))), Syscall(strings.Clone(string(f.Syscall)))
+		f.Path, f.Dir, f.Resolved = strings.Clone(f.Path), strings.Clone(f.Dir), strings.Clone(f.Resolved)
+		f.NewPath, f.NewDir, f.NewResolved = strings.Clone(f.NewPath), strings.Clone(f.NewDir), strings.Clone(f.NewResolved)
+		f.FilePath = strings.Clone(f.FilePath)
+	case KindNamespace:
+		n := &c.Namespace
+		n.Syscall, n.NsFile = Syscall(strings.Clone(string(n.Syscall))), strings.Clone(n.NsFile)
+		n.Source, n.Target, n.FSType, n.Dir = strings.Clone(n.Source), strings.Clone(n.Target), strings.Clone(n.FSType), strings.Clone(n.Dir)
+	case KindSignal:
+		c.Signal.Syscall, c.Signal.TargetComm = Syscall(strings.Clone(string(e.Signal.Syscall))), strings.Clone(e.Signal.TargetComm)
+	case KindSocket:
+		c.Socket.Syscall = Syscall(strings.Clone(string(e.Socket.Syscall)))
+	case KindSys:
+		c.Sys.Syscall, c.Sys.Name = Syscall(strings.Clone(string(e.Sys.Syscall))), strings.Clone(e.Sys.Name)
 	}
 	return &c
 }

@@ -20,6 +20,25 @@ const (
 	KindModule  Kind = 8
 	KindBPFProg Kind = 9
 	KindMemfd   Kind = 10
+	// KindFile is a change to a file's name, content length or
+	// attributes: unlink, rmdir, rename, link, symlink, mkdir, chmod,
+	// chown, truncate (see File).
+	KindFile Kind = 11
+	// KindNamespace is a mount, an unmount, a root change or a move into
+	// or out of namespaces: mount, umount2, pivot_root, chroot, setns,
+	// unshare, and clone/clone3 with CLONE_NEW* flags (see Namespace).
+	KindNamespace Kind = 12
+	// KindSignal is a signal sent to another process: kill, tkill, tgkill.
+	KindSignal Kind = 13
+	// KindSocket is the inbound side of the network and unusual sockets:
+	// bind, listen, accept/accept4, and socket() for raw and packet
+	// sockets (see Socket; connect is KindConnect).
+	KindSocket Kind = 14
+	// KindSys is one of a few rare, security-relevant calls with a small
+	// fixed shape: capset, prctl(PR_SET_NAME), userfaultfd,
+	// io_uring_setup, kexec_load, kexec_file_load, and bpf() commands
+	// that attach programs or reach into other programs' objects (see Sys).
+	KindSys Kind = 15
 	// KindCount bounds kind numbers; arrays indexed by Kind use it.
 	KindCount = 16
 )
@@ -28,11 +47,13 @@ var kindNames = [KindCount]string{
 	KindExec: "exec", KindFork: "fork", KindExit: "exit", KindOpen: "open",
 	KindConnect: "connect", KindSetID: "setid", KindPtrace: "ptrace",
 	KindModule: "module", KindBPFProg: "bpf_prog", KindMemfd: "memfd",
+	KindFile: "file", KindNamespace: "namespace", KindSignal: "signal", KindSocket: "socket", KindSys: "sys",
 }
 
 // AllKinds lists every kind, in kernel order.
 func AllKinds() []Kind {
-	return []Kind{KindExec, KindFork, KindExit, KindOpen, KindConnect, KindSetID, KindPtrace, KindModule, KindBPFProg, KindMemfd}
+	return []Kind{KindExec, KindFork, KindExit, KindOpen, KindConnect, KindSetID, KindPtrace, KindModule, KindBPFProg, KindMemfd,
+		KindFile, KindNamespace, KindSignal, KindSocket, KindSys}
 }
 
 func (k Kind) String() string {
