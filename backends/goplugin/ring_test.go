@@ -353,7 +353,7 @@ func TestBatchLargerThanTheRing(t *testing.T) {
 // outcome.
 func TestRingStallSheds(t *testing.T) {
 	rogue, healthy, _ := ringPair(t, "ring-stall", false)
-	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 16, QueueEvents: 512, QueueBytes: 1 << 30, QueueBatches: 1 << 20, DrainTimeout: 5 * time.Second},
+	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 16, QueueEvents: 2048, QueueBytes: 1 << 30, QueueBatches: 1 << 20, DrainTimeout: 5 * time.Second},
 		[]dispatch.Detector{{Name: "rogue", Backend: "goplugin", Run: rogue}, {Name: "healthy", Backend: "goplugin", Run: healthy}},
 		func(detect.Finding) {}, zaptest.NewLogger(t))
 	const total = 8000
