@@ -38,6 +38,10 @@ func num[T ~int32 | ~int64 | ~uint16 | ~uint32 | ~uint64](f func(ev *event.Event
 	return getter{get: func(ev *event.Event) ref.Val { return types.Int(n(ev)) }, num: n}
 }
 
+func boolean(f func(ev *event.Event) bool) getter {
+	return getter{get: func(ev *event.Event) ref.Val { return types.Bool(f(ev)) }}
+}
+
 func list(f func(ev *event.Event) []string) getter {
 	return getter{get: func(ev *event.Event) ref.Val { return types.NewStringList(types.DefaultTypeAdapter, f(ev)) }}
 }
@@ -219,6 +223,12 @@ var Fields = []Field{
 		}
 		return 0
 	})),
+	field("ptrace_request", cel.IntType, "ptrace: the request (PTRACE_TRACEME 0, PTRACE_POKETEXT 4, PTRACE_GETREGS 12, PTRACE_ATTACH 16, PTRACE_SEIZE 0x4206 …); -1 for every other event, as 0 is TRACEME", num(func(ev *event.Event) int64 {
+		if ev.Kind != event.KindPtrace {
+			return -1
+		}
+		return ev.Ptrace.Request
+	})),
 	field("target_comm", cel.StringType, "signal: the target's command name, when one process was found", str(func(ev *event.Event) string { return onKind(ev, event.KindSignal, ev.Signal.TargetComm) })),
 	field("signal", cel.IntType, "signal: the signal sent (0 probes whether the target exists)", num(func(ev *event.Event) uint32 { return onKind(ev, event.KindSignal, ev.Signal.Signal) })),
 	field("name", cel.StringType, "bpf_prog: the program's name; memfd: the memfd's name; sys: prctl(PR_SET_NAME): the new name, kexec_file_load: the kernel image, bpf: the object's name", str(func(ev *event.Event) string {
@@ -238,6 +248,9 @@ var Fields = []Field{
 			return nil
 		}
 		return ev.Exec.EnvList()
+	})),
+	field("env_truncated", cel.BoolType, "exec: the environment was not searched to its end, or a selected variable was cut: env may lack what the program was given", boolean(func(ev *event.Event) bool {
+		return ev.Kind == event.KindExec && ev.Flags&event.FlagTruncEnv != 0
 	})),
 	field("file_op", cel.StringType, "file: unlink, rmdir, rename, link, symlink, mkdir, chmod, chown, truncate", str(func(ev *event.Event) string { return onKind(ev, event.KindFile, string(ev.File.Op)) })),
 	field("new_path", cel.StringType, "file: rename, link, symlink: the new name, made absolute", str(func(ev *event.Event) string { return onKind(ev, event.KindFile, ev.File.NewResolved) })),

@@ -82,6 +82,12 @@ func TestNewKindFields(t *testing.T) {
 	bindRaw.Socket = event.Socket{Syscall: "socket", Family: 17, Type: 0x80003, Protocol: 768, Ret: 3}
 	kill := ev(event.KindSignal)
 	kill.Signal = event.Signal{Syscall: "kill", TargetPID: -1, Signal: 15}
+	truncEnv := ev(event.KindExec)
+	truncEnv.Flags |= event.FlagTruncEnv
+	notExec := ev(event.KindOpen)
+	notExec.Flags |= event.FlagTruncEnv
+	traceme := ev(event.KindPtrace)
+	traceme.Ptrace = event.Ptrace{Request: 0}
 	capset := ev(event.KindSys)
 	capset.Sys = event.Sys{Syscall: "capset", Args: [3]uint64{1 << 21, 1<<40 - 1, 0}}
 
@@ -116,6 +122,8 @@ func TestNewKindFields(t *testing.T) {
 		{"name", ev(event.KindSys), "[kworker/0:1]"}, {"name", ev(event.KindMemfd), "payload"}, {"name", ev(event.KindBPFProg), "sneaky"}, {"name", ev(event.KindFile), ""},
 		{"env", ev(event.KindExec), []string{"LD_PRELOAD=/tmp/evil.so", "HTTPS_PROXY=http://10.0.0.9:3128"}}, {"env", ev(event.KindOpen), []string{}},
 		{"script", ev(event.KindExec), "/dev/shm/x.sh"},
+		{"env_truncated", ev(event.KindExec), false}, {"env_truncated", truncEnv, true}, {"env_truncated", notExec, false},
+		{"ptrace_request", ptrace, int64(16)}, {"ptrace_request", traceme, int64(0)}, {"ptrace_request", ev(event.KindExec), int64(-1)},
 		{"ret", ev(event.KindFile), int64(-2)}, {"ret", ev(event.KindNamespace), int64(-1)}, {"ret", ev(event.KindSignal), int64(-3)},
 		{"ret", ev(event.KindSocket), int64(4)}, {"ret", ev(event.KindSys), int64(-22)}, {"ret", bindRaw, int64(3)},
 	}
@@ -132,7 +140,7 @@ func TestNewKindFields(t *testing.T) {
 	}
 	for _, name := range []string{"syscall", "file_op", "new_path", "mode", "mode_bits", "owner_uid", "owner_gid", "length", "at_flags",
 		"ns_flags", "namespaces", "mount_source", "fstype", "ns_file", "signal", "target_pid", "target_comm", "addr", "port", "peer_addr",
-		"peer_port", "family", "sock_type", "protocol", "backlog", "op", "sys_arg0", "sys_arg1", "sys_arg2", "name", "env", "script", "ret", "path", "kind"} {
+		"peer_port", "family", "sock_type", "protocol", "backlog", "op", "sys_arg0", "sys_arg1", "sys_arg2", "name", "env", "script", "ret", "path", "kind", "env_truncated", "ptrace_request"} {
 		if !covered[name] {
 			t.Errorf("field %s is not tested", name)
 		}
@@ -157,7 +165,7 @@ func TestEveryFieldOnEveryKind(t *testing.T) {
 				t.Errorf("%s on %s: %v", f.Name, ev.Kind, v)
 				continue
 			}
-			want := map[string]string{"string": "string", "int": "int"}[f.Type.String()]
+			want := map[string]string{"string": "string", "int": "int", "bool": "bool"}[f.Type.String()]
 			if want != "" && v.Type().TypeName() != want {
 				t.Errorf("%s is declared %s, reads a %s", f.Name, f.Type, v.Type().TypeName())
 			}
