@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -332,6 +333,23 @@ func TestNames(t *testing.T) {
 	} {
 		if got != want {
 			t.Errorf("%q, want %q", got, want)
+		}
+	}
+}
+
+// Every kind has its payload written: a kind added without its case in
+// the JSON and text sinks fails here.
+func TestEveryKindHasItsPayload(t *testing.T) {
+	for _, ev := range eventtest.EveryKind() {
+		payload, _ := jsonLine(t, ev)[ev.Kind.String()].(map[string]any)
+		if len(payload) == 0 {
+			t.Errorf("%s: JSON payload empty", ev.Kind)
+		}
+		t0 := NewText(io.Discard, event.Timebase{})
+		line := string(t0.appendEvent(nil, ev))
+		_, rest, _ := strings.Cut(line, " comm=sh ")
+		if rest, _, _ = strings.Cut(rest, " parent="); rest == "" {
+			t.Errorf("%s: text line shows nothing of the payload: %q", ev.Kind, line)
 		}
 	}
 }
