@@ -157,7 +157,11 @@ func TestTextNewKinds(t *testing.T) {
 	listen.Socket = event.Socket{Syscall: "listen", Fd: 3, Family: 2, Addr: netip.MustParseAddr("0.0.0.0"), Port: 4444, Backlog: 0}
 	unshare := eventtest.Of(event.KindNamespace)
 	unshare.Namespace = event.Namespace{Syscall: "unshare", Flags: 0x10020000}
-	for _, ev := range append(evs, chown, symlink, listen, unshare) {
+	probe := eventtest.Of(event.KindSignal)
+	probe.Signal = event.Signal{Syscall: "kill", TargetPID: 1, Signal: 0}
+	rt := eventtest.Of(event.KindSignal)
+	rt.Signal = event.Signal{Syscall: "kill", TargetPID: 1, Signal: 70}
+	for _, ev := range append(evs, chown, symlink, listen, unshare, probe, rt) {
 		if err := s.Write(ev); err != nil {
 			t.Fatal(err)
 		}
@@ -176,8 +180,10 @@ func TestTextNewKinds(t *testing.T) {
 		16: {"symlink(symlinkat) target=/etc/shadow new=/tmp/s ret=0"},
 		17: {"listen fd=3 AF_INET local=0.0.0.0:4444 backlog=0 ret=0"},
 		18: {"unshare flags=0x10020000 namespaces=mnt,user ret=0"},
+		19: {"kill sig=0 target=1 ret=0"},
+		20: {"kill sig=70 target=1 ret=0"},
 	}
-	if len(lines) != len(evs)+4 {
+	if len(lines) != len(evs)+6 {
 		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
 	}
 	for i, subs := range want {

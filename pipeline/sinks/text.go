@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 )
@@ -142,7 +143,11 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		s := &ev.Signal
 		b = appendTextValue(b, string(s.Syscall))
 		b = append(b, " sig="...)
-		b = append(b, SignalName(s.Signal)...)
+		if name := SignalName(s.Signal); strings.HasPrefix(name, "SIG") {
+			b = append(b, name...)
+		} else {
+			b = strconv.AppendUint(b, uint64(s.Signal), 10)
+		}
 		b = append(b, " target="...)
 		b = strconv.AppendInt(b, int64(s.TargetPID), 10)
 		if s.TargetTID != 0 {
