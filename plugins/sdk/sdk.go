@@ -47,6 +47,13 @@ const (
 	KindModule  = event.KindModule
 	KindBPFProg = event.KindBPFProg
 	KindMemfd   = event.KindMemfd
+	// File changes, mounts and namespaces, signals to other processes,
+	// the inbound network and unusual sockets, rare privileged calls.
+	KindFile      = event.KindFile
+	KindNamespace = event.KindNamespace
+	KindSignal    = event.KindSignal
+	KindSocket    = event.KindSocket
+	KindSys       = event.KindSys
 )
 
 // Redelivered reports whether the events OnEvent is handling were sent
