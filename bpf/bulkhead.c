@@ -143,7 +143,9 @@ struct pending {
 	__u64 args[5];
 	__u32 what;
 	__u32 old_ids[4];
-	__u32 _pad;
+	/* signal_generate's find for the signal syscall under way: its target's comm. */
+	__u32 sig_nr; /* the syscall that sent it; 0: nothing stashed */
+	__u8 sig_comm[TASK_COMM_LEN];
 };
 
 struct {
@@ -1261,10 +1263,40 @@ static __always_inline int pid_nr_own(struct pid *pid)
 	return u.nr;
 }
 
-extern struct task_struct *bpf_task_from_pid(s32 pid) __weak __ksym;
-extern void bpf_task_release(struct task_struct *p) __weak __ksym;
+/* x86-64 numbers of the signal syscalls (signal_generate finds them in orig_ax). */
+#define NR_KILL 62
+#define NR_TKILL 200
+#define NR_TGKILL 234
 
-static __always_inline int exit_signal(struct task_struct *task, struct pending *p, long ret, bool find_comm)
+/*
+ * signal_generate runs where the kernel queues a signal, with the target
+ * task at hand: when the sender is inside kill, tkill or tgkill and the
+ * target is another process, it stashes the target's comm in the sender's
+ * task storage for the syscall's exit (exit_signal). Signals are rare next
+ * to syscalls, and this finds the target in any pid namespace without a
+ * lookup by number.
+ */
+SEC("tp_btf/signal_generate")
+int BPF_PROG(signal_generate, int sig, struct kernel_siginfo *info, struct task_struct *t, int group, int result)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	if (t->tgid == cur->tgid)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(cur);
+	__u32 nr = regs->orig_ax;
+	if (nr != NR_KILL && nr != NR_TKILL && nr != NR_TGKILL)
+		return 0;
+	if (filtered(cur->tgid))
+		return 0;
+	struct pending *p = bpf_task_storage_get(&pending, cur, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return 0;
+	__builtin_memcpy(p->sig_comm, t->comm, sizeof(p->sig_comm));
+	p->sig_nr = nr;
+	return 0;
+}
+
+static __always_inline int exit_signal(struct task_struct *task, struct pending *p, long ret)
 {
 	struct signal_event e = {};
 	__u32 what = p->what;
@@ -1298,14 +1330,12 @@ static __always_inline int exit_signal(struct task_struct *task, struct pending 
 	e.what = what;
 	e.target_pid = tgid;
 	e.target_tid = tid;
-	/* The target's comm, when one task was named and the numbers are the host's. */
-	int one = what == WHAT_KILL ? tgid : tid;
-	if (find_comm && init_ns && ret == 0 && one > 0 && bpf_task_from_pid) {
-		struct task_struct *t = bpf_task_from_pid(one);
-		if (t) {
-			__builtin_memcpy(e.target_comm, t->comm, sizeof(e.target_comm));
-			bpf_task_release(t);
-		}
+	/* The target's comm, when signal_generate saw one process get it. */
+	struct pending *pp = bpf_task_storage_get(&pending, task, 0, 0);
+	if (pp && pp->sig_nr) {
+		if (ret == 0 && (what == WHAT_KILL ? tgid : tid) > 0)
+			__builtin_memcpy(e.target_comm, pp->sig_comm, sizeof(e.target_comm));
+		pp->sig_nr = 0;
 	}
 	emit(&e, sizeof(e), KIND_SIGNAL);
 	return 0;
@@ -1533,7 +1563,7 @@ static __always_inline int exit_sys(struct task_struct *task, struct scratch *s,
  * saved, so there is no enter hook and nothing to pair.
  */
 static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
-				   __u64 a4, long ret, bool find_comm)
+				   __u64 a4, long ret)
 {
 	if (nr >= SYSCALL_TABLE)
 		return 0;
@@ -1611,7 +1641,7 @@ static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0,
 		return s ? exit_namespace(task, s, &p, ret) : 0;
 	}
 	if (p.what >= WHAT_KILL && p.what <= WHAT_TGKILL)
-		return exit_signal(task, &p, ret, find_comm);
+		return exit_signal(task, &p, ret);
 	if (p.what >= WHAT_SOCKET && p.what <= WHAT_ACCEPT4)
 		return exit_socket(task, &p, ret);
 	if (p.what >= WHAT_CAPSET && p.what <= WHAT_BPF_CMD) {
@@ -1633,7 +1663,7 @@ int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
 	__u32 nr = regs->orig_ax;
 	if (nr >= SYSCALL_TABLE)
 		return 0;
-	return on_exit(bpf_get_current_task_btf(), nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ret, true);
+	return on_exit(bpf_get_current_task_btf(), nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ret);
 }
 
 /* sys_exit_traced is the same program for the per-syscall tracepoints syscalls/sys_exit_*. */
@@ -1646,5 +1676,5 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 	/* One helper call for the current task; everything else is loads. */
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	return on_exit(task, nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ctx->ret, false);
+	return on_exit(task, nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ctx->ret);
 }

@@ -231,11 +231,12 @@ type bulkheadOpenEvent struct {
 }
 
 type bulkheadPending struct {
-	_      structs.HostLayout
-	Args   [5]uint64
-	What   uint32
-	OldIds [4]uint32
-	Pad    uint32
+	_       structs.HostLayout
+	Args    [5]uint64
+	What    uint32
+	OldIds  [4]uint32
+	SigNr   uint32
+	SigComm [16]uint8
 }
 
 type bulkheadPtraceEvent struct {
@@ -417,6 +418,7 @@ const (
 	bulkheadProgSchedProcessExec  = "sched_process_exec"
 	bulkheadProgSchedProcessExit  = "sched_process_exit"
 	bulkheadProgSchedProcessFork  = "sched_process_fork"
+	bulkheadProgSignalGenerate    = "signal_generate"
 	bulkheadProgSysEnterSetfsgid  = "sys_enter_setfsgid"
 	bulkheadProgSysEnterSetfsuid  = "sys_enter_setfsuid"
 	bulkheadProgSysEnterSetgid    = "sys_enter_setgid"
@@ -499,6 +501,7 @@ type bulkheadProgramSpecs struct {
 	SchedProcessExec  *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
 	SchedProcessExit  *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
 	SchedProcessFork  *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
+	SignalGenerate    *ebpf.ProgramSpec `ebpf:"signal_generate"`
 	SysEnterSetfsgid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsgid"`
 	SysEnterSetfsuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsuid"`
 	SysEnterSetgid    *ebpf.ProgramSpec `ebpf:"sys_enter_setgid"`
@@ -640,6 +643,7 @@ type bulkheadPrograms struct {
 	SchedProcessExec  *ebpf.Program `ebpf:"sched_process_exec"`
 	SchedProcessExit  *ebpf.Program `ebpf:"sched_process_exit"`
 	SchedProcessFork  *ebpf.Program `ebpf:"sched_process_fork"`
+	SignalGenerate    *ebpf.Program `ebpf:"signal_generate"`
 	SysEnterSetfsgid  *ebpf.Program `ebpf:"sys_enter_setfsgid"`
 	SysEnterSetfsuid  *ebpf.Program `ebpf:"sys_enter_setfsuid"`
 	SysEnterSetgid    *ebpf.Program `ebpf:"sys_enter_setgid"`
@@ -657,6 +661,7 @@ func (p *bulkheadPrograms) Close() error {
 		p.SchedProcessExec,
 		p.SchedProcessExit,
 		p.SchedProcessFork,
+		p.SignalGenerate,
 		p.SysEnterSetfsgid,
 		p.SysEnterSetfsuid,
 		p.SysEnterSetgid,

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +50,9 @@ func capture(t *testing.T, opts bpf.Options, kinds []uint16, fn func()) []*event
 	t.Helper()
 	testenv.RequireBPF(t)
 	opts.RingBytes, opts.WakeupBytes, opts.SelfPID = 4<<20, 4096, 1
+	// BULKHEAD_SYS_EXIT_BTF=1 runs the same checks with the exit program
+	// on tp_btf/sys_exit.
+	opts.SysExitBTF = os.Getenv("BULKHEAD_SYS_EXIT_BTF") != ""
 	k, err := bpf.Load(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -146,4 +148,3 @@ func envHas(list []string, entry string) bool {
 	return false
 }
 
-var _ = strings.Contains

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A signal to another process comes out with its target and the target's
-// comm (a hostile one here, as is); signals a process sends itself (the Go
+// A signal to another process comes out with its target and, when one was
+// queued, the target's comm (a hostile one here, as is); signals a process sends itself (the Go
 // runtime's, and one sent on purpose) do not.
 func TestCaptureSignal(t *testing.T) {
 	d := tempDir(t)
@@ -59,8 +59,9 @@ func TestCaptureSignal(t *testing.T) {
 	k := one(t, evs, event.KindSignal, "kill 0", func(e *event.Event) bool {
 		return mine(e) && e.Signal.Syscall == "kill" && e.Signal.TargetPID == int32(pid)
 	}).Signal
-	if k.Signal != 0 || k.Ret != 0 || k.TargetComm != hostile {
-		t.Errorf("kill: %+v, want comm %q", k, hostile)
+	// Signal 0 queues nothing: signal_generate never sees the target.
+	if k.Signal != 0 || k.Ret != 0 || k.TargetComm != "" {
+		t.Errorf("kill: %+v", k)
 	}
 	g := one(t, evs, event.KindSignal, "tgkill SIGCONT", func(e *event.Event) bool {
 		return mine(e) && e.Signal.Syscall == "tgkill"

@@ -99,7 +99,9 @@ func TestCaptureSys(t *testing.T) {
 	if b[1].Sys.Op != 7 || b[1].Sys.Name != "/sys/fs/bpf/"+hostile {
 		t.Errorf("bpf obj get: %+v", b[1].Sys)
 	}
-	if k := mine("kexec_file_load"); len(k) != 1 || k[0].Sys.Name != kernel || k[0].Sys.Args[0] != 4 || k[0].Sys.Ret >= 0 {
+	if _, err := os.Stat(bpf.TracefsDir() + "/events/syscalls/sys_exit_kexec_file_load"); err != nil {
+		t.Logf("kexec_file_load not checked: this kernel has no tracepoint for it (%v)", err)
+	} else if k := mine("kexec_file_load"); len(k) != 1 || k[0].Sys.Name != kernel || k[0].Sys.Args[0] != 4 || k[0].Sys.Ret >= 0 {
 		t.Errorf("kexec_file_load: %+v", k)
 	}
 }

@@ -72,17 +72,18 @@ func TestLoadAttachDetach(t *testing.T) {
 	all := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd,
 		bpf.RecordFile, bpf.RecordNamespace, bpf.RecordSignal, bpf.RecordSocket, bpf.RecordSys}
 	for _, tc := range []struct {
-		name        string
-		tracepoints bool
-		min         int
+		name string
+		btf  bool
+		min  int
 	}{
-		// 3 lifecycle hooks, 8 setid enters, and the one BTF sys_exit.
-		{"tp_btf", false, 3 + 8 + 1},
-		// ... or at least one syscalls/sys_exit_* per kind.
-		{"tracepoints", true, 3 + 8 + len(all) - 1},
+		// 3 lifecycle hooks, 8 setid enters, signal_generate and at least
+		// one syscalls/sys_exit_* per kind ...
+		{"tracepoints", false, 3 + 8 + 1 + len(all) - 1},
+		// ... or the one BTF sys_exit.
+		{"tp_btf", true, 3 + 8 + 1 + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid()), SyscallTracepoints: tc.tracepoints})
+			k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid()), SysExitBTF: tc.btf})
 			if err != nil {
 				t.Fatal(err)
 			}

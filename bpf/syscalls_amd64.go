@@ -2,7 +2,8 @@ package bpf
 
 import "golang.org/x/sys/unix"
 
-// syscallHook is one traced syscall: its tracepoint name, number and what
+// syscallHook is one traced syscall: its tracepoint name (the kernel's
+// SYSCALL_DEFINE name: umount2 is "umount"), number and what
 // the programs make of it.
 type syscallHook struct {
 	name string
@@ -41,7 +42,7 @@ var syscallHooks = map[uint16][]syscallHook{
 		{"truncate", unix.SYS_TRUNCATE, WhatTruncate}, {"ftruncate", unix.SYS_FTRUNCATE, WhatFtruncate},
 	},
 	RecordNamespace: {
-		{"mount", unix.SYS_MOUNT, WhatMount}, {"umount2", unix.SYS_UMOUNT2, WhatUmount2}, {"pivot_root", unix.SYS_PIVOT_ROOT, WhatPivotRoot},
+		{"mount", unix.SYS_MOUNT, WhatMount}, {"umount", unix.SYS_UMOUNT2, WhatUmount2}, {"pivot_root", unix.SYS_PIVOT_ROOT, WhatPivotRoot},
 		{"chroot", unix.SYS_CHROOT, WhatChroot}, {"setns", unix.SYS_SETNS, WhatSetns}, {"unshare", unix.SYS_UNSHARE, WhatUnshare},
 		{"clone", unix.SYS_CLONE, WhatClone}, {"clone3", unix.SYS_CLONE3, WhatClone3},
 	},

@@ -38,8 +38,8 @@ type captureConfig struct {
 	// EnvNames are the environment variables captured at exec; nil means
 	// bpf.DefaultEnvNames.
 	EnvNames []string
-	// SyscallTracepoints: see bpf.Options.
-	SyscallTracepoints bool
+	// SysExitBTF: see bpf.Options.
+	SysExitBTF bool
 	// Output, when set, is the sink whose own counts (written, lost) the
 	// summary and the metrics report, events and findings alike.
 	Output *sinks.Locked
@@ -116,7 +116,7 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispat
 		Cgroups:     cfg.Cgroups,
 		EnvNames:    cfg.EnvNames,
 
-		SyscallTracepoints: cfg.SyscallTracepoints,
+		SysExitBTF: cfg.SysExitBTF,
 	})
 	if err != nil {
 		return nil, err

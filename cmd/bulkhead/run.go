@@ -44,7 +44,7 @@ type captureFlags struct {
 	comms, excludeComms     listFlag
 	cgroups, excludeCgroups listFlag
 	execEnv                 listFlag
-	syscallTracepoints      bool
+	sysExitBTF              bool
 	logLevel                string
 }
 
@@ -61,7 +61,7 @@ func (c *captureFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.cgroups, "cgroup", "only capture these cgroups (v2 id, or a cgroup directory path)")
 	fs.Var(&c.excludeCgroups, "exclude-cgroup", "never capture these cgroups")
 	fs.Var(&c.execEnv, "exec-env", "also capture these environment variables at exec, by exact name (repeatable, comma-separated), beside "+strings.Join(bpf.DefaultEnvNames, ","))
-	fs.BoolVar(&c.syscallTracepoints, "syscall-tracepoints", false, "attach the syscall exit program to each syscalls/sys_exit_* tracepoint instead of the BTF tracepoint sys_exit (to compare their cost)")
+	fs.BoolVar(&c.sysExitBTF, "sys-exit-btf", false, "attach the syscall exit program to the BTF tracepoint sys_exit (every syscall runs it) instead of each traced syscalls/sys_exit_* (to compare their cost)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
@@ -76,7 +76,7 @@ func kindList() string {
 func (c *captureFlags) config() (captureConfig, error) {
 	cfg := defaultCaptureConfig()
 	cfg.RingMiB, cfg.WakeupKiB, cfg.FlushInterval = c.ringMiB, c.wakeupKiB, c.flush
-	cfg.SyscallTracepoints = c.syscallTracepoints
+	cfg.SysExitBTF = c.sysExitBTF
 	if c.ringMiB <= 0 || c.ringMiB&(c.ringMiB-1) != 0 || c.ringMiB > 1024 {
 		return cfg, usageErr("--ring-mib %d: use a power of two from 1 to 1024", c.ringMiB)
 	}
