@@ -147,4 +147,3 @@ func envHas(list []string, entry string) bool {
 	}
 	return false
 }
-
