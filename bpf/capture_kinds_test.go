@@ -137,8 +137,6 @@ func sh(t *testing.T, dir, script string, env ...string) {
 	}
 }
 
-func hasFlag(e *event.Event, f event.Flags) bool { return e.Flags&f != 0 }
-
 func envHas(list []string, entry string) bool {
 	for _, e := range list {
 		if e == entry {
