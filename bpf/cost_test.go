@@ -179,22 +179,31 @@ func findProgram(b testing.TB, name string) *ebpf.Program {
 // a drop costs less than a record, so read ratios with the ring in mind.
 func BenchmarkStorm(b *testing.B) {
 	testenv.RequireBPF(b)
-	all := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd}
+	all := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd,
+		bpf.RecordFile, bpf.RecordNamespace, bpf.RecordSignal, bpf.RecordSocket, bpf.RecordSys}
+	noSetID := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd,
+		bpf.RecordFile, bpf.RecordNamespace, bpf.RecordSignal, bpf.RecordSocket, bpf.RecordSys}
 	for _, tc := range []struct {
 		name, workload string
 		kinds          []uint16
+		btf            bool // the exit program on tp_btf/sys_exit instead of per syscall
 	}{
-		{"getppid/none", "getppid", nil},
-		{"getppid/open", "getppid", []uint16{bpf.RecordOpen}},
-		{"getppid/setid", "getppid", []uint16{bpf.RecordSetID}},
-		{"getppid/all", "getppid", all},
-		{"open/none", "open", nil},
-		{"open/all", "open", all},
+		{"getppid/none", "getppid", nil, false},
+		{"getppid/open", "getppid", []uint16{bpf.RecordOpen}, false},
+		{"getppid/open-btf", "getppid", []uint16{bpf.RecordOpen}, true},
+		{"getppid/setid", "getppid", []uint16{bpf.RecordSetID}, false},
+		{"getppid/all-but-setid", "getppid", noSetID, false},
+		{"getppid/all-but-setid-btf", "getppid", noSetID, true},
+		{"getppid/all", "getppid", all, false},
+		{"getppid/all-btf", "getppid", all, true},
+		{"open/none", "open", nil, false},
+		{"open/all", "open", all, false},
+		{"open/all-btf", "open", all, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var rd *ringbuf.Reader
 			if tc.kinds != nil {
-				k, err := bpf.Load(bpf.Options{RingBytes: 64 << 20, WakeupBytes: 4 << 20, SelfPID: uint32(os.Getpid())})
+				k, err := bpf.Load(bpf.Options{RingBytes: 64 << 20, WakeupBytes: 4 << 20, SelfPID: uint32(os.Getpid()), SysExitBTF: tc.btf})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -290,9 +299,10 @@ func TestHoldHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	kinds := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd}
+	kinds := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd,
+		bpf.RecordFile, bpf.RecordNamespace, bpf.RecordSignal, bpf.RecordSocket, bpf.RecordSys}
 	if os.Getenv("BULKHEAD_HOLD_NO_SETID") != "" {
-		kinds = []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd}
+		kinds = append(kinds[:2], kinds[3:]...)
 	}
 	if err := k.Attach(kinds); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,16 @@ func checkCapabilities() error {
 	return fmt.Errorf("privileges: bulkhead loads BPF programs and needs root, or CAP_BPF with CAP_PERFMON (and CAP_SYS_ADMIN to mount tracefs); run it with sudo")
 }
 
+// TracefsDir is where tracefs is mounted (after EnsureTracefs).
+func TracefsDir() string {
+	for _, dir := range []string{tracefsDir, "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(dir + "/events/syscalls"); err == nil {
+			return dir
+		}
+	}
+	return tracefsDir
+}
+
 // EnsureTracefs makes sure tracefs is mounted, which syscall tracepoints
 // need to be found by name. It mounts it at /sys/kernel/tracing when neither
 // that nor the debugfs location has it.

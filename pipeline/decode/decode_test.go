@@ -361,6 +361,9 @@ func FuzzDecode(f *testing.F) {
 	r.fixed.Args = r.walk("cat", "x")
 	r.fixed.Exe = r.walk("cat", "bin")
 	f.Add(r.bytes())
+	for _, raw := range newKindRecords() {
+		f.Add(raw)
+	}
 	f.Add([]byte{})
 	d := New()
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -374,7 +377,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded unknown kind %d", ev.Kind)
 		}
 		c := ev.Clone()
-		_ = len(c.Comm) + len(c.Exec.Args) + len(c.Exec.Exe) + len(c.Open.Resolved) + len(c.Open.FilePath) + len(c.Module.Path) + len(c.Memfd.Name)
+		_ = len(c.Comm) + len(c.Exec.Args) + len(c.Exec.Exe) + len(c.Open.Resolved) + len(c.Open.FilePath) + len(c.Module.Path) + len(c.Memfd.Name) +
+			len(c.Exec.Env) + len(c.Exec.Script) + len(c.File.Resolved) + len(c.File.NewResolved) + len(c.File.FilePath) + len(c.File.Dir) +
+			len(c.Namespace.NsFile) + len(c.Namespace.Dir) + len(c.Namespace.Target) + len(c.Signal.TargetComm) + len(c.Sys.Name)
 	})
 }
 
