@@ -89,13 +89,13 @@ type thread struct {
 
 // Detector is the detector.
 type Detector struct {
-	allow   match.Allowlist
+	allow match.Allowlist
 	// for the rarer kinds' rules
 	setuidAllow, ufdAllow, containerAllow match.Allowlist
-	procs   *procstate.Map[process]
-	threads *procstate.Map[thread]
-	gen     uint64
-	clock   pidClock
+	procs                                 *procstate.Map[process]
+	threads                               *procstate.Map[thread]
+	gen                                   uint64
+	clock                                 pidClock
 }
 
 // New returns the detector; Init configures it.
