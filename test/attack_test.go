@@ -48,6 +48,7 @@ func TestAttackCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(scripts, 0o755)
+	cgroup2 := cgroup2Mount(t)
 
 	// Everything a procedure starts from is prepared before the monitor
 	// runs, so that setting it up is not seen as an attack.
@@ -93,6 +94,11 @@ func TestAttackCorpus(t *testing.T) {
 		if p.NetNS {
 			body += attack.NetNSPrelude
 		}
+		cg := ""
+		if p.Container {
+			cg = containerCgroup(t, cgroup2, i)
+			body += attack.ContainerPrelude
+		}
 		file := filepath.Join(scripts, fmt.Sprintf("%02d.sh", i))
 		if err := os.WriteFile(file, []byte(body+p.Script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
@@ -104,7 +110,7 @@ func TestAttackCorpus(t *testing.T) {
 		pp.cmd = exec.Command(args[0], args[1:]...)
 		pp.cmd.Dir = work
 		pp.cmd.Env = append(os.Environ(), "D="+scratch(t, ""), "V="+scratch(t, "/var/tmp"), "S="+scratch(t, "/dev/shm"),
-			"W="+work, "H="+home, "A="+attackDir, fmt.Sprintf("N=%d-%d", os.Getpid(), i))
+			"W="+work, "H="+home, "A="+attackDir, fmt.Sprintf("N=%d-%d", os.Getpid(), i), "CG="+cg, "CG2="+cgroup2)
 	}
 
 	m := startCorpusMonitor(t, writeConfig(t, cfg))
@@ -284,11 +290,55 @@ func bothBackendsConfig(t *testing.T, names []string) string {
 	return yaml.String()
 }
 
+// cgroup2Mount is where the cgroup2 hierarchy is mounted (/sys/fs/cgroup,
+// or /sys/fs/cgroup/unified on a hybrid host).
+func cgroup2Mount(t *testing.T) string {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	t.Fatal("no cgroup2 hierarchy: the container and BPF attach procedures need one")
+	return ""
+}
+
+// containerCgroup makes a cgroup named as Docker names a container's
+// (docker-<64 hex>.scope) below the cgroup2 root, before the monitor
+// starts so that it knows the cgroup; it is removed when the test ends.
+func containerCgroup(t *testing.T, root string, i int) string {
+	t.Helper()
+	dir := filepath.Join(root, fmt.Sprintf("docker-b0c0%060x.scope", os.Getpid()<<8|i))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Whatever the script left running is moved out first (bounded).
+		for try := 0; try < 50; try++ {
+			if os.Remove(dir) == nil || os.IsNotExist(os.Remove(dir)) {
+				return
+			}
+			if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+				for _, pid := range strings.Fields(string(procs)) {
+					os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0o644)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("cgroup %s not removed", dir)
+	})
+	return dir
+}
+
 // fakeHome is a throwaway home directory under /home with the files the
 // credential procedures read and the start-up files they change. Each file
-// is written under a neutral name and renamed into place, so that a
-// monitor watching the whole test suite does not take the set-up for the
-// attacks (bulkhead does not capture renames yet).
+// is written under a neutral name and renamed into place, before the
+// monitor starts: the set-up is not taken for the attacks (a rename into
+// authorized_keys or .bashrc is one).
 func fakeHome(t *testing.T) string {
 	t.Helper()
 	h := scratch(t, "/home")
