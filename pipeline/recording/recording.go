@@ -22,8 +22,10 @@ const Format = 1
 // Schema is the event encoding's version: the wire codec's.
 const Schema = wire.CodecVersion
 
-// OldestSchema is the oldest event encoding a Reader still reads (schema 2
-// recordings have no opened-file fields in their open events).
+// OldestSchema is the oldest event encoding a Reader still reads: schema 2
+// recordings have no opened-file fields in their open events; schemas 2
+// and 3 have no script or environment in their execs, and none of the
+// file, namespace, signal, socket and sys events schema 4 added.
 const OldestSchema = wire.OldestCodecVersion
 
 const (

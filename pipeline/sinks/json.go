@@ -122,6 +122,16 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 		b = strconv.AppendBool(b, ev.Flags&event.FlagTruncArgs != 0)
 		b = field(b, "args_size", uint64(e.ArgsSize))
 		b = field(b, "exe_nlink", uint64(e.ExeNlink))
+		if e.Script != "" {
+			b = append(b, ',')
+			b = appendField(b, "script", e.Script)
+		}
+		if e.Env != "" {
+			b = append(b, ',')
+			b = appendArgsField(b, "env", e.Env)
+		}
+		b = append(b, `,"env_truncated":`...)
+		b = strconv.AppendBool(b, ev.Flags&event.FlagTruncEnv != 0)
 	case event.KindFork:
 		b = append(b, `"child_pid":`...)
 		b = strconv.AppendUint(b, uint64(ev.Fork.ChildPID), 10)
@@ -226,8 +236,141 @@ func appendPayload(b []byte, ev *event.Event) []byte {
 		b = appendField(b, "name", m.Name)
 		b = field(b, "flags", uint64(m.Flags))
 		b = appendRet(b, m.Ret)
+	case event.KindFile:
+		b = appendFileJSON(b, &ev.File)
+	case event.KindNamespace:
+		b = appendNamespaceJSON(b, &ev.Namespace)
+	case event.KindSignal:
+		s := &ev.Signal
+		b = appendField(b, "syscall", string(s.Syscall))
+		b = intField(b, "target_pid", int64(s.TargetPID))
+		b = intField(b, "target_tid", int64(s.TargetTID))
+		if s.TargetComm != "" {
+			b = append(b, ',')
+			b = appendField(b, "target_comm", s.TargetComm)
+		}
+		b = field(b, "signal", uint64(s.Signal))
+		b = append(b, `,"signal_name":`...)
+		b = appendString(b, SignalName(s.Signal))
+		b = appendRet(b, s.Ret)
+	case event.KindSocket:
+		b = appendSocketJSON(b, &ev.Socket)
+	case event.KindSys:
+		s := &ev.Sys
+		b = appendField(b, "syscall", string(s.Syscall))
+		b = field(b, "op", s.Op)
+		if name := SysOpName(s.Syscall, s.Op); name != "" {
+			b = append(b, `,"op_name":`...)
+			b = appendString(b, name)
+		}
+		b = append(b, `,"args":[`...)
+		for i, a := range s.Args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, a, 10)
+		}
+		b = append(b, ']')
+		if s.Name != "" {
+			b = append(b, ',')
+			b = appendField(b, "name", s.Name)
+		}
+		b = appendRet(b, s.Ret)
 	}
 	return b
+}
+
+// appendFileJSON writes a file event: its paths where the call had them,
+// and its numbers where the operation has them or they are set.
+func appendFileJSON(b []byte, f *event.File) []byte {
+	b = appendField(b, "op", string(f.Op))
+	b = append(b, ',')
+	b = appendField(b, "syscall", string(f.Syscall))
+	for _, kv := range [...]struct{ k, v string }{
+		{"path", f.Path}, {"dir", f.Dir}, {"resolved", f.Resolved},
+		{"new_path", f.NewPath}, {"new_dir", f.NewDir}, {"new_resolved", f.NewResolved}, {"file_path", f.FilePath},
+	} {
+		if kv.v != "" {
+			b = append(b, ',')
+			b = appendField(b, kv.k, kv.v)
+		}
+	}
+	if f.Ino != 0 || f.Dev != 0 || f.FileMode != 0 {
+		b = field(b, "file_dev", f.Dev)
+		b = field(b, "file_ino", f.Ino)
+		b = field(b, "file_mode", uint64(f.FileMode))
+	}
+	if f.Op == event.FileChmod || f.Op == event.FileMkdir || f.Mode != 0 {
+		b = field(b, "mode", uint64(f.Mode))
+		b = append(b, `,"mode_bits":[`...)
+		for i, bit := range f.SpecialBits() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, bit)
+		}
+		b = append(b, ']')
+	}
+	if f.Op == event.FileChown || f.UID != 0 || f.GID != 0 {
+		b = intField(b, "owner_uid", int64(int32(f.UID))) // -1: unchanged
+		b = intField(b, "owner_gid", int64(int32(f.GID)))
+	}
+	if f.Op == event.FileTruncate || f.Length != 0 {
+		b = intField(b, "length", f.Length)
+	}
+	b = field(b, "at_flags", uint64(f.AtFlags))
+	return appendRet(b, f.Ret)
+}
+
+func appendNamespaceJSON(b []byte, n *event.Namespace) []byte {
+	b = appendField(b, "syscall", string(n.Syscall))
+	b = field(b, "flags", n.Flags)
+	if ns := n.Namespaces(); ns != nil {
+		b = append(b, `,"namespaces":[`...)
+		for i, name := range ns {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, name)
+		}
+		b = append(b, ']')
+	}
+	if n.Syscall == "setns" || n.Fd != 0 {
+		b = intField(b, "fd", int64(n.Fd))
+	}
+	for _, kv := range [...]struct{ k, v string }{{"ns_file", n.NsFile}, {"source", n.Source}, {"target", n.Target}, {"fstype", n.FSType}, {"dir", n.Dir}} {
+		if kv.v != "" {
+			b = append(b, ',')
+			b = appendField(b, kv.k, kv.v)
+		}
+	}
+	return appendRet(b, n.Ret)
+}
+
+func appendSocketJSON(b []byte, s *event.Socket) []byte {
+	b = appendField(b, "syscall", string(s.Syscall))
+	b = intField(b, "fd", int64(s.Fd))
+	b = field(b, "family", uint64(s.Family))
+	b = append(b, `,"family_name":`...)
+	b = appendString(b, SocketFamilyName(s.Family))
+	b = field(b, "type", uint64(s.Type))
+	b = field(b, "protocol", uint64(s.Protocol))
+	if s.Addr.IsValid() {
+		b = append(b, `,"addr":"`...)
+		b = s.Addr.AppendTo(b)
+		b = append(b, '"')
+		b = field(b, "port", uint64(s.Port))
+	}
+	if s.Peer.IsValid() {
+		b = append(b, `,"peer_addr":"`...)
+		b = s.Peer.AppendTo(b)
+		b = append(b, '"')
+		b = field(b, "peer_port", uint64(s.PeerPort))
+	}
+	if s.Syscall == "listen" || s.Backlog != 0 {
+		b = intField(b, "backlog", int64(s.Backlog))
+	}
+	return appendRet(b, s.Ret)
 }
 
 func setIDArgCount(s event.Syscall) int {
@@ -267,6 +410,13 @@ func ErrnoName(n int64) string {
 		return name
 	}
 	return "errno " + strconv.FormatInt(n, 10)
+}
+
+func intField(b []byte, name string, v int64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
 }
 
 func field(b []byte, name string, v uint64) []byte {

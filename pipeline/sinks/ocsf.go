@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"golang.org/x/sys/unix"
 )
 
 // OCSFVersion is the OCSF schema version the findings follow.
@@ -135,6 +136,7 @@ type (
 		Actor       *ocsfActor     `json:"actor,omitempty"`
 		Process     *ocsfProcess   `json:"process,omitempty"`
 		File        *ocsfFile      `json:"file,omitempty"`
+		SrcEndpoint *ocsfEndpoint  `json:"src_endpoint,omitempty"`
 		DstEndpoint *ocsfEndpoint  `json:"dst_endpoint,omitempty"`
 		Data        map[string]any `json:"data,omitempty"`
 	}
@@ -230,6 +232,9 @@ func (o *OCSF) evidence(ev *event.Event) ocsfEvidence {
 	proc := ocsfProc(ev)
 	e := ocsfEvidence{Actor: &ocsfActor{Process: proc, User: proc.User}, Process: proc,
 		Data: map[string]any{"kind": ev.Kind.String()}}
+	// The OCSF event class and activity the event is (see OCSFActivity).
+	a := OCSFActivity(ev)
+	e.Data["class_uid"], e.Data["class_name"], e.Data["activity_id"], e.Data["activity_name"] = a.ClassUID, a.ClassName, a.ActivityID, a.ActivityName
 	switch ev.Kind {
 	case event.KindOpen:
 		o := &ev.Open
@@ -247,6 +252,12 @@ func (o *OCSF) evidence(ev *event.Event) ocsfEvidence {
 		}
 	case event.KindExec:
 		e.File = &ocsfFile{Name: path.Base(ev.Exec.Exe), Path: ev.Exec.Exe, TypeID: 1}
+		if ev.Exec.Script != "" {
+			e.Data["script"] = ev.Exec.Script
+		}
+		if env := ev.Exec.EnvList(); env != nil {
+			e.Data["env"] = env
+		}
 	case event.KindConnect:
 		e.DstEndpoint = &ocsfEndpoint{IP: ev.Connect.Addr.String(), Port: ev.Connect.Port}
 		e.Data["ret"] = ev.Connect.Ret
@@ -260,8 +271,210 @@ func (o *OCSF) evidence(ev *event.Event) ocsfEvidence {
 		e.Data["old"], e.Data["new"], e.Data["syscall"] = ev.SetID.Old, ev.SetID.New, string(ev.SetID.Syscall)
 	case event.KindBPFProg:
 		e.Data["prog_name"], e.Data["prog_type"] = ev.BPFProg.Name, ev.BPFProg.ProgType
+	case event.KindFile:
+		f := &ev.File
+		p := f.Resolved
+		if p == "" {
+			p = f.FilePath
+		}
+		if p == "" {
+			p = f.Path
+		}
+		if f.Op == event.FileSymlink { // Path is the link's target; the file made is the new name
+			p, e.Data["target"] = f.NewResolved, f.Path
+			if p == "" {
+				p = f.NewPath
+			}
+		}
+		if p != "" {
+			e.File = &ocsfFile{Name: path.Base(p), Path: p, TypeID: ocsfFileType(f)}
+		}
+		e.Data["op"], e.Data["syscall"], e.Data["ret"] = string(f.Op), string(f.Syscall), f.Ret
+		if f.NewResolved != "" && f.Op != event.FileSymlink {
+			e.Data["new_path"] = f.NewResolved
+		}
+		switch f.Op {
+		case event.FileChmod, event.FileMkdir:
+			e.Data["mode"] = f.Mode
+			if bits := f.SpecialBits(); bits != nil {
+				e.Data["mode_bits"] = bits
+			}
+		case event.FileChown:
+			e.Data["owner_uid"], e.Data["owner_gid"] = int32(f.UID), int32(f.GID)
+		case event.FileTruncate:
+			e.Data["length"] = f.Length
+		}
+	case event.KindNamespace:
+		n := &ev.Namespace
+		e.Data["syscall"], e.Data["flags"], e.Data["ret"] = string(n.Syscall), n.Flags, n.Ret
+		if ns := n.Namespaces(); ns != nil {
+			e.Data["namespaces"] = ns
+		}
+		for k, v := range map[string]string{"ns_file": n.NsFile, "source": n.Source, "target": n.Target, "fstype": n.FSType, "dir": n.Dir} {
+			if v != "" {
+				e.Data[k] = v
+			}
+		}
+	case event.KindSignal:
+		s := &ev.Signal
+		e.Data["syscall"], e.Data["target_pid"], e.Data["signal"], e.Data["ret"] = string(s.Syscall), s.TargetPID, SignalName(s.Signal), s.Ret
+		if s.TargetComm != "" {
+			e.Data["target_comm"] = s.TargetComm
+		}
+	case event.KindSocket:
+		s := &ev.Socket
+		// The local side is where an inbound connection goes: the
+		// destination; an accepted connection's peer is its source.
+		if s.Addr.IsValid() {
+			e.DstEndpoint = &ocsfEndpoint{IP: s.Addr.String(), Port: s.Port}
+		}
+		if s.Peer.IsValid() {
+			e.SrcEndpoint = &ocsfEndpoint{IP: s.Peer.String(), Port: s.PeerPort}
+		}
+		e.Data["syscall"], e.Data["family"], e.Data["type"], e.Data["protocol"], e.Data["ret"] = string(s.Syscall), SocketFamilyName(s.Family), s.Type, s.Protocol, s.Ret
+	case event.KindSys:
+		s := &ev.Sys
+		e.Data["syscall"], e.Data["op"], e.Data["args"], e.Data["ret"] = string(s.Syscall), s.Op, s.Args, s.Ret
+		if name := SysOpName(s.Syscall, s.Op); name != "" {
+			e.Data["op_name"] = name
+		}
+		if s.Name != "" {
+			e.Data["name"] = s.Name
+		}
+		if s.Syscall == "kexec_file_load" && s.Name != "" {
+			e.File = &ocsfFile{Name: path.Base(s.Name), Path: s.Name, TypeID: 1}
+		}
 	}
 	return e
+}
+
+// ocsfFileType is the OCSF file type_id of the file a file event made or
+// changed: 2 a folder (mkdir, rmdir), 3 a symbolic link, 1 a regular
+// file where its mode says so or the operation implies one, 0 unknown.
+func ocsfFileType(f *event.File) int {
+	switch {
+	case f.Op == event.FileMkdir || f.Op == event.FileRmdir || f.FileMode&0o170000 == 0o040000:
+		return 2
+	case f.Op == event.FileSymlink || f.FileMode&0o170000 == 0o120000:
+		return 3
+	case f.FileMode&0o170000 == 0o100000 || f.Op == event.FileTruncate:
+		return 1
+	}
+	return 0
+}
+
+// OCSFClassActivity is the OCSF 1.3.0 event class an event is, and its
+// activity within it.
+type OCSFClassActivity struct {
+	ClassUID     int
+	ClassName    string
+	ActivityID   int
+	ActivityName string
+}
+
+// The OCSF classes bulkhead's events are.
+const (
+	ocsfClassFileSystem      = 1001
+	ocsfClassKernelExtension = 1002
+	ocsfClassKernel          = 1003
+	ocsfClassProcess         = 1007
+	ocsfClassNetwork         = 4001
+	ocsfOther                = 99 // the activity id of "Other": activity_name says what
+)
+
+var ocsfClassNames = map[int]string{
+	ocsfClassFileSystem: "File System Activity", ocsfClassKernelExtension: "Kernel Extension Activity",
+	ocsfClassKernel: "Kernel Activity", ocsfClassProcess: "Process Activity", ocsfClassNetwork: "Network Activity",
+}
+
+// OCSFActivity maps an event to the OCSF class and activity it is:
+// files (open, memfd, unlink, rename, chmod …, mount, umount2) to File
+// System Activity; processes (exec, fork, exit, setid, ptrace, signals,
+// setns, unshare, clone, chroot, capset, prctl) to Process Activity;
+// connect, bind, listen, accept and raw sockets to Network Activity;
+// modules, BPF programs and kexec to Kernel Extension Activity; the other
+// bpf() commands, userfaultfd and io_uring to Kernel Activity.
+func OCSFActivity(ev *event.Event) OCSFClassActivity {
+	c := func(class, id int, name string) OCSFClassActivity {
+		return OCSFClassActivity{ClassUID: class, ClassName: ocsfClassNames[class], ActivityID: id, ActivityName: name}
+	}
+	switch ev.Kind {
+	case event.KindExec, event.KindFork:
+		return c(ocsfClassProcess, 1, "Launch")
+	case event.KindExit:
+		return c(ocsfClassProcess, 2, "Terminate")
+	case event.KindSetID:
+		return c(ocsfClassProcess, 5, "Set User ID")
+	case event.KindPtrace:
+		switch ev.Ptrace.Request {
+		case unix.PTRACE_POKETEXT, unix.PTRACE_POKEDATA, unix.PTRACE_POKEUSR, unix.PTRACE_SETREGS, unix.PTRACE_SETREGSET:
+			return c(ocsfClassProcess, 4, "Inject")
+		case unix.PTRACE_TRACEME:
+			return c(ocsfClassProcess, ocsfOther, "Trace Me")
+		}
+		return c(ocsfClassProcess, 3, "Open") // a hold on another process, to act on it
+	case event.KindOpen:
+		return c(ocsfClassFileSystem, 14, "Open")
+	case event.KindMemfd:
+		return c(ocsfClassFileSystem, 1, "Create")
+	case event.KindConnect:
+		return c(ocsfClassNetwork, 1, "Open")
+	case event.KindModule, event.KindBPFProg:
+		return c(ocsfClassKernelExtension, 1, "Load")
+	case event.KindFile:
+		switch ev.File.Op {
+		case event.FileUnlink, event.FileRmdir:
+			return c(ocsfClassFileSystem, 4, "Delete")
+		case event.FileRename:
+			return c(ocsfClassFileSystem, 5, "Rename")
+		case event.FileLink, event.FileSymlink, event.FileMkdir:
+			return c(ocsfClassFileSystem, 1, "Create")
+		case event.FileChmod, event.FileChown:
+			return c(ocsfClassFileSystem, 7, "Set Security")
+		case event.FileTruncate:
+			return c(ocsfClassFileSystem, 3, "Update")
+		}
+		return c(ocsfClassFileSystem, ocsfOther, string(ev.File.Op))
+	case event.KindNamespace:
+		switch ev.Namespace.Syscall {
+		case "mount":
+			return c(ocsfClassFileSystem, 12, "Mount")
+		case "umount2":
+			return c(ocsfClassFileSystem, 13, "Unmount")
+		case "clone", "clone3":
+			return c(ocsfClassProcess, 1, "Launch")
+		}
+		return c(ocsfClassProcess, ocsfOther, string(ev.Namespace.Syscall)) // setns, unshare, chroot, pivot_root
+	case event.KindSignal:
+		switch ev.Signal.Signal {
+		case uint32(unix.SIGKILL), uint32(unix.SIGTERM), uint32(unix.SIGINT), uint32(unix.SIGQUIT), uint32(unix.SIGHUP), uint32(unix.SIGABRT):
+			return c(ocsfClassProcess, 2, "Terminate")
+		}
+		return c(ocsfClassProcess, ocsfOther, "Signal")
+	case event.KindSocket:
+		switch ev.Socket.Syscall {
+		case "listen":
+			return c(ocsfClassNetwork, 7, "Listen")
+		case "accept", "accept4":
+			return c(ocsfClassNetwork, 1, "Open")
+		}
+		return c(ocsfClassNetwork, ocsfOther, string(ev.Socket.Syscall)) // bind, socket
+	case event.KindSys:
+		switch ev.Sys.Syscall {
+		case "kexec_load", "kexec_file_load":
+			return c(ocsfClassKernelExtension, 1, "Load")
+		case "capset", "prctl":
+			return c(ocsfClassProcess, ocsfOther, string(ev.Sys.Syscall))
+		case "bpf":
+			switch ev.Sys.Op {
+			case unix.BPF_PROG_GET_FD_BY_ID, unix.BPF_MAP_GET_FD_BY_ID, unix.BPF_OBJ_GET:
+				return c(ocsfClassKernel, 2, "Read")
+			}
+			return c(ocsfClassKernel, 1, "Create") // an attachment or a link
+		}
+		return c(ocsfClassKernel, 1, "Create") // userfaultfd, io_uring_setup: a kernel object
+	}
+	return OCSFClassActivity{ActivityID: ocsfOther, ActivityName: ev.Kind.String()}
 }
 
 func ocsfProc(ev *event.Event) *ocsfProcess {

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"io"
+	"net/netip"
 	"strconv"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -43,6 +44,9 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 	for n := len(ev.Kind.String()); n < 9; n++ {
 		b = append(b, ' ')
 	}
+	if len(ev.Kind.String()) >= 9 { // namespace
+		b = append(b, ' ')
+	}
 	b = append(b, "pid="...)
 	b = strconv.AppendUint(b, uint64(ev.PID), 10)
 	b = append(b, " ppid="...)
@@ -58,6 +62,17 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		b = appendTextValue(b, ev.Exec.Exe)
 		b = append(b, " args="...)
 		b = appendTextArgs(b, ev.Exec.Args)
+		if ev.Exec.Script != "" {
+			b = append(b, " script="...)
+			b = appendTextValue(b, ev.Exec.Script)
+		}
+		if ev.Exec.Env != "" {
+			b = append(b, " env="...)
+			b = appendTextArgs(b, ev.Exec.Env)
+		}
+		if ev.Flags&event.FlagTruncEnv != 0 {
+			b = append(b, " env_truncated"...)
+		}
 	case event.KindFork:
 		b = append(b, "child="...)
 		b = strconv.AppendUint(b, uint64(ev.Fork.ChildPID), 10)
@@ -93,7 +108,7 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		b = strconv.AppendUint(b, uint64(ev.Connect.Port), 10)
 		b = appendTextRet(b, ev.Connect.Ret)
 	case event.KindSetID:
-		b = append(b, ev.SetID.Syscall...)
+		b = appendTextValue(b, string(ev.SetID.Syscall))
 		b = append(b, " euid "...)
 		b = strconv.AppendUint(b, uint64(ev.SetID.Old.Effective), 10)
 		b = append(b, "->"...)
@@ -105,7 +120,7 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		b = strconv.AppendUint(b, uint64(ev.Ptrace.TargetPID), 10)
 		b = appendTextRet(b, ev.Ptrace.Ret)
 	case event.KindModule:
-		b = append(b, ev.Module.Syscall...)
+		b = appendTextValue(b, string(ev.Module.Syscall))
 		b = append(b, " path="...)
 		b = appendTextValue(b, ev.Module.Path)
 		b = appendTextRet(b, ev.Module.Ret)
@@ -119,12 +134,177 @@ func (t *Text) appendEvent(b []byte, ev *event.Event) []byte {
 		b = append(b, "name="...)
 		b = appendTextValue(b, ev.Memfd.Name)
 		b = appendTextRet(b, ev.Memfd.Ret)
+	case event.KindFile:
+		b = appendTextFile(b, &ev.File)
+	case event.KindNamespace:
+		b = appendTextNamespace(b, &ev.Namespace)
+	case event.KindSignal:
+		s := &ev.Signal
+		b = appendTextValue(b, string(s.Syscall))
+		b = append(b, " sig="...)
+		b = append(b, SignalName(s.Signal)...)
+		b = append(b, " target="...)
+		b = strconv.AppendInt(b, int64(s.TargetPID), 10)
+		if s.TargetTID != 0 {
+			b = append(b, " tid="...)
+			b = strconv.AppendInt(b, int64(s.TargetTID), 10)
+		}
+		if s.TargetComm != "" {
+			b = append(b, " target_comm="...)
+			b = appendTextValue(b, s.TargetComm)
+		}
+		b = appendTextRet(b, s.Ret)
+	case event.KindSocket:
+		b = appendTextSocket(b, &ev.Socket)
+	case event.KindSys:
+		b = appendTextSys(b, &ev.Sys)
 	}
 	if p := ev.Process; p != nil && len(p.Ancestors) > 0 {
 		b = append(b, " parent="...)
 		b = appendTextValue(b, p.Ancestors[0].Exe)
 	}
 	return append(b, '\n')
+}
+
+func appendTextFile(b []byte, f *event.File) []byte {
+	b = appendTextValue(b, string(f.Op))
+	if string(f.Syscall) != string(f.Op) {
+		b = append(b, '(')
+		b = appendTextValue(b, string(f.Syscall))
+		b = append(b, ')')
+	}
+	switch {
+	case f.Op == event.FileSymlink:
+		b = append(b, " target="...) // the link's contents, as passed
+		b = appendTextValue(b, f.Path)
+	case f.Resolved != "":
+		b = append(b, " path="...)
+		b = appendTextValue(b, f.Resolved)
+	case f.Path != "":
+		b = append(b, " path="...)
+		b = appendTextValue(b, f.Path)
+	}
+	if f.FilePath != "" && f.FilePath != f.Resolved {
+		b = append(b, " file="...)
+		b = appendTextValue(b, f.FilePath)
+	}
+	if f.NewResolved != "" || f.NewPath != "" {
+		b = append(b, " new="...)
+		if f.NewResolved != "" {
+			b = appendTextValue(b, f.NewResolved)
+		} else {
+			b = appendTextValue(b, f.NewPath)
+		}
+	}
+	if f.Op == event.FileChmod || f.Op == event.FileMkdir || f.Mode != 0 {
+		b = append(b, " mode="...)
+		b = appendOctal(b, f.Mode)
+		for _, bit := range f.SpecialBits() {
+			b = append(b, ',')
+			b = append(b, bit...)
+		}
+	}
+	if f.Op == event.FileChown || f.UID != 0 || f.GID != 0 {
+		b = append(b, " owner="...)
+		b = strconv.AppendInt(b, int64(int32(f.UID)), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(int32(f.GID)), 10)
+	}
+	if f.Op == event.FileTruncate || f.Length != 0 {
+		b = append(b, " length="...)
+		b = strconv.AppendInt(b, f.Length, 10)
+	}
+	if f.AtFlags != 0 {
+		b = append(b, " at_flags=0x"...)
+		b = strconv.AppendUint(b, uint64(f.AtFlags), 16)
+	}
+	return appendTextRet(b, f.Ret)
+}
+
+func appendOctal(b []byte, mode uint32) []byte {
+	b = append(b, '0')
+	return strconv.AppendUint(b, uint64(mode), 8)
+}
+
+func appendTextNamespace(b []byte, n *event.Namespace) []byte {
+	b = appendTextValue(b, string(n.Syscall))
+	for _, kv := range [...]struct{ k, v string }{{" source=", n.Source}, {" target=", n.Target}, {" dir=", n.Dir}, {" fstype=", n.FSType}, {" ns=", n.NsFile}} {
+		if kv.v != "" {
+			b = append(b, kv.k...)
+			b = appendTextValue(b, kv.v)
+		}
+	}
+	if n.Syscall == "setns" || n.Fd != 0 {
+		b = append(b, " fd="...)
+		b = strconv.AppendInt(b, int64(n.Fd), 10)
+	}
+	b = append(b, " flags=0x"...)
+	b = strconv.AppendUint(b, n.Flags, 16)
+	if ns := n.Namespaces(); len(ns) > 0 {
+		b = append(b, " namespaces="...)
+		for i, name := range ns {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, name...)
+		}
+	}
+	return appendTextRet(b, n.Ret)
+}
+
+func appendTextSocket(b []byte, s *event.Socket) []byte {
+	b = appendTextValue(b, string(s.Syscall))
+	b = append(b, " fd="...)
+	b = strconv.AppendInt(b, int64(s.Fd), 10)
+	b = append(b, ' ')
+	b = append(b, SocketFamilyName(s.Family)...)
+	if s.Type != 0 {
+		b = append(b, ' ')
+		b = append(b, SocketTypeName(s.Type)...)
+	}
+	if s.Protocol != 0 {
+		b = append(b, " proto="...)
+		b = strconv.AppendUint(b, uint64(s.Protocol), 10)
+	}
+	if s.Addr.IsValid() {
+		b = append(b, " local="...)
+		b = netip.AddrPortFrom(s.Addr, s.Port).AppendTo(b)
+	}
+	if s.Peer.IsValid() {
+		b = append(b, " peer="...)
+		b = netip.AddrPortFrom(s.Peer, s.PeerPort).AppendTo(b)
+	}
+	if s.Syscall == "listen" || s.Backlog != 0 {
+		b = append(b, " backlog="...)
+		b = strconv.AppendInt(b, int64(s.Backlog), 10)
+	}
+	return appendTextRet(b, s.Ret)
+}
+
+func appendTextSys(b []byte, s *event.Sys) []byte {
+	b = appendTextValue(b, string(s.Syscall))
+	if name := SysOpName(s.Syscall, s.Op); name != "" {
+		b = append(b, ' ')
+		b = append(b, name...)
+	} else if s.Op != 0 {
+		b = append(b, " op="...)
+		b = strconv.AppendUint(b, s.Op, 10)
+	}
+	if s.Name != "" {
+		b = append(b, " name="...)
+		b = appendTextValue(b, s.Name)
+	}
+	if s.Args != [3]uint64{} {
+		b = append(b, " args="...)
+		for i, a := range s.Args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, "0x"...)
+			b = strconv.AppendUint(b, a, 16)
+		}
+	}
+	return appendTextRet(b, s.Ret)
 }
 
 // Flush pushes buffered lines out.

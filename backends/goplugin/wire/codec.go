@@ -15,9 +15,11 @@ import (
 //
 // CodecVersion is the first byte of every encoded batch. A decoder refuses
 // versions it does not know. Version 3 added the opened file's kernel path
-// and identity to open events; version 2 batches (old recordings) still
-// decode, with those fields empty.
-const CodecVersion = 3
+// and identity to open events; version 4 added exec's script and
+// environment and the file, namespace, signal, socket and sys kinds.
+// Older batches (old recordings) still decode, with the fields they lack
+// empty; an event of a kind its batch's version did not have is corrupt.
+const CodecVersion = 4
 
 // OldestCodecVersion is the oldest batch version a Decoder reads.
 const OldestCodecVersion = 2
@@ -98,6 +100,7 @@ func (e *Encoder) Add(ev *event.Event) {
 		b = binary.LittleEndian.AppendUint32(b, x.ArgsSize)
 		b = binary.LittleEndian.AppendUint32(b, x.ExeNlink)
 		b = appendStr(appendStr(appendStr(b, x.Filename), x.Exe), x.Args)
+		b = appendStr(appendStr(b, x.Script), x.Env)
 	case event.KindFork:
 		b = binary.LittleEndian.AppendUint32(b, ev.Fork.ChildPID)
 		b = binary.LittleEndian.AppendUint32(b, ev.Fork.ChildTID)
@@ -154,6 +157,53 @@ func (e *Encoder) Add(ev *event.Event) {
 		b = binary.LittleEndian.AppendUint32(b, x.Flags)
 		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
 		b = appendStr(b, x.Name)
+	case event.KindFile:
+		x := &ev.File
+		for _, v := range [...]uint32{x.Mode, x.UID, x.GID, x.FileMode, x.AtFlags} {
+			b = binary.LittleEndian.AppendUint32(b, v)
+		}
+		for _, v := range [...]uint64{uint64(x.Length), uint64(x.Ret), x.Dev, x.Ino} {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+		b = appendStr(appendStr(b, string(x.Op)), string(x.Syscall))
+		b = appendStr(appendStr(appendStr(b, x.Path), x.Dir), x.Resolved)
+		b = appendStr(appendStr(appendStr(b, x.NewPath), x.NewDir), x.NewResolved)
+		b = appendStr(b, x.FilePath)
+	case event.KindNamespace:
+		x := &ev.Namespace
+		b = binary.LittleEndian.AppendUint64(b, x.Flags)
+		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = binary.LittleEndian.AppendUint32(b, uint32(x.Fd))
+		b = appendStr(appendStr(appendStr(b, string(x.Syscall)), x.NsFile), x.Source)
+		b = appendStr(appendStr(appendStr(b, x.Target), x.FSType), x.Dir)
+	case event.KindSignal:
+		x := &ev.Signal
+		b = binary.LittleEndian.AppendUint32(b, uint32(x.TargetPID))
+		b = binary.LittleEndian.AppendUint32(b, uint32(x.TargetTID))
+		b = binary.LittleEndian.AppendUint32(b, x.Signal)
+		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		b = appendStr(appendStr(b, string(x.Syscall)), x.TargetComm)
+	case event.KindSocket:
+		x := &ev.Socket
+		b = binary.LittleEndian.AppendUint32(b, uint32(x.Fd))
+		b = binary.LittleEndian.AppendUint32(b, x.Type)
+		b = binary.LittleEndian.AppendUint32(b, x.Protocol)
+		b = binary.LittleEndian.AppendUint32(b, uint32(x.Backlog))
+		b = binary.LittleEndian.AppendUint16(b, x.Family)
+		b = binary.LittleEndian.AppendUint16(b, x.Port)
+		b = binary.LittleEndian.AppendUint16(b, x.PeerPort)
+		b = binary.LittleEndian.AppendUint64(b, uint64(x.Ret))
+		k, a := flatAddr(x.Addr)
+		b = append(append(b, k), a[:]...)
+		k, a = flatAddr(x.Peer)
+		b = append(append(b, k), a[:]...)
+		b = appendStr(b, string(x.Syscall))
+	case event.KindSys:
+		x := &ev.Sys
+		for _, v := range [...]uint64{x.Op, x.Args[0], x.Args[1], x.Args[2], uint64(x.Ret)} {
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+		b = appendStr(appendStr(b, string(x.Syscall)), x.Name)
 	}
 	e.buf = b
 }
@@ -375,6 +425,9 @@ func (d *Decoder) readEvent(r *reader, ev *event.Event) error {
 			x.ArgsSize, x.ExeNlink = binary.LittleEndian.Uint32(f), binary.LittleEndian.Uint32(f[4:])
 		}
 		x.Filename, x.Exe, x.Args = r.str(), r.str(), r.str()
+		if d.version >= 4 {
+			x.Script, x.Env = r.str(), r.str()
+		}
 	case event.KindFork:
 		if f := r.take(8); f != nil {
 			ev.Fork = event.Fork{ChildPID: binary.LittleEndian.Uint32(f), ChildTID: binary.LittleEndian.Uint32(f[4:])}
@@ -455,8 +508,78 @@ func (d *Decoder) readEvent(r *reader, ev *event.Event) error {
 			x.Ret = int64(binary.LittleEndian.Uint64(f[4:]))
 		}
 		x.Name = r.str()
+	case event.KindFile, event.KindNamespace, event.KindSignal, event.KindSocket, event.KindSys:
+		if d.version < 4 {
+			return fmt.Errorf("%w: a %s event in a version %d batch, which had no such kind", ErrCorrupt, ev.Kind, d.version)
+		}
+		return d.readV4Event(r, ev)
 	default:
 		return fmt.Errorf("%w: unknown event kind %d", ErrCorrupt, ev.Kind)
+	}
+	return r.err
+}
+
+// readV4Event reads the payload of a kind version 4 added.
+func (d *Decoder) readV4Event(r *reader, ev *event.Event) error {
+	switch ev.Kind {
+	case event.KindFile:
+		x := &ev.File
+		if f := r.take(5*4 + 4*8); f != nil {
+			u := func(i int) uint32 { return binary.LittleEndian.Uint32(f[4*i:]) }
+			x.Mode, x.UID, x.GID, x.FileMode, x.AtFlags = u(0), u(1), u(2), u(3), u(4)
+			x.Length = int64(binary.LittleEndian.Uint64(f[20:]))
+			x.Ret = int64(binary.LittleEndian.Uint64(f[28:]))
+			x.Dev = binary.LittleEndian.Uint64(f[36:])
+			x.Ino = binary.LittleEndian.Uint64(f[44:])
+		}
+		x.Op, x.Syscall = event.FileOp(r.str()), event.Syscall(r.str())
+		x.Path, x.Dir, x.Resolved = r.str(), r.str(), r.str()
+		x.NewPath, x.NewDir, x.NewResolved = r.str(), r.str(), r.str()
+		x.FilePath = r.str()
+	case event.KindNamespace:
+		x := &ev.Namespace
+		if f := r.take(8 + 8 + 4); f != nil {
+			x.Flags = binary.LittleEndian.Uint64(f)
+			x.Ret = int64(binary.LittleEndian.Uint64(f[8:]))
+			x.Fd = int32(binary.LittleEndian.Uint32(f[16:]))
+		}
+		x.Syscall, x.NsFile, x.Source = event.Syscall(r.str()), r.str(), r.str()
+		x.Target, x.FSType, x.Dir = r.str(), r.str(), r.str()
+	case event.KindSignal:
+		x := &ev.Signal
+		if f := r.take(3*4 + 8); f != nil {
+			x.TargetPID = int32(binary.LittleEndian.Uint32(f))
+			x.TargetTID = int32(binary.LittleEndian.Uint32(f[4:]))
+			x.Signal = binary.LittleEndian.Uint32(f[8:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[12:]))
+		}
+		x.Syscall, x.TargetComm = event.Syscall(r.str()), r.str()
+	case event.KindSocket:
+		x := &ev.Socket
+		if f := r.take(4*4 + 3*2 + 8 + 2*17); f != nil {
+			x.Fd = int32(binary.LittleEndian.Uint32(f))
+			x.Type = binary.LittleEndian.Uint32(f[4:])
+			x.Protocol = binary.LittleEndian.Uint32(f[8:])
+			x.Backlog = int32(binary.LittleEndian.Uint32(f[12:]))
+			x.Family = binary.LittleEndian.Uint16(f[16:])
+			x.Port = binary.LittleEndian.Uint16(f[18:])
+			x.PeerPort = binary.LittleEndian.Uint16(f[20:])
+			x.Ret = int64(binary.LittleEndian.Uint64(f[22:]))
+			var ok1, ok2 bool
+			x.Addr, ok1 = readFlatAddr(f[30], [16]byte(f[31:47]))
+			x.Peer, ok2 = readFlatAddr(f[47], [16]byte(f[48:64]))
+			if !ok1 || !ok2 {
+				r.fail("socket event with address kinds %d and %d", f[30], f[47])
+			}
+		}
+		x.Syscall = event.Syscall(r.str())
+	case event.KindSys:
+		x := &ev.Sys
+		if f := r.take(5 * 8); f != nil {
+			u := func(i int) uint64 { return binary.LittleEndian.Uint64(f[8*i:]) }
+			x.Op, x.Args, x.Ret = u(0), [3]uint64{u(1), u(2), u(3)}, int64(u(4))
+		}
+		x.Syscall, x.Name = event.Syscall(r.str()), r.str()
 	}
 	return r.err
 }

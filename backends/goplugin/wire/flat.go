@@ -15,8 +15,10 @@ import (
 // FlatVersion is the version of the flat batch layout: the layout of every
 // batch the monitor sends a plugin, through the shm ring or on the gRPC
 // stream. A decoder refuses any other version. (Recordings keep the
-// compact stream codec, Encoder and Decoder.)
-const FlatVersion = 1
+// compact stream codec, Encoder and Decoder.) Version 2 added exec's
+// script and environment and the file, namespace, signal, socket and sys
+// kinds.
+const FlatVersion = 2
 
 // FlatRedelivered is the header flag of a batch the monitor sent before
 // (to a process that died or hung with it, or as part of a larger batch).
@@ -114,6 +116,8 @@ type (
 		Filename flatStr
 		Exe      flatStr
 		Args     flatStr
+		Script   flatStr
+		Env      flatStr
 	}
 	flatFork struct{ ChildPID, ChildTID uint32 }
 	flatExit struct {
@@ -182,7 +186,103 @@ type (
 		Ret   int64
 		Name  flatStr
 	}
+	flatFile struct {
+		Mode        uint32
+		UID         uint32
+		GID         uint32
+		FileMode    uint32
+		AtFlags     uint32
+		_           uint32
+		Length      int64
+		Ret         int64
+		Dev         uint64
+		Ino         uint64
+		Op          flatStr
+		Syscall     flatStr
+		Path        flatStr
+		Dir         flatStr
+		Resolved    flatStr
+		NewPath     flatStr
+		NewDir      flatStr
+		NewResolved flatStr
+		FilePath    flatStr
+	}
+	flatNamespace struct {
+		Flags   uint64
+		Ret     int64
+		Fd      int32
+		_       uint32
+		Syscall flatStr
+		NsFile  flatStr
+		Source  flatStr
+		Target  flatStr
+		FSType  flatStr
+		Dir     flatStr
+	}
+	flatSignal struct {
+		TargetPID  int32
+		TargetTID  int32
+		Signal     uint32
+		_          uint32
+		Ret        int64
+		Syscall    flatStr
+		TargetComm flatStr
+	}
+	flatSocket struct {
+		Fd       int32
+		Type     uint32
+		Protocol uint32
+		Backlog  int32
+		Family   uint16
+		Port     uint16
+		PeerPort uint16
+		AddrKind uint8 // flatAddrNone, flatAddr4, flatAddr6
+		PeerKind uint8
+		Ret      int64
+		Addr     [16]byte
+		Peer     [16]byte
+		Syscall  flatStr
+	}
+	flatSys struct {
+		Op      uint64
+		Args    [3]uint64
+		Ret     int64
+		Syscall flatStr
+		Name    flatStr
+	}
 )
+
+// An address of a socket event: none (the call has none, or it was not
+// read), IPv4, or IPv6 (an IPv4-mapped one included), in 16 bytes.
+const (
+	flatAddrNone = 0
+	flatAddr4    = 4
+	flatAddr6    = 6
+)
+
+func flatAddr(a netip.Addr) (kind uint8, b [16]byte) {
+	switch {
+	case !a.IsValid():
+		return flatAddrNone, b
+	case a.Is4():
+		return flatAddr4, a.As16()
+	}
+	return flatAddr6, a.As16()
+}
+
+// readFlatAddr is flatAddr's reverse; ok is false for a kind it does not
+// write.
+func readFlatAddr(kind uint8, b [16]byte) (a netip.Addr, ok bool) {
+	switch kind {
+	case flatAddrNone:
+		return netip.Addr{}, true
+	case flatAddr4:
+		return netip.AddrFrom16(b).Unmap(), true
+	case flatAddr6:
+		return netip.AddrFrom16(b), true
+	}
+	return netip.Addr{}, false
+}
 
 const (
 	flatProcessKind   = 0xff
@@ -196,16 +296,21 @@ const (
 // flatPayloadSize is the size of each kind's fixed payload; 0 for a kind
 // the layout does not know.
 var flatPayloadSize = [...]int{
-	event.KindExec:    int(unsafe.Sizeof(flatExec{})),
-	event.KindFork:    int(unsafe.Sizeof(flatFork{})),
-	event.KindExit:    int(unsafe.Sizeof(flatExit{})),
-	event.KindOpen:    int(unsafe.Sizeof(flatOpen{})),
-	event.KindConnect: int(unsafe.Sizeof(flatConnect{})),
-	event.KindSetID:   int(unsafe.Sizeof(flatSetID{})),
-	event.KindPtrace:  int(unsafe.Sizeof(flatPtrace{})),
-	event.KindModule:  int(unsafe.Sizeof(flatModule{})),
-	event.KindBPFProg: int(unsafe.Sizeof(flatBPFProg{})),
-	event.KindMemfd:   int(unsafe.Sizeof(flatMemfd{})),
+	event.KindExec:      int(unsafe.Sizeof(flatExec{})),
+	event.KindFork:      int(unsafe.Sizeof(flatFork{})),
+	event.KindExit:      int(unsafe.Sizeof(flatExit{})),
+	event.KindOpen:      int(unsafe.Sizeof(flatOpen{})),
+	event.KindConnect:   int(unsafe.Sizeof(flatConnect{})),
+	event.KindSetID:     int(unsafe.Sizeof(flatSetID{})),
+	event.KindPtrace:    int(unsafe.Sizeof(flatPtrace{})),
+	event.KindModule:    int(unsafe.Sizeof(flatModule{})),
+	event.KindBPFProg:   int(unsafe.Sizeof(flatBPFProg{})),
+	event.KindMemfd:     int(unsafe.Sizeof(flatMemfd{})),
+	event.KindFile:      int(unsafe.Sizeof(flatFile{})),
+	event.KindNamespace: int(unsafe.Sizeof(flatNamespace{})),
+	event.KindSignal:    int(unsafe.Sizeof(flatSignal{})),
+	event.KindSocket:    int(unsafe.Sizeof(flatSocket{})),
+	event.KindSys:       int(unsafe.Sizeof(flatSys{})),
 }
 
 func payloadSize(k event.Kind) int {
@@ -335,6 +440,7 @@ func (e *FlatEncoder) Add(ev *event.Event) {
 		x, f := &ev.Exec, at[flatExec](b, p)
 		f.ArgsSize, f.ExeNlink = x.ArgsSize, x.ExeNlink
 		f.Filename, f.Exe, f.Args = e.put(off, x.Filename), e.put(off, x.Exe), e.put(off, x.Args)
+		f.Script, f.Env = e.put(off, x.Script), e.put(off, x.Env)
 	case event.KindFork:
 		f := at[flatFork](b, p)
 		f.ChildPID, f.ChildTID = ev.Fork.ChildPID, ev.Fork.ChildTID
@@ -375,6 +481,34 @@ func (e *FlatEncoder) Add(ev *event.Event) {
 	case event.KindMemfd:
 		x, f := &ev.Memfd, at[flatMemfd](b, p)
 		f.Flags, f.Ret, f.Name = x.Flags, x.Ret, e.put(off, x.Name)
+	case event.KindFile:
+		x, f := &ev.File, at[flatFile](b, p)
+		f.Mode, f.UID, f.GID, f.FileMode, f.AtFlags = x.Mode, x.UID, x.GID, x.FileMode, x.AtFlags
+		f.Length, f.Ret, f.Dev, f.Ino = x.Length, x.Ret, x.Dev, x.Ino
+		f.Op, f.Syscall = e.put(off, string(x.Op)), e.put(off, string(x.Syscall))
+		f.Path, f.Dir, f.Resolved = e.put(off, x.Path), e.put(off, x.Dir), e.put(off, x.Resolved)
+		f.NewPath, f.NewDir, f.NewResolved = e.put(off, x.NewPath), e.put(off, x.NewDir), e.put(off, x.NewResolved)
+		f.FilePath = e.put(off, x.FilePath)
+	case event.KindNamespace:
+		x, f := &ev.Namespace, at[flatNamespace](b, p)
+		f.Flags, f.Ret, f.Fd = x.Flags, x.Ret, x.Fd
+		f.Syscall, f.NsFile, f.Source = e.put(off, string(x.Syscall)), e.put(off, x.NsFile), e.put(off, x.Source)
+		f.Target, f.FSType, f.Dir = e.put(off, x.Target), e.put(off, x.FSType), e.put(off, x.Dir)
+	case event.KindSignal:
+		x, f := &ev.Signal, at[flatSignal](b, p)
+		f.TargetPID, f.TargetTID, f.Signal, f.Ret = x.TargetPID, x.TargetTID, x.Signal, x.Ret
+		f.Syscall, f.TargetComm = e.put(off, string(x.Syscall)), e.put(off, x.TargetComm)
+	case event.KindSocket:
+		x, f := &ev.Socket, at[flatSocket](b, p)
+		f.Fd, f.Type, f.Protocol, f.Backlog, f.Family = x.Fd, x.Type, x.Protocol, x.Backlog, x.Family
+		f.Port, f.PeerPort, f.Ret = x.Port, x.PeerPort, x.Ret
+		f.AddrKind, f.Addr = flatAddr(x.Addr)
+		f.PeerKind, f.Peer = flatAddr(x.Peer)
+		f.Syscall = e.put(off, string(x.Syscall))
+	case event.KindSys:
+		x, f := &ev.Sys, at[flatSys](b, p)
+		f.Op, f.Args, f.Ret = x.Op, x.Args, x.Ret
+		f.Syscall, f.Name = e.put(off, string(x.Syscall)), e.put(off, x.Name)
 	}
 }
 
@@ -394,7 +528,8 @@ func eventStrings(ev *event.Event) int {
 	n := len(ev.Comm)
 	switch ev.Kind {
 	case event.KindExec:
-		n += len(ev.Exec.Filename) + len(ev.Exec.Exe) + len(ev.Exec.Args)
+		x := &ev.Exec
+		n += len(x.Filename) + len(x.Exe) + len(x.Args) + len(x.Script) + len(x.Env)
 	case event.KindOpen:
 		x := &ev.Open
 		n += len(x.Syscall) + len(x.Path) + len(x.Dir) + len(x.Resolved) + len(x.FilePath)
@@ -406,6 +541,19 @@ func eventStrings(ev *event.Event) int {
 		n += len(ev.BPFProg.Name)
 	case event.KindMemfd:
 		n += len(ev.Memfd.Name)
+	case event.KindFile:
+		x := &ev.File
+		n += len(x.Op) + len(x.Syscall) + len(x.Path) + len(x.Dir) + len(x.Resolved) +
+			len(x.NewPath) + len(x.NewDir) + len(x.NewResolved) + len(x.FilePath)
+	case event.KindNamespace:
+		x := &ev.Namespace
+		n += len(x.Syscall) + len(x.NsFile) + len(x.Source) + len(x.Target) + len(x.FSType) + len(x.Dir)
+	case event.KindSignal:
+		n += len(ev.Signal.Syscall) + len(ev.Signal.TargetComm)
+	case event.KindSocket:
+		n += len(ev.Socket.Syscall)
+	case event.KindSys:
+		n += len(ev.Sys.Syscall) + len(ev.Sys.Name)
 	}
 	return n
 }
@@ -609,7 +757,8 @@ func (d *FlatDecoder) readEvent(rec []byte, ev *event.Event) error {
 	switch kind {
 	case event.KindExec:
 		x := at[flatExec](rec, p)
-		ev.Exec = event.Exec{Filename: s.get(x.Filename), Exe: s.get(x.Exe), Args: s.get(x.Args), ArgsSize: x.ArgsSize, ExeNlink: x.ExeNlink}
+		ev.Exec = event.Exec{Filename: s.get(x.Filename), Exe: s.get(x.Exe), Args: s.get(x.Args), ArgsSize: x.ArgsSize, ExeNlink: x.ExeNlink,
+			Script: s.get(x.Script), Env: s.get(x.Env)}
 	case event.KindFork:
 		x := at[flatFork](rec, p)
 		ev.Fork = event.Fork{ChildPID: x.ChildPID, ChildTID: x.ChildTID}
@@ -646,6 +795,33 @@ func (d *FlatDecoder) readEvent(rec []byte, ev *event.Event) error {
 	case event.KindMemfd:
 		x := at[flatMemfd](rec, p)
 		ev.Memfd = event.Memfd{Flags: x.Flags, Ret: x.Ret, Name: s.get(x.Name)}
+	case event.KindFile:
+		x, f := at[flatFile](rec, p), &ev.File
+		f.Op, f.Syscall = event.FileOp(s.get(x.Op)), event.Syscall(s.get(x.Syscall))
+		f.Path, f.Dir, f.Resolved = s.get(x.Path), s.get(x.Dir), s.get(x.Resolved)
+		f.NewPath, f.NewDir, f.NewResolved = s.get(x.NewPath), s.get(x.NewDir), s.get(x.NewResolved)
+		f.FilePath, f.Dev, f.Ino, f.FileMode = s.get(x.FilePath), x.Dev, x.Ino, x.FileMode
+		f.Mode, f.UID, f.GID, f.Length, f.AtFlags, f.Ret = x.Mode, x.UID, x.GID, x.Length, x.AtFlags, x.Ret
+	case event.KindNamespace:
+		x, n := at[flatNamespace](rec, p), &ev.Namespace
+		n.Syscall, n.Flags, n.Fd, n.Ret = event.Syscall(s.get(x.Syscall)), x.Flags, x.Fd, x.Ret
+		n.NsFile, n.Source, n.Target, n.FSType, n.Dir = s.get(x.NsFile), s.get(x.Source), s.get(x.Target), s.get(x.FSType), s.get(x.Dir)
+	case event.KindSignal:
+		x := at[flatSignal](rec, p)
+		ev.Signal = event.Signal{Syscall: event.Syscall(s.get(x.Syscall)), TargetPID: x.TargetPID, TargetTID: x.TargetTID,
+			TargetComm: s.get(x.TargetComm), Signal: x.Signal, Ret: x.Ret}
+	case event.KindSocket:
+		x, k := at[flatSocket](rec, p), &ev.Socket
+		addr, ok1 := readFlatAddr(x.AddrKind, x.Addr)
+		peer, ok2 := readFlatAddr(x.PeerKind, x.Peer)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%w: socket event with address kinds %d and %d", ErrCorrupt, x.AddrKind, x.PeerKind)
+		}
+		k.Syscall, k.Fd, k.Family, k.Type, k.Protocol = event.Syscall(s.get(x.Syscall)), x.Fd, x.Family, x.Type, x.Protocol
+		k.Addr, k.Port, k.Peer, k.PeerPort, k.Backlog, k.Ret = addr, x.Port, peer, x.PeerPort, x.Backlog, x.Ret
+	case event.KindSys:
+		x := at[flatSys](rec, p)
+		ev.Sys = event.Sys{Syscall: event.Syscall(s.get(x.Syscall)), Op: x.Op, Args: x.Args, Name: s.get(x.Name), Ret: x.Ret}
 	}
 	if s.bad {
 		return fmt.Errorf("%w: a string of a %s event lies outside its record", ErrCorrupt, kind)

@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event/eventtest"
 )
 
 func encodeFlat(evs []*event.Event) []byte {
@@ -28,7 +31,7 @@ func TestFlatLayout(t *testing.T) {
 		"event":    {unsafe.Sizeof(flatEvent{}), 64},
 		"process":  {unsafe.Sizeof(flatProcess{}), 88},
 		"ancestor": {unsafe.Sizeof(flatAncestor{}), 24},
-		"exec":     {unsafe.Sizeof(flatExec{}), 32},
+		"exec":     {unsafe.Sizeof(flatExec{}), 48},
 		"fork":     {unsafe.Sizeof(flatFork{}), 8},
 		"exit":     {unsafe.Sizeof(flatExit{}), 16},
 		"open":     {unsafe.Sizeof(flatOpen{}), 104},
@@ -38,6 +41,11 @@ func TestFlatLayout(t *testing.T) {
 		"module":   {unsafe.Sizeof(flatModule{}), 48},
 		"bpfprog":  {unsafe.Sizeof(flatBPFProg{}), 24},
 		"memfd":    {unsafe.Sizeof(flatMemfd{}), 24},
+		"file":     {unsafe.Sizeof(flatFile{}), 128},
+		"ns":       {unsafe.Sizeof(flatNamespace{}), 72},
+		"signal":   {unsafe.Sizeof(flatSignal{}), 40},
+		"socket":   {unsafe.Sizeof(flatSocket{}), 72},
+		"sys":      {unsafe.Sizeof(flatSys{}), 56},
 	}
 	for name, s := range sizes {
 		if s[0] != s[1] || s[0]%8 != 0 {
@@ -58,13 +66,35 @@ func TestFlatLayout(t *testing.T) {
 		"module.Syscall":  {unsafe.Offsetof(flatModule{}.Syscall), 24},
 		"ancestor.Exe":    {unsafe.Offsetof(flatAncestor{}.Exe), 8},
 		"exit.CoreDumped": {unsafe.Offsetof(flatExit{}.CoreDumped), 8},
+		"exec.Script":     {unsafe.Offsetof(flatExec{}.Script), 32},
+		"exec.Env":        {unsafe.Offsetof(flatExec{}.Env), 40},
+		"file.AtFlags":    {unsafe.Offsetof(flatFile{}.AtFlags), 16},
+		"file.Length":     {unsafe.Offsetof(flatFile{}.Length), 24},
+		"file.Ino":        {unsafe.Offsetof(flatFile{}.Ino), 48},
+		"file.Op":         {unsafe.Offsetof(flatFile{}.Op), 56},
+		"file.NewPath":    {unsafe.Offsetof(flatFile{}.NewPath), 96},
+		"file.FilePath":   {unsafe.Offsetof(flatFile{}.FilePath), 120},
+		"ns.Fd":           {unsafe.Offsetof(flatNamespace{}.Fd), 16},
+		"ns.Syscall":      {unsafe.Offsetof(flatNamespace{}.Syscall), 24},
+		"ns.Dir":          {unsafe.Offsetof(flatNamespace{}.Dir), 64},
+		"signal.Ret":      {unsafe.Offsetof(flatSignal{}.Ret), 16},
+		"signal.Comm":     {unsafe.Offsetof(flatSignal{}.TargetComm), 32},
+		"socket.Family":   {unsafe.Offsetof(flatSocket{}.Family), 16},
+		"socket.PeerKind": {unsafe.Offsetof(flatSocket{}.PeerKind), 23},
+		"socket.Ret":      {unsafe.Offsetof(flatSocket{}.Ret), 24},
+		"socket.Addr":     {unsafe.Offsetof(flatSocket{}.Addr), 32},
+		"socket.Peer":     {unsafe.Offsetof(flatSocket{}.Peer), 48},
+		"socket.Syscall":  {unsafe.Offsetof(flatSocket{}.Syscall), 64},
+		"sys.Args":        {unsafe.Offsetof(flatSys{}.Args), 8},
+		"sys.Ret":         {unsafe.Offsetof(flatSys{}.Ret), 32},
+		"sys.Name":        {unsafe.Offsetof(flatSys{}.Name), 48},
 	}
 	for name, o := range offsets {
 		if o[0] != o[1] {
 			t.Errorf("%s at %d, the layout says %d", name, o[0], o[1])
 		}
 	}
-	for k := event.Kind(1); k <= event.KindMemfd; k++ {
+	for _, k := range event.AllKinds() {
 		if payloadSize(k) == 0 {
 			t.Errorf("kind %s has no flat payload", k)
 		}
@@ -94,6 +124,48 @@ func TestFlatRoundTripEveryKind(t *testing.T) {
 	got, _ := d.Decode(encodeFlat(sampleEvents()))
 	if got[0].Process != got[2].Process || got[0].Process == got[1].Process {
 		t.Error("process sharing was not kept")
+	}
+}
+
+// Every kind, with every payload field set, survives the flat layout, and
+// so does any byte sequence in any string, in a decoder whose slots held
+// every other kind before.
+func TestFlatEveryKindEveryField(t *testing.T) {
+	var d FlatDecoder
+	for _, hostile := range []string{"", "\x00\xff\x1b[2J\n\u009b\u202e"} {
+		want := eventtest.EveryKind()
+		if hostile != "" {
+			for _, ev := range want {
+				eventtest.SetStrings(ev, hostile)
+			}
+			slices.Reverse(want)
+		}
+		got, err := d.Decode(encodeFlat(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if !reflect.DeepEqual(&got[i], want[i]) {
+				t.Errorf("%s:\n got %+v\nwant %+v", want[i].Kind, got[i], *want[i])
+			}
+			if FlatSize(want[i]) != len(encodeFlat(want[i:i+1]))-FlatBatchHeaderSize {
+				t.Errorf("%s: FlatSize %d is not its batch's size", want[i].Kind, FlatSize(want[i]))
+			}
+		}
+	}
+}
+
+// A batch of the previous layout (as a monitor of the previous release
+// sends it to a plugin) is refused, naming both versions.
+func TestFlatRefusesVersion1(t *testing.T) {
+	b, err := os.ReadFile("testdata/flat_v1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = DecodeFlat(b)
+	want := fmt.Sprintf("flat batch layout version 1: this side reads version %d; build the plugin against the same bulkhead release as the monitor", FlatVersion)
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
 	}
 }
 
@@ -167,7 +239,8 @@ func TestFlatDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil, "shorter than the batch header"},
 		{"stream codec", encode(sampleEvents()), "not a flat batch"},
-		{"newer layout", mut(func(b []byte) { b[1] = FlatVersion + 1 }), "layout version 2: this side reads version 1"},
+		{"newer layout", mut(func(b []byte) { b[1] = FlatVersion + 1 }), fmt.Sprintf("layout version %d: this side reads version %d", FlatVersion+1, FlatVersion)},
+		{"older layout", mut(func(b []byte) { b[1] = FlatVersion - 1 }), fmt.Sprintf("layout version %d: this side reads version %d", FlatVersion-1, FlatVersion)},
 		{"huge counts", mut(func(b []byte) { binary.LittleEndian.PutUint32(b[4:], 1<<30) }), "processes and 1073741824 events"},
 		{"fewer events", mut(func(b []byte) { binary.LittleEndian.PutUint32(b[4:], 3) }), "more events than the 3 announced"},
 		{"truncated", good[:len(good)-8], "record of"},
@@ -192,6 +265,7 @@ func TestFlatDecodeRejects(t *testing.T) {
 func FuzzDecodeFlat(f *testing.F) {
 	f.Add(encodeFlat(sampleEvents()))
 	f.Add(encodeFlat(sampleEvents()[3:4]))
+	f.Add(encodeFlat(eventtest.EveryKind()[10:]))
 	f.Add(encodeFlat(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d FlatDecoder
