@@ -234,7 +234,7 @@ func TestLinks(t *testing.T) {
 		{"an unlink", py.File("unlink", "/etc/shadow", 0), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := sdktest.Rules(sdktest.RunInproc(t, credaccess.New(), "", c.ev))
+			got := sdktest.Rules(sdktest.Run(t, credaccess.New(), "", c.ev))
 			if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}

@@ -92,7 +92,7 @@ func TestSysCalls(t *testing.T) {
 		{"other sys calls are not this detector's", "", loader.Sys("prctl", 15, [3]uint64{}, "kworker", 0), "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fs := sdktest.RunInproc(t, kernelload.New(), c.config, c.ev)
+			fs := sdktest.Run(t, kernelload.New(), c.config, c.ev)
 			if c.rule == "" {
 				if len(fs) != 0 {
 					t.Fatalf("want nothing, got %+v", fs)

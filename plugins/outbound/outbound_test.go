@@ -122,7 +122,7 @@ func TestBindShellAndListeners(t *testing.T) {
 			for i, ev := range c.evs {
 				ev.KernelTimeNs = uint64(i+1) * 1e9
 			}
-			got := strings.Join(sdktest.Rules(sdktest.RunInproc(t, outbound.New(), c.config, c.evs...)), ",")
+			got := strings.Join(sdktest.Rules(sdktest.Run(t, outbound.New(), c.config, c.evs...)), ",")
 			if got != c.want {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}

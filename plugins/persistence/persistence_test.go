@@ -141,7 +141,7 @@ func TestMovedIntoPlace(t *testing.T) {
 		{"systemctl enable links a unit", systemctl.FileTo("symlink", "/usr/lib/systemd/system/x.service", "/etc/systemd/system/multi-user.target.wants/x.service", 0), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := sdktest.Rules(sdktest.RunInproc(t, persistence.New(), "", c.ev))
+			got := sdktest.Rules(sdktest.Run(t, persistence.New(), "", c.ev))
 			if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}

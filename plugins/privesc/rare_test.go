@@ -58,7 +58,7 @@ func TestRareKinds(t *testing.T) {
 		{"a new file is not setuid", py.File(event.FileUnlink, "/tmp/x", 0), "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			fs := sdktest.RunInproc(t, privesc.New(), "", c.ev)
+			fs := sdktest.Run(t, privesc.New(), "", c.ev)
 			if c.want == "" {
 				if len(fs) != 0 {
 					t.Fatalf("want nothing, got %+v", fs)

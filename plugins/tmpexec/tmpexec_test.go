@@ -107,7 +107,7 @@ func TestScriptsAndSelfDeletion(t *testing.T) {
 		{"a program renames its binary (an update)", payload.FileTo("rename", "/tmp/x/payload", "/tmp/x/payload.old", 0), nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := sdktest.Rules(sdktest.RunInproc(t, tmpexec.New(), "", c.ev))
+			got := sdktest.Rules(sdktest.Run(t, tmpexec.New(), "", c.ev))
 			if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}

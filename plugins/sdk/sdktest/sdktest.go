@@ -217,32 +217,3 @@ func Events(t testing.TB, path string) []*event.Event {
 		}
 	}
 }
-
-// RunInproc initialises d with config and hands it events as the inproc
-// backend does: directly, without the wire, each event only if d's
-// definition (asked after Init) wants it. It returns the findings, in
-// order. Use it for events the wire layout does not carry yet; Run is the
-// plugin's view and the one to prefer.
-func RunInproc(t testing.TB, d detect.Detector, config string, events ...*event.Event) []detect.Finding {
-	t.Helper()
-	if err := d.Init(context.Background(), detect.Config(config), zaptest.NewLogger(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(context.Background()) })
-	def := d.Definition()
-	if err := def.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out []detect.Finding
-	for _, ev := range events {
-		if !def.KindSet().Has(ev.Kind) || !def.Filter.Wants(ev) {
-			continue
-		}
-		fs, err := d.OnEvent(context.Background(), ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fs...)
-	}
-	return out
-}
