@@ -35,9 +35,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define SCRATCH_SIZE 16384
-#define STR_LIMIT 8191     /* strings start below this offset ... */
-#define STR_MASK 8191      /* ... which the verifier sees through this mask */
+#define SCRATCH_SIZE 24576 /* STR_LIMIT + PATH_MAX_READ fits; a per-CPU value stays below 32 KiB */
+#define STR_LIMIT 16383    /* strings start below this offset ... */
+#define STR_MASK 16383     /* ... which the verifier sees through this mask */
 #define PATH_MAX_READ 4097 /* PATH_MAX + 1: a full read means the path was cut */
 #define NAME_READ 256
 #define ARGV_MAX 1024
@@ -47,12 +47,30 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AT_FDCWD -100
 #define AF_INET 2
 #define AF_INET6 10
+#define AF_PACKET 17
+#define SOCK_RAW 3
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define NSFS_MAGIC 0x6e736673
+#define AT_SYMLINK_NOFOLLOW 0x100
+#define CLONE_NEW_ANY 0x7E020080 /* CLONE_NEW{TIME,NS,CGROUP,UTS,IPC,USER,PID,NET} */
+#define PR_SET_NAME 15
+#define CAP_V1 0x19980330
+
+/* bpf() commands */
+#define BPF_OBJ_GET_CMD 7
+#define BPF_PROG_ATTACH_CMD 8
 #define BPF_PROG_LOAD_CMD 5
-#define PTRACE_POKETEXT 4
-#define PTRACE_POKEDATA 5
-#define PTRACE_POKEUSR 6
-#define PTRACE_ATTACH 16
-#define PTRACE_SEIZE 0x4206
+#define BPF_PROG_GET_FD_BY_ID_CMD 13
+#define BPF_MAP_GET_FD_BY_ID_CMD 14
+#define BPF_RAW_TRACEPOINT_OPEN_CMD 17
+#define BPF_LINK_CREATE_CMD 28
+
+/* The exec environment search (see put_env). */
+#define ENV_STEPS 16384 /* strings, or ENV_READ pieces of a long one, looked at */
+#define ENV_READ 1024   /* a selected variable longer than this is cut (and flagged) */
+#define ENV_OUT 4096    /* bytes of selected variables sent */
+#define ENV_NAME 32     /* a selectable name is shorter than this */
 
 #define FILTER_OFF 0
 #define FILTER_EXCLUDE 1
@@ -93,9 +111,20 @@ struct walk_state {
 
 #define WALK_NO_MATCH 0xffffffff
 
+struct env_state {
+	__u64 pos; /* the next byte of the environment to look at */
+	__u64 end;
+	__u32 off; /* where the next selected variable goes */
+	__u32 start;
+	__u16 flags;
+	__u8 cont; /* pos is inside a long variable, not at a name */
+	__u8 keep; /* ... which is selected (its start was kept) */
+};
+
 struct scratch {
 	__u8 buf[SCRATCH_SIZE];
 	struct walk_state walk;
+	struct env_state env;
 };
 
 struct {
@@ -111,7 +140,7 @@ struct {
  * and the slot goes away with the thread. what == WHAT_NONE means empty.
  */
 struct pending {
-	__u64 args[4];
+	__u64 args[5];
 	__u32 what;
 	__u32 old_ids[4];
 	__u32 _pad;
@@ -133,6 +162,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } syscall_whats SEC(".maps");
+
+/* The exec environment variables to capture, by name, filled by the loader. */
+struct env_key {
+	__u8 name[ENV_NAME];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct env_key);
+	__type(value, __u8);
+} env_names SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -170,6 +211,13 @@ const struct ptrace_event *unused_ptrace __attribute__((unused));
 const struct module_event *unused_module __attribute__((unused));
 const struct bpf_prog_event *unused_bpf_prog __attribute__((unused));
 const struct memfd_event *unused_memfd __attribute__((unused));
+const struct file_event *unused_file __attribute__((unused));
+const struct namespace_event *unused_namespace __attribute__((unused));
+const struct signal_event *unused_signal __attribute__((unused));
+const struct socket_event *unused_socket __attribute__((unused));
+const struct sys_event *unused_sys __attribute__((unused));
+const enum dir_done *unused_dir_done __attribute__((unused));
+const enum exec_script *unused_exec_script __attribute__((unused));
 const enum event_kind *unused_kind __attribute__((unused));
 const enum event_flag *unused_flag __attribute__((unused));
 const enum syscall_what *unused_what __attribute__((unused));
@@ -331,7 +379,9 @@ static __always_inline __u32 put_name(__u8 *buf, __u32 off, struct dentry *d, __
 		dst[4] = d->d_shortname.words[4];
 		asm volatile("" ::: "memory");
 		if (d->d_seq.seqcount.sequence == seq) {
-			buf[(at + n) & (SCRATCH_SIZE - 1)] = 0;
+			__u32 z = at + n; /* at <= STR_MASK, n < 40 */
+			if (z < SCRATCH_SIZE)
+				buf[z] = 0;
 			return off + n + 1;
 		}
 	}
@@ -472,6 +522,98 @@ static __always_inline struct file *fd_file(struct task_struct *task, int fd)
 
 /* ---- process lifecycle ------------------------------------------------- */
 
+/*
+ * env_cb looks at one string of the environment (or the next ENV_READ piece
+ * of a long one): it reads it to the output position and keeps it there if
+ * its name is selected. One helper call per variable; a value is never
+ * scanned byte by byte. It returns 1 when the environment is done or
+ * cannot be read further.
+ */
+struct env_arg {
+	struct scratch *s;
+};
+
+static long env_cb(__u64 i, void *ctx)
+{
+	struct scratch *s = ((struct env_arg *)ctx)->s;
+	struct env_state *st = &s->env;
+
+	if (st->pos >= st->end)
+		return 1;
+	__u32 off = st->off;
+	if (off > STR_LIMIT) {
+		st->flags |= FLAG_TRUNC_ENV;
+		return 1;
+	}
+	long n = bpf_probe_read_user_str(&s->buf[off & STR_MASK], ENV_READ, (void *)st->pos);
+	if (n <= 0) {
+		st->flags |= FLAG_TRUNC_ENV;
+		return 1;
+	}
+	bool whole = n < ENV_READ; /* the NUL was within this read */
+	if (st->cont) {
+		/* The rest of a long variable: nothing to match, only skip it. */
+		st->pos += whole ? n : ENV_READ - 1;
+		st->cont = !whole;
+		return 0;
+	}
+	struct env_key key = {};
+	bool named = false;
+	for (int j = 0; j < ENV_NAME; j++) {
+		__u8 c = s->buf[(off + j) & STR_MASK];
+		if (j >= n - 1 || c == 0)
+			break;
+		if (c == '=') {
+			named = true;
+			break;
+		}
+		key.name[j] = c;
+	}
+	if (named && bpf_map_lookup_elem(&env_names, &key)) {
+		if (off + n - st->start > ENV_OUT) {
+			st->flags |= FLAG_TRUNC_ENV; /* no room left for it */
+		} else {
+			st->off = off + n; /* the read wrote a NUL at its end, cut or not */
+			if (!whole)
+				st->flags |= FLAG_TRUNC_ENV;
+		}
+	}
+	st->pos += whole ? n : ENV_READ - 1;
+	st->cont = !whole;
+	return 0;
+}
+
+/*
+ * put_env writes the selected variables of the environment [start, end) of
+ * the current process at off. FLAG_TRUNC_ENV is set when the search stopped
+ * before the end (ENV_STEPS strings: an environment padded to push a
+ * variable past the bound says so) or a selected value was cut.
+ */
+static __always_inline __u32 put_env(struct scratch *s, __u32 off, __u64 start, __u64 end, struct str_ref *ref,
+				     __u16 *flags)
+{
+	struct env_state *st = &s->env;
+	ref->off = off;
+	ref->len = 0;
+	st->pos = start;
+	st->end = end;
+	st->off = off;
+	st->start = off;
+	st->flags = 0;
+	st->cont = 0;
+	st->keep = 0;
+	struct env_arg arg = {.s = s};
+	bpf_loop(ENV_STEPS, env_cb, &arg, 0);
+	if (st->pos < st->end)
+		st->flags |= FLAG_TRUNC_ENV;
+	*flags |= st->flags;
+	__u32 e = st->off;
+	if (e < off || e - off > ENV_OUT)
+		return off;
+	ref->len = e - off;
+	return e;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -481,7 +623,8 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	if (!s)
 		return 0;
 	struct exec_event *e = (struct exec_event *)s->buf;
-	fill_header(bpf_get_current_task_btf(), &e->h, KIND_EXEC);
+	struct task_struct *task = bpf_get_current_task_btf();
+	fill_header(task, &e->h, KIND_EXEC);
 
 	__u32 off = sizeof(*e);
 	__u64 start = BPF_CORE_READ(p, mm, arg_start);
@@ -506,6 +649,33 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	e->exe_nlink = file->f_inode->__i_nlink;
 	off = put_walk(s, off, (__u64)file->f_path.dentry, (__u64)file->f_path.mnt, 0, 0, &e->exe, &e->h.flags,
 		       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
+
+	/* The new program's environment: only the selected variables. */
+	__u64 env_start = BPF_CORE_READ(p, mm, env_start);
+	__u64 env_end = BPF_CORE_READ(p, mm, env_end);
+	e->env_size = env_end > env_start ? env_end - env_start : 0;
+	off = put_env(s, off, env_start, env_end, &e->env, &e->h.flags);
+
+	/*
+	 * A script: binfmt_script (or binfmt_misc) set interp to the
+	 * interpreter, filename is still the script as passed. A relative one
+	 * is resolved against the working directory, walked here.
+	 */
+	e->script = 0;
+	e->script_dir.off = off;
+	e->script_dir.len = 0;
+	if ((__u64)bprm->interp != (__u64)bprm->filename) {
+		e->script = SCRIPT_IS;
+		__u8 c = 0;
+		bpf_probe_read_kernel(&c, 1, filename);
+		if (c != '/' && c != 0) {
+			struct fs_struct *fs = task->fs;
+			off = put_walk(s, off, (__u64)fs->pwd.dentry, (__u64)fs->pwd.mnt, 0, 0, &e->script_dir, &e->h.flags,
+				       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
+			if (s->walk.done)
+				e->script |= SCRIPT_DIR_DONE;
+		}
+	}
 	emit(s->buf, off, KIND_EXEC);
 	return 0;
 }
@@ -826,21 +996,552 @@ static __always_inline int exit_memfd(struct task_struct *task, struct scratch *
 	return 0;
 }
 
-/* One program for every traced sys_exit_*: the pending entry says which. */
-SEC("tracepoint/syscalls/sys_exit")
-int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
+/* ---- file changes, namespaces, signals, sockets, rare calls --------------- */
+
+/*
+ * put_rel_dir walks the directory a relative path (already in buf at
+ * path) is resolved against: cwd for AT_FDCWD, else the directory open as
+ * dfd. *dirs gets done_bit when the walk reached the root.
+ */
+static __always_inline __u32 put_rel_dir(struct task_struct *task, struct scratch *s, __u32 off, int dfd,
+					 struct str_ref *path, struct str_ref *dir, __u16 *flags, __u32 *dirs,
+					 __u32 done_bit)
 {
-	__u32 nr = ctx->id;
+	dir->off = off;
+	dir->len = 0;
+	if (path->len == 0 || s->buf[path->off & STR_MASK] == '/')
+		return off;
+	__u64 d = 0, m = 0;
+	if (dfd == AT_FDCWD) {
+		struct fs_struct *fs = task->fs;
+		d = (__u64)fs->pwd.dentry;
+		m = (__u64)fs->pwd.mnt;
+	} else {
+		struct file *f = fd_file(task, dfd);
+		if (!f)
+			return off;
+		d = (__u64)f->f_path.dentry;
+		m = (__u64)f->f_path.mnt;
+	}
+	off = put_walk(s, off, d, m, 0, 0, dir, flags, FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
+	if (s->walk.done)
+		*dirs |= done_bit;
+	return off;
+}
+
+static __always_inline int exit_file(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
+{
+	struct file_event *e = (struct file_event *)s->buf;
+	__u32 what = p->what;
+	const char *path = 0, *newpath = 0;
+	int fd = -1;
+
+	fill_header(task, &e->h, KIND_FILE);
+	e->ret = ret;
+	e->what = what;
+	e->length = 0;
+	e->ino = 0;
+	e->dev = 0;
+	e->imode = 0;
+	e->mode = 0;
+	e->uid = (__u32)-1;
+	e->gid = (__u32)-1;
+	e->at_flags = 0;
+	e->dirs = 0;
+	e->dfd = AT_FDCWD;
+	e->newdfd = AT_FDCWD;
+	e->_pad = 0;
+
+	switch (what) {
+	case WHAT_UNLINK:
+	case WHAT_RMDIR:
+		path = (const char *)p->args[0];
+		break;
+	case WHAT_UNLINKAT:
+		e->dfd = p->args[0];
+		path = (const char *)p->args[1];
+		e->at_flags = p->args[2];
+		break;
+	case WHAT_RENAME:
+	case WHAT_LINK:
+	case WHAT_SYMLINK:
+		path = (const char *)p->args[0];
+		newpath = (const char *)p->args[1];
+		break;
+	case WHAT_RENAMEAT:
+	case WHAT_RENAMEAT2:
+	case WHAT_LINKAT:
+		e->dfd = p->args[0];
+		path = (const char *)p->args[1];
+		e->newdfd = p->args[2];
+		newpath = (const char *)p->args[3];
+		if (what != WHAT_RENAMEAT)
+			e->at_flags = p->args[4];
+		break;
+	case WHAT_SYMLINKAT:
+		path = (const char *)p->args[0];
+		e->newdfd = p->args[1];
+		newpath = (const char *)p->args[2];
+		break;
+	case WHAT_MKDIR:
+	case WHAT_CHMOD:
+		path = (const char *)p->args[0];
+		e->mode = p->args[1];
+		break;
+	case WHAT_MKDIRAT:
+	case WHAT_FCHMODAT:
+	case WHAT_FCHMODAT2:
+		e->dfd = p->args[0];
+		path = (const char *)p->args[1];
+		e->mode = p->args[2];
+		if (what == WHAT_FCHMODAT2)
+			e->at_flags = p->args[3];
+		break;
+	case WHAT_FCHMOD:
+		fd = p->args[0];
+		e->mode = p->args[1];
+		break;
+	case WHAT_CHOWN:
+	case WHAT_LCHOWN:
+		path = (const char *)p->args[0];
+		e->uid = p->args[1];
+		e->gid = p->args[2];
+		if (what == WHAT_LCHOWN)
+			e->at_flags = AT_SYMLINK_NOFOLLOW;
+		break;
+	case WHAT_FCHOWN:
+		fd = p->args[0];
+		e->uid = p->args[1];
+		e->gid = p->args[2];
+		break;
+	case WHAT_FCHOWNAT:
+		e->dfd = p->args[0];
+		path = (const char *)p->args[1];
+		e->uid = p->args[2];
+		e->gid = p->args[3];
+		e->at_flags = p->args[4];
+		break;
+	case WHAT_TRUNCATE:
+		path = (const char *)p->args[0];
+		e->length = p->args[1];
+		break;
+	case WHAT_FTRUNCATE:
+		fd = p->args[0];
+		e->length = p->args[1];
+		break;
+	default:
+		return 0;
+	}
+
+	__u32 off = sizeof(*e);
+	off = put_str(s->buf, off, path, PATH_MAX_READ, true, &e->path, &e->h.flags, FLAG_TRUNC_PATH);
+	/* A symlink's target is text, resolved only when the link is followed. */
+	if (what == WHAT_SYMLINK || what == WHAT_SYMLINKAT) {
+		e->dir.off = off;
+		e->dir.len = 0;
+	} else {
+		off = put_rel_dir(task, s, off, e->dfd, &e->path, &e->dir, &e->h.flags, &e->dirs, DIR_DONE);
+		/* An *at call with an empty path (AT_EMPTY_PATH) acts on dfd itself. */
+		if (path && e->path.len == 0 && e->dfd != AT_FDCWD)
+			fd = e->dfd;
+	}
+	off = put_str(s->buf, off, newpath, PATH_MAX_READ, true, &e->new_path, &e->h.flags, FLAG_TRUNC_PATH);
+	off = put_rel_dir(task, s, off, e->newdfd, &e->new_path, &e->new_dir, &e->h.flags, &e->dirs, NEW_DIR_DONE);
+
+	e->fd = fd;
+	e->file.off = off;
+	e->file.len = 0;
+	if (fd >= 0) {
+		struct file *f = fd_file(task, fd);
+		if (f) {
+			struct inode *inode = f->f_inode;
+			e->ino = inode->i_ino;
+			e->dev = inode->i_sb->s_dev;
+			e->imode = inode->i_mode;
+			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, 0, 0, &e->file, &e->h.flags,
+				       FLAG_FILE_TRUNC_WALK, FLAG_FILE_PSEUDO);
+		}
+	}
+	emit(s->buf, off, KIND_FILE);
+	return 0;
+}
+
+static __always_inline int exit_namespace(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
+{
+	struct namespace_event *e = (struct namespace_event *)s->buf;
+	__u32 what = p->what;
+	const char *source = 0, *target = 0, *fstype = 0;
+	__u64 flags = 0;
+	int fd = -1;
+
+	switch (what) {
+	case WHAT_CLONE:
+	case WHAT_CLONE3:
+		/* The child returns from the same call with 0: the parent reports. */
+		if (ret == 0)
+			return 0;
+		if (what == WHAT_CLONE)
+			flags = p->args[0];
+		else
+			bpf_probe_read_user(&flags, sizeof(flags), (void *)p->args[0]);
+		/* Plain forks and threads are KIND_FORK's (or nobody's). */
+		if (!(flags & CLONE_NEW_ANY))
+			return 0;
+		break;
+	case WHAT_MOUNT:
+		source = (const char *)p->args[0];
+		target = (const char *)p->args[1];
+		fstype = (const char *)p->args[2];
+		flags = p->args[3];
+		break;
+	case WHAT_UMOUNT2:
+		target = (const char *)p->args[0];
+		flags = p->args[1];
+		break;
+	case WHAT_PIVOT_ROOT:
+		source = (const char *)p->args[0];
+		target = (const char *)p->args[1];
+		break;
+	case WHAT_CHROOT:
+		target = (const char *)p->args[0];
+		break;
+	case WHAT_SETNS:
+		fd = p->args[0];
+		flags = p->args[1];
+		break;
+	case WHAT_UNSHARE:
+		flags = p->args[0];
+		break;
+	default:
+		return 0;
+	}
+	fill_header(task, &e->h, KIND_NAMESPACE);
+	e->ret = ret;
+	e->what = what;
+	e->flags = flags;
+	e->fd = fd;
+	e->ns_ino = 0;
+	e->dirs = 0;
+	e->_pad = 0;
+
+	__u32 off = sizeof(*e);
+	off = put_str(s->buf, off, source, PATH_MAX_READ, true, &e->source, &e->h.flags, FLAG_TRUNC_PATH);
+	off = put_str(s->buf, off, fstype, NAME_READ, true, &e->fstype, &e->h.flags, FLAG_TRUNC_PATH);
+	off = put_str(s->buf, off, target, PATH_MAX_READ, true, &e->target, &e->h.flags, FLAG_TRUNC_PATH);
+	off = put_rel_dir(task, s, off, AT_FDCWD, &e->target, &e->dir, &e->h.flags, &e->dirs, DIR_DONE);
+	e->ns_file.off = off;
+	e->ns_file.len = 0;
+	if (fd >= 0) {
+		struct file *f = fd_file(task, fd);
+		if (f) {
+			struct inode *inode = f->f_inode;
+			if (inode->i_sb->s_magic == NSFS_MAGIC) {
+				/* "mnt:[4026531841]" as /proc/PID/ns names it: the type here, the number beside. */
+				struct ns_common *ns = KERNEL_PTR(struct ns_common, inode->i_private);
+				e->ns_ino = inode->i_ino;
+				off = put_str(s->buf, off, ns->ops->name, 16, false, &e->ns_file, &e->h.flags, FLAG_TRUNC_PATH);
+			} else {
+				/* A pidfd: its pseudo path. */
+				off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, 0, 0, &e->ns_file,
+					       &e->h.flags, FLAG_FILE_TRUNC_WALK, FLAG_FILE_PSEUDO);
+			}
+		}
+	}
+	emit(s->buf, off, KIND_NAMESPACE);
+	return 0;
+}
+
+/* pid_nr_own is a struct pid's number in its own (innermost) namespace. */
+static __always_inline int pid_nr_own(struct pid *pid)
+{
+	unsigned int level = pid->level;
+	struct upid u = {};
+	__u64 at = (__u64)pid + bpf_core_field_offset(struct pid, numbers) + (__u64)(level & 63) * sizeof(struct upid);
+	bpf_probe_read_kernel(&u, sizeof(u), (void *)at);
+	return u.nr;
+}
+
+extern struct task_struct *bpf_task_from_pid(s32 pid) __weak __ksym;
+extern void bpf_task_release(struct task_struct *p) __weak __ksym;
+
+static __always_inline int exit_signal(struct task_struct *task, struct pending *p, long ret, bool find_comm)
+{
+	struct signal_event e = {};
+	__u32 what = p->what;
+	int tgid = 0, tid = 0;
+
+	if (what == WHAT_KILL) {
+		tgid = p->args[0];
+		e.sig = p->args[1];
+	} else if (what == WHAT_TKILL) {
+		tid = p->args[0];
+		e.sig = p->args[1];
+	} else {
+		tgid = p->args[0];
+		tid = p->args[1];
+		e.sig = p->args[2];
+	}
+	/*
+	 * Signals to itself are not reported (the Go runtime tgkills its own
+	 * threads all the time). The numbers passed are the caller's pid
+	 * namespace's: compare with its own numbers there.
+	 */
+	struct pid *own = task->thread_pid;
+	bool init_ns = own->level == 0;
+	int self_tgid = init_ns ? task->tgid : pid_nr_own(task->group_leader->thread_pid);
+	int self_tid = init_ns ? task->pid : pid_nr_own(own);
+	if ((what == WHAT_TKILL && tid == self_tid) || (what != WHAT_TKILL && tgid == self_tgid))
+		return 0;
+
+	fill_header(task, &e.h, KIND_SIGNAL);
+	e.ret = ret;
+	e.what = what;
+	e.target_pid = tgid;
+	e.target_tid = tid;
+	/* The target's comm, when one task was named and the numbers are the host's. */
+	int one = what == WHAT_KILL ? tgid : tid;
+	if (find_comm && init_ns && ret == 0 && one > 0 && bpf_task_from_pid) {
+		struct task_struct *t = bpf_task_from_pid(one);
+		if (t) {
+			__builtin_memcpy(e.target_comm, t->comm, sizeof(e.target_comm));
+			bpf_task_release(t);
+		}
+	}
+	emit(&e, sizeof(e), KIND_SIGNAL);
+	return 0;
+}
+
+/* sock_of is the socket behind fd, or NULL. */
+static __always_inline struct sock *sock_of(struct task_struct *task, int fd)
+{
+	struct file *f = fd_file(task, fd);
+	if (!f || (f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = KERNEL_PTR(struct socket, f->private_data);
+	__u64 sk = (__u64)sock->sk;
+	if (!sk)
+		return NULL;
+	return KERNEL_PTR(struct sock, sk);
+}
+
+/* put_sock_addrs fills the local (and peer) address of sk. */
+static __always_inline void put_sock_addrs(struct socket_event *e, struct sock *sk, bool peer)
+{
+	struct sock_common *c = &sk->__sk_common;
+	e->family = c->skc_family;
+	e->port = c->skc_num;
+	if (e->family == AF_INET) {
+		__builtin_memcpy(e->addr, &c->skc_rcv_saddr, 4);
+		if (peer) {
+			__builtin_memcpy(e->peer, &c->skc_daddr, 4);
+			e->peer_port = bpf_ntohs(c->skc_dport);
+		}
+	} else if (e->family == AF_INET6) {
+		__builtin_memcpy(e->addr, &c->skc_v6_rcv_saddr, 16);
+		if (peer) {
+			__builtin_memcpy(e->peer, &c->skc_v6_daddr, 16);
+			e->peer_port = bpf_ntohs(c->skc_dport);
+		}
+	}
+}
+
+static __always_inline int exit_socket(struct task_struct *task, struct pending *p, long ret)
+{
+	struct socket_event e = {};
+	__u32 what = p->what;
+
+	e.what = what;
+	e.fd = -1;
+	switch (what) {
+	case WHAT_SOCKET:
+		e.family = p->args[0];
+		e.type = p->args[1];
+		e.protocol = p->args[2];
+		/* Only sockets that bypass the protocol stack: raw and packet ones. */
+		if ((e.type & 0xf) != SOCK_RAW && e.family != AF_PACKET)
+			return 0;
+		break;
+	case WHAT_BIND: {
+		const void *uaddr = (const void *)p->args[1];
+		e.fd = p->args[0];
+		bpf_probe_read_user(&e.family, sizeof(e.family), uaddr);
+		if (e.family == AF_INET) {
+			struct sockaddr_in sin = {};
+			bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+			e.port = bpf_ntohs(sin.sin_port);
+			__builtin_memcpy(e.addr, &sin.sin_addr, 4);
+		} else if (e.family == AF_INET6) {
+			struct sockaddr_in6 sin6 = {};
+			bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+			e.port = bpf_ntohs(sin6.sin6_port);
+			__builtin_memcpy(e.addr, &sin6.sin6_addr, 16);
+		} else if (e.family == AF_PACKET) {
+			__u16 proto = 0; /* sockaddr_ll.sll_protocol, network order */
+			bpf_probe_read_user(&proto, sizeof(proto), uaddr + 2);
+			e.protocol = bpf_ntohs(proto);
+		} else {
+			return 0;
+		}
+		break;
+	}
+	case WHAT_LISTEN: {
+		e.fd = p->args[0];
+		e.backlog = p->args[1];
+		struct sock *sk = sock_of(task, e.fd);
+		if (!sk)
+			return 0;
+		put_sock_addrs(&e, sk, false);
+		if (e.family != AF_INET && e.family != AF_INET6)
+			return 0;
+		break;
+	}
+	case WHAT_ACCEPT:
+	case WHAT_ACCEPT4: {
+		e.fd = p->args[0];
+		/* The new connection's two ends; on failure, the listener's. */
+		struct sock *sk = sock_of(task, ret >= 0 ? (int)ret : e.fd);
+		if (!sk)
+			return 0;
+		put_sock_addrs(&e, sk, ret >= 0);
+		if (e.family != AF_INET && e.family != AF_INET6)
+			return 0;
+		break;
+	}
+	default:
+		return 0;
+	}
+	fill_header(task, &e.h, KIND_SOCKET);
+	e.ret = ret;
+	emit(&e, sizeof(e), KIND_SOCKET);
+	return 0;
+}
+
+/* bpf() commands reported as KIND_SYS: attaching programs, reaching into others' objects. */
+static __always_inline bool bpf_sys_cmd(__u64 cmd)
+{
+	return cmd == BPF_PROG_ATTACH_CMD || cmd == BPF_LINK_CREATE_CMD || cmd == BPF_RAW_TRACEPOINT_OPEN_CMD ||
+	       cmd == BPF_PROG_GET_FD_BY_ID_CMD || cmd == BPF_MAP_GET_FD_BY_ID_CMD || cmd == BPF_OBJ_GET_CMD;
+}
+
+static __always_inline int exit_sys(struct task_struct *task, struct scratch *s, struct pending *p, long ret)
+{
+	struct sys_event *e = (struct sys_event *)s->buf;
+	__u32 what = p->what;
+	const char *name = 0;
+	__u32 name_max = NAME_READ;
+	int fd = -1;
+
+	if (what == WHAT_PRCTL && p->args[0] != PR_SET_NAME)
+		return 0;
+	fill_header(task, &e->h, KIND_SYS);
+	e->ret = ret;
+	e->what = what;
+	e->op = 0;
+	e->args[0] = 0;
+	e->args[1] = 0;
+	e->args[2] = 0;
+	switch (what) {
+	case WHAT_CAPSET: {
+		__u32 version = 0;
+		__u32 data[6] = {}; /* struct __user_cap_data_struct[2]: effective, permitted, inheritable */
+		bpf_probe_read_user(&version, sizeof(version), (void *)p->args[0]);
+		if (p->args[1]) {
+			if (version == CAP_V1)
+				bpf_probe_read_user(data, 12, (void *)p->args[1]);
+			else
+				bpf_probe_read_user(data, sizeof(data), (void *)p->args[1]);
+		}
+		e->args[0] = data[0] | (__u64)data[3] << 32;
+		e->args[1] = data[1] | (__u64)data[4] << 32;
+		e->args[2] = data[2] | (__u64)data[5] << 32;
+		break;
+	}
+	case WHAT_PRCTL:
+		e->op = p->args[0];
+		name = (const char *)p->args[1];
+		name_max = TASK_COMM_LEN;
+		break;
+	case WHAT_USERFAULTFD:
+		e->args[0] = p->args[0];
+		break;
+	case WHAT_IO_URING_SETUP: {
+		__u32 flags = 0;
+		e->args[0] = p->args[0];
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)p->args[1] + 8); /* io_uring_params.flags */
+		e->args[1] = flags;
+		break;
+	}
+	case WHAT_KEXEC_LOAD:
+		e->args[0] = p->args[1];
+		e->args[1] = p->args[3];
+		break;
+	case WHAT_KEXEC_FILE_LOAD:
+		fd = p->args[0];
+		e->args[0] = p->args[4];
+		break;
+	default: { /* bpf() */
+		__u32 a[4] = {};
+		__u64 ptr = 0;
+		const void *uattr = (const void *)p->args[1];
+		e->op = p->args[0];
+		if (p->args[2] >= sizeof(a))
+			bpf_probe_read_user(a, sizeof(a), uattr);
+		switch (e->op) {
+		case BPF_PROG_ATTACH_CMD: /* target_fd, attach_bpf_fd, attach_type */
+			e->args[0] = a[2];
+			e->args[1] = a[0];
+			e->args[2] = a[1];
+			break;
+		case BPF_LINK_CREATE_CMD: /* prog_fd, target_fd, attach_type */
+			e->args[0] = a[2];
+			e->args[1] = a[1];
+			e->args[2] = a[0];
+			break;
+		case BPF_RAW_TRACEPOINT_OPEN_CMD: /* name, prog_fd */
+			bpf_probe_read_user(&ptr, sizeof(ptr), uattr);
+			name = (const char *)ptr;
+			e->args[2] = a[2];
+			break;
+		case BPF_OBJ_GET_CMD: /* pathname, bpf_fd, file_flags */
+			bpf_probe_read_user(&ptr, sizeof(ptr), uattr);
+			name = (const char *)ptr;
+			name_max = PATH_MAX_READ;
+			break;
+		default: /* *_GET_FD_BY_ID: the id */
+			e->args[1] = a[0];
+		}
+	}
+	}
+	__u32 off = sizeof(*e);
+	if (fd >= 0) {
+		struct file *f = fd_file(task, fd);
+		e->name.off = off;
+		e->name.len = 0;
+		if (f)
+			off = put_walk(s, off, (__u64)f->f_path.dentry, (__u64)f->f_path.mnt, 0, 0, &e->name, &e->h.flags,
+				       FLAG_TRUNC_WALK, FLAG_PSEUDO_PATH);
+	} else {
+		off = put_str(s->buf, off, name, name_max, true, &e->name, &e->h.flags, FLAG_TRUNC_PATH);
+	}
+	emit(s->buf, off, KIND_SYS);
+	return 0;
+}
+
+/*
+ * on_exit handles one syscall's exit. Everything but the setid family is
+ * read whole here: the arguments from the registers the syscall entry
+ * saved, so there is no enter hook and nothing to pair.
+ */
+static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
+				   __u64 a4, long ret, bool find_comm)
+{
 	if (nr >= SYSCALL_TABLE)
 		return 0;
 	__u32 *whatp = bpf_map_lookup_elem(&syscall_whats, &nr);
 	if (!whatp || *whatp == WHAT_NONE)
 		return 0;
 	__u32 what = *whatp;
-	long ret = ctx->ret;
 	struct pending p = {};
-	/* One helper call for the current task; everything else is loads. */
-	struct task_struct *task = bpf_get_current_task_btf();
 
 	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID) {
 		/* The old credentials only exist before the call: paired with sys_enter. */
@@ -857,26 +1558,23 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 		p = *pp;
 		pp->what = WHAT_NONE;
 	} else {
-		/*
-		 * The arguments are still in the registers the syscall entry saved:
-		 * no enter hook, no pairing to lose.
-		 */
 		if (filtered(task->tgid))
 			return 0;
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-		p.args[0] = regs->di;
-		p.args[1] = regs->si;
-		p.args[2] = regs->dx;
-		p.args[3] = regs->r10;
+		p.args[0] = a0;
+		p.args[1] = a1;
+		p.args[2] = a2;
+		p.args[3] = a3;
+		p.args[4] = a4;
 		p.what = what;
-		if (what == WHAT_PTRACE) {
-			long req = p.args[0];
-			if (req != PTRACE_ATTACH && req != PTRACE_SEIZE && req != PTRACE_POKETEXT && req != PTRACE_POKEDATA &&
-			    req != PTRACE_POKEUSR)
+		if (what == WHAT_BPF || what == WHAT_BPF_CMD || what == WHAT_BPF_BOTH) {
+			bool load = a0 == BPF_PROG_LOAD_CMD;
+			if (load && what != WHAT_BPF_CMD)
+				p.what = WHAT_BPF;
+			else if (!load && what != WHAT_BPF && bpf_sys_cmd(a0))
+				p.what = WHAT_BPF_CMD;
+			else
 				return 0;
 		}
-		if (what == WHAT_BPF && p.args[0] != BPF_PROG_LOAD_CMD)
-			return 0;
 	}
 
 	switch (p.what) {
@@ -901,9 +1599,52 @@ int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
 		struct scratch *s = scratch_get();
 		return s ? exit_memfd(task, s, &p, ret) : 0;
 	}
-	default:
-		if (p.what >= WHAT_SETUID && p.what <= WHAT_SETFSGID)
-			return exit_setid(task, &p, ret);
+	}
+	if (p.what >= WHAT_SETUID && p.what <= WHAT_SETFSGID)
+		return exit_setid(task, &p, ret);
+	if (p.what >= WHAT_UNLINK && p.what <= WHAT_FTRUNCATE) {
+		struct scratch *s = scratch_get();
+		return s ? exit_file(task, s, &p, ret) : 0;
+	}
+	if (p.what >= WHAT_MOUNT && p.what <= WHAT_CLONE3) {
+		struct scratch *s = scratch_get();
+		return s ? exit_namespace(task, s, &p, ret) : 0;
+	}
+	if (p.what >= WHAT_KILL && p.what <= WHAT_TGKILL)
+		return exit_signal(task, &p, ret, find_comm);
+	if (p.what >= WHAT_SOCKET && p.what <= WHAT_ACCEPT4)
+		return exit_socket(task, &p, ret);
+	if (p.what >= WHAT_CAPSET && p.what <= WHAT_BPF_CMD) {
+		struct scratch *s = scratch_get();
+		return s ? exit_sys(task, s, &p, ret) : 0;
 	}
 	return 0;
+}
+
+/*
+ * sys_exit_btf is the exit program on the BTF raw tracepoint sys_exit: it
+ * runs on every syscall's exit and looks the number up in syscall_whats.
+ * The registers come as the tracepoint's argument: no trace-event record
+ * is built, no helper call finds them.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
+{
+	__u32 nr = regs->orig_ax;
+	if (nr >= SYSCALL_TABLE)
+		return 0;
+	return on_exit(bpf_get_current_task_btf(), nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ret, true);
+}
+
+/* sys_exit_traced is the same program for the per-syscall tracepoints syscalls/sys_exit_*. */
+SEC("tracepoint/syscalls/sys_exit")
+int sys_exit_traced(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 nr = ctx->id;
+	if (nr >= SYSCALL_TABLE)
+		return 0;
+	/* One helper call for the current task; everything else is loads. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	return on_exit(task, nr, regs->di, regs->si, regs->dx, regs->r10, regs->r8, ctx->ret, false);
 }

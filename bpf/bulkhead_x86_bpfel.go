@@ -39,6 +39,18 @@ type bulkheadConnectEvent struct {
 	Addr   [16]uint8
 }
 
+type bulkheadDirDone uint32
+
+const (
+	bulkheadDirDoneDIR_DONE     bulkheadDirDone = 1
+	bulkheadDirDoneNEW_DIR_DONE bulkheadDirDone = 2
+)
+
+type bulkheadEnvKey struct {
+	_    structs.HostLayout
+	Name [32]uint8
+}
+
 type bulkheadEventCounters struct {
 	_               structs.HostLayout
 	Emitted         [16]uint64
@@ -59,6 +71,7 @@ const (
 	bulkheadEventFlagFLAG_TRUNC_FILENAME  bulkheadEventFlag = 16
 	bulkheadEventFlagFLAG_FILE_TRUNC_WALK bulkheadEventFlag = 32
 	bulkheadEventFlagFLAG_FILE_PSEUDO     bulkheadEventFlag = 64
+	bulkheadEventFlagFLAG_TRUNC_ENV       bulkheadEventFlag = 128
 )
 
 type bulkheadEventHeader struct {
@@ -80,29 +93,45 @@ type bulkheadEventHeader struct {
 type bulkheadEventKind uint32
 
 const (
-	bulkheadEventKindKIND_EXEC     bulkheadEventKind = 1
-	bulkheadEventKindKIND_FORK     bulkheadEventKind = 2
-	bulkheadEventKindKIND_EXIT     bulkheadEventKind = 3
-	bulkheadEventKindKIND_OPEN     bulkheadEventKind = 4
-	bulkheadEventKindKIND_CONNECT  bulkheadEventKind = 5
-	bulkheadEventKindKIND_SETID    bulkheadEventKind = 6
-	bulkheadEventKindKIND_PTRACE   bulkheadEventKind = 7
-	bulkheadEventKindKIND_MODULE   bulkheadEventKind = 8
-	bulkheadEventKindKIND_BPF_PROG bulkheadEventKind = 9
-	bulkheadEventKindKIND_MEMFD    bulkheadEventKind = 10
-	bulkheadEventKindKIND_MAX      bulkheadEventKind = 16
+	bulkheadEventKindKIND_EXEC      bulkheadEventKind = 1
+	bulkheadEventKindKIND_FORK      bulkheadEventKind = 2
+	bulkheadEventKindKIND_EXIT      bulkheadEventKind = 3
+	bulkheadEventKindKIND_OPEN      bulkheadEventKind = 4
+	bulkheadEventKindKIND_CONNECT   bulkheadEventKind = 5
+	bulkheadEventKindKIND_SETID     bulkheadEventKind = 6
+	bulkheadEventKindKIND_PTRACE    bulkheadEventKind = 7
+	bulkheadEventKindKIND_MODULE    bulkheadEventKind = 8
+	bulkheadEventKindKIND_BPF_PROG  bulkheadEventKind = 9
+	bulkheadEventKindKIND_MEMFD     bulkheadEventKind = 10
+	bulkheadEventKindKIND_FILE      bulkheadEventKind = 11
+	bulkheadEventKindKIND_NAMESPACE bulkheadEventKind = 12
+	bulkheadEventKindKIND_SIGNAL    bulkheadEventKind = 13
+	bulkheadEventKindKIND_SOCKET    bulkheadEventKind = 14
+	bulkheadEventKindKIND_SYS       bulkheadEventKind = 15
+	bulkheadEventKindKIND_MAX       bulkheadEventKind = 16
 )
 
 type bulkheadExecEvent struct {
-	_        structs.HostLayout
-	H        bulkheadEventHeader
-	ArgsSize uint32
-	ExeNlink uint32
-	Args     bulkheadStrRef
-	Filename bulkheadStrRef
-	Exe      bulkheadStrRef
-	Pad      uint32
+	_         structs.HostLayout
+	H         bulkheadEventHeader
+	ArgsSize  uint32
+	ExeNlink  uint32
+	Args      bulkheadStrRef
+	Filename  bulkheadStrRef
+	Exe       bulkheadStrRef
+	Script    uint32
+	ScriptDir bulkheadStrRef
+	Env       bulkheadStrRef
+	EnvSize   uint32
+	Pad       uint32
 }
+
+type bulkheadExecScript uint32
+
+const (
+	bulkheadExecScriptSCRIPT_IS       bulkheadExecScript = 1
+	bulkheadExecScriptSCRIPT_DIR_DONE bulkheadExecScript = 2
+)
 
 type bulkheadExitEvent struct {
 	_          structs.HostLayout
@@ -111,6 +140,32 @@ type bulkheadExitEvent struct {
 	Signal     uint32
 	CoreDumped uint32
 	Pad        uint32
+}
+
+type bulkheadFileEvent struct {
+	_       structs.HostLayout
+	H       bulkheadEventHeader
+	Ret     int64
+	Length  int64
+	Ino     uint64
+	What    uint32
+	Dfd     int32
+	Newdfd  int32
+	Fd      int32
+	Mode    uint32
+	Uid     uint32
+	Gid     uint32
+	AtFlags uint32
+	Dev     uint32
+	Imode   uint32
+	Dirs    uint32
+	Path    bulkheadStrRef
+	Dir     bulkheadStrRef
+	NewPath bulkheadStrRef
+	NewDir  bulkheadStrRef
+	File    bulkheadStrRef
+	Pad     uint32
+	_       [4]byte
 }
 
 type bulkheadForkEvent struct {
@@ -139,6 +194,24 @@ type bulkheadModuleEvent struct {
 	Path   bulkheadStrRef
 }
 
+type bulkheadNamespaceEvent struct {
+	_      structs.HostLayout
+	H      bulkheadEventHeader
+	Ret    int64
+	Flags  uint64
+	NsIno  uint64
+	What   uint32
+	Fd     int32
+	Dirs   uint32
+	Pad    uint32
+	Source bulkheadStrRef
+	Target bulkheadStrRef
+	Fstype bulkheadStrRef
+	Dir    bulkheadStrRef
+	NsFile bulkheadStrRef
+	_      [4]byte
+}
+
 type bulkheadOpenEvent struct {
 	_       structs.HostLayout
 	H       bulkheadEventHeader
@@ -159,7 +232,7 @@ type bulkheadOpenEvent struct {
 
 type bulkheadPending struct {
 	_      structs.HostLayout
-	Args   [4]uint64
+	Args   [5]uint64
 	What   uint32
 	OldIds [4]uint32
 	Pad    uint32
@@ -176,7 +249,7 @@ type bulkheadPtraceEvent struct {
 
 type bulkheadScratch struct {
 	_    structs.HostLayout
-	Buf  [16384]uint8
+	Buf  [24576]uint8
 	Walk struct {
 		_           structs.HostLayout
 		Dentry      uint64
@@ -191,6 +264,17 @@ type bulkheadScratch struct {
 		Done        uint8
 		_           [5]byte
 	}
+	Env struct {
+		_     structs.HostLayout
+		Pos   uint64
+		End   uint64
+		Off   uint32
+		Start uint32
+		Flags uint16
+		Cont  uint8
+		Keep  uint8
+		_     [4]byte
+	}
 }
 
 type bulkheadSetidEvent struct {
@@ -203,33 +287,118 @@ type bulkheadSetidEvent struct {
 	NewIds [4]uint32
 }
 
+type bulkheadSignalEvent struct {
+	_          structs.HostLayout
+	H          bulkheadEventHeader
+	Ret        int64
+	TargetPid  int32
+	TargetTid  int32
+	Sig        uint32
+	What       uint32
+	TargetComm [16]uint8
+}
+
+type bulkheadSocketEvent struct {
+	_        structs.HostLayout
+	H        bulkheadEventHeader
+	Ret      int64
+	Fd       int32
+	What     uint32
+	Type     uint32
+	Protocol uint32
+	Backlog  int32
+	Family   uint16
+	Port     uint16
+	PeerPort uint16
+	Pad      uint16
+	Addr     [16]uint8
+	Peer     [16]uint8
+	_        [4]byte
+}
+
 type bulkheadStrRef struct {
 	_   structs.HostLayout
 	Off uint16
 	Len uint16
 }
 
+type bulkheadSysEvent struct {
+	_    structs.HostLayout
+	H    bulkheadEventHeader
+	Ret  int64
+	Op   uint64
+	Args [3]uint64
+	What uint32
+	Name bulkheadStrRef
+}
+
 type bulkheadSyscallWhat uint32
 
 const (
-	bulkheadSyscallWhatWHAT_NONE         bulkheadSyscallWhat = 0
-	bulkheadSyscallWhatWHAT_OPENAT       bulkheadSyscallWhat = 1
-	bulkheadSyscallWhatWHAT_OPENAT2      bulkheadSyscallWhat = 2
-	bulkheadSyscallWhatWHAT_OPEN         bulkheadSyscallWhat = 3
-	bulkheadSyscallWhatWHAT_CONNECT      bulkheadSyscallWhat = 4
-	bulkheadSyscallWhatWHAT_SETUID       bulkheadSyscallWhat = 5
-	bulkheadSyscallWhatWHAT_SETGID       bulkheadSyscallWhat = 6
-	bulkheadSyscallWhatWHAT_SETREUID     bulkheadSyscallWhat = 7
-	bulkheadSyscallWhatWHAT_SETREGID     bulkheadSyscallWhat = 8
-	bulkheadSyscallWhatWHAT_SETRESUID    bulkheadSyscallWhat = 9
-	bulkheadSyscallWhatWHAT_SETRESGID    bulkheadSyscallWhat = 10
-	bulkheadSyscallWhatWHAT_SETFSUID     bulkheadSyscallWhat = 11
-	bulkheadSyscallWhatWHAT_SETFSGID     bulkheadSyscallWhat = 12
-	bulkheadSyscallWhatWHAT_PTRACE       bulkheadSyscallWhat = 13
-	bulkheadSyscallWhatWHAT_INIT_MODULE  bulkheadSyscallWhat = 14
-	bulkheadSyscallWhatWHAT_FINIT_MODULE bulkheadSyscallWhat = 15
-	bulkheadSyscallWhatWHAT_BPF          bulkheadSyscallWhat = 16
-	bulkheadSyscallWhatWHAT_MEMFD_CREATE bulkheadSyscallWhat = 17
+	bulkheadSyscallWhatWHAT_NONE            bulkheadSyscallWhat = 0
+	bulkheadSyscallWhatWHAT_OPENAT          bulkheadSyscallWhat = 1
+	bulkheadSyscallWhatWHAT_OPENAT2         bulkheadSyscallWhat = 2
+	bulkheadSyscallWhatWHAT_OPEN            bulkheadSyscallWhat = 3
+	bulkheadSyscallWhatWHAT_CONNECT         bulkheadSyscallWhat = 4
+	bulkheadSyscallWhatWHAT_SETUID          bulkheadSyscallWhat = 5
+	bulkheadSyscallWhatWHAT_SETGID          bulkheadSyscallWhat = 6
+	bulkheadSyscallWhatWHAT_SETREUID        bulkheadSyscallWhat = 7
+	bulkheadSyscallWhatWHAT_SETREGID        bulkheadSyscallWhat = 8
+	bulkheadSyscallWhatWHAT_SETRESUID       bulkheadSyscallWhat = 9
+	bulkheadSyscallWhatWHAT_SETRESGID       bulkheadSyscallWhat = 10
+	bulkheadSyscallWhatWHAT_SETFSUID        bulkheadSyscallWhat = 11
+	bulkheadSyscallWhatWHAT_SETFSGID        bulkheadSyscallWhat = 12
+	bulkheadSyscallWhatWHAT_PTRACE          bulkheadSyscallWhat = 13
+	bulkheadSyscallWhatWHAT_INIT_MODULE     bulkheadSyscallWhat = 14
+	bulkheadSyscallWhatWHAT_FINIT_MODULE    bulkheadSyscallWhat = 15
+	bulkheadSyscallWhatWHAT_BPF             bulkheadSyscallWhat = 16
+	bulkheadSyscallWhatWHAT_MEMFD_CREATE    bulkheadSyscallWhat = 17
+	bulkheadSyscallWhatWHAT_UNLINK          bulkheadSyscallWhat = 18
+	bulkheadSyscallWhatWHAT_UNLINKAT        bulkheadSyscallWhat = 19
+	bulkheadSyscallWhatWHAT_RMDIR           bulkheadSyscallWhat = 20
+	bulkheadSyscallWhatWHAT_RENAME          bulkheadSyscallWhat = 21
+	bulkheadSyscallWhatWHAT_RENAMEAT        bulkheadSyscallWhat = 22
+	bulkheadSyscallWhatWHAT_RENAMEAT2       bulkheadSyscallWhat = 23
+	bulkheadSyscallWhatWHAT_LINK            bulkheadSyscallWhat = 24
+	bulkheadSyscallWhatWHAT_LINKAT          bulkheadSyscallWhat = 25
+	bulkheadSyscallWhatWHAT_SYMLINK         bulkheadSyscallWhat = 26
+	bulkheadSyscallWhatWHAT_SYMLINKAT       bulkheadSyscallWhat = 27
+	bulkheadSyscallWhatWHAT_MKDIR           bulkheadSyscallWhat = 28
+	bulkheadSyscallWhatWHAT_MKDIRAT         bulkheadSyscallWhat = 29
+	bulkheadSyscallWhatWHAT_CHMOD           bulkheadSyscallWhat = 30
+	bulkheadSyscallWhatWHAT_FCHMOD          bulkheadSyscallWhat = 31
+	bulkheadSyscallWhatWHAT_FCHMODAT        bulkheadSyscallWhat = 32
+	bulkheadSyscallWhatWHAT_FCHMODAT2       bulkheadSyscallWhat = 33
+	bulkheadSyscallWhatWHAT_CHOWN           bulkheadSyscallWhat = 34
+	bulkheadSyscallWhatWHAT_FCHOWN          bulkheadSyscallWhat = 35
+	bulkheadSyscallWhatWHAT_LCHOWN          bulkheadSyscallWhat = 36
+	bulkheadSyscallWhatWHAT_FCHOWNAT        bulkheadSyscallWhat = 37
+	bulkheadSyscallWhatWHAT_TRUNCATE        bulkheadSyscallWhat = 38
+	bulkheadSyscallWhatWHAT_FTRUNCATE       bulkheadSyscallWhat = 39
+	bulkheadSyscallWhatWHAT_MOUNT           bulkheadSyscallWhat = 40
+	bulkheadSyscallWhatWHAT_UMOUNT2         bulkheadSyscallWhat = 41
+	bulkheadSyscallWhatWHAT_PIVOT_ROOT      bulkheadSyscallWhat = 42
+	bulkheadSyscallWhatWHAT_CHROOT          bulkheadSyscallWhat = 43
+	bulkheadSyscallWhatWHAT_SETNS           bulkheadSyscallWhat = 44
+	bulkheadSyscallWhatWHAT_UNSHARE         bulkheadSyscallWhat = 45
+	bulkheadSyscallWhatWHAT_CLONE           bulkheadSyscallWhat = 46
+	bulkheadSyscallWhatWHAT_CLONE3          bulkheadSyscallWhat = 47
+	bulkheadSyscallWhatWHAT_KILL            bulkheadSyscallWhat = 48
+	bulkheadSyscallWhatWHAT_TKILL           bulkheadSyscallWhat = 49
+	bulkheadSyscallWhatWHAT_TGKILL          bulkheadSyscallWhat = 50
+	bulkheadSyscallWhatWHAT_SOCKET          bulkheadSyscallWhat = 51
+	bulkheadSyscallWhatWHAT_BIND            bulkheadSyscallWhat = 52
+	bulkheadSyscallWhatWHAT_LISTEN          bulkheadSyscallWhat = 53
+	bulkheadSyscallWhatWHAT_ACCEPT          bulkheadSyscallWhat = 54
+	bulkheadSyscallWhatWHAT_ACCEPT4         bulkheadSyscallWhat = 55
+	bulkheadSyscallWhatWHAT_CAPSET          bulkheadSyscallWhat = 56
+	bulkheadSyscallWhatWHAT_PRCTL           bulkheadSyscallWhat = 57
+	bulkheadSyscallWhatWHAT_USERFAULTFD     bulkheadSyscallWhat = 58
+	bulkheadSyscallWhatWHAT_IO_URING_SETUP  bulkheadSyscallWhat = 59
+	bulkheadSyscallWhatWHAT_KEXEC_LOAD      bulkheadSyscallWhat = 60
+	bulkheadSyscallWhatWHAT_KEXEC_FILE_LOAD bulkheadSyscallWhat = 61
+	bulkheadSyscallWhatWHAT_BPF_CMD         bulkheadSyscallWhat = 62
+	bulkheadSyscallWhatWHAT_BPF_BOTH        bulkheadSyscallWhat = 63
 )
 
 // Names of all BPF objects in the ELF.
@@ -237,6 +406,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bulkheadMapCounters           = "counters"
+	bulkheadMapEnvNames           = "env_names"
 	bulkheadMapEvents             = "events"
 	bulkheadMapFilterCgroups      = "filter_cgroups"
 	bulkheadMapFilterComms        = "filter_comms"
@@ -255,6 +425,7 @@ const (
 	bulkheadProgSysEnterSetresuid = "sys_enter_setresuid"
 	bulkheadProgSysEnterSetreuid  = "sys_enter_setreuid"
 	bulkheadProgSysEnterSetuid    = "sys_enter_setuid"
+	bulkheadProgSysExitBtf        = "sys_exit_btf"
 	bulkheadProgSysExitTraced     = "sys_exit_traced"
 	bulkheadVarCgroupFilterMode   = "cgroup_filter_mode"
 	bulkheadVarCommFilterMode     = "comm_filter_mode"
@@ -262,16 +433,23 @@ const (
 	bulkheadVarSelfTgid           = "self_tgid"
 	bulkheadVarUnusedBpfProg      = "unused_bpf_prog"
 	bulkheadVarUnusedConnect      = "unused_connect"
+	bulkheadVarUnusedDirDone      = "unused_dir_done"
 	bulkheadVarUnusedExec         = "unused_exec"
+	bulkheadVarUnusedExecScript   = "unused_exec_script"
 	bulkheadVarUnusedExit         = "unused_exit"
+	bulkheadVarUnusedFile         = "unused_file"
 	bulkheadVarUnusedFlag         = "unused_flag"
 	bulkheadVarUnusedFork         = "unused_fork"
 	bulkheadVarUnusedKind         = "unused_kind"
 	bulkheadVarUnusedMemfd        = "unused_memfd"
 	bulkheadVarUnusedModule       = "unused_module"
+	bulkheadVarUnusedNamespace    = "unused_namespace"
 	bulkheadVarUnusedOpen         = "unused_open"
 	bulkheadVarUnusedPtrace       = "unused_ptrace"
 	bulkheadVarUnusedSetid        = "unused_setid"
+	bulkheadVarUnusedSignal       = "unused_signal"
+	bulkheadVarUnusedSocket       = "unused_socket"
+	bulkheadVarUnusedSys          = "unused_sys"
 	bulkheadVarUnusedWhat         = "unused_what"
 	bulkheadVarWakeupBytes        = "wakeup_bytes"
 )
@@ -329,6 +507,7 @@ type bulkheadProgramSpecs struct {
 	SysEnterSetresuid *ebpf.ProgramSpec `ebpf:"sys_enter_setresuid"`
 	SysEnterSetreuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setreuid"`
 	SysEnterSetuid    *ebpf.ProgramSpec `ebpf:"sys_enter_setuid"`
+	SysExitBtf        *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
 	SysExitTraced     *ebpf.ProgramSpec `ebpf:"sys_exit_traced"`
 }
 
@@ -337,6 +516,7 @@ type bulkheadProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bulkheadMapSpecs struct {
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	EnvNames      *ebpf.MapSpec `ebpf:"env_names"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FilterCgroups *ebpf.MapSpec `ebpf:"filter_cgroups"`
 	FilterComms   *ebpf.MapSpec `ebpf:"filter_comms"`
@@ -356,16 +536,23 @@ type bulkheadVariableSpecs struct {
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UnusedBpfProg    *ebpf.VariableSpec `ebpf:"unused_bpf_prog"`
 	UnusedConnect    *ebpf.VariableSpec `ebpf:"unused_connect"`
+	UnusedDirDone    *ebpf.VariableSpec `ebpf:"unused_dir_done"`
 	UnusedExec       *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExecScript *ebpf.VariableSpec `ebpf:"unused_exec_script"`
 	UnusedExit       *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedFile       *ebpf.VariableSpec `ebpf:"unused_file"`
 	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
 	UnusedFork       *ebpf.VariableSpec `ebpf:"unused_fork"`
 	UnusedKind       *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedMemfd      *ebpf.VariableSpec `ebpf:"unused_memfd"`
 	UnusedModule     *ebpf.VariableSpec `ebpf:"unused_module"`
+	UnusedNamespace  *ebpf.VariableSpec `ebpf:"unused_namespace"`
 	UnusedOpen       *ebpf.VariableSpec `ebpf:"unused_open"`
 	UnusedPtrace     *ebpf.VariableSpec `ebpf:"unused_ptrace"`
 	UnusedSetid      *ebpf.VariableSpec `ebpf:"unused_setid"`
+	UnusedSignal     *ebpf.VariableSpec `ebpf:"unused_signal"`
+	UnusedSocket     *ebpf.VariableSpec `ebpf:"unused_socket"`
+	UnusedSys        *ebpf.VariableSpec `ebpf:"unused_sys"`
 	UnusedWhat       *ebpf.VariableSpec `ebpf:"unused_what"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -391,6 +578,7 @@ func (o *bulkheadObjects) Close() error {
 // It can be passed to loadBulkheadObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bulkheadMaps struct {
 	Counters      *ebpf.Map `ebpf:"counters"`
+	EnvNames      *ebpf.Map `ebpf:"env_names"`
 	Events        *ebpf.Map `ebpf:"events"`
 	FilterCgroups *ebpf.Map `ebpf:"filter_cgroups"`
 	FilterComms   *ebpf.Map `ebpf:"filter_comms"`
@@ -403,6 +591,7 @@ type bulkheadMaps struct {
 func (m *bulkheadMaps) Close() error {
 	return _BulkheadClose(
 		m.Counters,
+		m.EnvNames,
 		m.Events,
 		m.FilterCgroups,
 		m.FilterComms,
@@ -423,16 +612,23 @@ type bulkheadVariables struct {
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
 	UnusedBpfProg    *ebpf.Variable `ebpf:"unused_bpf_prog"`
 	UnusedConnect    *ebpf.Variable `ebpf:"unused_connect"`
+	UnusedDirDone    *ebpf.Variable `ebpf:"unused_dir_done"`
 	UnusedExec       *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExecScript *ebpf.Variable `ebpf:"unused_exec_script"`
 	UnusedExit       *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedFile       *ebpf.Variable `ebpf:"unused_file"`
 	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
 	UnusedFork       *ebpf.Variable `ebpf:"unused_fork"`
 	UnusedKind       *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedMemfd      *ebpf.Variable `ebpf:"unused_memfd"`
 	UnusedModule     *ebpf.Variable `ebpf:"unused_module"`
+	UnusedNamespace  *ebpf.Variable `ebpf:"unused_namespace"`
 	UnusedOpen       *ebpf.Variable `ebpf:"unused_open"`
 	UnusedPtrace     *ebpf.Variable `ebpf:"unused_ptrace"`
 	UnusedSetid      *ebpf.Variable `ebpf:"unused_setid"`
+	UnusedSignal     *ebpf.Variable `ebpf:"unused_signal"`
+	UnusedSocket     *ebpf.Variable `ebpf:"unused_socket"`
+	UnusedSys        *ebpf.Variable `ebpf:"unused_sys"`
 	UnusedWhat       *ebpf.Variable `ebpf:"unused_what"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
@@ -452,6 +648,7 @@ type bulkheadPrograms struct {
 	SysEnterSetresuid *ebpf.Program `ebpf:"sys_enter_setresuid"`
 	SysEnterSetreuid  *ebpf.Program `ebpf:"sys_enter_setreuid"`
 	SysEnterSetuid    *ebpf.Program `ebpf:"sys_enter_setuid"`
+	SysExitBtf        *ebpf.Program `ebpf:"sys_exit_btf"`
 	SysExitTraced     *ebpf.Program `ebpf:"sys_exit_traced"`
 }
 
@@ -468,6 +665,7 @@ func (p *bulkheadPrograms) Close() error {
 		p.SysEnterSetresuid,
 		p.SysEnterSetreuid,
 		p.SysEnterSetuid,
+		p.SysExitBtf,
 		p.SysExitTraced,
 	)
 }

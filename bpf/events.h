@@ -26,6 +26,11 @@ enum event_kind {
 	KIND_MODULE = 8,
 	KIND_BPF_PROG = 9,
 	KIND_MEMFD = 10,
+	KIND_FILE = 11,
+	KIND_NAMESPACE = 12,
+	KIND_SIGNAL = 13,
+	KIND_SOCKET = 14,
+	KIND_SYS = 15,
 	KIND_MAX = 16,
 };
 
@@ -38,6 +43,13 @@ enum event_flag {
 	FLAG_TRUNC_FILENAME = 1 << 4,
 	FLAG_FILE_TRUNC_WALK = 1 << 5, /* the opened file's kernel path walk stopped early */
 	FLAG_FILE_PSEUDO = 1 << 6,     /* the opened file is not reachable from a root */
+	FLAG_TRUNC_ENV = 1 << 7,       /* exec: the environment was not searched to its end, or a value was cut */
+};
+
+/* file_event.dirs, namespace_event.dirs: which directory walks completed. */
+enum dir_done {
+	DIR_DONE = 1 << 0,     /* dir: the walk of cwd/dfd reached the root */
+	NEW_DIR_DONE = 1 << 1, /* new_dir: likewise */
 };
 
 /* Which syscall of a family produced an event. */
@@ -60,6 +72,57 @@ enum syscall_what {
 	WHAT_FINIT_MODULE = 15,
 	WHAT_BPF = 16,
 	WHAT_MEMFD_CREATE = 17,
+	/* KIND_FILE */
+	WHAT_UNLINK = 18,
+	WHAT_UNLINKAT = 19,
+	WHAT_RMDIR = 20,
+	WHAT_RENAME = 21,
+	WHAT_RENAMEAT = 22,
+	WHAT_RENAMEAT2 = 23,
+	WHAT_LINK = 24,
+	WHAT_LINKAT = 25,
+	WHAT_SYMLINK = 26,
+	WHAT_SYMLINKAT = 27,
+	WHAT_MKDIR = 28,
+	WHAT_MKDIRAT = 29,
+	WHAT_CHMOD = 30,
+	WHAT_FCHMOD = 31,
+	WHAT_FCHMODAT = 32,
+	WHAT_FCHMODAT2 = 33,
+	WHAT_CHOWN = 34,
+	WHAT_FCHOWN = 35,
+	WHAT_LCHOWN = 36,
+	WHAT_FCHOWNAT = 37,
+	WHAT_TRUNCATE = 38,
+	WHAT_FTRUNCATE = 39,
+	/* KIND_NAMESPACE */
+	WHAT_MOUNT = 40,
+	WHAT_UMOUNT2 = 41,
+	WHAT_PIVOT_ROOT = 42,
+	WHAT_CHROOT = 43,
+	WHAT_SETNS = 44,
+	WHAT_UNSHARE = 45,
+	WHAT_CLONE = 46,
+	WHAT_CLONE3 = 47,
+	/* KIND_SIGNAL */
+	WHAT_KILL = 48,
+	WHAT_TKILL = 49,
+	WHAT_TGKILL = 50,
+	/* KIND_SOCKET */
+	WHAT_SOCKET = 51,
+	WHAT_BIND = 52,
+	WHAT_LISTEN = 53,
+	WHAT_ACCEPT = 54,
+	WHAT_ACCEPT4 = 55,
+	/* KIND_SYS */
+	WHAT_CAPSET = 56,
+	WHAT_PRCTL = 57,
+	WHAT_USERFAULTFD = 58,
+	WHAT_IO_URING_SETUP = 59,
+	WHAT_KEXEC_LOAD = 60,
+	WHAT_KEXEC_FILE_LOAD = 61,
+	WHAT_BPF_CMD = 62,  /* bpf(): the attach/reach-in commands only (KIND_SYS) */
+	WHAT_BPF_BOTH = 63, /* bpf(): PROG_LOAD as KIND_BPF_PROG, and the KIND_SYS commands */
 };
 
 struct str_ref {
@@ -89,7 +152,23 @@ struct exec_event {
 	struct str_ref args; /* NUL-separated argv */
 	struct str_ref filename; /* as passed to execve */
 	struct str_ref exe; /* components, leaf first */
+	/*
+	 * script: SCRIPT_IS when the kernel ran an interpreter for filename
+	 * (a #! script: bprm->interp differs from bprm->filename), with
+	 * SCRIPT_DIR_DONE when script_dir, the components of cwd for a relative
+	 * filename (leaf first), reached the root.
+	 */
+	__u32 script;
+	struct str_ref script_dir;
+	/* Selected environment variables, NAME=value, each NUL-terminated. */
+	struct str_ref env;
+	__u32 env_size; /* bytes of environment in the process */
 	__u32 _pad;
+};
+
+enum exec_script {
+	SCRIPT_IS = 1 << 0,
+	SCRIPT_DIR_DONE = 1 << 1,
 };
 
 struct fork_event {
@@ -185,6 +264,81 @@ struct memfd_event {
 	__s64 ret;
 	__u32 flags;
 	struct str_ref name;
+};
+
+struct file_event {
+	struct event_header h;
+	__s64 ret;
+	__s64 length; /* truncate, ftruncate */
+	__u64 ino;    /* fd calls: the file's identity */
+	__u32 what;
+	__s32 dfd;    /* directory of path: AT_FDCWD or a descriptor */
+	__s32 newdfd; /* directory of new_path */
+	__s32 fd;     /* fchmod, fchown, ftruncate, or an *at call with an empty path */
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 at_flags;
+	__u32 dev;
+	__u32 imode;
+	__u32 dirs;           /* enum dir_done */
+	struct str_ref path;  /* as passed; symlink: the link's target text */
+	struct str_ref dir;   /* components of cwd/dfd for a relative path, leaf first */
+	struct str_ref new_path;
+	struct str_ref new_dir;
+	struct str_ref file;  /* fd calls: the file's kernel path, leaf first */
+	__u32 _pad;
+};
+
+struct namespace_event {
+	struct event_header h;
+	__s64 ret;
+	__u64 flags;
+	__u64 ns_ino; /* setns: the namespace file's inode (its number in "mnt:[N]") */
+	__u32 what;
+	__s32 fd;
+	__u32 dirs;   /* enum dir_done: for dir */
+	__u32 _pad;
+	struct str_ref source;
+	struct str_ref target;
+	struct str_ref fstype;
+	struct str_ref dir;     /* components of cwd for a relative target, leaf first */
+	struct str_ref ns_file; /* setns: the namespace type ("mnt") with ns_ino; else the fd's path walk */
+};
+
+struct signal_event {
+	struct event_header h;
+	__s64 ret;
+	__s32 target_pid;
+	__s32 target_tid;
+	__u32 sig;
+	__u32 what;
+	__u8 target_comm[TASK_COMM_LEN];
+};
+
+struct socket_event {
+	struct event_header h;
+	__s64 ret;
+	__s32 fd;
+	__u32 what;
+	__u32 type;
+	__u32 protocol;
+	__s32 backlog;
+	__u16 family;
+	__u16 port;      /* host order */
+	__u16 peer_port; /* host order */
+	__u16 _pad;
+	__u8 addr[16];
+	__u8 peer[16];
+};
+
+struct sys_event {
+	struct event_header h;
+	__s64 ret;
+	__u64 op;
+	__u64 args[3];
+	__u32 what;
+	struct str_ref name; /* a user string, or (kexec_file_load) a path walk, leaf first */
 };
 
 /*

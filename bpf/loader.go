@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -38,7 +39,30 @@ type Options struct {
 	PIDs    Filter[uint32]
 	Comms   Filter[string]
 	Cgroups Filter[uint64]
+	// EnvNames are the environment variables an exec reports (Exec.Env),
+	// by exact name; nil means DefaultEnvNames. Each is 1 to 31 bytes
+	// without '=' or NUL.
+	EnvNames []string
+	// SyscallTracepoints attaches the exit program to each traced
+	// syscalls/sys_exit_* tracepoint instead of the BTF raw tracepoint
+	// sys_exit (the default): for comparing their cost.
+	SyscallTracepoints bool
 }
+
+// DefaultEnvNames are the environment variables captured at exec unless
+// Options.EnvNames says otherwise: the dynamic linker's, proxies, and the
+// shells' start-up and history settings.
+var DefaultEnvNames = []string{
+	"LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+	"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+	"BASH_ENV", "ENV", "PROMPT_COMMAND", "HISTFILE", "HISTSIZE", "HISTFILESIZE",
+}
+
+// envNameMax is the longest selectable name (events.h ENV_NAME less one).
+const envNameMax = 31
+
+// maxEnvNames is the env_names map's size.
+const maxEnvNames = 256
 
 // Validate reports the first option that the kernel would refuse, in words
 // an operator can act on.
@@ -50,10 +74,26 @@ func (o Options) Validate() error {
 	if o.WakeupBytes == 0 || o.WakeupBytes > uint64(o.RingBytes) {
 		return fmt.Errorf("wake-up threshold %d bytes: must be between 1 and the ring size (%d bytes)", o.WakeupBytes, o.RingBytes)
 	}
+	if len(o.EnvNames) > maxEnvNames {
+		return fmt.Errorf("%d environment variable names: at most %d", len(o.EnvNames), maxEnvNames)
+	}
+	for _, n := range o.EnvNames {
+		if err := ValidateEnvName(n); err != nil {
+			return err
+		}
+	}
 	for _, c := range o.Comms.Values {
 		if len(c) == 0 || len(c) > 15 {
 			return fmt.Errorf("comm filter %q: a comm is 1 to 15 bytes (the kernel's TASK_COMM_LEN less the NUL)", c)
 		}
+	}
+	return nil
+}
+
+// ValidateEnvName reports whether name can be selected for capture at exec.
+func ValidateEnvName(name string) error {
+	if len(name) == 0 || len(name) > envNameMax || strings.ContainsAny(name, "=\x00") {
+		return fmt.Errorf("environment variable name %q: 1 to %d bytes, without '=' or NUL", name, envNameMax)
 	}
 	return nil
 }
@@ -68,6 +108,7 @@ func LoadSpec() (*ebpf.CollectionSpec, error) {
 type Kernel struct {
 	objs  bulkheadObjects
 	links []link.Link
+	opts  Options
 	// Attached and Skipped name the hooks by "group/name"; Skipped ones do
 	// not exist on this kernel (e.g. syscalls/sys_enter_open off x86).
 	Attached []string
@@ -101,7 +142,7 @@ func Load(opts Options) (*Kernel, error) {
 		}
 	}
 
-	k := &Kernel{}
+	k := &Kernel{opts: opts}
 	if err := spec.LoadAndAssign(&k.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -128,6 +169,17 @@ func (k *Kernel) fillFilters(opts Options) error {
 		copy(key.Comm[:], c)
 		if err := k.objs.FilterComms.Put(key, one); err != nil {
 			return fmt.Errorf("comm filter %q: %w", c, err)
+		}
+	}
+	names := opts.EnvNames
+	if names == nil {
+		names = DefaultEnvNames
+	}
+	for _, n := range names {
+		var key bulkheadEnvKey
+		copy(key.Name[:], n)
+		if err := k.objs.EnvNames.Put(key, one); err != nil {
+			return fmt.Errorf("environment variable name %q: %w", n, err)
 		}
 	}
 	for _, cg := range opts.Cgroups.Values {
@@ -172,14 +224,42 @@ func (k *Kernel) Attach(kinds []uint16) error {
 			}
 		}
 	}
+	// The syscall table first, then the exit hook: no exit runs against
+	// a half-filled table. bpf() is in two kinds.
+	whats := map[uint32]uint32{}
+	var names []string
 	for _, kind := range kinds {
 		for _, sc := range syscallHooks[kind] {
-			if err := k.objs.SyscallWhats.Put(sc.nr, sc.what); err != nil {
-				return fmt.Errorf("syscall table entry for %s: %w", sc.name, err)
+			w, seen := whats[sc.nr]
+			if !seen {
+				names = append(names, sc.name)
 			}
-			if err := k.attachSyscall("sys_exit_"+sc.name, k.objs.SysExitTraced); err != nil {
-				return err
+			if seen && w != sc.what && (w == WhatBPF || w == WhatBPFCmd) {
+				sc.what = WhatBPFBoth
 			}
+			whats[sc.nr] = sc.what
+		}
+	}
+	for nr, what := range whats {
+		if err := k.objs.SyscallWhats.Put(nr, what); err != nil {
+			return fmt.Errorf("syscall table entry %d: %w", nr, err)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if !k.opts.SyscallTracepoints {
+		l, err := link.AttachTracing(link.TracingOptions{Program: k.objs.SysExitBtf, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attach BTF tracepoint sys_exit: %w", err)
+		}
+		k.links = append(k.links, l)
+		k.Attached = append(k.Attached, "tp_btf/sys_exit")
+		return nil
+	}
+	for _, name := range names {
+		if err := k.attachSyscall("sys_exit_"+name, k.objs.SysExitTraced); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -266,7 +346,7 @@ func (k *Kernel) Counters() (Counters, error) {
 		c.Wakeups += p.Wakeups
 	}
 	progs := k.objs.bulkheadPrograms
-	for _, p := range []*ebpf.Program{progs.SchedProcessExec, progs.SchedProcessFork, progs.SchedProcessExit, progs.SysExitTraced} {
+	for _, p := range []*ebpf.Program{progs.SchedProcessExec, progs.SchedProcessFork, progs.SchedProcessExit, progs.SysExitTraced, progs.SysExitBtf} {
 		if st, err := p.Stats(); err == nil {
 			c.RecursionMisses += st.RecursionMisses
 		}

@@ -53,6 +53,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"below a page", bpf.Options{RingBytes: page / 2, WakeupBytes: 1}, false},
 		{"wake-up past the ring", bpf.Options{RingBytes: page, WakeupBytes: uint64(page) + 1}, false},
 		{"comm too long", bpf.Options{RingBytes: page, WakeupBytes: 1, Comms: bpf.Filter[string]{Mode: bpf.FilterInclude, Values: []string{"a-very-long-command"}}}, false},
+		{"env names", bpf.Options{RingBytes: page, WakeupBytes: 1, EnvNames: []string{"LD_PRELOAD", "MY_VAR"}}, true},
+		{"env name with =", bpf.Options{RingBytes: page, WakeupBytes: 1, EnvNames: []string{"A=B"}}, false},
+		{"env name too long", bpf.Options{RingBytes: page, WakeupBytes: 1, EnvNames: []string{"ABCDEFGHIJKLMNOPQRSTUVWXYZ_ABCDE"}}, false},
+		{"empty env name", bpf.Options{RingBytes: page, WakeupBytes: 1, EnvNames: []string{""}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.Validate()
@@ -65,24 +69,37 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestLoadAttachDetach(t *testing.T) {
 	testenv.RequireBPF(t)
-	k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	kinds := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd}
-	if err := k.Attach(kinds); err != nil {
-		t.Fatal(err)
-	}
-	// 3 lifecycle hooks, 8 setid enters, and at least one exit per kind.
-	if len(k.Attached) < 3+8+len(kinds)-1 {
-		t.Fatalf("only %d hooks attached: %v", len(k.Attached), k.Attached)
-	}
-	t.Logf("attached %d hooks, skipped %v", len(k.Attached), k.Skipped)
-	if _, err := k.Counters(); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Detach(); err != nil {
-		t.Fatal(err)
+	all := []uint16{bpf.RecordOpen, bpf.RecordConnect, bpf.RecordSetID, bpf.RecordPtrace, bpf.RecordModule, bpf.RecordBPFProg, bpf.RecordMemfd,
+		bpf.RecordFile, bpf.RecordNamespace, bpf.RecordSignal, bpf.RecordSocket, bpf.RecordSys}
+	for _, tc := range []struct {
+		name        string
+		tracepoints bool
+		min         int
+	}{
+		// 3 lifecycle hooks, 8 setid enters, and the one BTF sys_exit.
+		{"tp_btf", false, 3 + 8 + 1},
+		// ... or at least one syscalls/sys_exit_* per kind.
+		{"tracepoints", true, 3 + 8 + len(all) - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid()), SyscallTracepoints: tc.tracepoints})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
+			if err := k.Attach(all); err != nil {
+				t.Fatal(err)
+			}
+			if len(k.Attached) < tc.min {
+				t.Fatalf("only %d hooks attached: %v", len(k.Attached), k.Attached)
+			}
+			t.Logf("attached %d hooks, skipped %v", len(k.Attached), k.Skipped)
+			if _, err := k.Counters(); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.Detach(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -35,6 +35,11 @@ type captureConfig struct {
 	PIDs          bpf.Filter[uint32]
 	Comms         bpf.Filter[string]
 	Cgroups       bpf.Filter[uint64]
+	// EnvNames are the environment variables captured at exec; nil means
+	// bpf.DefaultEnvNames.
+	EnvNames []string
+	// SyscallTracepoints: see bpf.Options.
+	SyscallTracepoints bool
 	// Output, when set, is the sink whose own counts (written, lost) the
 	// summary and the metrics report, events and findings alike.
 	Output *sinks.Locked
@@ -109,6 +114,9 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispat
 		PIDs:        cfg.PIDs,
 		Comms:       cfg.Comms,
 		Cgroups:     cfg.Cgroups,
+		EnvNames:    cfg.EnvNames,
+
+		SyscallTracepoints: cfg.SyscallTracepoints,
 	})
 	if err != nil {
 		return nil, err

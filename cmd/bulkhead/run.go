@@ -43,6 +43,8 @@ type captureFlags struct {
 	pids, excludePids       listFlag
 	comms, excludeComms     listFlag
 	cgroups, excludeCgroups listFlag
+	execEnv                 listFlag
+	syscallTracepoints      bool
 	logLevel                string
 }
 
@@ -58,6 +60,8 @@ func (c *captureFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.excludeComms, "exclude-comm", "never capture processes with these command names")
 	fs.Var(&c.cgroups, "cgroup", "only capture these cgroups (v2 id, or a cgroup directory path)")
 	fs.Var(&c.excludeCgroups, "exclude-cgroup", "never capture these cgroups")
+	fs.Var(&c.execEnv, "exec-env", "also capture these environment variables at exec, by exact name (repeatable, comma-separated), beside "+strings.Join(bpf.DefaultEnvNames, ","))
+	fs.BoolVar(&c.syscallTracepoints, "syscall-tracepoints", false, "attach the syscall exit program to each syscalls/sys_exit_* tracepoint instead of the BTF tracepoint sys_exit (to compare their cost)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
@@ -72,6 +76,7 @@ func kindList() string {
 func (c *captureFlags) config() (captureConfig, error) {
 	cfg := defaultCaptureConfig()
 	cfg.RingMiB, cfg.WakeupKiB, cfg.FlushInterval = c.ringMiB, c.wakeupKiB, c.flush
+	cfg.SyscallTracepoints = c.syscallTracepoints
 	if c.ringMiB <= 0 || c.ringMiB&(c.ringMiB-1) != 0 || c.ringMiB > 1024 {
 		return cfg, usageErr("--ring-mib %d: use a power of two from 1 to 1024", c.ringMiB)
 	}
@@ -102,6 +107,15 @@ func (c *captureFlags) config() (captureConfig, error) {
 	}
 	if cfg.Cgroups, err = filter("cgroup", c.cgroups, c.excludeCgroups, cgroupID); err != nil {
 		return cfg, err
+	}
+	if len(c.execEnv) > 0 {
+		cfg.EnvNames = append([]string(nil), bpf.DefaultEnvNames...)
+		for _, n := range c.execEnv {
+			if err := bpf.ValidateEnvName(n); err != nil {
+				return cfg, usageErr("--exec-env: %v", err)
+			}
+			cfg.EnvNames = append(cfg.EnvNames, n)
+		}
 	}
 	return cfg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -58,9 +59,10 @@ func New() *Decoder {
 func (d *Decoder) Stats() Stats { return d.stats }
 
 var (
-	offKind = unsafe.Offsetof(bpf.HeaderRecord{}.Kind)
-	offComm = unsafe.Offsetof(bpf.HeaderRecord{}.Comm)
-	offName = unsafe.Offsetof(bpf.BPFProgRecord{}.ProgName)
+	offKind       = unsafe.Offsetof(bpf.HeaderRecord{}.Kind)
+	offComm       = unsafe.Offsetof(bpf.HeaderRecord{}.Comm)
+	offName       = unsafe.Offsetof(bpf.BPFProgRecord{}.ProgName)
+	offTargetComm = unsafe.Offsetof(bpf.SignalRecord{}.TargetComm)
 )
 
 const headerSize = int(unsafe.Sizeof(bpf.HeaderRecord{}))
@@ -116,12 +118,7 @@ func (d *Decoder) decode(raw []byte, ev *event.Event) error {
 			return ErrShort
 		}
 		header(raw, &r.H, ev)
-		ev.Connect = event.Connect{Fd: r.Fd, Port: r.Port, Ret: r.Ret}
-		if r.Family == afInet {
-			ev.Connect.Addr = netip.AddrFrom4([4]byte(r.Addr[:4]))
-		} else {
-			ev.Connect.Addr = netip.AddrFrom16(r.Addr)
-		}
+		ev.Connect = event.Connect{Fd: r.Fd, Port: r.Port, Ret: r.Ret, Addr: inetAddr(r.Family, &r.Addr)}
 	case bpf.RecordSetID:
 		var r bpf.SetIDRecord
 		if !load(raw, &r) {
@@ -152,6 +149,48 @@ func (d *Decoder) decode(raw []byte, ev *event.Event) error {
 		header(raw, &r.H, ev)
 		ev.BPFProg = event.BPFProg{ProgType: r.ProgType, InsnCount: r.InsnCnt, Ret: r.Ret,
 			Name: cstring(raw[offName : offName+uintptr(len(r.ProgName))])}
+	case bpf.RecordFile:
+		return d.file(raw, ev)
+	case bpf.RecordNamespace:
+		return d.namespace(raw, ev)
+	case bpf.RecordSignal:
+		var r bpf.SignalRecord
+		if !load(raw, &r) {
+			return ErrShort
+		}
+		header(raw, &r.H, ev)
+		ev.Signal = event.Signal{Syscall: whatName(r.What), TargetPID: r.TargetPid, TargetTID: r.TargetTid,
+			TargetComm: cstring(raw[offTargetComm : offTargetComm+uintptr(len(r.TargetComm))]), Signal: r.Sig, Ret: r.Ret}
+	case bpf.RecordSocket:
+		var r bpf.SocketRecord
+		if !load(raw, &r) {
+			return ErrShort
+		}
+		header(raw, &r.H, ev)
+		so := event.Socket{Syscall: whatName(r.What), Fd: r.Fd, Family: r.Family, Type: r.Type, Protocol: r.Protocol,
+			Backlog: r.Backlog, Ret: r.Ret}
+		switch r.Family {
+		case afInet, afInet6:
+			so.Addr, so.Port = inetAddr(r.Family, &r.Addr), r.Port
+			if (r.What == bpf.WhatAccept || r.What == bpf.WhatAccept4) && r.Ret >= 0 {
+				so.Peer, so.PeerPort = inetAddr(r.Family, &r.Peer), r.PeerPort
+			}
+		}
+		ev.Socket = so
+	case bpf.RecordSys:
+		var r bpf.SysRecord
+		if !load(raw, &r) {
+			return ErrShort
+		}
+		header(raw, &r.H, ev)
+		name, ok := view(raw, r.Name)
+		if !ok {
+			return ErrBadString
+		}
+		if r.What == bpf.WhatKexecFileLoad {
+			name = d.joinWalk(name, ev.Flags&event.FlagPseudoPath != 0)
+		}
+		ev.Sys = event.Sys{Syscall: whatName(r.What), Op: r.Op, Args: r.Args, Name: name, Ret: r.Ret}
 	case bpf.RecordMemfd:
 		var r bpf.MemfdRecord
 		if !load(raw, &r) {
@@ -169,7 +208,17 @@ func (d *Decoder) decode(raw []byte, ev *event.Event) error {
 	return nil
 }
 
-const afInet = 2
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+func inetAddr(family uint16, a *[16]uint8) netip.Addr {
+	if family == afInet {
+		return netip.AddrFrom4([4]byte(a[:4]))
+	}
+	return netip.AddrFrom16(*a)
+}
 
 func (d *Decoder) exec(raw []byte, ev *event.Event) error {
 	var r bpf.ExecRecord
@@ -180,7 +229,9 @@ func (d *Decoder) exec(raw []byte, ev *event.Event) error {
 	args, ok1 := view(raw, r.Args)
 	filename, ok2 := view(raw, r.Filename)
 	exe, ok3 := view(raw, r.Exe)
-	if !ok1 || !ok2 || !ok3 {
+	env, ok4 := view(raw, r.Env)
+	sdir, ok5 := view(raw, r.ScriptDir)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return ErrBadString
 	}
 	ev.Exec = event.Exec{
@@ -189,7 +240,141 @@ func (d *Decoder) exec(raw []byte, ev *event.Event) error {
 		Args:     args,
 		ArgsSize: r.ArgsSize,
 		ExeNlink: r.ExeNlink,
+		Env:      env,
 	}
+	if r.Script&bpf.ScriptIs != 0 {
+		_, ev.Exec.Script = d.resolve(filename, sdir, r.Script&bpf.ScriptDirDone != 0, ev.Flags&event.FlagPseudoPath != 0)
+		if ev.Exec.Script == "" {
+			// The working directory could not be walked: the name as passed.
+			ev.Exec.Script = filename
+		}
+	}
+	return nil
+}
+
+// resolve makes path absolute against the walked directory dirComps
+// (leaf first), lexically, as open does: ("", "") for an empty path, and
+// no Resolved for a relative path whose directory is unknown. walked says
+// the walk reached the root (dirComps empty then means "/").
+func (d *Decoder) resolve(path, dirComps string, walked, pseudo bool) (dir, resolved string) {
+	switch {
+	case path == "":
+		return "", ""
+	case path[0] == '/':
+		if needsClean(path) {
+			return "", d.clean("/", path)
+		}
+		return "", path
+	case dirComps != "":
+		dir = d.joinWalk(dirComps, pseudo)
+		return dir, d.clean(dir, path)
+	case walked:
+		return "/", d.clean("/", path)
+	}
+	return "", ""
+}
+
+const atRemovedir = 0x200
+
+// fileOps is each file syscall's operation, by enum syscall_what.
+var fileOps = map[uint32]event.FileOp{
+	bpf.WhatUnlink: event.FileUnlink, bpf.WhatUnlinkat: event.FileUnlink, bpf.WhatRmdir: event.FileRmdir,
+	bpf.WhatRename: event.FileRename, bpf.WhatRenameat: event.FileRename, bpf.WhatRenameat2: event.FileRename,
+	bpf.WhatLink: event.FileLink, bpf.WhatLinkat: event.FileLink,
+	bpf.WhatSymlink: event.FileSymlink, bpf.WhatSymlinkat: event.FileSymlink,
+	bpf.WhatMkdir: event.FileMkdir, bpf.WhatMkdirat: event.FileMkdir,
+	bpf.WhatChmod: event.FileChmod, bpf.WhatFchmod: event.FileChmod, bpf.WhatFchmodat: event.FileChmod, bpf.WhatFchmodat2: event.FileChmod,
+	bpf.WhatChown: event.FileChown, bpf.WhatFchown: event.FileChown, bpf.WhatLchown: event.FileChown, bpf.WhatFchownat: event.FileChown,
+	bpf.WhatTruncate: event.FileTruncate, bpf.WhatFtruncate: event.FileTruncate,
+}
+
+func (d *Decoder) file(raw []byte, ev *event.Event) error {
+	var r bpf.FileRecord
+	if !load(raw, &r) {
+		return ErrShort
+	}
+	header(raw, &r.H, ev)
+	path, ok1 := view(raw, r.Path)
+	dir, ok2 := view(raw, r.Dir)
+	newPath, ok3 := view(raw, r.NewPath)
+	newDir, ok4 := view(raw, r.NewDir)
+	file, ok5 := view(raw, r.File)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return ErrBadString
+	}
+	op, known := fileOps[r.What]
+	if !known {
+		return ErrUnknownKind
+	}
+	if r.What == bpf.WhatUnlinkat && r.AtFlags&atRemovedir != 0 {
+		op = event.FileRmdir
+	}
+	pseudo := ev.Flags&event.FlagPseudoPath != 0
+	f := event.File{Op: op, Syscall: whatName(r.What), Path: path, NewPath: newPath, Mode: r.Mode, UID: r.Uid, GID: r.Gid,
+		Length: r.Length, AtFlags: r.AtFlags, Ret: r.Ret}
+	f.NewDir, f.NewResolved = d.resolve(newPath, newDir, r.Dirs&bpf.NewDirDone != 0, pseudo)
+	if op == event.FileSymlink {
+		// The target is text the kernel resolves against the link's own
+		// directory when the link is followed.
+		switch {
+		case path == "":
+		case path[0] == '/':
+			_, f.Resolved = d.resolve(path, "", false, false)
+		case f.NewResolved != "":
+			f.Dir = parentDir(f.NewResolved)
+			f.Resolved = d.clean(f.Dir, path)
+		}
+	} else {
+		f.Dir, f.Resolved = d.resolve(path, dir, r.Dirs&bpf.DirDone != 0, pseudo)
+	}
+	if r.Fd >= 0 && r.Imode != 0 {
+		f.FilePath = d.joinWalk(file, ev.Flags&(event.FlagFilePseudo|event.FlagFileTruncWalk) != 0)
+		f.Dev, f.Ino, f.FileMode = devFromKernel(r.Dev), r.Ino, r.Imode
+	}
+	ev.File = f
+	return nil
+}
+
+// parentDir is the directory of an absolute, cleaned path.
+func parentDir(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+func (d *Decoder) namespace(raw []byte, ev *event.Event) error {
+	var r bpf.NamespaceRecord
+	if !load(raw, &r) {
+		return ErrShort
+	}
+	header(raw, &r.H, ev)
+	source, ok1 := view(raw, r.Source)
+	target, ok2 := view(raw, r.Target)
+	fstype, ok3 := view(raw, r.Fstype)
+	dir, ok4 := view(raw, r.Dir)
+	nsFile, ok5 := view(raw, r.NsFile)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return ErrBadString
+	}
+	n := event.Namespace{Syscall: whatName(r.What), Flags: r.Flags, Fd: r.Fd, Source: source, Target: target, FSType: fstype, Ret: r.Ret}
+	if target != "" && target[0] != '/' {
+		n.Dir, _ = d.resolve(target, dir, r.Dirs&bpf.DirDone != 0, ev.Flags&event.FlagPseudoPath != 0)
+	}
+	switch {
+	case r.NsIno != 0:
+		// As /proc/PID/ns/ names it: "mnt:[4026531841]".
+		start := len(d.scratch)
+		d.scratch = append(d.scratch, nsFile...)
+		d.scratch = append(d.scratch, ":["...)
+		d.scratch = strconv.AppendUint(d.scratch, r.NsIno, 10)
+		d.scratch = append(d.scratch, ']')
+		n.NsFile = d.borrow(start)
+	case nsFile != "":
+		n.NsFile = d.joinWalk(nsFile, ev.Flags&(event.FlagFilePseudo|event.FlagFileTruncWalk) != 0)
+	}
+	ev.Namespace = n
 	return nil
 }
 
@@ -409,6 +594,20 @@ var whatNames = [...]event.Syscall{
 	bpf.WhatSetregid: "setregid", bpf.WhatSetresuid: "setresuid", bpf.WhatSetresgid: "setresgid",
 	bpf.WhatSetfsuid: "setfsuid", bpf.WhatSetfsgid: "setfsgid",
 	bpf.WhatInitModule: "init_module", bpf.WhatFinitModule: "finit_module",
+	bpf.WhatConnect: "connect", bpf.WhatPtrace: "ptrace", bpf.WhatBPF: "bpf", bpf.WhatMemfdCreate: "memfd_create",
+	bpf.WhatUnlink: "unlink", bpf.WhatUnlinkat: "unlinkat", bpf.WhatRmdir: "rmdir",
+	bpf.WhatRename: "rename", bpf.WhatRenameat: "renameat", bpf.WhatRenameat2: "renameat2",
+	bpf.WhatLink: "link", bpf.WhatLinkat: "linkat", bpf.WhatSymlink: "symlink", bpf.WhatSymlinkat: "symlinkat",
+	bpf.WhatMkdir: "mkdir", bpf.WhatMkdirat: "mkdirat",
+	bpf.WhatChmod: "chmod", bpf.WhatFchmod: "fchmod", bpf.WhatFchmodat: "fchmodat", bpf.WhatFchmodat2: "fchmodat2",
+	bpf.WhatChown: "chown", bpf.WhatFchown: "fchown", bpf.WhatLchown: "lchown", bpf.WhatFchownat: "fchownat",
+	bpf.WhatTruncate: "truncate", bpf.WhatFtruncate: "ftruncate",
+	bpf.WhatMount: "mount", bpf.WhatUmount2: "umount2", bpf.WhatPivotRoot: "pivot_root", bpf.WhatChroot: "chroot",
+	bpf.WhatSetns: "setns", bpf.WhatUnshare: "unshare", bpf.WhatClone: "clone", bpf.WhatClone3: "clone3",
+	bpf.WhatKill: "kill", bpf.WhatTkill: "tkill", bpf.WhatTgkill: "tgkill",
+	bpf.WhatSocket: "socket", bpf.WhatBind: "bind", bpf.WhatListen: "listen", bpf.WhatAccept: "accept", bpf.WhatAccept4: "accept4",
+	bpf.WhatCapset: "capset", bpf.WhatPrctl: "prctl", bpf.WhatUserfaultfd: "userfaultfd", bpf.WhatIOUringSetup: "io_uring_setup",
+	bpf.WhatKexecLoad: "kexec_load", bpf.WhatKexecFileLoad: "kexec_file_load", bpf.WhatBPFCmd: "bpf",
 }
 
 func whatName(w uint32) event.Syscall {
