@@ -92,6 +92,9 @@ func TestKindRules(t *testing.T) {
 		// sockets
 		{"a packet socket", py.SocketNew(unix.AF_PACKET, unix.SOCK_RAW, 0x300, 3), []string{"raw_socket_opened"}},
 		{"a raw IP socket", py.SocketNew(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP, 3), []string{"raw_socket_opened"}},
+		{"ip's netlink socket (SOCK_RAW)", admin.Child(141, "/usr/sbin/ip", "ip", "link").SocketNew(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0, 3), nil},
+		{"useradd's audit netlink socket", admin.Child(142, "/usr/sbin/useradd", "useradd", "x").SocketNew(unix.AF_NETLINK, unix.SOCK_RAW, 9, 3), nil},
+		{"a raw IPv6 socket", py.SocketNew(unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_ICMPV6, 3), []string{"raw_socket_opened"}},
 		{"dhclient's packet socket", dhclient.SocketNew(unix.AF_PACKET, unix.SOCK_RAW, 0x300, 3), nil},
 		{"a refused raw socket", py.SocketNew(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP, -1), nil},
 		{"a bind", py.Bind("bind", "0.0.0.0", 8000, 0), nil},
