@@ -106,6 +106,9 @@ func TestKindRules(t *testing.T) {
 		{"systemd stops auditd", systemd.Signal(501, "auditd", 15, 0), nil},
 		{"a test stops the monitor it started", goTest.Signal(504, "bulkhead", 9, 0), nil},
 		{"SIGTERM to nginx", py.Signal(505, "nginx", 15, 0), nil},
+		{"SIGINT to a monitor run by hand", bash.Signal(506, "bulkhead", 2, 0), nil},
+		{"apt-key makes its /tmp directory private (chmod 700) under apt-get",
+			sdktest.Proc{PID: 200, Exe: "/usr/bin/apt-get"}.Child(201, "/usr/bin/dash", "sh", "/usr/bin/apt-key").Child(202, "/usr/bin/chmod", "chmod", "700", "/tmp/apt-key-gpghome.X").Exec(), nil},
 		// ptrace
 		{"PTRACE_TRACEME is not an attach", py.Ptrace(unix.PTRACE_TRACEME, 0, 0), nil},
 		{"PTRACE_ATTACH", py.Ptrace(unix.PTRACE_ATTACH, 42, 0), []string{"ptrace_attach"}},
