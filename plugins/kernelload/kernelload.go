@@ -195,13 +195,13 @@ func (d *Detector) sys(ev *sdk.Event) (sdk.Finding, bool) {
 				v = fmt.Sprintf("tried (errno %d) to reach", -s.Ret)
 			}
 			obj := fmt.Sprintf("id %d", s.Args[0])
-			if s.Syscall == "bpf" && s.Op == unix.BPF_OBJ_GET && s.Name != "" {
+			if s.Op == unix.BPF_OBJ_GET && s.Name != "" {
 				obj = s.Name
 			}
 			f = sdk.NewFinding(ev, "bpf-object-access", severity(s.Ret, sdk.SeverityMedium),
 				fmt.Sprintf("%s (pid %d, uid %d) %s another program's BPF object %s with %s", ev.Comm, ev.PID, ev.UID, v, obj, cmd.name), "T1562.001", "T1014")
 		}
-		f.Fields = map[string]any{"command": cmd.name, "args": s.Args[:], "name": s.Name, "ret": s.Ret}
+		f.Fields = map[string]any{"command": cmd.name, "args": []uint64{s.Args[0], s.Args[1], s.Args[2]}, "name": s.Name, "ret": s.Ret}
 	default:
 		return f, false
 	}
