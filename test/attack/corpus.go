@@ -532,6 +532,9 @@ if os.fork() == 0:
 c, _ = s.accept()
 subprocess.call(["/bin/sh", "-i"], stdin=c, stdout=c, stderr=c)
 os.wait()' $REMOTE`},
+	{ID: "T1059", Name: "netcat-like listener on every address (python copied as nc)", NetNS: true,
+		Expect: []string{"outbound/netcat-listener"},
+		Script: `cp /usr/bin/python3 $W/nc && $W/nc -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 4446)); s.listen(1); s.close()'`},
 	{ID: "T1040", Name: "packet socket opened for sniffing", NetNS: true,
 		Expect: []string{"rules/raw_socket_opened"},
 		Script: `$PY -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)).close()'`},
