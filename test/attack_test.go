@@ -335,10 +335,17 @@ func containerCgroup(t *testing.T, root string, i int) string {
 }
 
 // fakeHome is a throwaway home directory under /home with the files the
-// credential procedures read and the start-up files they change. Each file
-// is written under a neutral name and renamed into place, before the
-// monitor starts: the set-up is not taken for the attacks (a rename into
-// authorized_keys or .bashrc is one).
+// credential procedures read and the start-up files they change. A
+// monitor watching the whole test suite must not take its set-up for the
+// attacks, and writing, renaming or linking a file into a home's .ssh,
+// .bashrc or .bash_history is one, whatever the name it was written
+// under. So the home is built under a neutral directory at the root of
+// the filesystem, with neutral names (dot-ssh/staged, renamed to
+// dot-ssh/authorized_keys and then dot-ssh to .ssh: no pattern looks
+// there), then moved into place whole: a rename of a directory names no
+// watched file; it is removed the same way. Where /home is another
+// filesystem the files are written in place, and a watching monitor sees
+// the set-up.
 func fakeHome(t *testing.T) string {
 	t.Helper()
 	h := scratch(t, "/home")
@@ -352,19 +359,63 @@ func fakeHome(t *testing.T) string {
 		".bash_history":    "mysql -u root --password=not-a-password\n",
 		".bashrc":          "# bulkhead corpus\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(h, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
+	stage, err := os.MkdirTemp("/", ".bulkhead-stage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stage) // gone once renamed; left over if the rename failed
+	write := func(root string) {
+		for name, body := range files {
+			p := filepath.Join(root, "dot-"+name[1:]) // the dot comes last, see below
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			staged := filepath.Join(filepath.Dir(p), "staged")
+			if err := os.WriteFile(staged, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(staged, p); err != nil {
+				t.Fatal(err)
+			}
 		}
-		stage := filepath.Join(h, ".staged")
-		if err := os.WriteFile(stage, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(stage, p); err != nil {
+	}
+	write(stage)
+	// The top-level names get their dot last, by renames of directories
+	// and of files outside any home: ".config/gcloud/…" is watched
+	// wherever it is.
+	for _, name := range []string{".ssh", ".aws", ".config", ".kube", ".git-credentials", ".bash_history", ".bashrc"} {
+		if err := os.Rename(filepath.Join(stage, "dot-"+name[1:]), filepath.Join(stage, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Chmod(stage, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// os.Rename refuses an existing directory as the target, even empty.
+	if err := os.Remove(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(stage, h); err != nil {
+		t.Logf("fake home built in place (%v): a monitor watching the suite sees its set-up", err)
+		if err := os.Mkdir(h, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(h)
+		for _, name := range []string{".ssh", ".aws", ".config", ".kube", ".git-credentials", ".bash_history", ".bashrc"} {
+			if err := os.Rename(filepath.Join(h, "dot-"+name[1:]), filepath.Join(h, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Removed from a neutral name too: deleting a home's .bash_history
+	// is clearing it. (Cleanups run last first: this one before
+	// scratch's RemoveAll, which then finds nothing.)
+	t.Cleanup(func() {
+		trash := filepath.Join("/", ".bulkhead-trash-"+filepath.Base(h))
+		if os.Rename(h, trash) == nil {
+			os.RemoveAll(trash)
+		}
+	})
 	return h
 }
 
