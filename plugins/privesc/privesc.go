@@ -103,7 +103,7 @@ func New() *Detector { return &Detector{} }
 
 func (d *Detector) Definition() sdk.Definition {
 	return sdk.Definition{Name: "privesc", Version: "1.1.0",
-		Description: "non-root processes that become root other than through a trusted setuid program (T1548, T1068)",
+		Description: "non-root processes that become root other than through a trusted setuid program, setuid bits set, userfaultfd from non-root, container escapes (T1548, T1068, T1611)",
 		Kinds: []sdk.Kind{sdk.KindExec, sdk.KindFork, sdk.KindExit, sdk.KindSetID, sdk.KindConnect,
 			sdk.KindPtrace, sdk.KindModule, sdk.KindBPFProg, sdk.KindMemfd, event.KindFile, event.KindSys, event.KindNamespace}}
 }
