@@ -48,6 +48,7 @@ func TestAttackCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(scripts, 0o755)
+	cgroup2 := cgroup2Mount(t)
 
 	// Everything a procedure starts from is prepared before the monitor
 	// runs, so that setting it up is not seen as an attack.
@@ -93,6 +94,11 @@ func TestAttackCorpus(t *testing.T) {
 		if p.NetNS {
 			body += attack.NetNSPrelude
 		}
+		cg := ""
+		if p.Container {
+			cg = containerCgroup(t, cgroup2, i)
+			body += attack.ContainerPrelude
+		}
 		file := filepath.Join(scripts, fmt.Sprintf("%02d.sh", i))
 		if err := os.WriteFile(file, []byte(body+p.Script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
@@ -104,7 +110,7 @@ func TestAttackCorpus(t *testing.T) {
 		pp.cmd = exec.Command(args[0], args[1:]...)
 		pp.cmd.Dir = work
 		pp.cmd.Env = append(os.Environ(), "D="+scratch(t, ""), "V="+scratch(t, "/var/tmp"), "S="+scratch(t, "/dev/shm"),
-			"W="+work, "H="+home, "A="+attackDir, fmt.Sprintf("N=%d-%d", os.Getpid(), i))
+			"W="+work, "H="+home, "A="+attackDir, fmt.Sprintf("N=%d-%d", os.Getpid(), i), "CG="+cg, "CG2="+cgroup2)
 	}
 
 	m := startCorpusMonitor(t, writeConfig(t, cfg))
@@ -284,11 +290,62 @@ func bothBackendsConfig(t *testing.T, names []string) string {
 	return yaml.String()
 }
 
+// cgroup2Mount is where the cgroup2 hierarchy is mounted (/sys/fs/cgroup,
+// or /sys/fs/cgroup/unified on a hybrid host).
+func cgroup2Mount(t *testing.T) string {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	t.Fatal("no cgroup2 hierarchy: the container and BPF attach procedures need one")
+	return ""
+}
+
+// containerCgroup makes a cgroup named as Docker names a container's
+// (docker-<64 hex>.scope) below the cgroup2 root, before the monitor
+// starts so that it knows the cgroup; it is removed when the test ends.
+func containerCgroup(t *testing.T, root string, i int) string {
+	t.Helper()
+	dir := filepath.Join(root, fmt.Sprintf("docker-b0c0%060x.scope", os.Getpid()<<8|i))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Whatever the script left running is moved out first (bounded).
+		for try := 0; try < 50; try++ {
+			if os.Remove(dir) == nil || os.IsNotExist(os.Remove(dir)) {
+				return
+			}
+			if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+				for _, pid := range strings.Fields(string(procs)) {
+					os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0o644)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("cgroup %s not removed", dir)
+	})
+	return dir
+}
+
 // fakeHome is a throwaway home directory under /home with the files the
-// credential procedures read and the start-up files they change. Each file
-// is written under a neutral name and renamed into place, so that a
-// monitor watching the whole test suite does not take the set-up for the
-// attacks (bulkhead does not capture renames yet).
+// credential procedures read and the start-up files they change. A
+// monitor watching the whole test suite must not take its set-up for the
+// attacks, and writing, renaming or linking a file into a home's .ssh,
+// .bashrc or .bash_history is one, whatever the name it was written
+// under. So the home is built under a neutral directory at the root of
+// the filesystem, with neutral names (dot-ssh/staged, renamed to
+// dot-ssh/authorized_keys and then dot-ssh to .ssh: no pattern looks
+// there), then moved into place whole: a rename of a directory names no
+// watched file; it is removed the same way. Where /home is another
+// filesystem the files are written in place, and a watching monitor sees
+// the set-up.
 func fakeHome(t *testing.T) string {
 	t.Helper()
 	h := scratch(t, "/home")
@@ -302,19 +359,63 @@ func fakeHome(t *testing.T) string {
 		".bash_history":    "mysql -u root --password=not-a-password\n",
 		".bashrc":          "# bulkhead corpus\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(h, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
+	stage, err := os.MkdirTemp("/", ".bulkhead-stage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stage) // gone once renamed; left over if the rename failed
+	write := func(root string) {
+		for name, body := range files {
+			p := filepath.Join(root, "dot-"+name[1:]) // the dot comes last, see below
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			staged := filepath.Join(filepath.Dir(p), "staged")
+			if err := os.WriteFile(staged, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(staged, p); err != nil {
+				t.Fatal(err)
+			}
 		}
-		stage := filepath.Join(h, ".staged")
-		if err := os.WriteFile(stage, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(stage, p); err != nil {
+	}
+	write(stage)
+	// The top-level names get their dot last, by renames of directories
+	// and of files outside any home: ".config/gcloud/…" is watched
+	// wherever it is.
+	for _, name := range []string{".ssh", ".aws", ".config", ".kube", ".git-credentials", ".bash_history", ".bashrc"} {
+		if err := os.Rename(filepath.Join(stage, "dot-"+name[1:]), filepath.Join(stage, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := os.Chmod(stage, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// os.Rename refuses an existing directory as the target, even empty.
+	if err := os.Remove(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(stage, h); err != nil {
+		t.Logf("fake home built in place (%v): a monitor watching the suite sees its set-up", err)
+		if err := os.Mkdir(h, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(h)
+		for _, name := range []string{".ssh", ".aws", ".config", ".kube", ".git-credentials", ".bash_history", ".bashrc"} {
+			if err := os.Rename(filepath.Join(h, "dot-"+name[1:]), filepath.Join(h, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Removed from a neutral name too: deleting a home's .bash_history
+	// is clearing it. (Cleanups run last first: this one before
+	// scratch's RemoveAll, which then finds nothing.)
+	t.Cleanup(func() {
+		trash := filepath.Join("/", ".bulkhead-trash-"+filepath.Base(h))
+		if os.Rename(h, trash) == nil {
+			os.RemoveAll(trash)
+		}
+	})
 	return h
 }
 

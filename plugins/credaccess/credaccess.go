@@ -5,11 +5,20 @@
 //
 // Failed attempts are reported too, at a lower severity: an unprivileged
 // process probing /etc/shadow is reconnaissance even when it is refused.
+//
+// Links count (KindFile): a hard or symbolic link made to one of these
+// files gives it a second name that the next reader, a world-readable
+// backup or a careless service follows (credential-file-link, the class's
+// technique); and a file renamed or linked over one of them replaces it
+// (credential-file-replaced: T1098 for the password files, T1548.003 for
+// sudo policy, T1098.004 for SSH keys). The tools whose job that is
+// (passwd, visudo, ssh-keygen, package managers) are allowed as for reads.
 package credaccess
 
 import (
 	"context"
 	"fmt"
+	pathpkg "path"
 	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -71,7 +80,7 @@ func New() *Detector { return &Detector{} }
 func (d *Detector) Definition() sdk.Definition {
 	def := sdk.Definition{Name: "credaccess", Version: "1.0.0",
 		Description: "credential files opened by processes that do not need them (T1003.008, T1552.004)",
-		Kinds:       []sdk.Kind{sdk.KindOpen}}
+		Kinds:       []sdk.Kind{sdk.KindOpen, event.KindFile}}
 	// Only the watched trees reach the detector: the monitor filters the
 	// open storm before anything is copied.
 	def.Filter.PathPrefixes = []string{"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh/", "/root/.ssh/", "/home/"}
@@ -132,6 +141,9 @@ func (d *Detector) match(o *event.Open) (c *class, path, by string) {
 }
 
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+	if ev.Kind == event.KindFile {
+		return d.link(ev), nil
+	}
 	c, path, by := d.match(&ev.Open)
 	if c == nil || d.allow.Allows(ev) {
 		return nil, nil
@@ -167,6 +179,60 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		f.Fields["exe"] = ev.Process.Exe
 	}
 	return []sdk.Finding{f}, nil
+}
+
+// replacedTechnique is what replacing a file of a class is evidence of.
+var replacedTechnique = map[string]string{
+	"password-hash-access": "T1098", "sudoers-access": "T1548.003", "ssh-private-key-access": "T1098.004",
+}
+
+// link reports a link made to a watched file, or a file renamed or linked
+// over one.
+func (d *Detector) link(ev *sdk.Event) []sdk.Finding {
+	f := &ev.File
+	if f.Ret < 0 || f.NewResolved == "" {
+		return nil
+	}
+	from := f.Resolved
+	if f.Op == event.FileSymlink && f.Path != "" {
+		// The link's text, made absolute against the link's directory:
+		// what it points at whatever the kernel side resolved.
+		from = f.Path
+		if !strings.HasPrefix(from, "/") {
+			from = pathpkg.Join(pathpkg.Dir(f.NewResolved), from)
+		}
+	}
+	var rule, technique, summary string
+	switch {
+	case f.Op != event.FileLink && f.Op != event.FileSymlink && f.Op != event.FileRename:
+		return nil
+	case d.classIndex(pathpkg.Clean(f.NewResolved)) >= 0:
+		c := &d.classes[d.classIndex(pathpkg.Clean(f.NewResolved))]
+		rule, technique = "credential-file-replaced", replacedTechnique[c.rule]
+		if technique == "" {
+			technique = c.technique
+		}
+		summary = fmt.Sprintf("%s (pid %d, uid %d) replaced %s with %s (%s)", ev.Comm, ev.PID, ev.UID, f.NewResolved, from, f.Op)
+	case f.Op != event.FileRename && from != "" && d.classIndex(pathpkg.Clean(from)) >= 0:
+		c := &d.classes[d.classIndex(pathpkg.Clean(from))]
+		kind := "hard link"
+		if f.Op == event.FileSymlink {
+			kind = "symbolic link"
+		}
+		rule, technique = "credential-file-link", c.technique
+		summary = fmt.Sprintf("%s (pid %d, uid %d) made %s a %s to %s", ev.Comm, ev.PID, ev.UID, f.NewResolved, kind, from)
+	default:
+		return nil
+	}
+	if d.allow.Allows(ev) {
+		return nil
+	}
+	out := sdk.NewFinding(ev, rule, sdk.SeverityHigh, summary, technique)
+	out.Fields = map[string]any{"path": f.NewResolved, "target": from, "op": string(f.Op), "syscall": string(f.Syscall), "uid": ev.UID}
+	if ev.Process != nil {
+		out.Fields["exe"] = ev.Process.Exe
+	}
+	return []sdk.Finding{out}
 }
 
 // classIndex is the index of path's class, or -1.

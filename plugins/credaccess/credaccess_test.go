@@ -210,3 +210,34 @@ func TestReplacedFileIsLearnt(t *testing.T) {
 		}
 	}
 }
+
+// Links to credential files and files put over them.
+func TestLinks(t *testing.T) {
+	admin := sdktest.Proc{PID: 10, Exe: "/usr/bin/bash", Ancestors: []string{"/usr/sbin/sshd"}}
+	ln := admin.Child(11, "/usr/bin/ln", "ln", "/etc/shadow", "/tmp/s")
+	py := admin.Child(12, "/usr/bin/python3.12", "python3")
+	passwd := admin.Child(13, "/usr/bin/passwd", "passwd")
+	for _, c := range []struct {
+		name string
+		ev   *sdk.Event
+		want []string
+	}{
+		{"hard link to /etc/shadow", ln.FileTo("link", "/etc/shadow", "/tmp/s", 0), []string{"credential-file-link"}},
+		{"symlink to a private key", py.FileTo("symlink", "/root/.ssh/id_ed25519", "/var/www/k", 0), []string{"credential-file-link"}},
+		{"relative symlink to sudoers", py.FileTo("symlink", "../sudoers", "/etc/x/s", 0), []string{"credential-file-link"}},
+		{"a file renamed over sudoers", py.FileTo("rename", "/tmp/s", "/etc/sudoers", 0), []string{"credential-file-replaced"}},
+		{"a symlink over a user's key", py.FileTo("symlink", "/tmp/k", "/home/u/.ssh/id_rsa", 0), []string{"credential-file-replaced"}},
+		{"passwd replaces /etc/shadow", passwd.FileTo("rename", "/etc/shadow+", "/etc/shadow", 0), nil},
+		{"a public key linked", py.FileTo("link", "/root/.ssh/id_rsa.pub", "/tmp/k.pub", 0), nil},
+		{"shadow renamed away is not a link", py.FileTo("rename", "/etc/shadow", "/tmp/s", 0), nil},
+		{"a refused link", ln.FileTo("link", "/etc/shadow", "/tmp/s", -1), nil},
+		{"an unlink", py.File("unlink", "/etc/shadow", 0), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := sdktest.Rules(sdktest.Run(t, credaccess.New(), "", c.ev))
+			if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}

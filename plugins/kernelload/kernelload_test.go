@@ -66,3 +66,43 @@ func TestOverTheWire(t *testing.T) {
 		t.Fatalf("%+v %v", fs, err)
 	}
 }
+
+// kexec and the bpf() commands that attach programs or reach other
+// programs' objects (KindSys), by unknown processes and by the allowed ones.
+func TestSysCalls(t *testing.T) {
+	kexec := shell.Child(13, "/usr/sbin/kexec", "kexec", "-l", "/tmp/vmlinuz")
+	kdump := sdktest.Proc{PID: 40, Exe: "/usr/bin/bash", Ancestors: []string{"/usr/sbin/kdump-tools"}}.Child(41, "/usr/sbin/kexec", "kexec", "-p")
+	bpftool := shell.Child(14, "/usr/sbin/bpftool", "bpftool", "map", "dump", "id", "7")
+	bulkhead := sdktest.Proc{PID: 30, Exe: "/usr/local/bin/bulkhead"}
+	for _, c := range []struct {
+		name, config string
+		ev           *sdk.Event
+		rule         string
+		sev          sdk.Severity
+	}{
+		{"kexec_file_load by hand", "", kexec.Sys("kexec_file_load", 0, [3]uint64{0}, "/tmp/vmlinuz", 0), "kexec-load", sdk.SeverityCritical},
+		{"kexec_load refused", "", kexec.Sys("kexec_load", 0, [3]uint64{2, 0}, "", -1), "kexec-load", sdk.SeverityMedium},
+		{"kdump stages its crash kernel", "", kdump.Sys("kexec_file_load", 0, [3]uint64{2}, "/boot/vmlinuz", 0), "", 0},
+		{"an unknown program attaches a BPF program", "", loader.Sys("bpf", 28, [3]uint64{38, 5}, "", 6), "bpf-attach", sdk.SeverityHigh},
+		{"raw tracepoint opened", "", loader.Sys("bpf", 17, [3]uint64{}, "sys_enter", 6), "bpf-attach", sdk.SeverityHigh},
+		{"bpftool reaches another program's map by id", "", bpftool.Sys("bpf", 14, [3]uint64{7}, "", 3), "bpf-object-access", sdk.SeverityMedium},
+		{"a pinned object opened", "", loader.Sys("bpf", 7, [3]uint64{}, "/sys/fs/bpf/bulkhead/events", 3), "bpf-object-access", sdk.SeverityMedium},
+		{"bulkhead attaches its own programs", "", bulkhead.Sys("bpf", 28, [3]uint64{}, "", 6), "", 0},
+		{"a map update is not reported", "", loader.Sys("bpf", 2, [3]uint64{}, "", 0), "", 0},
+		{"other sys calls are not this detector's", "", loader.Sys("prctl", 15, [3]uint64{}, "kworker", 0), "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := sdktest.Run(t, kernelload.New(), c.config, c.ev)
+			if c.rule == "" {
+				if len(fs) != 0 {
+					t.Fatalf("want nothing, got %+v", fs)
+				}
+				return
+			}
+			if len(fs) != 1 || fs[0].Rule != c.rule || fs[0].Severity != c.sev || len(fs[0].Techniques) == 0 {
+				t.Fatalf("got %+v", fs)
+			}
+			t.Log(fs[0].Summary)
+		})
+	}
+}

@@ -8,9 +8,16 @@
 //   - mining-pool-port: a connection to a port mining pools listen on
 //     (T1496);
 //   - miner-argv: a program started with a stratum URL or a well-known
-//     miner's flags in its arguments (T1496).
+//     miner's flags in its arguments (T1496);
+//   - bind-shell: the inbound twin of reverse-shell: a shell, interpreter
+//     or netcat-like tool accepts a connection and then it, or a child of
+//     it, starts an interactive shell (T1059.004);
+//   - netcat-listener: netcat, ncat or socat listens on an address off
+//     loopback (T1059, T1571): the bind shell's usual listener, and a
+//     file-transfer or relay endpoint.
 //
-// Connections to loopback are ignored unless include_loopback is set.
+// Connections to or from loopback are ignored unless include_loopback is
+// set.
 package outbound
 
 import (
@@ -20,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/procstate"
@@ -61,10 +69,14 @@ var DefaultPoolPorts = []uint16{3333, 3334, 3357, 4444, 5555, 7777, 14433, 14444
 // minerArgs mark a miner's command line.
 var minerArgs = []string{"stratum+tcp://", "stratum+ssl://", "stratum+tls://", "stratum2+tcp://", "--donate-level", "--cpu-max-threads-hint"}
 
+// DefaultListeners are the tools whose listening socket is reported.
+var DefaultListeners = []string{"nc", "nc.*", "ncat", "netcat", "socat"}
+
 type conn struct {
-	at   uint64 // kernel time, ns
-	addr netip.Addr
-	port uint16
+	at      uint64 // kernel time, ns
+	addr    netip.Addr
+	port    uint16
+	inbound bool // accepted from addr:port; otherwise connected to it
 }
 
 // Detector is the detector.
@@ -82,8 +94,8 @@ func New() *Detector { return &Detector{} }
 
 func (d *Detector) Definition() sdk.Definition {
 	return sdk.Definition{Name: "outbound", Version: "1.0.0",
-		Description: "reverse shells and connections to mining pools (T1059.004, T1496)",
-		Kinds:       []sdk.Kind{sdk.KindConnect, sdk.KindExec, sdk.KindExit}}
+		Description: "reverse and bind shells, netcat listeners and connections to mining pools (T1059.004, T1496)",
+		Kinds:       []sdk.Kind{sdk.KindConnect, sdk.KindExec, sdk.KindExit, event.KindSocket}}
 }
 
 func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {
@@ -130,6 +142,8 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		return d.onExec(ev), nil
 	case sdk.KindExit:
 		d.last.Delete(ev.PID)
+	case event.KindSocket:
+		return d.onSocket(ev), nil
 	}
 	return nil, nil
 }
@@ -145,7 +159,7 @@ func (d *Detector) onConnect(ev *sdk.Event) []sdk.Finding {
 		exe = ev.Comm
 	}
 	if match.AnyPath(d.connectors, exe) {
-		d.last.Put(ev.PID, conn{ev.KernelTimeNs, c.Addr, c.Port})
+		d.last.Put(ev.PID, conn{ev.KernelTimeNs, c.Addr, c.Port, false})
 	}
 	if !d.pool[c.Port] || d.allow.Allows(ev) {
 		return nil
@@ -154,6 +168,36 @@ func (d *Detector) onConnect(ev *sdk.Event) []sdk.Finding {
 		fmt.Sprintf("%s (pid %d) connected to %s, a mining-pool port", ev.Comm, ev.PID, netip.AddrPortFrom(c.Addr, c.Port)), "T1496")
 	f.Fields = map[string]any{"addr": c.Addr.String(), "port": c.Port, "exe": exe}
 	return []sdk.Finding{f}
+}
+
+// onSocket remembers a connector's accepted connection, for bind-shell,
+// and reports netcat-likes listening.
+func (d *Detector) onSocket(ev *sdk.Event) []sdk.Finding {
+	s := &ev.Socket
+	exe := ev.ProcessExe()
+	if exe == "" {
+		exe = ev.Comm
+	}
+	switch s.Syscall {
+	case "accept", "accept4":
+		if s.Ret < 0 || !s.Peer.IsValid() || (s.Peer.Unmap().IsLoopback() && !d.loopback) || !match.AnyPath(d.connectors, exe) {
+			return nil
+		}
+		d.last.Put(ev.PID, conn{ev.KernelTimeNs, s.Peer.Unmap(), s.PeerPort, true})
+	case "listen":
+		if s.Ret < 0 || !match.AnyPath(DefaultListeners, exe) || (s.Addr.IsValid() && s.Addr.Unmap().IsLoopback() && !d.loopback) || d.allow.Allows(ev) {
+			return nil
+		}
+		on := "every address"
+		if s.Addr.IsValid() && !s.Addr.IsUnspecified() {
+			on = s.Addr.String()
+		}
+		f := sdk.NewFinding(ev, "netcat-listener", sdk.SeverityMedium,
+			fmt.Sprintf("%s (pid %d, uid %d) listens on port %d of %s", ev.Comm, ev.PID, ev.UID, s.Port, on), "T1059", "T1571")
+		f.Fields = map[string]any{"exe": exe, "port": s.Port, "addr": on}
+		return []sdk.Finding{f}
+	}
+	return nil
 }
 
 func (d *Detector) onExec(ev *sdk.Event) []sdk.Finding {
@@ -181,8 +225,12 @@ func (d *Detector) onExec(ev *sdk.Event) []sdk.Finding {
 	if who != ev.PID {
 		rel = fmt.Sprintf("its parent (pid %d)", who)
 	}
-	f := sdk.NewFinding(ev, "reverse-shell", sdk.SeverityCritical,
-		fmt.Sprintf("interactive %s (pid %d) started after %s connected to %s", ev.Exec.Exe, ev.PID, rel, netip.AddrPortFrom(c.addr, c.port)),
+	rule, what := "reverse-shell", "connected to"
+	if c.inbound {
+		rule, what = "bind-shell", "accepted a connection from"
+	}
+	f := sdk.NewFinding(ev, rule, sdk.SeverityCritical,
+		fmt.Sprintf("interactive %s (pid %d) started after %s %s %s", ev.Exec.Exe, ev.PID, rel, what, netip.AddrPortFrom(c.addr, c.port)),
 		"T1059.004")
 	f.Fields = map[string]any{"shell": ev.Exec.Exe, "argv": ev.Exec.ArgList(), "connector_pid": who,
 		"addr": c.addr.String(), "port": c.port, "seconds_after_connect": float64(ev.KernelTimeNs-c.at) / 1e9}

@@ -95,3 +95,37 @@ func TestOverTheWire(t *testing.T) {
 		t.Fatalf("%+v %v", fs, err)
 	}
 }
+
+// Bind shells (a connector accepts, then an interactive shell starts) and
+// netcat listeners.
+func TestBindShellAndListeners(t *testing.T) {
+	ncl := web.Child(50, "/usr/bin/nc.openbsd", "nc", "-lvp", "4444")
+	socat := web.Child(51, "/usr/bin/socat", "socat", "TCP-LISTEN:8080", "STDOUT")
+	for _, c := range []struct {
+		name, config string
+		evs          []*sdk.Event
+		want         string
+	}{
+		{"python accepts, child runs sh -i", "", []*sdk.Event{py.Bind("bind", "0.0.0.0", 4445, 0), py.Bind("listen", "0.0.0.0", 4445, 0),
+			py.Accept("10.0.0.1", 4445, "203.0.113.5", 50000, 4), bashI(py)}, "bind-shell"},
+		{"accept from loopback is ignored", "", []*sdk.Event{py.Accept("127.0.0.1", 4445, "127.0.0.1", 50000, 4), bashI(py)}, ""},
+		{"a refused accept", "", []*sdk.Event{py.Accept("10.0.0.1", 4445, "203.0.113.5", 50000, -11), bashI(py)}, ""},
+		{"a server accepts and runs sh -c", "", []*sdk.Event{py.Accept("10.0.0.1", 80, "203.0.113.5", 50000, 4),
+			py.Child(21, "/bin/sh", "sh", "-c", "ls").Exec()}, ""},
+		{"nc -l", "", []*sdk.Event{ncl.Bind("listen", "0.0.0.0", 4444, 0)}, "netcat-listener"},
+		{"socat TCP-LISTEN on v6", "", []*sdk.Event{socat.Bind("listen", "::", 8080, 0)}, "netcat-listener"},
+		{"nc -l on loopback", "", []*sdk.Event{ncl.Bind("listen", "127.0.0.1", 4444, 0)}, ""},
+		{"python listens (a dev server)", "", []*sdk.Event{py.Bind("listen", "0.0.0.0", 8000, 0)}, ""},
+		{"nc allowlisted", `{"allow": [{"exe": "nc.openbsd"}]}`, []*sdk.Event{ncl.Bind("listen", "0.0.0.0", 4444, 0)}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for i, ev := range c.evs {
+				ev.KernelTimeNs = uint64(i+1) * 1e9
+			}
+			got := strings.Join(sdktest.Rules(sdktest.Run(t, outbound.New(), c.config, c.evs...)), ",")
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -108,3 +108,43 @@ func TestOpenedFileDecides(t *testing.T) {
 		})
 	}
 }
+
+// Files put into watched places by rename, link and symlink.
+func TestMovedIntoPlace(t *testing.T) {
+	admin := sdktest.Proc{PID: 10, Exe: "/usr/bin/bash", Ancestors: []string{"/usr/sbin/sshd"}}
+	py := admin.Child(11, "/usr/bin/python3.12", "python3", "x.py")
+	mv := admin.Child(12, "/usr/bin/mv", "mv", "u.service", "/etc/systemd/system/")
+	ln := admin.Child(13, "/usr/bin/ln", "ln", "-s", "/tmp/x", "/usr/local/bin/ls")
+	dpkg := sdktest.Proc{PID: 20, Exe: "/usr/bin/dpkg", Ancestors: []string{"/usr/bin/apt-get"}}
+	ldconfig := sdktest.Proc{PID: 30, Exe: "/usr/sbin/ldconfig.real"}
+	systemctl := admin.Child(14, "/usr/bin/systemctl", "systemctl", "enable", "x")
+	for _, c := range []struct {
+		name string
+		ev   *sdk.Event
+		want []string
+	}{
+		{"a program renames a unit into place", py.FileTo("rename", "/etc/x.tmp", "/etc/systemd/system/x.service", 0), []string{"systemd-unit-write"}},
+		{"mv a unit into place", mv.FileTo("rename", "/root/u.service", "/etc/systemd/system/u.service", 0), []string{"systemd-unit-write"}},
+		{"a cron file linked into place", py.FileTo("link", "/tmp/c", "/etc/cron.d/x", 0), []string{"cron-write"}},
+		{"ld.so.preload as a symlink", py.FileTo("symlink", "/tmp/p", "/etc/ld.so.preload", 0), []string{"ld-preload-write"}},
+		{"a binary replaced in /usr/bin", py.FileTo("rename", "/usr/bin/.ls.new", "/usr/bin/ls", 0), []string{"system-binary-write"}},
+		{"ln -s into /usr/local/bin", ln.FileTo("symlink", "/tmp/x", "/usr/local/bin/ls", 0), []string{"system-binary-write"}},
+		{"a library renamed into /usr/lib", py.FileTo("rename", "/tmp/l.so", "/usr/lib/x86_64-linux-gnu/libz.so.1", 0), []string{"system-library-write"}},
+		{"a sudoers drop-in renamed into place", py.FileTo("rename", "/tmp/s", "/etc/sudoers.d/x", 0), []string{"sudoers-write"}},
+		{"authorized_keys replaced", py.FileTo("rename", "/home/u/.ssh/k", "/home/u/.ssh/authorized_keys", 0), []string{"authorized-keys-write"}},
+		{"a failed rename", py.FileTo("rename", "/tmp/s", "/etc/sudoers.d/x", -13), nil},
+		{"a rename elsewhere", py.FileTo("rename", "/tmp/s", "/srv/x", 0), nil},
+		{"renamed out of a watched place", py.FileTo("rename", "/etc/cron.d/x", "/tmp/x", 0), nil},
+		{"a unit deleted (not a move)", py.File("unlink", "/etc/systemd/system/x.service", 0), nil},
+		{"dpkg renames a binary into place", dpkg.FileTo("rename", "/usr/bin/ls.dpkg-new", "/usr/bin/ls", 0), nil},
+		{"ldconfig links a library", ldconfig.FileTo("symlink", "libz.so.1.3", "/usr/lib/x86_64-linux-gnu/libz.so.1", 0), nil},
+		{"systemctl enable links a unit", systemctl.FileTo("symlink", "/usr/lib/systemd/system/x.service", "/etc/systemd/system/multi-user.target.wants/x.service", 0), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := sdktest.Rules(sdktest.Run(t, persistence.New(), "", c.ev))
+			if len(got) != len(c.want) || len(got) > 0 && got[0] != c.want[0] {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -8,7 +8,9 @@
 //   - creds-changed-without-syscall: a thread seen running as non-root is
 //     later seen as root with no exec or setid call in between, or a
 //     process that never held root shows a root thread — the mark of a
-//     kernel exploit overwriting its credentials.
+//     kernel exploit overwriting its credentials;
+//   - setuid-bit-set, userfaultfd-unprivileged and container-escape on
+//     the file, sys and namespace kinds (rare.go).
 //
 // Credentials belong to threads, not processes: one thread may drop or
 // change its uids (the raw setresuid syscall, a server impersonating a user
@@ -28,6 +30,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/procstate"
@@ -37,6 +40,11 @@ import (
 // Config is the detector's configuration.
 type Config struct {
 	match.AllowConfig
+	// SetuidAllow, UserfaultfdAllow and ContainerAllow are added to the
+	// defaults of the rules on the rarer kinds (see rare.go).
+	SetuidAllow      match.AllowConfig `json:"setuid_allow"`
+	UserfaultfdAllow match.AllowConfig `json:"userfaultfd_allow"`
+	ContainerAllow   match.AllowConfig `json:"container_allow"`
 	// MaxProcesses bounds the processes whose history is remembered
 	// (default 65536); past it, arbitrary knowledge is dropped.
 	MaxProcesses int `json:"max_processes"`
@@ -81,11 +89,13 @@ type thread struct {
 
 // Detector is the detector.
 type Detector struct {
-	allow   match.Allowlist
-	procs   *procstate.Map[process]
-	threads *procstate.Map[thread]
-	gen     uint64
-	clock   pidClock
+	allow match.Allowlist
+	// for the rarer kinds' rules
+	setuidAllow, ufdAllow, containerAllow match.Allowlist
+	procs                                 *procstate.Map[process]
+	threads                               *procstate.Map[thread]
+	gen                                   uint64
+	clock                                 pidClock
 }
 
 // New returns the detector; Init configures it.
@@ -93,9 +103,9 @@ func New() *Detector { return &Detector{} }
 
 func (d *Detector) Definition() sdk.Definition {
 	return sdk.Definition{Name: "privesc", Version: "1.1.0",
-		Description: "non-root processes that become root other than through a trusted setuid program (T1548, T1068)",
+		Description: "non-root processes that become root other than through a trusted setuid program, setuid bits set, userfaultfd from non-root, container escapes (T1548, T1068, T1611)",
 		Kinds: []sdk.Kind{sdk.KindExec, sdk.KindFork, sdk.KindExit, sdk.KindSetID, sdk.KindConnect,
-			sdk.KindPtrace, sdk.KindModule, sdk.KindBPFProg, sdk.KindMemfd}}
+			sdk.KindPtrace, sdk.KindModule, sdk.KindBPFProg, sdk.KindMemfd, event.KindFile, event.KindSys, event.KindNamespace}}
 }
 
 func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) error {
@@ -112,6 +122,15 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 	allow, err := c.Build(DefaultAllow)
 	if err != nil {
 		return err
+	}
+	if d.setuidAllow, err = c.SetuidAllow.Build(DefaultSetuidAllow); err != nil {
+		return fmt.Errorf("setuid_allow: %w", err)
+	}
+	if d.ufdAllow, err = c.UserfaultfdAllow.Build(DefaultUserfaultfdAllow); err != nil {
+		return fmt.Errorf("userfaultfd_allow: %w", err)
+	}
+	if d.containerAllow, err = c.ContainerAllow.Build(DefaultContainerAllow); err != nil {
+		return fmt.Errorf("container_allow: %w", err)
 	}
 	d.allow, d.procs, d.threads = allow, procstate.New[process](c.MaxProcesses), procstate.New[thread](c.MaxThreads)
 	d.gen, d.clock = 0, pidClock{}
@@ -138,6 +157,10 @@ func (d *Detector) begin(pid, tid uint32, c creds) {
 }
 
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
+	switch ev.Kind {
+	case event.KindFile, event.KindSys, event.KindNamespace:
+		return d.rare(ev), nil
+	}
 	now := creds{ev.UID, ev.EUID} // the header is read after the call: the thread's credentials now
 	var out []sdk.Finding
 	if ev.Kind == sdk.KindExec {

@@ -2,13 +2,16 @@
 // ptrace — attaching to it, or writing into its memory or registers — by a
 // process that is not a known debugger or tracer (MITRE ATT&CK T1055.008).
 // Credential stealers read sshd and browsers this way; injectors write
-// code into a running service.
+// code into a running service. A process asking to be traced by its own
+// parent (PTRACE_TRACEME) outside a debugger's launch is anti-debugging
+// (T1622): malware does it to refuse a debugger, or to test for one.
 package ptrace
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
@@ -40,7 +43,7 @@ func New() *Detector { return &Detector{} }
 
 func (d *Detector) Definition() sdk.Definition {
 	return sdk.Definition{Name: "ptrace", Version: "1.0.0",
-		Description: "ptrace attach to, or writes into, another process (T1055.008)",
+		Description: "ptrace attach to, or writes into, another process (T1055.008); PTRACE_TRACEME outside debuggers (T1622)",
 		Kinds:       []sdk.Kind{sdk.KindPtrace}}
 }
 
@@ -64,22 +67,35 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		return nil, nil
 	}
 	rule, sev, what := "ptrace-attach", sdk.SeverityMedium, "attached to"
+	technique := "T1055.008"
 	switch p.Request {
+	case unix.PTRACE_TRACEME:
+		// A debugger's child asks this before it execs the program to
+		// debug: it still has the debugger's binary, which the allowlist
+		// trusts.
+		rule, sev, what, technique = "ptrace-traceme", sdk.SeverityMedium, "asked its parent to trace it (PTRACE_TRACEME), as anti-debugging code does; parent", "T1622"
+		p := *p
+		p.TargetPID = ev.PPID
+		return d.finding(ev, &p, rule, sev, what, technique), nil
 	case unix.PTRACE_ATTACH, unix.PTRACE_SEIZE:
 	case unix.PTRACE_POKETEXT, unix.PTRACE_POKEDATA, unix.PTRACE_POKEUSR:
 		rule, sev, what = "ptrace-write", sdk.SeverityHigh, "wrote into"
 	default:
 		return nil, nil
 	}
+	return d.finding(ev, p, rule, sev, what, technique), nil
+}
+
+func (d *Detector) finding(ev *sdk.Event, p *event.Ptrace, rule string, sev sdk.Severity, what, technique string) []sdk.Finding {
 	if p.Ret < 0 {
 		sev, what = sdk.SeverityLow, fmt.Sprintf("tried (errno %d) and failed: %s", -p.Ret, what)
 	}
-	f := sdk.NewFinding(ev, rule, sev, fmt.Sprintf("%s (pid %d, uid %d) %s pid %d", ev.Comm, ev.PID, ev.UID, what, p.TargetPID), "T1055.008")
+	f := sdk.NewFinding(ev, rule, sev, fmt.Sprintf("%s (pid %d, uid %d) %s pid %d", ev.Comm, ev.PID, ev.UID, what, p.TargetPID), technique)
 	f.Fields = map[string]any{"request": p.Request, "target_pid": p.TargetPID, "ret": p.Ret}
 	if ev.Process != nil {
 		f.Fields["exe"] = ev.Process.Exe
 	}
-	return []sdk.Finding{f}, nil
+	return []sdk.Finding{f}
 }
 
 func (d *Detector) Close(context.Context) error { return nil }

@@ -34,6 +34,11 @@ func TestRequests(t *testing.T) {
 		{"gdb", "", gdb.Ptrace(unix.PTRACE_ATTACH, 99, 0), "", 0},
 		{"gdb on a production host", `{"no_default_allow": true}`, gdb.Ptrace(unix.PTRACE_ATTACH, 99, 0), "ptrace-attach", sdk.SeverityMedium},
 		{"peek is not control", "", py.Ptrace(unix.PTRACE_PEEKDATA, 99, 0), "", 0},
+		{"getregs is not control", "", py.Ptrace(unix.PTRACE_GETREGS, 99, 0), "", 0},
+		{"traceme", "", py.Ptrace(unix.PTRACE_TRACEME, 0, 0), "ptrace-traceme", sdk.SeverityMedium},
+		{"traceme refused (already traced: a debugger found)", "", py.Ptrace(unix.PTRACE_TRACEME, 0, -1), "ptrace-traceme", sdk.SeverityLow},
+		{"traceme by gdb's child before it execs the program", "", gdb.Child(21, "/usr/bin/gdb").Ptrace(unix.PTRACE_TRACEME, 0, 0), "", 0},
+		{"traceme by strace's child", "", sdktest.Proc{PID: 31, PPID: 30, Exe: "/usr/bin/strace"}.Ptrace(unix.PTRACE_TRACEME, 0, 0), "", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fs := findings(t, c.config, c.ev)
@@ -43,7 +48,11 @@ func TestRequests(t *testing.T) {
 				}
 				return
 			}
-			if len(fs) != 1 || fs[0].Rule != c.rule || fs[0].Severity != c.sev || fs[0].Techniques[0] != "T1055.008" {
+			technique := "T1055.008"
+			if c.rule == "ptrace-traceme" {
+				technique = "T1622"
+			}
+			if len(fs) != 1 || fs[0].Rule != c.rule || fs[0].Severity != c.sev || fs[0].Techniques[0] != technique {
 				t.Fatalf("got %+v", fs)
 			}
 		})

