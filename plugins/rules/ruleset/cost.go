@@ -21,13 +21,17 @@ const CostBudget = 1_000_000
 
 // The largest values a field can hold, for the estimate: paths are at
 // most PATH_MAX bytes, argv at most 1,024 bytes in up to 512 items, a
-// command name 16 bytes, the ancestry 16 binaries.
+// command name 16 bytes, the ancestry 16 binaries; the exec environment
+// capture keeps 4,096 bytes of NAME=value entries of at most 1,023 bytes
+// each (bpf/bulkhead.c's ENV_OUT and ENV_READ), so at most 1,365 of "X=".
 const (
 	maxStringSize = 4096
 	maxArgsSize   = 1024
 	maxArgs       = maxArgsSize / 2
 	maxCommSize   = 16
 	maxAncestors  = 16
+	maxEnvItem    = 1023
+	maxEnv        = 4096 / 3
 )
 
 // fieldSizes are the fields whose bound is not maxStringSize: lists by
@@ -35,7 +39,8 @@ const (
 var fieldSizes = map[string]uint64{
 	"args": maxArgs, "ancestors": maxAncestors,
 	"comm": maxCommSize, "parent_comm": maxCommSize, "cmdline": maxArgsSize,
-	"kind": 16, "container_id": 64, "addr": 64,
+	"kind": 16, "container_id": 64, "addr": 64, "peer_addr": 64,
+	"env": maxEnv, "namespaces": 8, "mode_bits": 3,
 }
 
 // sizeEstimator tells cel-go how large each variable can be. Without it
@@ -62,6 +67,9 @@ func (e sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 	}
 	if len(path) > 1 && path[0] == "args" { // an item of argv
 		return bounded(maxArgsSize)
+	}
+	if len(path) > 1 && path[0] == "env" { // an item of the environment
+		return bounded(maxEnvItem)
 	}
 	if len(path) == 1 {
 		if n, ok := fieldSizes[path[0]]; ok {
