@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -256,7 +257,9 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 	defer cancel()
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
 		WithStdout(b.mlog).WithStderr(b.mlog).
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().WithRandSource(rand.Reader).
+		// The monotonic clock is the host's CLOCK_BOOTTIME, the kernel
+		// events' clock: event.KernelNow in the module reads it.
+		WithSysWalltime().WithNanotime(bootTime, 1).WithSysNanosleep().WithRandSource(rand.Reader).
 		WithArgs(filepath.Base(b.opts.Path))
 	if b.opts.ReadDir != "" {
 		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(b.opts.ReadDir, b.opts.ReadDir))
@@ -311,6 +314,13 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 		return fail("definition after init", b.explain(err))
 	}
 	return in, def, nil
+}
+
+// bootTime is CLOCK_BOOTTIME in nanoseconds.
+func bootTime() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return ts.Nano()
 }
 
 // explain adds what the module said last to a crash's error.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/backends/wasm/wasmtest"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/probe"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -177,5 +179,23 @@ func TestOnceFaultIsRedeliveredFlagged(t *testing.T) {
 	}
 	if s := b.Stats(); s.Crashes != 1 || s.Quarantined != 0 || s.Redelivered != 4 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestModuleClockIsTheKernels: a module's monotonic clock is the host's
+// CLOCK_BOOTTIME, so event.KernelNow in it is comparable with the events'
+// kernel times (the probe detector reports it, for the latency bench).
+func TestModuleClockIsTheKernels(t *testing.T) {
+	b := start(t, "probe", `{"every": 1}`, nil)
+	ev := proc.Open("/etc/hostname", 0, 3)
+	ev.KernelTimeNs = event.KernelNow()
+	fs, err := backends.Deliver(context.Background(), b, []*event.Event{ev})
+	after := event.KernelNow()
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("%d findings, %v", len(fs), err)
+	}
+	got, err := strconv.ParseUint(fmt.Sprint(fs[0].Fields[probe.ReceivedField]), 10, 64)
+	if err != nil || got < ev.KernelTimeNs || got > after {
+		t.Fatalf("received %d (%v), want within [%d, %d]", got, err, ev.KernelTimeNs, after)
 	}
 }

@@ -2,11 +2,14 @@
 
 package event
 
-import "time"
+import (
+	"time"
+	_ "unsafe" // go:linkname
+)
 
 // Under wasip1 (a detector compiled to WebAssembly, backends/wasm) there is
-// no CLOCK_BOOTTIME: the guest never converts kernel time itself (the
-// monitor does), so these only keep the package's API whole.
+// no CLOCK_BOOTTIME of its own: the monitor's wasm backend gives the module
+// the host's CLOCK_BOOTTIME as its monotonic clock, which KernelNow reads.
 
 // Timebase turns kernel timestamps (CLOCK_BOOTTIME) into wall-clock time.
 type Timebase struct {
@@ -27,5 +30,9 @@ func (t Timebase) Wall(kernelNs uint64) time.Time {
 	return time.Unix(0, t.bootEpochNs+int64(kernelNs))
 }
 
-// KernelNow is 0 under wasip1: there is no boot clock to read.
-func KernelNow() uint64 { return 0 }
+// KernelNow is the module's monotonic clock: the host's CLOCK_BOOTTIME in
+// the monitor's wasm backend, comparable with Header.KernelTimeNs.
+func KernelNow() uint64 { return uint64(nanotime()) }
+
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
