@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 	"go.uber.org/zap"
@@ -60,8 +61,13 @@ type Options struct {
 	ReadDir string
 	// Cache holds compiled modules: the same module is compiled once per
 	// cache (wazero.NewCompilationCache, or ...WithDir for one on disk
-	// that survives restarts). Nil: a cache of this backend's own.
+	// that survives restarts).
+	// Nil: a cache of this backend's own. Backends given the same cache
+	// share the compiled code too (one copy in memory per module).
 	Cache wazero.CompilationCache
+	// Shared, if set, is used instead of Cache: a cache closed with the
+	// last of the backends that use it.
+	Shared *SharedCache
 	// Limits bound what the module's answers can make the monitor hold.
 	Limits wire.Limits
 	// LogLinesPerSecond, LogBurst and LogBytesPerSecond bound the module's
@@ -95,6 +101,7 @@ type Backend struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	ownCache wazero.CompilationCache // closed with the backend (Options.Cache nil)
+	shared   *SharedCache            // released with the backend
 	mlog     *moduleLog
 
 	mu           sync.Mutex // Submit and Close
@@ -162,7 +169,12 @@ func New(ctx context.Context, opts Options, log *zap.Logger) (*Backend, error) {
 	b.mlog = newModuleLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond,
 		func() { b.protocolViolations.Add(1) })
 	cache := opts.Cache
-	if cache == nil {
+	if opts.Shared != nil {
+		if cache = opts.Shared.acquire(); cache == nil {
+			return nil, errors.New("wasm: the shared compilation cache was closed with its last backend")
+		}
+		b.shared = opts.Shared
+	} else if cache == nil {
 		cache = wazero.NewCompilationCache()
 		b.ownCache = cache
 	}
@@ -174,6 +186,9 @@ func New(ctx context.Context, opts Options, log *zap.Logger) (*Backend, error) {
 		b.runtime.Close(context.Background())
 		if b.ownCache != nil {
 			b.ownCache.Close(context.Background())
+		}
+		if b.shared != nil {
+			b.shared.release()
 		}
 		return nil, err
 	}
@@ -264,7 +279,7 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 	if b.opts.ReadDir != "" {
 		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(b.opts.ReadDir, b.opts.ReadDir))
 	}
-	mod, err := b.runtime.InstantiateModule(ctx, b.compiled, cfg)
+	mod, err := b.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, mmapAllocator{limit: uint64(b.opts.MemoryPages) << 16}), b.compiled, cfg)
 	if err != nil {
 		return nil, def, fmt.Errorf("wasm module %s: instantiate: %s", b.opts.Path, b.lastWords(err))
 	}
@@ -694,5 +709,40 @@ func (b *Backend) Close(ctx context.Context) error {
 	if b.ownCache != nil {
 		b.ownCache.Close(context.Background())
 	}
+	if b.shared != nil {
+		b.shared.release()
+	}
 	return err
+}
+
+// SharedCache is a compilation cache for the backends of one monitor's
+// configuration: each module is compiled, and held in memory, once for
+// all of them; it is closed with the last of them.
+type SharedCache struct {
+	mu     sync.Mutex
+	cache  wazero.CompilationCache
+	refs   int
+	closed bool
+}
+
+// NewSharedCache shares c (wazero.NewCompilationCache or ...WithDir).
+func NewSharedCache(c wazero.CompilationCache) *SharedCache { return &SharedCache{cache: c} }
+
+func (s *SharedCache) acquire() wazero.CompilationCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.refs++
+	return s.cache
+}
+
+func (s *SharedCache) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		s.closed = true
+		s.cache.Close(context.Background())
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
@@ -293,6 +294,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		}
 		return nil, err
 	}
+	var sharedCache *wasm.SharedCache // made with the first wasm detector
 	for i, dc := range c.Detectors {
 		cfgJSON, err := json.Marshal(dc.Config)
 		if err != nil {
@@ -313,7 +315,10 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		case "inproc":
 			run, err = inproc.NewWith(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, inproc.Options{Recover: dc.RecoverPanics}, dlog)
 		case "wasm":
-			run, protections, err = startWasm(ctx, dc, cfgJSON, c.WasmCacheDir, dlog)
+			if sharedCache == nil {
+				sharedCache = sharedWasmCache(c.WasmCacheDir, log)
+			}
+			run, protections, err = startWasm(ctx, dc, cfgJSON, sharedCache, dlog)
 		default:
 			o := goplugin.DefaultOptions(dc.Plugin)
 			o.Config, o.Unary = cfgJSON, dc.Backend == "goplugin-unary"

@@ -50,7 +50,7 @@ func checkWasm(d *detectorConfig, path, where string) []error {
 }
 
 // startWasm starts a wasm detector.
-func startWasm(ctx context.Context, dc detectorConfig, cfgJSON []byte, cacheDir string, log *zap.Logger) (backends.Backend, []string, error) {
+func startWasm(ctx context.Context, dc detectorConfig, cfgJSON []byte, cache *wasm.SharedCache, log *zap.Logger) (backends.Backend, []string, error) {
 	o := wasm.DefaultOptions(dc.Module)
 	o.Config, o.ReadDir = cfgJSON, dc.ReadDir
 	if dc.MemoryMiB > 0 {
@@ -65,11 +65,7 @@ func startWasm(ctx context.Context, dc detectorConfig, cfgJSON []byte, cacheDir 
 	if dc.BreakerCooldown > 0 {
 		o.BreakerCooldown = dc.BreakerCooldown
 	}
-	cache, err := wasmCache(cacheDir)
-	if err != nil {
-		log.Warn("wasm modules are compiled at every start: the compilation cache is not usable", zap.Error(err))
-	}
-	o.Cache = cache
+	o.Shared = cache
 	b, err := wasm.New(ctx, o, log)
 	if err != nil {
 		return nil, nil, err
@@ -86,10 +82,24 @@ func startWasm(ctx context.Context, dc detectorConfig, cfgJSON []byte, cacheDir 
 	return b, protections, nil
 }
 
+// sharedWasmCache is the compilation cache of a configuration's wasm
+// detectors: in dir, or in memory if that is not usable (logged). The
+// detectors share the compiled code.
+func sharedWasmCache(dir string, log *zap.Logger) *wasm.SharedCache {
+	c, err := wasmCache(dir)
+	if err != nil {
+		log.Warn("wasm modules are compiled at every start: the compilation cache directory is not usable", zap.Error(err))
+	}
+	if c == nil {
+		c = wazero.NewCompilationCache()
+	}
+	return wasm.NewSharedCache(c)
+}
+
 // wasmCache is the compilation cache in dir ("": the user's cache
-// directory; "none": nil, no cache). Compiled code from it runs in the
-// monitor: the directory must be the monitor's user's own and writable by
-// no one else.
+// directory; "none": nil, no cache on disk). Compiled code from it runs
+// in the monitor: the directory must be the monitor's user's own and
+// writable by no one else.
 func wasmCache(dir string) (wazero.CompilationCache, error) {
 	switch dir {
 	case "none":
