@@ -199,3 +199,48 @@ func TestModuleClockIsTheKernels(t *testing.T) {
 		t.Fatalf("received %d (%v), want within [%d, %d]", got, err, ev.KernelTimeNs, after)
 	}
 }
+
+// TestHostileModuleIsBounded: a module's answers are hostile input.
+// Pointers and lengths outside its memory, an answer over 8 MiB or bytes
+// that are not a result end the instance as a protocol violation (the
+// batch then goes the way of a crash: its event is quarantined); a flood
+// of findings and fabricated evidence are cut and counted, and the
+// module keeps running.
+func TestHostileModuleIsBounded(t *testing.T) {
+	mod := wasmtest.BuildPackage(t, "./backends/wasm/testdata/hostile", "hostile")
+	for _, c := range []struct {
+		attack      string
+		killed      bool
+		findings    int
+		refusedMore int // findings refused, at least
+	}{
+		{"alloc-outside", true, 0, 0},
+		{"ptr-outside", true, 0, 0},
+		{"too-big", true, 0, 0},
+		{"garbage", true, 0, 0},
+		{"flood", false, 64, 9000},
+		{"fabricated", false, 0, 1},
+	} {
+		t.Run(c.attack, func(t *testing.T) {
+			o := wasm.DefaultOptions(mod)
+			o.Config, o.Cache = []byte(`{"attack": "`+c.attack+`"}`), wasmtest.Cache(t)
+			o.BackoffInitial, o.BackoffMax = time.Millisecond, 10*time.Millisecond
+			b, err := wasm.New(context.Background(), o, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(context.Background())
+			fs, err := backends.Deliver(context.Background(), b, []*event.Event{proc.Open("/x", 0, 3)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := b.Stats()
+			if len(fs) != c.findings || s.ProtocolViolations == 0 || int(s.FindingsRefused) < c.refusedMore {
+				t.Fatalf("%d findings, stats %+v", len(fs), s)
+			}
+			if c.killed != (s.Quarantined == 1 && s.Restarts >= 1) {
+				t.Fatalf("killed %v, stats %+v", c.killed, s)
+			}
+		})
+	}
+}

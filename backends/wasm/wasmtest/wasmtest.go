@@ -32,6 +32,13 @@ var (
 // see a whole module.
 func Build(t testing.TB, name string) string {
 	t.Helper()
+	return BuildPackage(t, "./plugins/"+name+"/wasm", name)
+}
+
+// BuildPackage is Build for the main package in dir (relative to the
+// module's root), written as bulkhead-plugin-NAME.wasm.
+func BuildPackage(t testing.TB, dir, name string) string {
+	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
 	if p, ok := built[name]; ok {
@@ -41,18 +48,19 @@ func Build(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(Dir(), "modules")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	out := filepath.Join(Dir(), "modules")
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.CreateTemp(dir, name+"-*.tmp")
+	f, err := os.CreateTemp(out, name+"-*.tmp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	tmp, out := f.Name(), filepath.Join(dir, "bulkhead-plugin-"+name+".wasm")
+	tmp := f.Name()
+	out = filepath.Join(out, "bulkhead-plugin-"+name+".wasm")
 	defer os.Remove(tmp)
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", tmp, "./plugins/"+name+"/wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", tmp, dir)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
