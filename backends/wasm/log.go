@@ -178,6 +178,10 @@ func parseLine(b []byte) (zapcore.Level, string, []zap.Field) {
 		if !ok {
 			s = fmt.Sprint(v)
 		}
+		switch k {
+		case "logger", "ts", "caller", "stacktrace", "detector":
+			k = "module_" + k // the monitor's own keys: never two of one name in a line
+		}
 		fields = append(fields, zap.String(safeText(k), safeText(s)))
 	}
 	return level, "wasm module: " + safeText(msg), fields
