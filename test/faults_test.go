@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -226,6 +227,9 @@ func TestFaultTable(t *testing.T) {
 					t.Log(line)
 				}
 			}
+			if c.backend == "wasm" {
+				logRecovery(t, o.stderr)
+			}
 			c.check(t, o)
 			if o.started && !o.died {
 				everyEventAccounted(t, o)
@@ -352,6 +356,32 @@ detectors:
 	o.died = o.started && !strings.Contains(o.stderr, "bulkhead summary")
 	o.findings = parseLines(t, m.stdout.String())
 	return o
+}
+
+// logRecovery logs, from a wasm cell's log, how long each instance the
+// fault ended took to be replaced: from the line saying it failed (a trap
+// or exit when it happened, a hang at the deadline) to the next saying a
+// new one runs (the backoff and the instantiation).
+func logRecovery(t *testing.T, stderr string) {
+	var failed time.Time
+	var took []string
+	for _, line := range strings.Split(stderr, "\n") {
+		var l struct {
+			TS  time.Time `json:"ts"`
+			Msg string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l.Msg, "detector wasm module ") && strings.HasSuffix(l.Msg, "instantiating it again"):
+			failed = l.TS
+		case l.Msg == "detector wasm module instantiated again" && !failed.IsZero():
+			took = append(took, l.TS.Sub(failed).String())
+			failed = time.Time{}
+		}
+	}
+	t.Logf("wasm instances replaced after: %s", strings.Join(took, ", "))
 }
 
 var warmed sync.Once
