@@ -12,7 +12,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GEN_PKGS  := clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler
 TEST_PKGS := python3 coreutils nats-server
 
-.PHONY: help build run install uninstall generate check-generated vmlinux test test-privileged bench bench-report bench-micro bench-capture fuzz lint deps-test deps-generate clean
+.PHONY: help build wasm run install uninstall generate check-generated vmlinux test test-privileged bench bench-report bench-micro bench-capture fuzz lint deps-test deps-generate clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,6 +20,14 @@ help: ## show the targets
 build: ## build bin/bulkhead and the plugin binaries (no clang or protoc needed: generated code is committed)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/bulkhead
 	$(GO) build -o bin/ ./plugins/...
+	$(MAKE) wasm
+
+# The detectors that have a wasm main (plugins/NAME/wasm): each becomes
+# bin/bulkhead-plugin-NAME.wasm, for `backend: wasm` (docs/plugins.md).
+WASM      := $(patsubst plugins/%/wasm/main.go,%,$(wildcard plugins/*/wasm/main.go))
+
+wasm: ## build the WebAssembly detector modules, bin/bulkhead-plugin-NAME.wasm
+	for d in $(WASM); do GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags "-s -w" -o bin/bulkhead-plugin-$$d.wasm ./plugins/$$d/wasm || exit 1; done
 
 run: build ## build and run the monitor and its detectors as root (ARGS="--format json", CONFIG=other.yaml)
 	$(SUDO) ./$(BIN) run $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

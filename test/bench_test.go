@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/backends/wasm/wasmtest"
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
@@ -25,6 +26,14 @@ func TestBenchAllShortRun(t *testing.T) {
 	bin := testenv.Binary(t)
 	for _, p := range []string{"probe", "chaos", "example"} {
 		testenv.Plugin(t, p) // beside bin, where the bench looks
+		// And its wasm module, for the wasm cells.
+		mod, err := os.ReadFile(wasmtest.Build(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(filepath.Dir(bin), "bulkhead-plugin-"+p+".wasm"), mod, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out := t.TempDir()
 	// Cells this short on a shared host may miss floors: the exit status
@@ -57,7 +66,7 @@ func TestBenchAllShortRun(t *testing.T) {
 	}
 	// Every fault on every backend has a cell, and the floors were judged.
 	for _, f := range chaos.Faults {
-		for _, b := range []string{bench.InProc, bench.GoPlugin} {
+		for _, b := range []string{bench.InProc, bench.GoPlugin, bench.Wasm} {
 			if !slices.ContainsFunc(r.Resilience, func(c bench.FaultCell) bool { return c.Fault == f && c.Backend == b }) {
 				t.Errorf("no resilience cell for %s on %s", f, b)
 			}

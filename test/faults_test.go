@@ -1,15 +1,18 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends/wasm/wasmtest"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 )
 
@@ -157,6 +160,21 @@ var faultTable = []faultCell{
 	{"slow", "goplugin", slowConfig, slowSheds},
 	{"fail-init", "inproc", "", refusesToStart},
 	{"fail-init", "goplugin", "", refusesToStart},
+	// The wasm column: a module in the monitor's process, in wazero. A
+	// trap (the Go runtime's panic and fatal errors end in one), an exit or
+	// the memory limit ends the instance, the batch deadline a hang; the
+	// next instance gets the batch, split until the poison event is
+	// quarantined. In a module's one thread the nil dereference in a
+	// goroutine runs within the batch that started it (the SDK yields
+	// before answering), so it is a poison event too.
+	{"panic", "wasm", "", pluginRestarted("crashes", true)},
+	{"exit", "wasm", "", pluginRestarted("crashes", true)},
+	{"fatal", "wasm", "", pluginRestarted("crashes", true)},
+	{"goroutine-nil", "wasm", "", pluginRestarted("crashes", true)},
+	{"memory", "wasm", "", pluginRestarted("crashes", true)},
+	{"hang", "wasm", "", pluginRestarted("hangs", true)},
+	{"slow", "wasm", slowConfig, slowSheds},
+	{"fail-init", "wasm", "", refusesToStart},
 }
 
 // withGRPC is the table with each goplugin cell (transport shm, the
@@ -209,6 +227,9 @@ func TestFaultTable(t *testing.T) {
 					t.Log(line)
 				}
 			}
+			if c.backend == "wasm" {
+				logRecovery(t, o.stderr)
+			}
 			c.check(t, o)
 			if o.started && !o.died {
 				everyEventAccounted(t, o)
@@ -255,6 +276,19 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 			where += "\n    enclave: {memory_mb: 64}"
 		}
 	}
+	top := ""
+	if c.backend == "wasm" {
+		warmWasm(t)
+		where = "module: " + wasmtest.Build(t, "chaos") + "\n    batch_deadline: 1s"
+		if c.fault == "slow" {
+			where = "module: " + wasmtest.Build(t, "chaos") + "\n    batch_deadline: 60s"
+		}
+		if c.fault == "memory" {
+			where += "\n    memory_mib: 64"
+		}
+		// Compiled once for every run of the tests, not per run.
+		top = "wasm_cache_dir: " + wasmtest.CacheDir() + "\n"
+	}
 	// Default queues, as a host runs them, except where slowness must shed.
 	// A stop waits for a plugin's recovery to finish (a poison event costs
 	// four deadlines and restarts, longer on a busy host), but not long for
@@ -266,7 +300,7 @@ func runFault(t *testing.T, c faultCell) faultOutcome {
 	if c.fault == "slow" || c.fault == "hang" && c.backend == "inproc" {
 		drain = "2s"
 	}
-	cfg := writeConfig(t, fmt.Sprintf(`
+	cfg := writeConfig(t, top+fmt.Sprintf(`
 dispatch: {%[6]sdrain_timeout: %[7]s}
 detectors:
   - name: faulty
@@ -322,6 +356,49 @@ detectors:
 	o.died = o.started && !strings.Contains(o.stderr, "bulkhead summary")
 	o.findings = parseLines(t, m.stdout.String())
 	return o
+}
+
+// logRecovery logs, from a wasm cell's log, how long each instance the
+// fault ended took to be replaced: from the line saying it failed (a trap
+// or exit when it happened, a hang at the deadline) to the next saying a
+// new one runs (the backoff and the instantiation).
+func logRecovery(t *testing.T, stderr string) {
+	var failed time.Time
+	var took []string
+	for _, line := range strings.Split(stderr, "\n") {
+		var l struct {
+			TS  time.Time `json:"ts"`
+			Msg string    `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l.Msg, "detector wasm module ") && strings.HasSuffix(l.Msg, "instantiating it again"):
+			failed = l.TS
+		case l.Msg == "detector wasm module instantiated again" && !failed.IsZero():
+			took = append(took, l.TS.Sub(failed).String())
+			failed = time.Time{}
+		}
+	}
+	t.Logf("wasm instances replaced after: %s", strings.Join(took, ", "))
+}
+
+var warmed sync.Once
+
+// warmWasm has the monitor compile the chaos module into the test's
+// cache once, by replaying the shipped recording into it: a cold compile
+// takes 10 s and more on a busy host, and a cell must not wait for it.
+// (The monitor's cache is keyed by wazero's version, which a test binary
+// does not know: the test process cannot warm it.)
+func warmWasm(t *testing.T) {
+	warmed.Do(func() {
+		cfg := writeConfig(t, "wasm_cache_dir: "+wasmtest.CacheDir()+"\ndetectors:\n  - {name: warm, backend: wasm, module: "+wasmtest.Build(t, "chaos")+"}\n")
+		out, err := exec.Command(testenv.Binary(t), "replay", "../testdata/recordings/library.bhrec", "--config", cfg, "--output", os.DevNull).CombinedOutput()
+		if err != nil {
+			t.Fatalf("warm the wasm cache: %v\n%s", err, tail(string(out), 10))
+		}
+	})
 }
 
 // background opens path about 2,000 times a second until stop is called: a

@@ -167,10 +167,11 @@ var benchHelp = map[string]string{
 	"all": "Runs every section — capture overhead, throughput and latency per backend, and the\n" +
 		"fault matrix — and writes a JSON file and a Markdown report with charts.",
 	"throughput": "Events/s, CPU and memory through the pipeline into 1, 4 and 16 detectors on inproc,\n" +
-		"goplugin (the shared-memory ring), goplugin-grpc (batches on the gRPC stream) and\n" +
-		"goplugin-naive (one RPC per event), a batch-size sweep, and latency\n" +
+		"goplugin (the shared-memory ring), goplugin-grpc (batches on the gRPC stream),\n" +
+		"goplugin-naive (one RPC per event) and wasm (a module in the monitor, in wazero), a\n" +
+		"batch-size sweep, and latency\n" +
 		"kernel → detector → finding; replayed events and (as root) real kernel events.",
-	"resilience": "Every fault of the chaos detector on inproc, inproc with panics recovered, and goplugin,\n" +
+	"resilience": "Every fault of the chaos detector on inproc, inproc with panics recovered, goplugin and wasm,\n" +
 		"under steady load with repeated faults: survival, loss, time to detect and recover.",
 }
 
@@ -183,6 +184,9 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 	startup := func(backend string, n int) time.Duration {
 		if backend == bench.InProc {
 			return 50 * time.Millisecond
+		}
+		if backend == bench.Wasm { // instantiated from the compilation cache
+			return time.Duration(n) * 300 * time.Millisecond
 		}
 		return time.Duration(n) * 80 * time.Millisecond
 	}
@@ -197,7 +201,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 			}})
 		}
 	}
-	backends := []string{bench.InProc, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive}
+	backends := []string{bench.InProc, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive, bench.Wasm}
 	if has("throughput") {
 		add := func(label string, expect time.Duration, f func() (bench.ThroughputCell, error)) {
 			steps = append(steps, benchStep{label, expect, func() error {
@@ -215,7 +219,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 			}
 		}
 		for _, batch := range p.batches {
-			for _, b := range backends[:3] {
+			for _, b := range []string{bench.InProc, bench.GoPlugin, bench.GoPluginGRPC, bench.Wasm} {
 				if batch == bench.FloorBatch {
 					continue // measured above
 				}
@@ -270,7 +274,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 	}
 	if has("resilience") {
 		for _, fault := range chaos.Faults {
-			for _, b := range []string{bench.InProc, bench.InProcRecover, bench.GoPlugin} {
+			for _, b := range []string{bench.InProc, bench.InProcRecover, bench.GoPlugin, bench.Wasm} {
 				if b == bench.InProcRecover && !bench.IsCrash(fault) {
 					continue // recovering panics changes nothing for these
 				}
@@ -278,7 +282,7 @@ func benchSteps(e benchEnv, p benchPlan, sections []string, root bool, rep *benc
 				fp.Fault, fp.Backend = fault, b
 				_, length := fp.faultTimes()
 				expect := time.Duration(length*float64(time.Second)) + 500*time.Millisecond
-				if b != bench.GoPlugin && bench.IsCrash(fault) {
+				if (b == bench.InProc || b == bench.InProcRecover) && bench.IsCrash(fault) {
 					expect = time.Duration(fp.Every/2*float64(time.Second)) + 400*time.Millisecond
 				}
 				if fault == "fail-init" {

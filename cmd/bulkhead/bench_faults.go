@@ -289,9 +289,14 @@ func faultConfig(e benchEnv, p faultPlan) (fileConfig, error) {
 	}
 	fc.Detectors = append(fc.Detectors, healthy.Detectors...)
 	fc.Dispatch.DrainTimeout = time.Second
-	// A memory fault ends at 128 MiB, quickly, instead of the default 512.
-	fc.Detectors[0].Enclave = &enclaveConfig{Config: fc.Enclave.Config}
-	fc.Detectors[0].Enclave.MemoryMB = 128
+	// A memory fault ends at 128 MiB, quickly, instead of the default 512
+	// (a wasm module's memory is capped by the backend instead).
+	if p.Backend == bench.Wasm {
+		fc.Detectors[0].MemoryMiB = 128
+	} else {
+		fc.Detectors[0].Enclave = &enclaveConfig{Config: fc.Enclave.Config}
+		fc.Detectors[0].Enclave.MemoryMB = 128
+	}
 	return fc, nil
 }
 

@@ -37,6 +37,16 @@ func (e benchEnv) plugin(name string) (string, error) {
 	return p, nil
 }
 
+// module is the path of a detector's wasm module, or an error that says
+// how to get it.
+func (e benchEnv) module(name string) (string, error) {
+	p := filepath.Join(e.pluginDir, "bulkhead-plugin-"+name+".wasm")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the bench runs wasm module %s from %s, which is missing: build the modules next to bulkhead (make build), or point --plugins at them", name, p)
+	}
+	return p, nil
+}
+
 // detectorsConfig is n copies of a builtin detector on a backend, as
 // `bulkhead run` would start them from a config file. batch 0 keeps the
 // default; goplugin-naive always uses 1.
@@ -65,6 +75,13 @@ func (e benchEnv) detectorsConfig(name, backend string, n, batch int, cfg map[st
 			return fc, err
 		}
 		dc.Plugin = p
+	case bench.Wasm:
+		dc.Backend = "wasm"
+		p, err := e.module(name)
+		if err != nil {
+			return fc, err
+		}
+		dc.Module = p
 	default:
 		return fc, fmt.Errorf("unknown backend %q", backend)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
@@ -63,6 +64,9 @@ type fileConfig struct {
 	Detectors []detectorConfig `yaml:"detectors"`
 	// Export sends findings to NATS JetStream (docs/export.md); nil: not.
 	Export *export.Config `yaml:"export"`
+	// WasmCacheDir keeps wasm modules compiled (backend wasm): default
+	// the user's cache directory; "none" compiles them at every start.
+	WasmCacheDir string `yaml:"wasm_cache_dir"`
 }
 
 // enclaveConfig is how a goplugin detector's process is confined.
@@ -114,7 +118,7 @@ type dispatchConfig struct {
 
 type detectorConfig struct {
 	Name    string `yaml:"name"`
-	Backend string `yaml:"backend"` // inproc | goplugin | goplugin-unary
+	Backend string `yaml:"backend"` // inproc | goplugin | goplugin-unary | wasm
 	Builtin string `yaml:"builtin"` // inproc: one of builtinDetectors
 	// RecoverPanics (inproc): a panic in OnEvent is caught and counted as
 	// an error instead of ending the monitor. Nothing else can be caught.
@@ -132,6 +136,11 @@ type detectorConfig struct {
 	// 4; the default) or grpc (messages on the gRPC stream).
 	Transport string `yaml:"transport"`
 	RingMiB   int    `yaml:"ring_mib"`
+	// Backend wasm (wasm.go): the module, its memory, and the one host
+	// directory it may read.
+	Module    string `yaml:"module"`
+	MemoryMiB int    `yaml:"memory_mib"`
+	ReadDir   string `yaml:"read_dir"`
 }
 
 // maxConfigBytes bounds a configuration file: one far past any real
@@ -212,8 +221,10 @@ func loadConfig(path string) (fileConfig, error) {
 			if err := d.checkTransport(c.Dispatch.BatchSize); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			}
+		case "wasm":
+			errs = append(errs, checkWasm(&c.Detectors[i], path, where)...)
 		default:
-			errs = append(errs, fmt.Errorf("%s: unknown backend %q: use inproc, goplugin or goplugin-unary", where, d.Backend))
+			errs = append(errs, fmt.Errorf("%s: unknown backend %q: use inproc, goplugin, goplugin-unary or wasm", where, d.Backend))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -283,6 +294,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		}
 		return nil, err
 	}
+	var sharedCache *wasm.SharedCache // made with the first wasm detector
 	for i, dc := range c.Detectors {
 		cfgJSON, err := json.Marshal(dc.Config)
 		if err != nil {
@@ -294,7 +306,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		}
 		label := name
 		if label == "" {
-			label = filepath.Base(dc.Plugin)
+			label = filepath.Base(dc.Plugin + dc.Module)
 		}
 		dlog := log.With(zap.String("detector", label))
 		var run backends.Backend
@@ -302,6 +314,11 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 		switch dc.Backend {
 		case "inproc":
 			run, err = inproc.NewWith(ctx, builtinDetectors()[dc.Builtin](), cfgJSON, inproc.Options{Recover: dc.RecoverPanics}, dlog)
+		case "wasm":
+			if sharedCache == nil {
+				sharedCache = sharedWasmCache(c.WasmCacheDir, log)
+			}
+			run, protections, err = startWasm(ctx, dc, cfgJSON, sharedCache, dlog)
 		default:
 			o := goplugin.DefaultOptions(dc.Plugin)
 			o.Config, o.Unary = cfgJSON, dc.Backend == "goplugin-unary"
@@ -353,7 +370,7 @@ func logStarted(log *zap.Logger, name, backend string, def detect.Definition, pi
 // needsEnclave reports whether any detector runs in an enclave.
 func needsEnclave(c fileConfig) bool {
 	for _, d := range c.Detectors {
-		if d.Backend != "inproc" && c.Enclave.over(d.Enclave).enabled() {
+		if d.Backend != "inproc" && d.Backend != "wasm" && c.Enclave.over(d.Enclave).enabled() {
 			return true
 		}
 	}

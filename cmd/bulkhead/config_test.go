@@ -34,7 +34,17 @@ func TestBadConfigExplains(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown backend", "detectors: [{name: d1, backend: docker, plugin: /x}]",
-			`detector #1 (d1): unknown backend "docker": use inproc, goplugin or goplugin-unary`},
+			`detector #1 (d1): unknown backend "docker": use inproc, goplugin, goplugin-unary or wasm`},
+		{"wasm without module", "detectors: [{name: d1, backend: wasm}]",
+			"detector #1 (d1): backend wasm needs module: the path of the .wasm file"},
+		{"wasm with a plugin's settings", "detectors: [{name: d1, backend: wasm, module: /x.wasm, plugin: /x, transport: shm}]",
+			"detector #1 (d1): plugin (the binary of backend goplugin; a wasm detector's is module:) is not for backend wasm"},
+		{"wasm memory", "detectors: [{name: d1, backend: wasm, module: /x.wasm, memory_mib: 5000}]",
+			"detector #1 (d1): memory_mib 5000: want 1 to 4096"},
+		{"wasm module missing", "detectors: [{name: d1, backend: wasm, module: /no/such.wasm}]",
+			"detector #1 (d1, backend wasm): wasm module /no/such.wasm: open /no/such.wasm: no such file or directory"},
+		{"wasm not a module", "detectors: [{name: d1, backend: wasm, module: /bin/true}]",
+			"detector #1 (d1, backend wasm): wasm module /bin/true: not a WebAssembly module wazero can compile"},
 		{"unknown transport", "detectors: [{name: d1, backend: goplugin, plugin: /x, transport: udp}]",
 			`detector #1 (d1): transport "udp": use shm or grpc`},
 		{"ring too small", "dispatch: {batch_size: 512}\ndetectors: [{name: d1, backend: goplugin, plugin: /x, transport: shm, ring_mib: 1}]",

@@ -438,14 +438,17 @@ func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
 			breaker = "OPEN"
 		}
 		fmt.Fprintf(w, "    %-14s %-14s %10d %9d %10d %9d %7d %9d %8d %7d %9d %7d %6d %8d %10d %11d %7s%s\n", d.Name, d.Backend, d.Queued, d.Filtered, d.Delivered,
-			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, d.Abandoned, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(b))
+			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, d.Abandoned, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(d.Backend, b))
 	}
 }
 
-// enclaveKills notes the plugin processes the enclave killed, if any.
-func enclaveKills(b backends.Stats) string {
+// enclaveKills notes the plugin processes the enclave killed, if any (a
+// wasm module's instances ended at its memory limit).
+func enclaveKills(backend string, b backends.Stats) string {
 	s := ""
-	if b.Violations+b.LimitKills > 0 {
+	if backend == "wasm" && b.LimitKills > 0 {
+		s = fmt.Sprintf("  instances ended at the memory limit: %d", b.LimitKills)
+	} else if b.Violations+b.LimitKills > 0 {
 		s = fmt.Sprintf("  enclave killed: %d for forbidden system calls, %d at limits", b.Violations, b.LimitKills)
 	}
 	if b.ProtocolViolations > 0 {

@@ -80,6 +80,8 @@ func statusOf(lanes []dispatch.LaneStats) status {
 			state = "in-process"
 		case b.BreakerOpen:
 			state = "breaker-open"
+		case l.Backend == "wasm":
+			state = "in-sandbox" // in the monitor's process: no pid of its own
 		case b.PID == 0:
 			state = "restarting"
 		}

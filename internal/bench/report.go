@@ -78,6 +78,7 @@ const (
 	GoPlugin      = "goplugin"       // the default: batches through the shared-memory ring
 	GoPluginGRPC  = "goplugin-grpc"  // batches as messages on the gRPC stream
 	GoPluginNaive = "goplugin-naive" // one RPC per event
+	Wasm          = "wasm"           // a wasm module in the monitor's process (wazero)
 )
 
 // Sources of events.

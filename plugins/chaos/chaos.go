@@ -22,6 +22,14 @@
 //	               (in a plugin enclave, which hides /proc, its memory limit
 //	               ends it instead)
 //	fail-init      Init fails
+//
+// Built as a wasm module (plugins/chaos/wasm, for the wasm backend) the
+// faults keep their meaning within a module's single thread: exit is the
+// module's proc_exit, fatal is the runtime's "all goroutines are asleep -
+// deadlock!" (concurrent map writes cannot happen without a second
+// thread), hang spins (blocking would be that fatal error), and memory
+// grows the module's memory to the backend's limit, where the runtime dies
+// of "out of memory".
 package chaos
 
 import (
@@ -32,10 +40,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Faults lists every fault this detector can inject.
@@ -142,14 +148,14 @@ func (d *Detector) inject(path string) {
 	case "exit":
 		os.Exit(3)
 	case "fatal":
-		concurrentMapWrites()
+		fatal()
 	case "goroutine-nil":
 		go func() {
 			var p *Config
 			fmt.Fprintln(os.Stderr, p.Fault) // nil dereference: the process dies
 		}()
 	case "hang":
-		select {}
+		hang()
 	case "slow":
 		d.slow = true
 	case "memory":
@@ -180,20 +186,6 @@ func concurrentMapWrites() {
 	for i := 0; ; i++ {
 		m[i%1024] = i
 	}
-}
-
-// capAddressSpace limits the process's address space to its current size
-// plus mb, so the memory fault ends in the Go runtime's out-of-memory
-// death rather than in the host's OOM killer.
-func capAddressSpace(mb int) error {
-	size := procstat.Status("VmSize")
-	if size == 0 {
-		// /proc is out of reach in a plugin enclave, whose own memory
-		// limit then ends the fault.
-		return nil
-	}
-	limit := size + uint64(mb)<<20
-	return unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit})
 }
 
 func (d *Detector) Close(context.Context) error { return nil }

@@ -18,7 +18,7 @@ import (
 )
 
 // backendStyle gives each backend the same colour in every chart.
-var backendOrder = []string{bench.InProc, bench.InProcRecover, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive}
+var backendOrder = []string{bench.InProc, bench.InProcRecover, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive, bench.Wasm}
 
 func backendColor(b string) color.Color { return plotutil.Color(max(0, slices.Index(backendOrder, b))) }
 
