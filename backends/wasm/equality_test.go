@@ -10,9 +10,12 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
 	"github.com/bulkhead-sec/bulkhead/plugins/kernelload"
 	"github.com/bulkhead-sec/bulkhead/plugins/outbound"
+	"github.com/bulkhead-sec/bulkhead/plugins/persistence"
 	"github.com/bulkhead-sec/bulkhead/plugins/privesc"
+	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/rules"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
@@ -26,12 +29,10 @@ import (
 // that builds for wasip1, in process and as a wasm module, as the
 // dispatcher would (its kinds and filter, batches of 256), and asserts the
 // findings are the same: rule, severity, summary, techniques, fields and
-// evidence, in order. credaccess, persistence and ptrace do not build for
-// wasip1 (they use Linux constants of golang.org/x/sys/unix, which has
-// none for wasip1): see docs/plugins.md.
+// evidence, in order.
 func TestLibraryFindsTheSameOnWasm(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and compiles six modules")
+		t.Skip("builds and compiles nine modules")
 	}
 	evs := sdktest.Events(t, "../../testdata/recordings/library.bhrec")
 	for _, c := range []struct {
@@ -45,6 +46,9 @@ func TestLibraryFindsTheSameOnWasm(t *testing.T) {
 		{"tmpexec", tmpexec.New(), ""},
 		{"webshell", webshell.New(), ""},
 		{"rules", rules.New(), ""},
+		{"credaccess", credaccess.New(), ""},
+		{"persistence", persistence.New(), ""},
+		{"ptrace", ptrace.New(), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in, err := inproc.New(context.Background(), c.d, detect.Config(c.config), zaptest.NewLogger(t))

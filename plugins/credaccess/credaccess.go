@@ -25,7 +25,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Config is the detector's configuration.
@@ -152,7 +151,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	if ev.Open.Ret < 0 {
 		sev, what = sdk.SeverityMedium, "tried to open"
 	}
-	write := ev.Open.Flags&(unix.O_WRONLY|unix.O_RDWR|unix.O_TRUNC) != 0
+	write := ev.Open.Flags&(event.OpenWriteOnly|event.OpenReadWrite|event.OpenTruncate) != 0
 	techniques := []string{c.technique}
 	if write && c.rule == "sudoers-access" {
 		techniques = append(techniques, "T1548.003") // sudo policy changed

@@ -24,7 +24,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Config is the detector's configuration. Module and BPF loaders are
@@ -145,10 +144,10 @@ var bpfCommands = map[uint64]struct {
 	name   string
 	attach bool // attaches a program; otherwise reaches an existing object
 }{
-	unix.BPF_PROG_ATTACH: {"BPF_PROG_ATTACH", true}, unix.BPF_LINK_CREATE: {"BPF_LINK_CREATE", true},
-	unix.BPF_RAW_TRACEPOINT_OPEN: {"BPF_RAW_TRACEPOINT_OPEN", true},
-	unix.BPF_PROG_GET_FD_BY_ID:   {"BPF_PROG_GET_FD_BY_ID", false}, unix.BPF_MAP_GET_FD_BY_ID: {"BPF_MAP_GET_FD_BY_ID", false},
-	unix.BPF_OBJ_GET: {"BPF_OBJ_GET", false},
+	event.BPFProgAttach: {"BPF_PROG_ATTACH", true}, event.BPFLinkCreate: {"BPF_LINK_CREATE", true},
+	event.BPFRawTracepointOpen: {"BPF_RAW_TRACEPOINT_OPEN", true},
+	event.BPFProgGetFdByID:     {"BPF_PROG_GET_FD_BY_ID", false}, event.BPFMapGetFdByID: {"BPF_MAP_GET_FD_BY_ID", false},
+	event.BPFObjGet: {"BPF_OBJ_GET", false},
 }
 
 // sys is the finding for a kexec or a bpf() command, if any.
@@ -195,7 +194,7 @@ func (d *Detector) sys(ev *sdk.Event) (sdk.Finding, bool) {
 				v = fmt.Sprintf("tried (errno %d) to reach", -s.Ret)
 			}
 			obj := fmt.Sprintf("id %d", s.Args[0])
-			if s.Op == unix.BPF_OBJ_GET && s.Name != "" {
+			if s.Op == event.BPFObjGet && s.Name != "" {
 				obj = s.Name
 			}
 			f = sdk.NewFinding(ev, "bpf-object-access", severity(s.Ret, sdk.SeverityMedium),

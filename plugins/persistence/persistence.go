@@ -27,7 +27,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Config is the detector's configuration.
@@ -139,7 +138,7 @@ func (d *Detector) Init(_ context.Context, cfg sdk.Config, log *zap.Logger) erro
 }
 
 // writeFlags open a file to change it.
-const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND
+const writeFlags = event.OpenWriteOnly | event.OpenReadWrite | event.OpenCreate | event.OpenTruncate | event.OpenAppend
 
 func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, error) {
 	if ev.Kind == event.KindFile {

@@ -15,7 +15,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/match"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 )
 
 // Config is the detector's configuration.
@@ -69,7 +68,7 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 	rule, sev, what := "ptrace-attach", sdk.SeverityMedium, "attached to"
 	technique := "T1055.008"
 	switch p.Request {
-	case unix.PTRACE_TRACEME:
+	case event.PtraceTraceMe:
 		// A debugger's child asks this before it execs the program to
 		// debug: it still has the debugger's binary, which the allowlist
 		// trusts.
@@ -77,8 +76,8 @@ func (d *Detector) OnEvent(_ context.Context, ev *sdk.Event) ([]sdk.Finding, err
 		p := *p
 		p.TargetPID = ev.PPID
 		return d.finding(ev, &p, rule, sev, what, technique), nil
-	case unix.PTRACE_ATTACH, unix.PTRACE_SEIZE:
-	case unix.PTRACE_POKETEXT, unix.PTRACE_POKEDATA, unix.PTRACE_POKEUSR:
+	case event.PtraceAttach, event.PtraceSeize:
+	case event.PtracePokeText, event.PtracePokeData, event.PtracePokeUser:
 		rule, sev, what = "ptrace-write", sdk.SeverityHigh, "wrote into"
 	default:
 		return nil, nil
