@@ -271,7 +271,7 @@ func (b *Backend) SubmitFlat(ctx context.Context, batch []byte, count int, done 
 		}
 		return
 	}
-	b.queue(&pending{ctx: ctx, buf: mem.Copy(batch, mem.DefaultBufferPool()), count: count, done: done})
+	b.queue(&pending{ctx: ctx, buf: wire.CopyBatch(batch), count: count, done: done})
 }
 
 // queue hands p to the loop.

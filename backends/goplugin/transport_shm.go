@@ -315,7 +315,7 @@ func (b *Backend) copyShm(r request) []*pending {
 		}
 		// No room now, or a violation the send will find: copy aside.
 	}
-	return []*pending{{ctx: r.ctx, buf: mem.Copy(r.flat, mem.DefaultBufferPool()), count: r.count, done: r.done}}
+	return []*pending{{ctx: r.ctx, buf: wire.CopyBatch(r.flat), count: r.count, done: r.done}}
 }
 
 // ringHold keeps the oldest batch in flight that views the ring from
