@@ -78,9 +78,9 @@ type Detector struct {
 // layout (wire.FlatEncoder), as the dispatcher encodes it once for every
 // such detector: its transport then moves the bytes as they are (one copy
 // into a plugin's ring) instead of encoding the batch once per detector.
-// The dispatcher uses it for a batch whose every event the detector wants
-// (no filter of its own, every kind in the batch declared); other batches
-// go through Submit with the events the detector wants.
+// The dispatcher uses it for a detector that wants every event of every
+// batch: no filter of its own, and every kind some detector wants. Any
+// other detector gets the events it wants through Submit.
 type FlatBackend interface {
 	// SubmitFlat is Submit for count events encoded in batch, which need
 	// only stay valid until it returns.
@@ -165,8 +165,7 @@ type Dispatcher struct {
 	pool      sync.Pool // full-size batches, filled by Add
 	// copyEvents: some detector takes events (CopyTo into the batch);
 	// enc, when some detector takes flat batches, encodes every event once
-	// into the batch's flat bytes. A batch that has only those is decoded
-	// (once, on demand) for a flat detector that filters.
+	// into the batch's flat bytes.
 	copyEvents bool
 	enc        *wire.FlatEncoder
 	// small[i] holds batches of 1<<i events: a batch at most half full is
@@ -187,7 +186,7 @@ type lane struct {
 	finished chan struct{} // closed when run returns
 	out      FindingFunc
 	failLog  backends.Every
-	flat     FlatBackend // the backend, if it takes flat batches
+	flat     FlatBackend // the backend, if it takes every batch whole, flat
 	// unfiltered: the detector has no filter of its own, so it wants
 	// every event of the kinds it declared.
 	unfiltered bool
@@ -225,15 +224,8 @@ type batch struct {
 	n       int                     // events in the batch
 	flat    []byte                  // the batch in the flat layout (when the dispatcher encodes it)
 	perKind [event.KindCount]uint32 // events of each kind in the batch
-	kinds   event.KindSet           // the kinds with events in the batch
 	refs    atomic.Int32
 	pool    *sync.Pool // where it goes back to
-	// A batch with flat bytes only is decoded for the lanes that filter,
-	// once, by the first that needs it.
-	decMu   sync.Mutex
-	decoded []event.Event
-	decErr  error
-	dec     wire.FlatDecoder
 }
 
 // eventSize is what an event's slot in a batch costs, strings apart.
@@ -242,21 +234,6 @@ const eventSize = int64(unsafe.Sizeof(event.Event{}))
 // size is the memory b pins: its slots and its arena.
 func (b *batch) size() int64 {
 	return int64(cap(b.events))*eventSize + int64(cap(b.arena)) + int64(cap(b.flat))
-}
-
-// view is the batch's events: its copies, or, when it has flat bytes
-// only, those decoded (views of the flat bytes, valid until the batch is
-// released).
-func (b *batch) view() ([]event.Event, error) {
-	if len(b.events) == b.n {
-		return b.events, nil
-	}
-	b.decMu.Lock()
-	defer b.decMu.Unlock()
-	if b.decoded == nil && b.decErr == nil {
-		b.decoded, b.decErr = b.dec.Decode(b.flat)
-	}
-	return b.decoded, b.decErr
 }
 
 // New starts one goroutine per detector.
@@ -282,7 +259,16 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 		def := det.Run.Definition()
 		l := &lane{d: d, det: det, def: def, match: def.Filter.Compile(), kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
 			finished: make(chan struct{}), space: make(chan struct{}, 1), out: out, unfiltered: def.Filter.Empty()}
-		if fb, ok := det.Run.(FlatBackend); ok {
+		d.lanes = append(d.lanes, l)
+		d.wanted |= l.kinds
+	}
+	// A detector takes flat batches when it can take every batch whole:
+	// no filter, and every kind any detector wants (every batch has only
+	// those). Any other gets the events it wants, copied, as an in-process
+	// one does: encoding every event for it and decoding the batch again
+	// to pick its events would cost more than the copy it saves.
+	for _, l := range d.lanes {
+		if fb, ok := l.det.Run.(FlatBackend); ok && l.unfiltered && d.wanted&^l.kinds == 0 {
 			l.flat = fb
 			if d.enc == nil {
 				d.enc = wire.NewFlatEncoder()
@@ -290,8 +276,6 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 		} else {
 			d.copyEvents = true
 		}
-		d.lanes = append(d.lanes, l)
-		d.wanted |= l.kinds
 	}
 	// Sized by what the batch carries: copies of events (544 bytes each
 	// and their strings), flat records (about a third of that), or both.
@@ -363,7 +347,6 @@ func (d *Dispatcher) Add(ev *event.Event) {
 	}
 	b.n++
 	b.perKind[ev.Kind]++
-	b.kinds = b.kinds.With(ev.Kind)
 	if b.n >= d.opts.BatchSize {
 		d.Flush()
 	}
@@ -480,7 +463,7 @@ func (d *Dispatcher) compact(b *batch) *batch {
 		}
 	}
 	s.flat = append(s.flat[:0], b.flat...) // fresh allocations: 8-aligned
-	s.n, s.perKind, s.kinds = n, b.perKind, b.kinds
+	s.n, s.perKind = n, b.perKind
 	b.refs.Store(1)
 	d.release(b)
 	return s
@@ -495,14 +478,7 @@ func (d *Dispatcher) release(b *batch) {
 			b.events[i].Process = nil
 		}
 		b.events, b.arena, b.perKind = b.events[:0], b.arena[:0], [event.KindCount]uint32{}
-		b.n, b.kinds, b.flat = 0, 0, b.flat[:0]
-		if b.decoded != nil || b.decErr != nil {
-			// The decoded events view b.flat, which is reused.
-			for i := range b.decoded {
-				b.decoded[i].Process = nil
-			}
-			b.decoded, b.decErr = nil, nil
-		}
+		b.n, b.flat = 0, b.flat[:0]
 		b.pool.Put(b)
 	}
 }
@@ -664,8 +640,9 @@ func (l *lane) run(ctx context.Context) {
 		if l.take(b) > 0 {
 			continue
 		}
-		if l.takesAll(b) {
-			// The batch as the dispatcher encoded it, every event wanted.
+		if l.flat != nil {
+			// The batch as the dispatcher encoded it: every event in it
+			// is one the detector wants.
 			n := b.n
 			inflight.Add(1)
 			submitted := time.Now()
@@ -677,22 +654,9 @@ func (l *lane) run(ctx context.Context) {
 			l.d.release(b)
 			continue
 		}
-		events, err := b.view()
-		if err != nil {
-			// Not expected (the dispatcher encoded it): the lane's events
-			// fail, counted, and the others go on.
-			n := l.count(b)
-			l.settle(n, &l.failed)
-			if l.failLog.Allow(time.Second) {
-				l.d.log.Error("cannot read a batch the dispatcher encoded", zap.String("detector", l.det.Name), zap.Error(err))
-			}
-			l.d.outstanding.Done()
-			l.d.release(b)
-			continue
-		}
 		sel = sel[:0]
-		for i := range events {
-			ev := &events[i]
+		for i := range b.events {
+			ev := &b.events[i]
 			if l.kinds.Has(ev.Kind) && l.match.Wants(ev) {
 				sel = append(sel, ev)
 			}
@@ -718,12 +682,6 @@ func (l *lane) run(ctx context.Context) {
 		l.d.release(b)
 	}
 	inflight.Wait()
-}
-
-// takesAll reports whether the lane hands b to its backend as b's flat
-// bytes: it takes flat batches and wants every event in b.
-func (l *lane) takesAll(b *batch) bool {
-	return l.flat != nil && l.unfiltered && len(b.flat) > 0 && b.kinds&^l.kinds == 0
 }
 
 // finish takes a batch's outcome: its events counted, findings out (with
