@@ -136,7 +136,9 @@ type Backend struct {
 type request struct {
 	ctx    context.Context
 	batch  *pending       // encoded by Submit (grpc)
-	events []*event.Event // or to be encoded by the loop (shm), then done
+	events []*event.Event // or to be encoded by the loop (shm), then encoded
+	flat   []byte         // or encoded already (shm, SubmitFlat): count events, copied by the loop, then encoded
+	count  int
 	done   backends.Done
 	stop   func(error) // or: stop
 }
@@ -237,6 +239,41 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 	b.queue(&pending{ctx: ctx, buf: b.enc.Finish(), count: len(events), done: done})
 }
 
+// SubmitFlat is Submit for a batch already encoded in the flat layout
+// (dispatch.FlatBackend): count events in batch, which is only read until
+// SubmitFlat returns. Through the ring it is one copy into the ring; on
+// the stream, one copy into a buffer of its own.
+func (b *Backend) SubmitFlat(ctx context.Context, batch []byte, count int, done backends.Done) {
+	if count == 0 {
+		done(nil, nil)
+		return
+	}
+	if len(batch) > b.maxBatch {
+		// Too large for the transport: split by event, as Submit does.
+		events, err := wire.DecodeFlat(batch)
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		ptrs := make([]*event.Event, len(events))
+		for i := range events {
+			ptrs[i] = &events[i]
+		}
+		b.Submit(ctx, ptrs, done)
+		return
+	}
+	if b.opts.Transport == TransportShm {
+		select {
+		case b.reqs <- request{ctx: ctx, flat: batch, count: count, done: done}:
+			<-b.encoded
+		case <-b.done:
+			done(nil, backends.ErrUnavailable)
+		}
+		return
+	}
+	b.queue(&pending{ctx: ctx, buf: wire.CopyBatch(batch), count: count, done: done})
+}
+
 // queue hands p to the loop.
 func (b *Backend) queue(p *pending) {
 	select {
@@ -299,7 +336,7 @@ func (b *Backend) loop() {
 			case r.stop != nil:
 				r.stop(b.stop(r.ctx))
 				return
-			case r.events != nil:
+			case r.events != nil || r.flat != nil:
 				b.acceptShm(r)
 			default:
 				b.inflight = append(b.inflight, r.batch)

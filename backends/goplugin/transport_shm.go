@@ -248,6 +248,9 @@ func (b *Backend) acceptShm(r request) {
 const minRingRoom = 4 << 10
 
 func (b *Backend) encodeShm(r request) []*pending {
+	if r.flat != nil {
+		return b.copyShm(r)
+	}
 	count := len(r.events)
 	if b.proc != nil && b.proc.ring != nil && b.unwritten() < 0 {
 		ring := b.proc.ring
@@ -287,6 +290,32 @@ func (b *Backend) encodeShm(r request) []*pending {
 		return b.split(r.ctx, r.events, r.done)
 	}
 	return []*pending{{ctx: r.ctx, buf: b.enc.Finish(), count: count, done: r.done}}
+}
+
+// copyShm is encodeShm for a batch encoded already (SubmitFlat, which
+// checked that it fits a ring record): copied into the ring when nothing
+// waits before it and it fits now, else into a buffer of its own that
+// waits for room.
+func (b *Backend) copyShm(r request) []*pending {
+	if b.proc != nil && b.proc.ring != nil && b.unwritten() < 0 {
+		ring := b.proc.ring
+		b.ringHold()
+		pos := ring.Produced()
+		buf, ok, err := ring.Reserve(wire.RingHeaderSize + len(r.flat))
+		if ok && err == nil {
+			wire.PutRingHeader(buf, b.seq+1, r.count)
+			batch := buf[wire.RingHeaderSize:]
+			copy(batch, r.flat)
+			if err := ring.Commit(len(buf)); err == nil {
+				b.seq++
+				return []*pending{{ctx: r.ctx, buf: mem.SliceBuffer(batch), count: r.count, done: r.done,
+					seq: b.seq, sentAt: time.Now(), written: true, inRing: true, ring: ring, ringPos: pos, ringEnd: ring.Produced()}}
+			}
+			ring.Abort()
+		}
+		// No room now, or a violation the send will find: copy aside.
+	}
+	return []*pending{{ctx: r.ctx, buf: wire.CopyBatch(r.flat), count: r.count, done: r.done}}
 }
 
 // ringHold keeps the oldest batch in flight that views the ring from

@@ -1,5 +1,7 @@
 // Package dispatch hands events to detectors. Events are copied once into
-// shared batches (their strings into the batch's own arena); each detector
+// shared batches (their strings into the batch's own arena) and, when some
+// detector takes batches in the flat layout (FlatBackend: a plugin), encoded
+// once into it, for every such detector at once; each detector
 // has its own bounded queue and its own goroutine, so a slow, hung or dead
 // detector never stalls capture or the other detectors. A queue is sized in
 // events and bytes, not batches: at low rates a batch holds a few events
@@ -21,6 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
@@ -69,6 +72,19 @@ type Detector struct {
 	Run     backends.Backend
 	// Protections say what isolates the detector (its enclave): for reports.
 	Protections []string
+}
+
+// FlatBackend is a backend that takes a batch already encoded in the flat
+// layout (wire.FlatEncoder), as the dispatcher encodes it once for every
+// such detector: its transport then moves the bytes as they are (one copy
+// into a plugin's ring) instead of encoding the batch once per detector.
+// The dispatcher uses it for a detector that wants every event of every
+// batch: no filter of its own, and every kind some detector wants. Any
+// other detector gets the events it wants through Submit.
+type FlatBackend interface {
+	// SubmitFlat is Submit for count events encoded in batch, which need
+	// only stay valid until it returns.
+	SubmitFlat(ctx context.Context, batch []byte, count int, done backends.Done)
 }
 
 // FindingFunc receives findings, from every detector's goroutine at once.
@@ -147,6 +163,11 @@ type Dispatcher struct {
 	prefilter [event.KindCount][]*detect.Matcher
 	cur       *batch
 	pool      sync.Pool // full-size batches, filled by Add
+	// copyEvents: some detector takes events (CopyTo into the batch);
+	// enc, when some detector takes flat batches, encodes every event once
+	// into the batch's flat bytes.
+	copyEvents bool
+	enc        *wire.FlatEncoder
 	// small[i] holds batches of 1<<i events: a batch at most half full is
 	// moved into one when it is flushed behind a backlog, so a waiting
 	// batch pins at most twice the memory of its events (see compact).
@@ -165,6 +186,10 @@ type lane struct {
 	finished chan struct{} // closed when run returns
 	out      FindingFunc
 	failLog  backends.Every
+	flat     FlatBackend // the backend, if it takes every batch whole, flat
+	// unfiltered: the detector has no filter of its own, so it wants
+	// every event of the kinds it declared.
+	unfiltered bool
 	// What is on the queue now, for its budget: written by Flush (one
 	// goroutine), taken off by run and abandon.
 	waitEvents atomic.Int64
@@ -194,8 +219,10 @@ type lane struct {
 // batch is shared by every lane that wants some of its events; the last to
 // release it returns it to its pool.
 type batch struct {
-	events  []event.Event
+	events  []event.Event // copies (when the dispatcher copies events)
 	arena   []byte
+	n       int                     // events in the batch
+	flat    []byte                  // the batch in the flat layout (when the dispatcher encodes it)
 	perKind [event.KindCount]uint32 // events of each kind in the batch
 	refs    atomic.Int32
 	pool    *sync.Pool // where it goes back to
@@ -205,7 +232,9 @@ type batch struct {
 const eventSize = int64(unsafe.Sizeof(event.Event{}))
 
 // size is the memory b pins: its slots and its arena.
-func (b *batch) size() int64 { return int64(cap(b.events))*eventSize + int64(cap(b.arena)) }
+func (b *batch) size() int64 {
+	return int64(cap(b.events))*eventSize + int64(cap(b.arena)) + int64(cap(b.flat))
+}
 
 // New starts one goroutine per detector.
 func New(ctx context.Context, opts Options, detectors []Detector, out FindingFunc, log *zap.Logger) *Dispatcher {
@@ -226,22 +255,47 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 	// always takes.
 	slots := min(opts.QueueBatches, opts.QueueEvents+1)
 	d := &Dispatcher{opts: opts, log: log}
+	for _, det := range detectors {
+		def := det.Run.Definition()
+		l := &lane{d: d, det: det, def: def, match: def.Filter.Compile(), kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
+			finished: make(chan struct{}), space: make(chan struct{}, 1), out: out, unfiltered: def.Filter.Empty()}
+		d.lanes = append(d.lanes, l)
+		d.wanted |= l.kinds
+	}
+	// A detector takes flat batches when it can take every batch whole:
+	// no filter, and every kind any detector wants (every batch has only
+	// those). Any other gets the events it wants, copied, as an in-process
+	// one does: encoding every event for it and decoding the batch again
+	// to pick its events would cost more than the copy it saves.
+	for _, l := range d.lanes {
+		if fb, ok := l.det.Run.(FlatBackend); ok && l.unfiltered && d.wanted&^l.kinds == 0 {
+			l.flat = fb
+			if d.enc == nil {
+				d.enc = wire.NewFlatEncoder()
+			}
+		} else {
+			d.copyEvents = true
+		}
+	}
+	// Sized by what the batch carries: copies of events (544 bytes each
+	// and their strings), flat records (about a third of that), or both.
+	events, arena, flat := opts.BatchSize, 64<<10, 0
+	if d.enc != nil {
+		flat = 64 << 10
+	}
+	if !d.copyEvents {
+		events, arena = 0, 0
+	}
 	d.pool.New = func() any {
-		return &batch{events: make([]event.Event, 0, opts.BatchSize), arena: make([]byte, 0, 64<<10), pool: &d.pool}
+		return &batch{events: make([]event.Event, 0, events), arena: make([]byte, 0, arena), flat: make([]byte, 0, flat), pool: &d.pool}
 	}
 	d.small = make([]sync.Pool, bits.Len(uint(opts.BatchSize/2)))
 	for i := range d.small {
 		p := &d.small[i]
 		p.New = func() any {
-			return &batch{events: make([]event.Event, 0, 1<<i), arena: make([]byte, 0, 256<<i), pool: p}
+			return &batch{events: make([]event.Event, 0, min(events, 1<<i)), arena: make([]byte, 0, min(arena, 256<<i)),
+				flat: make([]byte, 0, min(flat, 256<<i)), pool: p}
 		}
-	}
-	for _, det := range detectors {
-		def := det.Run.Definition()
-		l := &lane{d: d, det: det, def: def, match: def.Filter.Compile(), kinds: def.KindSet(), kindList: def.KindSet().Kinds(), queue: make(chan *batch, slots),
-			finished: make(chan struct{}), space: make(chan struct{}, 1), out: out}
-		d.lanes = append(d.lanes, l)
-		d.wanted |= l.kinds
 	}
 	for _, k := range d.wanted.Kinds() {
 		var fs []*detect.Matcher
@@ -266,24 +320,34 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 // Wants reports whether any detector wants events of kind k.
 func (d *Dispatcher) Wants(k event.Kind) bool { return d.wanted.Has(k) }
 
-// Add copies ev into the current batch, sending the batch when it is full.
+// Add copies ev into the current batch (and encodes it into the batch's
+// flat bytes), sending the batch when it is full.
 func (d *Dispatcher) Add(ev *event.Event) {
 	if !d.wanted.Has(ev.Kind) || !d.anyWants(ev) {
 		return
 	}
 	if d.cur == nil {
 		d.cur = d.pool.Get().(*batch)
+		if d.enc != nil {
+			d.enc.ResetInto(d.cur.flat)
+		}
 	}
 	b := d.cur
-	// CopyTo overwrites the whole slot: no need to zero it first.
-	if n := len(b.events); n < cap(b.events) {
-		b.events = b.events[:n+1]
-	} else {
-		b.events = append(b.events, event.Event{})
+	if d.copyEvents {
+		// CopyTo overwrites the whole slot: no need to zero it first.
+		if n := len(b.events); n < cap(b.events) {
+			b.events = b.events[:n+1]
+		} else {
+			b.events = append(b.events, event.Event{})
+		}
+		b.arena = ev.CopyTo(&b.events[len(b.events)-1], b.arena)
 	}
-	b.arena = ev.CopyTo(&b.events[len(b.events)-1], b.arena)
+	if d.enc != nil {
+		d.enc.Add(ev)
+	}
+	b.n++
 	b.perKind[ev.Kind]++
-	if len(b.events) >= d.opts.BatchSize {
+	if b.n >= d.opts.BatchSize {
 		d.Flush()
 	}
 }
@@ -311,7 +375,11 @@ func (d *Dispatcher) Flush() {
 		return
 	}
 	d.cur = nil
-	if len(b.events) <= d.opts.BatchSize/2 && d.backlog() {
+	if d.enc != nil {
+		// The encoder's buffer: b.flat's, or a larger one it moved to.
+		b.flat = d.enc.Bytes()
+	}
+	if b.n <= d.opts.BatchSize/2 && d.backlog() {
 		b = d.compact(b)
 	}
 	size := b.size()
@@ -379,7 +447,7 @@ func (d *Dispatcher) backlog() bool {
 // detector takes at once pins nothing for long, and the byte budget counts
 // every batch at its full size anyway.
 func (d *Dispatcher) compact(b *batch) *batch {
-	n := len(b.events)
+	n := b.n
 	if n == 0 {
 		return b
 	}
@@ -388,11 +456,14 @@ func (d *Dispatcher) compact(b *batch) *batch {
 		return b
 	}
 	s := d.small[i].Get().(*batch)
-	s.events = s.events[:n]
-	for j := range b.events {
-		s.arena = b.events[j].CopyTo(&s.events[j], s.arena)
+	if d.copyEvents {
+		s.events = s.events[:n]
+		for j := range b.events {
+			s.arena = b.events[j].CopyTo(&s.events[j], s.arena)
+		}
 	}
-	s.perKind = b.perKind
+	s.flat = append(s.flat[:0], b.flat...) // fresh allocations: 8-aligned
+	s.n, s.perKind = n, b.perKind
 	b.refs.Store(1)
 	d.release(b)
 	return s
@@ -407,6 +478,7 @@ func (d *Dispatcher) release(b *batch) {
 			b.events[i].Process = nil
 		}
 		b.events, b.arena, b.perKind = b.events[:0], b.arena[:0], [event.KindCount]uint32{}
+		b.n, b.flat = 0, b.flat[:0]
 		b.pool.Put(b)
 	}
 }
@@ -566,6 +638,20 @@ func (l *lane) run(ctx context.Context) {
 	var sel []*event.Event
 	for b := range l.queue {
 		if l.take(b) > 0 {
+			continue
+		}
+		if l.flat != nil {
+			// The batch as the dispatcher encoded it: every event in it
+			// is one the detector wants.
+			n := b.n
+			inflight.Add(1)
+			submitted := time.Now()
+			l.flat.SubmitFlat(ctx, b.flat, n, func(found []detect.Finding, err error) {
+				defer inflight.Done()
+				l.latency.observe(time.Since(submitted))
+				l.finish(n, found, err)
+			})
+			l.d.release(b)
 			continue
 		}
 		sel = sel[:0]

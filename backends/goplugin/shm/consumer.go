@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,10 +16,12 @@ import (
 
 // ConsumerOptions tune the consumer's waiting.
 type ConsumerOptions struct {
-	// Spin is how long Next polls an empty ring (yielding the processor
-	// to any thread that wants it) before it sleeps on the futex. A producer that commits more often
-	// than this never pays a wake-up. Zero means DefaultSpin; negative
-	// means never spin.
+	// Spin is the longest Next polls an empty ring (yielding the
+	// processor to any thread that wants it) before it sleeps on the
+	// futex. A producer that commits more often than this never pays a
+	// wake-up. Next adapts within it (see spinFor): records that keep
+	// coming a little later than it spins make it spin less, not more.
+	// Zero means DefaultSpin; negative means never spin.
 	Spin time.Duration
 	// MaxSleep bounds one futex wait, so Next notices a cancelled context
 	// even if the wake that context.AfterFunc sends comes too early.
@@ -28,6 +31,10 @@ type ConsumerOptions struct {
 
 // DefaultSpin is the consumer's default polling time before it sleeps.
 const DefaultSpin = 50 * time.Microsecond
+
+// minSpin is the least Next spins once it has adapted: a record being
+// committed right now.
+const minSpin = 2 * time.Microsecond
 
 // Consumer is the plugin's end of a ring. The data is mapped read-only;
 // only the consumer page is writable. Not safe for concurrent use.
@@ -44,11 +51,12 @@ type Consumer struct {
 	ansPtr   *uint64
 	opts     ConsumerOptions
 
-	read                   uint64 // next record to return
-	prod                   uint64 // producer position last loaded: records up to it are published
-	acked                  uint64 // last position published to the producer
-	answered, ansPublished uint64 // records answered out of band; the count last published
-	sleeps                 uint64 // futex waits
+	read                   uint64        // next record to return
+	prod                   uint64        // producer position last loaded: records up to it are published
+	acked                  uint64        // last position published to the producer
+	answered, ansPublished uint64        // records answered out of band; the count last published
+	sleeps                 uint64        // futex waits
+	spin                   time.Duration // how long the next wait spins (minSpin to opts.Spin)
 }
 
 // Open maps a ring from the descriptors Producer.Files gave (the plugin
@@ -105,7 +113,7 @@ func Open(producer, consumer *os.File, opts ConsumerOptions) (_ *Consumer, err e
 		return nil, fmt.Errorf("%w: consumer page of %d bytes (%v)", ErrLayout, cst.Size, err)
 	}
 
-	c := &Consumer{size: dsize, mask: dsize - 1, opts: opts}
+	c := &Consumer{size: dsize, mask: dsize - 1, opts: opts, spin: opts.Spin}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
@@ -182,10 +190,13 @@ func (c *Consumer) TryNext() ([]byte, bool, error) {
 // before waiting (TryNext says when a wait is coming).
 func (c *Consumer) Next(ctx context.Context) ([]byte, error) {
 	var spinStart time.Time
-	spun := c.opts.Spin < 0
+	spun, slept := c.opts.Spin < 0, false
 	for {
 		rec, ok, err := c.TryNext()
 		if ok || err != nil {
+			if !spinStart.IsZero() && err == nil {
+				c.adapt(time.Since(spinStart), slept)
+			}
 			return rec, err
 		}
 		if err := ctx.Err(); err != nil {
@@ -194,15 +205,39 @@ func (c *Consumer) Next(ctx context.Context) ([]byte, error) {
 		if !spun {
 			if spinStart.IsZero() {
 				spinStart = time.Now()
-			} else if time.Since(spinStart) >= c.opts.Spin {
+			} else if time.Since(spinStart) >= c.spin {
 				spun = true
 			}
-			// Yield the processor, not only to this process's goroutines:
-			// on a host with few cores the producer may be waiting for it.
+			// Yield the processor: to this process's goroutines first (the
+			// one that sends the answer to the last record may be waiting
+			// for this P), then to any thread: on a host with few cores the
+			// producer may be waiting for it.
+			runtime.Gosched()
 			osYield()
 			continue
 		}
+		slept = true
 		c.sleep(ctx)
+	}
+}
+
+// adapt sets how long the next wait spins from how long this one took
+// (waited) and whether it slept. Spinning pays when records come soon:
+// then it spins up to twice as long as this wait took (within Spin). A
+// record that came late, after a sleep, halves it (down to minSpin): a
+// consumer faster than its producer, which would otherwise burn Spin of
+// CPU before every sleep (a core the producer may need), pays a wake-up
+// per record instead, a few µs of both sides' CPU. Latency is the same:
+// a sleeping consumer is woken at once.
+func (c *Consumer) adapt(waited time.Duration, slept bool) {
+	switch {
+	case c.opts.Spin < 0:
+	case !slept:
+		c.spin = min(c.opts.Spin, max(c.spin, 2*waited))
+	case waited <= c.opts.Spin/2:
+		c.spin = max(minSpin, min(c.opts.Spin, 2*waited))
+	default:
+		c.spin = max(minSpin, c.spin/2)
 	}
 }
 
@@ -210,6 +245,10 @@ func (c *Consumer) Next(ctx context.Context) ([]byte, error) {
 // position's low word until the producer wakes it (or MaxSleep passes, or
 // ctx ends).
 func (c *Consumer) sleep(ctx context.Context) {
+	// The futex wait holds this goroutine's P until sysmon takes it back
+	// (on a quiet host, up to 10 ms later): let what is runnable here run
+	// first.
+	runtime.Gosched()
 	atomic.StoreUint32(c.sleepPtr, 1)
 	prod := atomic.LoadUint64(c.prodPtr)
 	if prod == c.read {

@@ -449,3 +449,32 @@ func TestHoldAndReserveUpTo(t *testing.T) {
 	}
 	p.Abort()
 }
+
+// The consumer spins less after records that came late (it slept), down
+// to minSpin, and more after records that came soon, up to Spin.
+func TestConsumerSpinAdapts(t *testing.T) {
+	c := &Consumer{opts: ConsumerOptions{Spin: 50 * time.Microsecond}, spin: 50 * time.Microsecond}
+	for range 10 {
+		c.adapt(80*time.Microsecond, true) // late: slept
+	}
+	if c.spin != minSpin {
+		t.Fatalf("after late records: spin %s, want %s", c.spin, minSpin)
+	}
+	c.adapt(10*time.Microsecond, true) // came soon after the sleep began
+	if c.spin != 20*time.Microsecond {
+		t.Fatalf("after a record 10µs late: spin %s, want 20µs", c.spin)
+	}
+	c.adapt(15*time.Microsecond, false) // caught spinning
+	if c.spin != 30*time.Microsecond {
+		t.Fatalf("after a record caught at 15µs: spin %s, want 30µs", c.spin)
+	}
+	c.adapt(40*time.Microsecond, false)
+	if c.spin != 50*time.Microsecond {
+		t.Fatalf("spin %s, want at most Spin", c.spin)
+	}
+	never := &Consumer{opts: ConsumerOptions{Spin: -1}, spin: -1}
+	never.adapt(time.Microsecond, false)
+	if never.spin != -1 {
+		t.Fatalf("a consumer that never spins adapted to %s", never.spin)
+	}
+}

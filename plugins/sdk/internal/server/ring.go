@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
@@ -27,8 +28,21 @@ func OpenRing(env string) (*shm.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s=%s: %w", wire.ShmEnv, env, err)
 	}
+	// The ring's reader spins on its P, then sleeps in a futex wait that
+	// keeps the P until sysmon takes it back: on a quiet host up to 10 ms.
+	// With a single P (the runtime's default in an enclave whose cgroup
+	// allows one CPU), a goroutine it made runnable meanwhile, gRPC's
+	// writer with an answer carrying findings, waited as long: that was
+	// most of the finding's latency. A second P runs it at once; the
+	// cgroup still bounds the CPU the plugin uses.
+	if runtime.GOMAXPROCS(0) < minProcs {
+		runtime.GOMAXPROCS(minProcs)
+	}
 	return ring, nil
 }
+
+// minProcs is the fewest Ps a plugin reading a ring runs with.
+const minProcs = 2
 
 // UseRing makes Stream read batches from ring instead of from the stream.
 func (s *Server) UseRing(ring *shm.Consumer) { s.ring = ring }
