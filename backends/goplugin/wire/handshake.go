@@ -11,8 +11,10 @@ import (
 )
 
 // ProtocolVersion changes whenever the service or the codec changes in a
-// way an older peer cannot follow.
-const ProtocolVersion = 2
+// way an older peer cannot follow. 3: flat layout 2 (the file, namespace,
+// signal, socket and sys kinds): an older plugin is refused at its start,
+// not on every batch.
+const ProtocolVersion = 3
 
 // PluginName is the one plugin a detector binary serves.
 const PluginName = "detector"
