@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
@@ -74,7 +76,7 @@ func TestBadConfigExplains(t *testing.T) {
 		{"not a plugin", "detectors: [{name: d1, backend: goplugin, plugin: /bin/true}]",
 			"detector #1 (d1, backend goplugin): plugin /bin/true: not a bulkhead detector plugin"},
 		{"protocol mismatch", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s}]", old),
-			"detector #1 (d1, backend goplugin): plugin " + old + ": not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version 2): incompatible API version with plugin. Plugin version: 1"},
+			"detector #1 (d1, backend goplugin): plugin " + old + ": not a bulkhead detector plugin, or one built for another protocol version (this monitor speaks version " + strconv.Itoa(wire.ProtocolVersion) + "): incompatible API version with plugin. Plugin version: " + strconv.Itoa(wire.ProtocolVersion-1)},
 		{"init refuses the config", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s, config: {paths: [relative]}}]", example),
 			`detector #1 (d1, backend goplugin): plugin ` + example + `: init: path "relative": use an absolute path`},
 		{"binary changed", fmt.Sprintf("detectors: [{name: d1, backend: goplugin, plugin: %s, sha256: %s}]", example, strings.Repeat("0", 64)),
