@@ -5,8 +5,8 @@
 package main
 
 import (
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/wasm"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
+	"github.com/bulkhead-sec/bulkhead/plugins/sdk/wasm"
 )
 
 func init() { wasm.Serve(credaccess.New()) }
