@@ -80,7 +80,7 @@ vmlinux: deps-generate ## regenerate bpf/headers/x86/vmlinux.h from this kernel'
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/headers/x86/vmlinux.h
 
 test: deps-test ## run all tests; as root the privileged (real kernel) tests run too
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 20m ./...
 
 test-privileged: deps-test ## run only the tests that need root and BPF (fails if not root)
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root: sudo make test-privileged"; exit 1; }
