@@ -14,6 +14,8 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
+	"github.com/bulkhead-sec/bulkhead/backends/restart"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
@@ -29,15 +31,9 @@ type Options struct {
 	BatchDeadline time.Duration
 	// StartTimeout bounds the handshake, Describe and Init.
 	StartTimeout time.Duration
-	// Restarts back off exponentially from BackoffInitial to BackoffMax,
-	// with ±25% jitter; the first restart after a healthy spell is at once.
-	BackoffInitial, BackoffMax time.Duration
-	// The breaker opens after BreakerCrashes crashes within BreakerWindow
-	// with no batch answered in between: no restart until BreakerCooldown
-	// has passed, events are shed.
-	BreakerCrashes  int
-	BreakerWindow   time.Duration
-	BreakerCooldown time.Duration
+	// Restarts back off and a crash loop opens the breaker (its events
+	// are shed) as the policy says.
+	restart.Policy
 	// PoisonAttempts: an event that kills the plugin this many times on its
 	// own is quarantined (reported, not retried). A batch is retried whole
 	// once, then split; with PoisonAttempts 2 a poison event costs 4 crashes,
@@ -88,9 +84,7 @@ type Options struct {
 func DefaultOptions(path string) Options {
 	return Options{
 		Path: path, BatchDeadline: 2 * time.Second, StartTimeout: 10 * time.Second,
-		BackoffInitial: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
-		BreakerCrashes: 5, BreakerWindow: 10 * time.Second, BreakerCooldown: 60 * time.Second,
-		PoisonAttempts: 2, Window: 16,
+		Policy: restart.DefaultPolicy(), PoisonAttempts: 2, Window: 16,
 		Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500, LogBytesPerSecond: 16 << 10,
 	}
 }
@@ -111,15 +105,13 @@ type Backend struct {
 	done     chan struct{}
 
 	// Owned by loop.
-	proc         *process
-	splitEnc     *wire.FlatEncoder // for batches split to find a poison event
-	seq          uint64
-	inflight     []*pending // sent, not yet answered, oldest first
-	timer        *time.Timer
-	poll         *time.Timer // shm: looks at the ring for progress
-	crashTimes   []time.Time
-	consecutive  int // restarts since the last answered batch
-	breakerUntil time.Time
+	proc     *process
+	splitEnc *wire.FlatEncoder // for batches split to find a poison event
+	seq      uint64
+	inflight []*pending // sent, not yet answered, oldest first
+	timer    *time.Timer
+	poll     *time.Timer // shm: looks at the ring for progress
+	restart  restart.State
 	// lastAnswer is when the plugin last answered a batch of the stream:
 	// it works on one batch at a time, so the next batch's deadline runs
 	// from then, not from when it was sent and queued behind others.
@@ -128,7 +120,6 @@ type Backend struct {
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills atomic.Uint64
 	protocolViolations, findingsRefused, ringFull                                                         atomic.Uint64
 	errLog, violationLog                                                                                  backends.Every
-	breakerOpen                                                                                           atomic.Bool
 	pid                                                                                                   atomic.Int64
 	plog                                                                                                  *pluginLog // the plugin's stderr
 }
@@ -198,7 +189,7 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	if opts.LogBytesPerSecond <= 0 {
 		opts.LogBytesPerSecond = 16 << 10
 	}
-	b = &Backend{opts: opts, log: log, reqs: make(chan request), encoded: make(chan struct{}, 1), done: make(chan struct{}),
+	b = &Backend{opts: opts, log: log, restart: restart.State{Policy: opts.Policy}, reqs: make(chan request), encoded: make(chan struct{}, 1), done: make(chan struct{}),
 		enc: wire.NewFlatEncoder(), splitEnc: wire.NewFlatEncoder(), timer: time.NewTimer(time.Hour), poll: time.NewTimer(time.Hour)}
 	b.maxBatch = maxBatchBytes(opts)
 	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
@@ -290,9 +281,9 @@ func (b *Backend) Stats() backends.Stats {
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(),
 		Violations: b.violations.Load(), LimitKills: b.limitKills.Load(),
-		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.plog.dropped.Load(),
+		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.plog.limit.Dropped(),
 		RingFull:    b.ringFull.Load(),
-		BreakerOpen: b.breakerOpen.Load(), PID: int(b.pid.Load()),
+		BreakerOpen: b.restart.Open(), PID: int(b.pid.Load()),
 	}
 }
 
@@ -429,7 +420,7 @@ func (b *Backend) answered(in *wire.InResult) {
 	}
 	b.inflight = b.inflight[i+1:]
 	b.lastAnswer = time.Now()
-	b.progressed()
+	b.restart.Progressed()
 	b.complete(p, fs, p.count)
 	if err := b.ringProgress(); err != nil {
 		b.recover(err, false)
@@ -454,12 +445,6 @@ func (b *Backend) result(in *wire.InResult, seq uint64, count int, batch []byte)
 		return nil, violation(fmt.Errorf("the plugin answered batch %d, expected %d", res.Seq, seq))
 	}
 	return b.findingsOf(res, refused, batch), nil
-}
-
-// progressed notes an answered batch: earlier crashes were not a loop.
-func (b *Backend) progressed() {
-	b.consecutive = 0
-	b.crashTimes = b.crashTimes[:0]
 }
 
 // complete answers p and lets go of its buffer.
@@ -493,7 +478,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 		b.errs.Add(uint64(res.Errors))
 		if b.errLog.Allow(10 * time.Second) {
 			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
-				zap.String("last", safeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
+				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
 		}
 	}
 	var out []detect.Finding

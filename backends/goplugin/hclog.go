@@ -6,12 +6,9 @@ import (
 	"io"
 	"log"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
-	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -19,9 +16,8 @@ import (
 
 // Bounds on what a plugin's log line can put in the monitor's log.
 const (
-	maxLogText   = 1 << 10 // a message or a string field, after escaping: cut to this
-	maxLogFields = 16      // fields per line: the rest are dropped
-	maxLogKey    = 64      // a field name
+	maxLogFields = 16 // fields per line: the rest are dropped
+	maxLogKey    = 64 // a field name
 )
 
 // zapHCLog lets go-plugin log through zap: its own messages about the
@@ -71,7 +67,7 @@ func (l *zapHCLog) Log(level hclog.Level, msg string, args ...any) {
 	if level < l.level || l.level == hclog.Off {
 		return
 	}
-	if ce := l.z.Check(zapLevel(level), safeText(msg)); ce != nil {
+	if ce := l.z.Check(zapLevel(level), pluginlog.SafeText(msg)); ce != nil {
 		ce.Write(l.fields(args)...)
 	}
 }
@@ -152,36 +148,15 @@ func (l *zapHCLog) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 // unparsed and counted, and the count is logged. One per Backend, across
 // the plugin's restarts.
 type pluginLog struct {
-	z         *zap.Logger
-	rate      float64 // lines per second
-	burst     float64
-	byteRate  float64 // bytes per second (of the plugin's lines, as read)
-	byteBurst float64
-	flooded   func() // a flood began: a protocol violation
+	z     *zap.Logger
+	limit *pluginlog.Limiter
 
-	mu          sync.Mutex
-	tokens      float64
-	byteTokens  float64
-	last        time.Time
-	inPanic     bool
-	suppressed  uint64 // since the last report
-	lastReport  time.Time
-	floodActive bool
-
-	dropped atomic.Uint64 // lines dropped over the rate, in all
+	mu      sync.Mutex
+	inPanic bool
 }
 
-// logReportEvery is how often a flood's dropped lines are reported.
-const logReportEvery = 10 * time.Second
-
-// logBurstSeconds: a plugin may log this many seconds' worth of bytes at
-// once.
-const logBurstSeconds = 16
-
 func newPluginLog(z *zap.Logger, perSecond, burst, bytesPerSecond int, flooded func()) *pluginLog {
-	bb := float64(bytesPerSecond) * logBurstSeconds
-	return &pluginLog{z: z, rate: float64(perSecond), burst: float64(burst), tokens: float64(burst),
-		byteRate: float64(bytesPerSecond), byteBurst: bb, byteTokens: bb, flooded: flooded}
+	return &pluginLog{z: z, limit: pluginlog.NewLimiter(z, "plugin", perSecond, burst, bytesPerSecond, flooded)}
 }
 
 // stderr is the writer for one plugin process's stderr (go-plugin's
@@ -208,59 +183,20 @@ func (w *stderrLines) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// write logs a line, or drops and counts it over the rate.
+// write logs a line, or drops and counts it over the rate. A line costs
+// its bytes as read (up to go-plugin's 64 KiB buffer), which bound what it
+// puts in the log once cut and escaped.
 func (p *pluginLog) write(b []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	since := now.Sub(p.last).Seconds()
-	p.tokens = min(p.burst, p.tokens+since*p.rate)
-	p.byteTokens = min(p.byteBurst, p.byteTokens+since*p.byteRate)
-	p.last = now
-	// A line costs its bytes as read (up to go-plugin's 64 KiB buffer),
-	// which bound what it puts in the log once cut and escaped.
-	cost := min(float64(len(b)), p.byteBurst)
-	if p.tokens < 1 || p.byteTokens < cost {
-		p.suppressed++
-		p.dropped.Add(1)
-		if !p.floodActive {
-			p.floodActive = true
-			p.lastReport = now
-			p.flooded()
-			p.z.Warn("the plugin floods its log: its lines over the rate limit are dropped, counted and reported every 10s",
-				zap.Float64("lines_per_second", p.rate), zap.Float64("burst", p.burst), zap.Float64("bytes_per_second", p.byteRate))
-		}
-		p.report(now, false)
+	if !p.limit.Allow(len(b)) {
 		return
 	}
-	p.tokens--
-	p.byteTokens -= cost
-	p.report(now, false)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.line(b)
 }
 
-// report logs the lines dropped since the last report, every
-// logReportEvery or at once if final.
-func (p *pluginLog) report(now time.Time, final bool) {
-	if p.suppressed == 0 {
-		if !final && now.Sub(p.lastReport) >= logReportEvery {
-			p.floodActive = false
-		}
-		return
-	}
-	if !final && now.Sub(p.lastReport) < logReportEvery {
-		return
-	}
-	p.z.Warn("plugin log lines dropped over the rate limit", zap.Uint64("dropped", p.suppressed), zap.Uint64("dropped_in_all", p.dropped.Load()))
-	p.suppressed, p.lastReport = 0, now
-}
-
 // flush reports what was dropped since the last report.
-func (p *pluginLog) flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.report(time.Now(), true)
-}
+func (p *pluginLog) flush() { p.limit.Flush() }
 
 // line logs one line.
 func (p *pluginLog) line(b []byte) {
@@ -277,7 +213,7 @@ func (p *pluginLog) line(b []byte) {
 			level = zapLevel(hclog.LevelFromString(s))
 		}
 		if mod, ok := entry["@module"].(string); ok {
-			fields = append(fields, zap.String("module", safeText(mod)))
+			fields = append(fields, zap.String("module", pluginlog.SafeText(mod)))
 		}
 		delete(entry, "@message")
 		delete(entry, "@level")
@@ -305,28 +241,28 @@ func (p *pluginLog) line(b []byte) {
 			level = zapcore.ErrorLevel
 		}
 	}
-	if ce := p.z.Check(level, safeText(msg)); ce != nil {
+	if ce := p.z.Check(level, pluginlog.SafeText(msg)); ce != nil {
 		ce.Write(fields...)
 	}
 }
 
 // logField is a field of a plugin's log line, bounded and escaped.
 func logField(key string, v any) zap.Field {
-	key = safeText(key)
+	key = pluginlog.SafeText(key)
 	if len(key) > maxLogKey {
 		key = key[:maxLogKey]
 	}
 	switch x := v.(type) {
 	case string:
-		return zap.String(key, safeText(x))
+		return zap.String(key, pluginlog.SafeText(x))
 	case error:
-		return zap.String(key, safeText(x.Error()))
+		return zap.String(key, pluginlog.SafeText(x.Error()))
 	case bool, float64, int, int64, uint64, nil:
 		return zap.Any(key, x)
 	}
 	raw, err := json.Marshal(v)
-	if err != nil || len(raw) > maxLogText {
-		return zap.String(key, safeText(string(raw)))
+	if err != nil || len(raw) > pluginlog.MaxText {
+		return zap.String(key, pluginlog.SafeText(string(raw)))
 	}
 	return zap.Any(key, safeValue(v))
 }
@@ -336,7 +272,7 @@ func logField(key string, v any) zap.Field {
 func safeValue(v any) any {
 	switch x := v.(type) {
 	case string:
-		return safeText(x)
+		return pluginlog.SafeText(x)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
@@ -346,32 +282,9 @@ func safeValue(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[safeText(k)] = safeValue(e)
+			out[pluginlog.SafeText(k)] = safeValue(e)
 		}
 		return out
 	}
 	return v
-}
-
-// safeText is s fit for a log read on a terminal: if it has any control
-// character (C0, DEL, C1), or bytes that are not UTF-8, it is quoted with
-// Go escapes (strconv.Quote); and it is cut to maxLogText bytes.
-func safeText(s string) string {
-	for i, r := range s {
-		if r == utf8.RuneError || !strconv.IsPrint(r) && r != ' ' {
-			s = strconv.Quote(s[:min(len(s), 4*maxLogText)])
-			break
-		}
-		if i > 4*maxLogText {
-			break
-		}
-	}
-	if len(s) > maxLogText {
-		cut := maxLogText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…[" + strconv.Itoa(len(s)-cut) + " bytes cut]"
-	}
-	return s
 }

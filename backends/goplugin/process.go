@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	plugin "github.com/hashicorp/go-plugin"
 	"go.uber.org/zap"
@@ -131,7 +132,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		if status.Code(err) == codes.ResourceExhausted {
 			err = violation(err) // an answer over its bound
 		}
-		return nil, def, &startError{msg: safeText(fmt.Sprintf("plugin %s: %s: %v", b.opts.Path, what, err)), err: err}
+		return nil, def, &startError{msg: pluginlog.SafeText(fmt.Sprintf("plugin %s: %s: %v", b.opts.Path, what, err)), err: err}
 	}
 	rpcClient, err := client.Client()
 	if refused := r.refusal(); refused != nil {

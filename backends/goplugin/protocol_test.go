@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
@@ -400,7 +401,7 @@ func TestStderrByteBudget(t *testing.T) {
 			}
 		}
 	}
-	budget := 16<<10*(logBurstSeconds+took.Seconds()) + 64<<10
+	budget := 16<<10*(pluginlog.BurstSeconds+took.Seconds()) + 64<<10
 	t.Logf("in %s: %d wide lines logged, %d KiB; %d dropped; stats %+v", took.Round(time.Millisecond), lines, logged>>10, s.LogLinesDropped, s)
 	if float64(logged) > budget {
 		t.Errorf("%d KiB logged, want at most %.0f KiB", logged>>10, budget/1024)

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin/runner"
 	"golang.org/x/sys/unix"
@@ -121,7 +122,7 @@ func (r *pluginRunner) PluginToHost(network, addr string) (string, string, error
 	}
 	hostAddr, err := r.check(network, addr)
 	if err != nil {
-		r.refused = violation(fmt.Errorf("its handshake names %s address %s: %w", safeText(network), safeText(addr), err))
+		r.refused = violation(fmt.Errorf("its handshake names %s address %s: %w", pluginlog.SafeText(network), pluginlog.SafeText(addr), err))
 		return "", "", r.refused
 	}
 	return "unix", hostAddr, nil

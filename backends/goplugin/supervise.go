@@ -9,13 +9,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -107,7 +107,7 @@ func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]d
 		}
 		fs, err := b.roundTrip(ctx, batch, count)
 		if err == nil {
-			b.progressed()
+			b.restart.Progressed()
 			return fs, nil
 		}
 		if ctx.Err() != nil {
@@ -152,8 +152,8 @@ func (b *Backend) quarantine(batch []byte, err error) {
 	fields := []zap.Field{zap.Int("attempts", b.opts.PoisonAttempts), safeError(err)}
 	if evs, derr := wire.DecodeFlat(bytes.Clone(batch)); derr == nil && len(evs) == 1 {
 		ev := &evs[0]
-		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
-			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", safeText(ev.Open.Resolved)), zap.String("exe", safeText(ev.Exec.Exe)))
+		fields = append(fields, zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", pluginlog.SafeText(ev.Comm)),
+			zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", pluginlog.SafeText(ev.Open.Resolved)), zap.String("exe", pluginlog.SafeText(ev.Exec.Exe)))
 	}
 	b.log.Error("poison event quarantined: it killed the detector plugin every time it was sent alone", fields...)
 }
@@ -166,7 +166,7 @@ func safeError(err error) zap.Field {
 	if err == nil {
 		return zap.Skip()
 	}
-	return zap.String("error", safeText(err.Error()))
+	return zap.String("error", pluginlog.SafeText(err.Error()))
 }
 
 // roundTrip sends one encoded batch and waits for its result, with
@@ -277,7 +277,7 @@ func (b *Backend) crashed(err error, hang bool) {
 		}
 		b.log.Error("detector plugin "+k.Reason+"; restarting it", zap.String("enclave_kill", k.Kind), zap.Int("pid", b.proc.pid), zap.String("exit", exit))
 	} else if gross {
-		b.log.Error("detector plugin broke the protocol; killed, restarting it", zap.Int("pid", b.proc.pid), zap.String("violation", safeText(err.Error())))
+		b.log.Error("detector plugin broke the protocol; killed, restarting it", zap.Int("pid", b.proc.pid), zap.String("violation", pluginlog.SafeText(err.Error())))
 	} else {
 		b.log.Warn("detector plugin failed; restarting it", zap.Bool("hang", hang), zap.Int("pid", b.proc.pid), zap.String("exit", exit), safeError(err))
 	}
@@ -295,23 +295,12 @@ func (b *Backend) enclaveKill(ps *os.ProcessState, hang bool) *enclave.Kill {
 	return b.opts.Enclave.Cause(ps)
 }
 
-// countFailure notes a crash, hang or failed start, and opens the breaker
-// when BreakerCrashes of them fall within BreakerWindow.
+// countFailure notes a crash, hang or failed start, and says so when it
+// opens the breaker.
 func (b *Backend) countFailure() {
-	now := time.Now()
-	recent := b.crashTimes[:0]
-	for _, t := range b.crashTimes {
-		if now.Sub(t) < b.opts.BreakerWindow {
-			recent = append(recent, t)
-		}
-	}
-	b.crashTimes = append(recent, now)
-	if len(b.crashTimes) < b.opts.BreakerCrashes {
+	if !b.restart.Failed() {
 		return
 	}
-	b.breakerUntil = now.Add(b.opts.BreakerCooldown)
-	b.breakerOpen.Store(true)
-	b.crashTimes = b.crashTimes[:0]
 	b.log.Error("detector plugin is crash-looping: circuit breaker open, its events are shed until the cool-down ends",
 		zap.Int("crashes", b.opts.BreakerCrashes), zap.Duration("window", b.opts.BreakerWindow),
 		zap.Duration("cooldown", b.opts.BreakerCooldown))
@@ -321,12 +310,10 @@ func (b *Backend) countFailure() {
 // with the breaker open it returns ErrUnavailable at once.
 func (b *Backend) ensureRunning() error {
 	for b.proc == nil {
-		if time.Now().Before(b.breakerUntil) {
+		if b.restart.Cooling() {
 			return backends.ErrUnavailable
 		}
-		b.breakerOpen.Store(false)
-		time.Sleep(b.backoff())
-		b.consecutive++
+		time.Sleep(b.restart.NextAttempt())
 		proc, _, err := b.start()
 		if err != nil {
 			b.log.Warn("detector plugin did not start", safeError(err))
@@ -343,17 +330,6 @@ func (b *Backend) ensureRunning() error {
 		b.log.Info("detector plugin restarted", zap.Int("pid", proc.pid), zap.Uint64("restarts", b.restarts.Load()))
 	}
 	return nil
-}
-
-// backoff is 0 for the first restart, then BackoffInitial doubling up to
-// BackoffMax, each ±25%.
-func (b *Backend) backoff() time.Duration {
-	if b.consecutive == 0 {
-		return 0
-	}
-	d := b.opts.BackoffInitial << min(b.consecutive-1, 20)
-	d = min(d, b.opts.BackoffMax)
-	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
 }
 
 // stop lets the plugin answer what is in flight, then stops it. Every
@@ -400,7 +376,7 @@ func (b *Backend) stop(ctx context.Context) error {
 	b.pid.Store(0)
 	endErr := proc.end(ctx, err == nil)
 	if err != nil {
-		err = fmt.Errorf("close detector %s: %s", safeText(b.def.Name), safeText(err.Error()))
+		err = fmt.Errorf("close detector %s: %s", pluginlog.SafeText(b.def.Name), pluginlog.SafeText(err.Error()))
 	}
 	return errors.Join(err, endErr)
 }

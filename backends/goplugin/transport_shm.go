@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
@@ -180,7 +181,7 @@ func (b *Backend) split(ctx context.Context, events []*event.Event, done backend
 		if wire.FlatBatchHeaderSize+n > b.maxBatch {
 			b.quarantined.Add(1)
 			b.log.Error("event refused: larger on its own than the plugin's transport carries (counted as quarantined); raise ring_mib",
-				zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
+				zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", pluginlog.SafeText(ev.Comm)),
 				zap.Int("bytes", n), zap.Int("max_bytes", b.maxBatch))
 			continue
 		}
@@ -416,7 +417,7 @@ func (b *Backend) settleRead() error {
 		}
 		b.inflight = b.inflight[1:]
 		b.lastAnswer = time.Now()
-		b.progressed()
+		b.restart.Progressed()
 		b.complete(p, nil, p.count)
 	}
 	return nil

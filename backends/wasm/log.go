@@ -4,67 +4,29 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
-	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-// maxLogText bounds one message or field of the module's log.
-const maxLogText = 1 << 10
-
-// safeText is s fit for a log read on a terminal: Go-quoted if it has any
-// control character or bytes that are not UTF-8, and cut to maxLogText.
-func safeText(s string) string {
-	for i, r := range s {
-		if r == utf8.RuneError || !strconv.IsPrint(r) && r != ' ' {
-			s = strconv.Quote(s[:min(len(s), 4*maxLogText)])
-			break
-		}
-		if i > 4*maxLogText {
-			break
-		}
-	}
-	if len(s) > maxLogText {
-		cut := maxLogText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…[" + strconv.Itoa(len(s)-cut) + " bytes cut]"
-	}
-	return s
-}
 
 // moduleLog is the module's stdout and stderr: lines re-logged at their
 // level (the SDK writes JSON lines; the Go runtime's panic text is plain),
 // within a line rate and a byte budget; the rest is dropped and counted.
 // It keeps the last lines, to name what a crash said.
 type moduleLog struct {
-	log     *zap.Logger
-	onFlood func() // a protocol violation: once per flood
+	log   *zap.Logger
+	limit *pluginlog.Limiter
 
-	mu       sync.Mutex
-	partial  []byte
-	lines    float64 // token buckets
-	bytes    float64
-	last     time.Time
-	rate     float64
-	burst    float64
-	byteRate float64
-	flooding bool
-	tail     [4]string
-	ntail    int
-	dropped  atomic.Uint64
-	reported time.Time
+	mu      sync.Mutex
+	partial []byte
+	tail    [4]string
+	ntail   int
 }
 
 func newModuleLog(log *zap.Logger, linesPerSecond, burst, bytesPerSecond int, onFlood func()) *moduleLog {
-	return &moduleLog{log: log, onFlood: onFlood, rate: float64(linesPerSecond), burst: float64(burst),
-		byteRate: float64(bytesPerSecond), lines: float64(burst), bytes: 16 * float64(bytesPerSecond)}
+	return &moduleLog{log: log, limit: pluginlog.NewLimiter(log, "wasm module", linesPerSecond, burst, bytesPerSecond, onFlood)}
 }
 
 // maxLine: a longer line is cut here (its rest dropped).
@@ -100,9 +62,7 @@ func (l *moduleLog) flush() {
 		l.line(l.partial)
 		l.partial = l.partial[:0]
 	}
-	if d := l.dropped.Load(); d > 0 && !l.reported.IsZero() {
-		l.log.Warn("log lines of the wasm module were dropped over the rate limit", zap.Uint64("dropped_so_far", d))
-	}
+	l.limit.Flush()
 }
 
 // lastLines is what the module last wrote, for a crash's log line.
@@ -120,31 +80,11 @@ func (l *moduleLog) line(b []byte) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return
 	}
-	l.tail[l.ntail%len(l.tail)] = safeText(string(b[:min(len(b), maxLogText)]))
+	l.tail[l.ntail%len(l.tail)] = pluginlog.SafeText(string(b[:min(len(b), pluginlog.MaxText)]))
 	l.ntail++
-	now := time.Now()
-	if !l.last.IsZero() {
-		dt := now.Sub(l.last).Seconds()
-		l.lines = min(l.burst, l.lines+dt*l.rate)
-		l.bytes = min(16*l.byteRate, l.bytes+dt*l.byteRate)
-	}
-	l.last = now
-	if l.lines < 1 || l.bytes < float64(len(b)) {
-		l.dropped.Add(1)
-		if !l.flooding {
-			l.flooding = true
-			l.onFlood()
-		}
-		if now.Sub(l.reported) > 10*time.Second {
-			l.reported = now
-			l.log.Warn("the wasm module logs over its rate limit: lines dropped (counted; reported at most every 10s)",
-				zap.Uint64("dropped_so_far", l.dropped.Load()))
-		}
+	if !l.limit.Allow(len(b)) {
 		return
 	}
-	l.flooding = false
-	l.lines--
-	l.bytes -= float64(len(b))
 	level, msg, fields := parseLine(b)
 	if ce := l.log.Check(level, msg); ce != nil {
 		ce.Write(fields...)
@@ -157,7 +97,7 @@ func (l *moduleLog) line(b []byte) {
 func parseLine(b []byte) (zapcore.Level, string, []zap.Field) {
 	var m map[string]any
 	if len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &m) != nil {
-		return zapcore.WarnLevel, "wasm module: " + safeText(string(b)), nil
+		return zapcore.WarnLevel, "wasm module: " + pluginlog.SafeText(string(b)), nil
 	}
 	level := zapcore.InfoLevel
 	if s, ok := m["level"].(string); ok {
@@ -182,7 +122,7 @@ func parseLine(b []byte) (zapcore.Level, string, []zap.Field) {
 		case "logger", "ts", "caller", "stacktrace", "detector":
 			k = "module_" + k // the monitor's own keys: never two of one name in a line
 		}
-		fields = append(fields, zap.String(safeText(k), safeText(s)))
+		fields = append(fields, zap.String(pluginlog.SafeText(k), pluginlog.SafeText(s)))
 	}
-	return level, "wasm module: " + safeText(msg), fields
+	return level, "wasm module: " + pluginlog.SafeText(msg), fields
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
+	"github.com/bulkhead-sec/bulkhead/backends/restart"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/tetratelabs/wazero"
@@ -45,14 +47,9 @@ type Options struct {
 	BatchDeadline time.Duration
 	// StartTimeout bounds instantiation, the definition and Init.
 	StartTimeout time.Duration
-	// Restarts back off from BackoffInitial to BackoffMax (±25%); the
-	// first after a healthy spell is at once.
-	BackoffInitial, BackoffMax time.Duration
-	// BreakerCrashes failures within BreakerWindow with no batch answered
-	// open the breaker for BreakerCooldown: events are shed meanwhile.
-	BreakerCrashes  int
-	BreakerWindow   time.Duration
-	BreakerCooldown time.Duration
+	// Instances are made again with the backoff, and a crash loop opens
+	// the breaker (its events are shed), as the policy says.
+	restart.Policy
 	// PoisonAttempts: an event that ends the instance this many times on
 	// its own is quarantined.
 	PoisonAttempts int
@@ -85,9 +82,7 @@ const maxModuleBytes = 256 << 20
 func DefaultOptions(path string) Options {
 	return Options{
 		Path: path, MemoryPages: DefaultMemoryPages, BatchDeadline: 2 * time.Second, StartTimeout: 30 * time.Second,
-		BackoffInitial: 50 * time.Millisecond, BackoffMax: 5 * time.Second,
-		BreakerCrashes: 5, BreakerWindow: 10 * time.Second, BreakerCooldown: 60 * time.Second,
-		PoisonAttempts: 2, Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500, LogBytesPerSecond: 16 << 10,
+		Policy: restart.DefaultPolicy(), PoisonAttempts: 2, Limits: wire.DefaultLimits(), LogLinesPerSecond: 50, LogBurst: 500, LogBytesPerSecond: 16 << 10,
 	}
 }
 
@@ -104,19 +99,16 @@ type Backend struct {
 	shared   *SharedCache            // released with the backend
 	mlog     *moduleLog
 
-	mu           sync.Mutex // Submit and Close
-	inst         *instance  // nil: none running
-	closed       bool
-	enc, split   *wire.FlatEncoder
-	crashTimes   []time.Time
-	consecutive  int
-	breakerUntil time.Time
-	started      int // instances started
+	mu         sync.Mutex // Submit and Close
+	inst       *instance  // nil: none running
+	closed     bool
+	enc, split *wire.FlatEncoder
+	restart    restart.State
+	started    int // instances started
 
 	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, limitKills atomic.Uint64
 	protocolViolations, findingsRefused                                                       atomic.Uint64
 	errLog, violationLog                                                                      backends.Every
-	breakerOpen                                                                               atomic.Bool
 }
 
 // instance is one instantiation of the module.
@@ -165,7 +157,7 @@ func New(ctx context.Context, opts Options, log *zap.Logger) (*Backend, error) {
 			return nil, fmt.Errorf("wasm module %s: read_dir %s: not a directory", opts.Path, opts.ReadDir)
 		}
 	}
-	b := &Backend{opts: opts, log: log, enc: wire.NewFlatEncoder(), split: wire.NewFlatEncoder()}
+	b := &Backend{opts: opts, log: log, restart: restart.State{Policy: opts.Policy}, enc: wire.NewFlatEncoder(), split: wire.NewFlatEncoder()}
 	b.mlog = newModuleLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond,
 		func() { b.protocolViolations.Add(1) })
 	cache := opts.Cache
@@ -199,7 +191,7 @@ func New(ctx context.Context, opts Options, log *zap.Logger) (*Backend, error) {
 	b.compiled, err = b.runtime.CompileModule(cctx, code)
 	cancel()
 	if err != nil {
-		return fail(fmt.Errorf("wasm module %s: not a WebAssembly module wazero can compile: %s", opts.Path, safeText(err.Error())))
+		return fail(fmt.Errorf("wasm module %s: not a WebAssembly module wazero can compile: %s", opts.Path, pluginlog.SafeText(err.Error())))
 	}
 	if err := checkExports(b.compiled); err != nil {
 		return fail(fmt.Errorf("wasm module %s: %w", opts.Path, err))
@@ -323,7 +315,7 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 		return fail("init", b.explain(err))
 	}
 	if len(out) > 0 {
-		return fail("init", errors.New(safeText(string(out))))
+		return fail("init", errors.New(pluginlog.SafeText(string(out))))
 	}
 	if def, err = describe(); err != nil {
 		return fail("definition after init", b.explain(err))
@@ -347,7 +339,7 @@ func (b *Backend) explain(err error) error {
 }
 
 func (b *Backend) lastWords(err error) string {
-	s := safeText(err.Error())
+	s := pluginlog.SafeText(err.Error())
 	if lines := b.mlog.lastLines(); len(lines) > 0 {
 		s += " (the module last wrote: " + lines[len(lines)-1] + ")"
 	}
@@ -443,7 +435,7 @@ func (b *Backend) deliver(ctx context.Context, batch []byte, events []*event.Eve
 		}
 		fs, err := b.roundTrip(ctx, batch, events)
 		if err == nil {
-			b.progressed()
+			b.restart.Progressed()
 			return fs, nil
 		}
 		if ctx.Err() != nil {
@@ -483,9 +475,9 @@ func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]det
 func (b *Backend) quarantine(ev *event.Event, err error) {
 	b.quarantined.Add(1)
 	b.log.Error("poison event quarantined: it ended the detector's wasm instance every time it was sent alone",
-		zap.Int("attempts", b.opts.PoisonAttempts), zap.String("error", safeText(firstLine(err.Error()))),
-		zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", safeText(ev.Comm)),
-		zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", safeText(ev.Open.Resolved)), zap.String("exe", safeText(ev.Exec.Exe)))
+		zap.Int("attempts", b.opts.PoisonAttempts), zap.String("error", pluginlog.SafeText(firstLine(err.Error()))),
+		zap.String("kind", ev.Kind.String()), zap.Uint32("pid", ev.PID), zap.String("comm", pluginlog.SafeText(ev.Comm)),
+		zap.Uint64("kernel_time_ns", ev.KernelTimeNs), zap.String("path", pluginlog.SafeText(ev.Open.Resolved)), zap.String("exe", pluginlog.SafeText(ev.Exec.Exe)))
 }
 
 // roundTrip runs one batch in the current instance, within the deadline.
@@ -514,7 +506,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, events []*e
 		b.errs.Add(uint64(res.Errors))
 		if b.errLog.Allow(10 * time.Second) {
 			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
-				zap.String("last", safeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
+				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
 		}
 	}
 	var out []detect.Finding
@@ -557,7 +549,7 @@ func (b *Backend) crashed(err error) {
 	if errors.As(err, &exit) {
 		exitCode = int(exit.ExitCode())
 	}
-	fields := []zap.Field{zap.String("error", safeText(firstLine(err.Error()))), zap.Int("exit_code", exitCode), zap.Strings("last_words", b.mlog.lastLines())}
+	fields := []zap.Field{zap.String("error", pluginlog.SafeText(firstLine(err.Error()))), zap.Int("exit_code", exitCode), zap.Strings("last_words", b.mlog.lastLines())}
 	switch {
 	case errors.Is(err, errHang):
 		b.hangs.Add(1)
@@ -593,29 +585,12 @@ func (b *Backend) drop() {
 	}
 }
 
-// progressed notes an answered batch: earlier crashes were not a loop.
-func (b *Backend) progressed() {
-	b.consecutive = 0
-	b.crashTimes = b.crashTimes[:0]
-}
-
-// countFailure notes a crash, hang or failed start, and opens the breaker
-// when BreakerCrashes of them fall within BreakerWindow.
+// countFailure notes a crash, hang or failed start, and says so when it
+// opens the breaker.
 func (b *Backend) countFailure() {
-	now := time.Now()
-	recent := b.crashTimes[:0]
-	for _, t := range b.crashTimes {
-		if now.Sub(t) < b.opts.BreakerWindow {
-			recent = append(recent, t)
-		}
-	}
-	b.crashTimes = append(recent, now)
-	if len(b.crashTimes) < b.opts.BreakerCrashes {
+	if !b.restart.Failed() {
 		return
 	}
-	b.breakerUntil = now.Add(b.opts.BreakerCooldown)
-	b.breakerOpen.Store(true)
-	b.crashTimes = b.crashTimes[:0]
 	b.log.Error("detector wasm module is crash-looping: circuit breaker open, its events are shed until the cool-down ends",
 		zap.Int("crashes", b.opts.BreakerCrashes), zap.Duration("window", b.opts.BreakerWindow), zap.Duration("cooldown", b.opts.BreakerCooldown))
 }
@@ -624,11 +599,10 @@ func (b *Backend) countFailure() {
 // after the backoff; with the breaker open it returns ErrUnavailable.
 func (b *Backend) ensureRunning(ctx context.Context) error {
 	for b.inst == nil {
-		if time.Now().Before(b.breakerUntil) {
+		if b.restart.Cooling() {
 			return backends.ErrUnavailable
 		}
-		b.breakerOpen.Store(false)
-		if d := b.backoff(); d > 0 {
+		if d := b.restart.NextAttempt(); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -637,13 +611,12 @@ func (b *Backend) ensureRunning(ctx context.Context) error {
 				return backends.ErrStopped
 			}
 		}
-		b.consecutive++
 		inst, _, err := b.start(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return backends.ErrStopped
 			}
-			b.log.Warn("detector wasm module did not start", zap.String("error", safeText(err.Error())))
+			b.log.Warn("detector wasm module did not start", zap.String("error", pluginlog.SafeText(err.Error())))
 			if errors.Is(err, errViolation) {
 				b.protocolViolations.Add(1)
 			} else {
@@ -659,25 +632,13 @@ func (b *Backend) ensureRunning(ctx context.Context) error {
 	return nil
 }
 
-// backoff is 0 for the first restart, then BackoffInitial doubling up to
-// BackoffMax, each ±25%.
-func (b *Backend) backoff() time.Duration {
-	if b.consecutive == 0 {
-		return 0
-	}
-	d := min(b.opts.BackoffInitial<<min(b.consecutive-1, 20), b.opts.BackoffMax)
-	var r [1]byte
-	_, _ = rand.Read(r[:])
-	return time.Duration(float64(d) * (0.75 + float64(r[0])/255/2))
-}
-
 func (b *Backend) Stats() backends.Stats {
 	return backends.Stats{
 		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.errs.Load(),
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(), LimitKills: b.limitKills.Load(),
-		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.mlog.dropped.Load(),
-		BreakerOpen: b.breakerOpen.Load(),
+		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.mlog.limit.Dropped(),
+		BreakerOpen: b.restart.Open(),
 	}
 }
 
@@ -697,10 +658,10 @@ func (b *Backend) Close(ctx context.Context) error {
 		out, err = b.inst.call(cctx, b.inst.closeFn, nil, 64<<10)
 		cancel()
 		if err == nil && len(out) > 0 {
-			err = errors.New(safeText(string(out)))
+			err = errors.New(pluginlog.SafeText(string(out)))
 		}
 		if err != nil {
-			err = fmt.Errorf("close detector %s: %s", safeText(b.def.Name), safeText(err.Error()))
+			err = fmt.Errorf("close detector %s: %s", pluginlog.SafeText(b.def.Name), pluginlog.SafeText(err.Error()))
 		}
 		b.drop()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/backends/restart"
 	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export"
@@ -325,12 +326,7 @@ func startDetectors(ctx context.Context, c fileConfig, log *zap.Logger) ([]dispa
 			if dc.BatchDeadline > 0 {
 				o.BatchDeadline = dc.BatchDeadline
 			}
-			if dc.BreakerCrashes > 0 {
-				o.BreakerCrashes = dc.BreakerCrashes
-			}
-			if dc.BreakerCooldown > 0 {
-				o.BreakerCooldown = dc.BreakerCooldown
-			}
+			dc.restartPolicy(&o.Policy)
 			dc.transportOptions(&o, c.Dispatch.BatchSize)
 			ec := c.Enclave.over(dc.Enclave)
 			o.SHA256, o.MTLS = dc.SHA256, ec.mtls()
@@ -398,6 +394,17 @@ func protectionsOf(o goplugin.Options) []string {
 		out = append(out, "events through a sealed shared-memory ring, read-only to the plugin (its consumer position validated)")
 	}
 	return out
+}
+
+// restartPolicy applies the detector's breaker settings, where given,
+// to a backend's restart policy.
+func (d detectorConfig) restartPolicy(p *restart.Policy) {
+	if d.BreakerCrashes > 0 {
+		p.BreakerCrashes = d.BreakerCrashes
+	}
+	if d.BreakerCooldown > 0 {
+		p.BreakerCooldown = d.BreakerCooldown
+	}
 }
 
 // transportOptions sets o's transport from the detector's configuration.

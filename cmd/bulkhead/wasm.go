@@ -59,12 +59,7 @@ func startWasm(ctx context.Context, dc detectorConfig, cfgJSON []byte, cache *wa
 	if dc.BatchDeadline > 0 {
 		o.BatchDeadline = dc.BatchDeadline
 	}
-	if dc.BreakerCrashes > 0 {
-		o.BreakerCrashes = dc.BreakerCrashes
-	}
-	if dc.BreakerCooldown > 0 {
-		o.BreakerCooldown = dc.BreakerCooldown
-	}
+	dc.restartPolicy(&o.Policy)
 	o.Shared = cache
 	b, err := wasm.New(ctx, o, log)
 	if err != nil {
