@@ -400,20 +400,10 @@ func (d *Decoder) open(raw []byte, ev *event.Event) error {
 		o.Dev = devFromKernel(r.Dev)
 		o.Ino, o.Nlink, o.FileMode = r.Ino, r.Nlink, r.Imode
 	}
-	switch {
-	case len(path) > 0 && path[0] == '/':
-		o.Resolved = path
-		if needsClean(path) {
-			o.Resolved = d.clean("/", path)
-		}
-	case dir != "":
-		o.Dir = d.joinWalk(dir, ev.Flags&event.FlagPseudoPath != 0)
-		o.Resolved = d.clean(o.Dir, path)
-	case r.Dfd == atFdcwd && len(path) > 0 && ev.Flags&event.FlagTruncWalk == 0:
-		// The walk wrote no component: the working directory is the root.
-		o.Dir = "/"
-		o.Resolved = d.clean("/", path)
-	}
+	// A cwd walk that wrote no component and was not cut short: the
+	// working directory is the root.
+	walked := r.Dfd == atFdcwd && ev.Flags&event.FlagTruncWalk == 0
+	o.Dir, o.Resolved = d.resolve(path, dir, walked, ev.Flags&event.FlagPseudoPath != 0)
 	ev.Open = o
 	return nil
 }
