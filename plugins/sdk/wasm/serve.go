@@ -5,7 +5,6 @@ package wasm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"runtime"
 	"unsafe"
@@ -149,30 +148,6 @@ func process(batch []byte) *wire.Result {
 	if dec.Redelivered() {
 		ctx = detect.WithRedelivered(ctx)
 	}
-	maxFindings := wire.DefaultLimits().MaxFindings(len(events))
-	for i := range events {
-		found, err := served.OnEvent(ctx, &events[i])
-		failed := err != nil
-		if failed {
-			res.LastError = []byte(err.Error())
-		}
-		if over := len(res.Findings) + len(found) - maxFindings; over > 0 {
-			failed = true
-			res.LastError = fmt.Appendf(nil, "%d findings over the limit of %d for a batch of %d events were not sent", over, maxFindings, len(events))
-			found = found[:max(0, len(found)-over)]
-		}
-		for _, f := range found {
-			p, err := wire.FindingToProto(f, events)
-			if err != nil {
-				failed = true
-				res.LastError = []byte(err.Error())
-				continue
-			}
-			res.Findings = append(res.Findings, p)
-		}
-		if failed {
-			res.Errors++
-		}
-	}
+	wire.Evaluate(ctx, served, events, res)
 	return res
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 
@@ -81,35 +80,6 @@ func (s *Server) process(ctx context.Context, seq uint64, batch []byte, dec *wir
 	if dec.Redelivered() {
 		ctx = detect.WithRedelivered(ctx)
 	}
-	// Errors counts events, not failures: one per event whose OnEvent
-	// failed or whose findings could not be sent (the monitor refuses more
-	// errors than events). Findings over the monitor's per-batch bound
-	// are not sent: they would be dropped there, and a result too big
-	// for it would get the plugin killed.
-	maxFindings := wire.DefaultLimits().MaxFindings(len(events))
-	for i := range events {
-		found, err := s.d.OnEvent(ctx, &events[i])
-		failed := err != nil
-		if failed {
-			res.LastError = []byte(err.Error())
-		}
-		if over := len(res.Findings) + len(found) - maxFindings; over > 0 {
-			failed = true
-			res.LastError = fmt.Appendf(nil, "%d findings over the limit of %d for a batch of %d events were not sent", over, maxFindings, len(events))
-			found = found[:max(0, len(found)-over)]
-		}
-		for _, f := range found {
-			p, err := wire.FindingToProto(f, events)
-			if err != nil {
-				failed = true
-				res.LastError = []byte(err.Error())
-				continue
-			}
-			res.Findings = append(res.Findings, p)
-		}
-		if failed {
-			res.Errors++
-		}
-	}
+	wire.Evaluate(ctx, s.d, events, res)
 	return res
 }
