@@ -277,8 +277,8 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 			d.copyEvents = true
 		}
 	}
-	// Sized by what the batch carries: copies of events (544 bytes each
-	// and their strings), flat records (about a third of that), or both.
+	// Sized by what the batch carries: copies of events (eventSize bytes
+	// each, and their strings), flat records (a fraction of that), or both.
 	events, arena, flat := opts.BatchSize, 64<<10, 0
 	if d.enc != nil {
 		flat = 64 << 10
@@ -643,14 +643,7 @@ func (l *lane) run(ctx context.Context) {
 		if l.flat != nil {
 			// The batch as the dispatcher encoded it: every event in it
 			// is one the detector wants.
-			n := b.n
-			inflight.Add(1)
-			submitted := time.Now()
-			l.flat.SubmitFlat(ctx, b.flat, n, func(found []detect.Finding, err error) {
-				defer inflight.Done()
-				l.latency.observe(time.Since(submitted))
-				l.finish(n, found, err)
-			})
+			l.flat.SubmitFlat(ctx, b.flat, b.n, l.answer(b.n, &inflight))
 			l.d.release(b)
 			continue
 		}
@@ -665,14 +658,7 @@ func (l *lane) run(ctx context.Context) {
 			l.settle(n, &l.filtered)
 		}
 		if len(sel) > 0 {
-			n := len(sel)
-			inflight.Add(1)
-			submitted := time.Now()
-			l.det.Run.Submit(ctx, sel, func(found []detect.Finding, err error) {
-				defer inflight.Done()
-				l.latency.observe(time.Since(submitted))
-				l.finish(n, found, err)
-			})
+			l.det.Run.Submit(ctx, sel, l.answer(len(sel), &inflight))
 		} else {
 			l.d.outstanding.Done()
 		}
@@ -682,6 +668,18 @@ func (l *lane) run(ctx context.Context) {
 		l.d.release(b)
 	}
 	inflight.Wait()
+}
+
+// answer is the Done of a batch of n events submitted now: its latency
+// observed, its outcome taken (finish), inflight told.
+func (l *lane) answer(n int, inflight *sync.WaitGroup) backends.Done {
+	inflight.Add(1)
+	submitted := time.Now()
+	return func(found []detect.Finding, err error) {
+		defer inflight.Done()
+		l.latency.observe(time.Since(submitted))
+		l.finish(n, found, err)
+	}
 }
 
 // finish takes a batch's outcome: its events counted, findings out (with
