@@ -20,7 +20,13 @@ import (
 // backendStyle gives each backend the same colour in every chart.
 var backendOrder = []string{bench.InProc, bench.InProcRecover, bench.GoPlugin, bench.GoPluginGRPC, bench.GoPluginNaive, bench.Wasm}
 
-func backendColor(b string) color.Color { return plotutil.Color(max(0, slices.Index(backendOrder, b))) }
+// backendPalette is each backend's colour in plotutil's palette: wasm
+// skips the brown next after purple, too close to inproc's red.
+var backendPalette = []int{0, 1, 2, 3, 4, 6}
+
+func backendColor(b string) color.Color {
+	return plotutil.Color(backendPalette[max(0, slices.Index(backendOrder, b))])
+}
 
 // series is one line of a chart. Lines that may lie on each other differ
 // in more than colour: dashes and point shapes (style).
@@ -177,6 +183,12 @@ func throughputByDetectors(r *bench.Report, path string) (bool, error) {
 				if c.Source == src && c.Backend == b && (c.Batch == bench.FloorBatch || b == bench.GoPluginNaive) {
 					s.xys = append(s.xys, plotter.XY{X: float64(c.Detectors), Y: c.EventsPerSec})
 				}
+			}
+			// Kernel events measured at one detector count only are a lone
+			// point per backend: they lie on each other at x=1, and the
+			// table beside the chart has them.
+			if src == bench.Kernel && len(s.xys) < 2 {
+				continue
 			}
 			lines = append(lines, s)
 		}
