@@ -104,6 +104,62 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 }
 
+// BenchmarkDispatchDetectors is BenchmarkDispatch at batch 256 with 1, 4
+// and 16 detectors, each on its own backend (for goplugin, its own
+// process): what every detector costs when the host has fewer cores than
+// plugins. ns/op is per event; events/s counts until every detector has
+// answered every event.
+func BenchmarkDispatchDetectors(b *testing.B) {
+	bin := testenv.Plugin(b, "example")
+	stream := benchOpens(4096)
+	for _, mode := range []string{"inproc", "goplugin", "goplugin-enclave-mtls"} {
+		for _, n := range []int{1, 4, 16} {
+			b.Run(fmt.Sprintf("%s/detectors=%d", mode, n), func(b *testing.B) {
+				dets := make([]dispatch.Detector, n)
+				var pids []int
+				for i := range dets {
+					run := newBackendFor(b, mode, bin, 256)
+					dets[i] = dispatch.Detector{Name: fmt.Sprintf("example-%d", i), Backend: mode, Run: run}
+					if pid := run.Stats().PID; pid != 0 {
+						pids = append(pids, pid)
+					}
+				}
+				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 256, QueueBatches: 64, Block: true},
+					dets, func(detect.Finding) {}, zap.NewNop())
+				pluginCPU := func() (t time.Duration) {
+					for _, pid := range pids {
+						t += procstat.CPU(pid)
+					}
+					return t
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				start, monCPU, plugCPU := time.Now(), procstat.CPU(0), pluginCPU()
+				for i := 0; i < b.N; i++ {
+					d.Add(stream[i%len(stream)])
+				}
+				d.Drain()
+				elapsed := time.Since(start)
+				monCPU, plugCPU = procstat.CPU(0)-monCPU, pluginCPU()-plugCPU
+				b.StopTimer()
+				if err := d.Close(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				for _, s := range d.Stats() {
+					if s.Backends.Delivered != uint64(b.N) {
+						b.Fatalf("%s delivered %d of %d", s.Name, s.Backends.Delivered, b.N)
+					}
+				}
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+				b.ReportMetric(float64(monCPU.Nanoseconds())/float64(b.N), "monitor-cpu-ns/event")
+				if len(pids) > 0 {
+					b.ReportMetric(float64(plugCPU.Nanoseconds())/float64(b.N), "plugin-cpu-ns/event")
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkFindingLatency measures, on a quiet pipeline, how long a batch
 // with a finding takes from the dispatcher to its finding: a batch of 64
 // events, one of which the example detector reports, every 2 ms (the
