@@ -9,9 +9,10 @@
  * - Syscalls come from one generic program attached to every traced
  *   syscalls/sys_exit_*: it looks the syscall number up in syscall_whats,
  *   reads the arguments from the registers the syscall entry saved, adds the
- *   result and emits the record. Only the setid family also has
- *   syscalls/sys_enter_* programs, because the credentials before the call
- *   are gone at its exit; they are paired through the thread's task storage.
+ *   result and emits the record. There is no enter hook: enabling any
+ *   sys_enter tracepoint costs every syscall on the host. The setid
+ *   family's "before" credentials, gone at its exit, are the thread's as
+ *   last seen (task storage, kept at fork, exec and each setid syscall).
  *   (One tracepoint per syscall instead of raw sys_enter/sys_exit: measured
  *   here, raw hooks cost every untraced syscall on the host ~20%.)
  * - Records are built in a per-CPU scratch buffer and copied to the ring with
@@ -134,16 +135,27 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/*
- * A syscall's arguments between its enter and exit tracepoints, kept in the
- * thread's own task storage: no hashing, no insert or delete per syscall,
- * and the slot goes away with the thread. what == WHAT_NONE means empty.
- */
+/* A syscall's arguments and what it is, read at its exit (on the stack). */
 struct pending {
 	__u64 args[5];
 	__u32 what;
-	__u32 old_ids[4];
-	/* signal_generate's find for the signal syscall under way: its target's comm. */
+};
+
+/*
+ * What bulkhead keeps per thread, in the thread's own task storage (no
+ * hashing, and the slot goes away with the thread):
+ * - the credentials it was last seen with: a setid syscall's "before",
+ *   which is gone at its exit. They are set at fork (the child's copy),
+ *   at exec (a set-id program), after each setid syscall, and for threads
+ *   older than the monitor by the loader from /proc. Credentials are per
+ *   thread in the kernel, and so are these. No syscall enter hook: one
+ *   costs every syscall on the host, not only the setid family.
+ * - signal_generate's find for the signal syscall under way: its target's comm.
+ */
+struct thread_state {
+	__u32 ids_known; /* uids and gids hold the thread's credentials */
+	__u32 uids[4];   /* real, effective, saved, fs */
+	__u32 gids[4];
 	__u32 sig_nr; /* the syscall that sent it; 0: nothing stashed */
 	__u8 sig_comm[TASK_COMM_LEN];
 };
@@ -152,8 +164,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct pending);
-} pending SEC(".maps");
+	__type(value, struct thread_state);
+} threads SEC(".maps");
 
 /* Syscall number → enum syscall_what, filled by the loader. */
 #define SYSCALL_TABLE 1024
@@ -715,75 +727,53 @@ int BPF_PROG(sched_process_exit, struct task_struct *task, bool group_dead)
 	return 0;
 }
 
-/* ---- syscalls: enter ------------------------------------------------------ */
+/* ---- credentials: what a setid syscall changes from ------------------------ */
 
-static __always_inline void read_ids(struct task_struct *task, __u32 what, __u32 ids[4])
+static __always_inline void read_creds(const struct cred *cred, __u32 uids[4], __u32 gids[4])
 {
-	const struct cred *cred = task->cred;
-	bool gids = what == WHAT_SETGID || what == WHAT_SETREGID || what == WHAT_SETRESGID || what == WHAT_SETFSGID;
-
-	if (gids) {
-		ids[0] = cred->gid.val;
-		ids[1] = cred->egid.val;
-		ids[2] = cred->sgid.val;
-		ids[3] = cred->fsgid.val;
-	} else {
-		ids[0] = cred->uid.val;
-		ids[1] = cred->euid.val;
-		ids[2] = cred->suid.val;
-		ids[3] = cred->fsuid.val;
-	}
+	uids[0] = cred->uid.val;
+	uids[1] = cred->euid.val;
+	uids[2] = cred->suid.val;
+	uids[3] = cred->fsuid.val;
+	gids[0] = cred->gid.val;
+	gids[1] = cred->egid.val;
+	gids[2] = cred->sgid.val;
+	gids[3] = cred->fsgid.val;
 }
 
-/*
- * on_enter records a setid syscall's arguments and the credentials before
- * it. A program may read no further into the context than the tracepoint's
- * own fields (nargs), or the kernel refuses to attach it.
- */
-static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u32 what, int nargs)
+/* remember_creds notes task's current credentials in its task storage. */
+static __always_inline void remember_creds(struct task_struct *task)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (filtered(pid_tgid >> 32))
-		return 0;
-
-	struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!p) {
+	struct thread_state *t = bpf_task_storage_get(&threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
 		struct event_counters *c = counters_get();
 		if (c)
 			c->pair_full++;
-		return 0;
+		return;
 	}
-	if (p->what != WHAT_NONE) {
-		/* The previous syscall's exit never came (the thread was attached mid-call). */
-		struct event_counters *c = counters_get();
-		if (c)
-			c->pair_overwritten++;
-	}
-	p->args[0] = ctx->args[0];
-	if (nargs > 1)
-		p->args[1] = ctx->args[1];
-	if (nargs > 2)
-		p->args[2] = ctx->args[2];
-	read_ids(bpf_get_current_task_btf(), what, p->old_ids);
-	p->what = what;
+	read_creds(task->cred, t->uids, t->gids);
+	t->ids_known = 1;
+}
+
+/*
+ * A new thread or process starts with its parent's credentials: noted
+ * for it, so its first setid syscall has its "before". Attached only
+ * when setid syscalls are captured.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(creds_fork, struct task_struct *parent, struct task_struct *child)
+{
+	remember_creds(child);
 	return 0;
 }
 
-#define ENTER(name, what, nargs)                                                   \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                        \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)        \
-	{                                                                   \
-		return on_enter(ctx, what, nargs);                          \
-	}
-
-ENTER(setuid, WHAT_SETUID, 1)
-ENTER(setgid, WHAT_SETGID, 1)
-ENTER(setreuid, WHAT_SETREUID, 2)
-ENTER(setregid, WHAT_SETREGID, 2)
-ENTER(setresuid, WHAT_SETRESUID, 3)
-ENTER(setresgid, WHAT_SETRESGID, 3)
-ENTER(setfsuid, WHAT_SETFSUID, 1)
-ENTER(setfsgid, WHAT_SETFSGID, 1)
+/* An exec may change credentials (a set-id program): noted after it. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(creds_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	remember_creds(bpf_get_current_task_btf());
+	return 0;
+}
 
 /* ---- syscalls: exit ------------------------------------------------------- */
 
@@ -909,17 +899,51 @@ static __always_inline int exit_connect(struct task_struct *task, struct pending
 	return 0;
 }
 
+/*
+ * exit_setid reports a setid syscall: the credentials before it are the
+ * ones the thread was last seen with, after it its own. Either way they
+ * are noted as the thread's for the next one. A thread whose credentials
+ * were never seen (it raced the loader's seeding) is counted, not
+ * reported: its "before" is not known.
+ */
 static __always_inline int exit_setid(struct task_struct *task, struct pending *p, long ret)
 {
+	struct thread_state *t = bpf_task_storage_get(&threads, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t) {
+		struct event_counters *c = counters_get();
+		if (c)
+			c->pair_full++;
+		return 0;
+	}
+	__u32 uids[4], gids[4];
+	read_creds(task->cred, uids, gids);
+	bool known = t->ids_known;
 	struct setid_event e = {};
+	bool gid = p->what == WHAT_SETGID || p->what == WHAT_SETREGID || p->what == WHAT_SETRESGID || p->what == WHAT_SETFSGID;
+	if (gid) {
+		__builtin_memcpy(e.old_ids, t->gids, sizeof(e.old_ids));
+		__builtin_memcpy(e.new_ids, gids, sizeof(e.new_ids));
+	} else {
+		__builtin_memcpy(e.old_ids, t->uids, sizeof(e.old_ids));
+		__builtin_memcpy(e.new_ids, uids, sizeof(e.new_ids));
+	}
+	__builtin_memcpy(t->uids, uids, sizeof(uids));
+	__builtin_memcpy(t->gids, gids, sizeof(gids));
+	t->ids_known = 1;
+	if (filtered(task->tgid))
+		return 0;
+	if (!known) {
+		struct event_counters *c = counters_get();
+		if (c)
+			c->pair_missing++;
+		return 0;
+	}
 	fill_header(task, &e.h, KIND_SETID);
 	e.ret = ret;
 	e.what = p->what;
 	e.args[0] = p->args[0];
 	e.args[1] = p->args[1];
 	e.args[2] = p->args[2];
-	__builtin_memcpy(e.old_ids, p->old_ids, sizeof(e.old_ids));
-	read_ids(task, p->what, e.new_ids);
 	emit(&e, sizeof(e), KIND_SETID);
 	return 0;
 }
@@ -1288,7 +1312,7 @@ int BPF_PROG(signal_generate, int sig, struct kernel_siginfo *info, struct task_
 		return 0;
 	if (filtered(cur->tgid))
 		return 0;
-	struct pending *p = bpf_task_storage_get(&pending, cur, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct thread_state *p = bpf_task_storage_get(&threads, cur, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p)
 		return 0;
 	__builtin_memcpy(p->sig_comm, t->comm, sizeof(p->sig_comm));
@@ -1331,7 +1355,7 @@ static __always_inline int exit_signal(struct task_struct *task, struct pending 
 	e.target_pid = tgid;
 	e.target_tid = tid;
 	/* The target's comm, when signal_generate saw one process get it. */
-	struct pending *pp = bpf_task_storage_get(&pending, task, 0, 0);
+	struct thread_state *pp = bpf_task_storage_get(&threads, task, 0, 0);
 	if (pp && pp->sig_nr) {
 		if (ret == 0 && (what == WHAT_KILL ? tgid : tid) > 0)
 			__builtin_memcpy(e.target_comm, pp->sig_comm, sizeof(e.target_comm));
@@ -1558,9 +1582,9 @@ static __always_inline int exit_sys(struct task_struct *task, struct scratch *s,
 }
 
 /*
- * on_exit handles one syscall's exit. Everything but the setid family is
- * read whole here: the arguments from the registers the syscall entry
- * saved, so there is no enter hook and nothing to pair.
+ * on_exit handles one syscall's exit, read whole here: the arguments from
+ * the registers the syscall entry saved, so there is no enter hook and
+ * nothing to pair.
  */
 static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
 				   __u64 a4, long ret)
@@ -1573,38 +1597,24 @@ static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0,
 	__u32 what = *whatp;
 	struct pending p = {};
 
-	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID) {
-		/* The old credentials only exist before the call: paired with sys_enter. */
-		struct pending *pp = bpf_task_storage_get(&pending, task, 0, 0);
-		if (!pp || pp->what == WHAT_NONE) {
-			/* Filtered at enter, or the enter happened before we attached. */
-			if (!filtered(task->tgid)) {
-				struct event_counters *c = counters_get();
-				if (c)
-					c->pair_missing++;
-			}
+	p.args[0] = a0;
+	p.args[1] = a1;
+	p.args[2] = a2;
+	p.args[3] = a3;
+	p.args[4] = a4;
+	p.what = what;
+	if (what >= WHAT_SETUID && what <= WHAT_SETFSGID)
+		return exit_setid(task, &p, ret); /* filtered there: the credentials are noted either way */
+	if (filtered(task->tgid))
+		return 0;
+	if (what == WHAT_BPF || what == WHAT_BPF_CMD || what == WHAT_BPF_BOTH) {
+		bool load = a0 == BPF_PROG_LOAD_CMD;
+		if (load && what != WHAT_BPF_CMD)
+			p.what = WHAT_BPF;
+		else if (!load && what != WHAT_BPF && bpf_sys_cmd(a0))
+			p.what = WHAT_BPF_CMD;
+		else
 			return 0;
-		}
-		p = *pp;
-		pp->what = WHAT_NONE;
-	} else {
-		if (filtered(task->tgid))
-			return 0;
-		p.args[0] = a0;
-		p.args[1] = a1;
-		p.args[2] = a2;
-		p.args[3] = a3;
-		p.args[4] = a4;
-		p.what = what;
-		if (what == WHAT_BPF || what == WHAT_BPF_CMD || what == WHAT_BPF_BOTH) {
-			bool load = a0 == BPF_PROG_LOAD_CMD;
-			if (load && what != WHAT_BPF_CMD)
-				p.what = WHAT_BPF;
-			else if (!load && what != WHAT_BPF && bpf_sys_cmd(a0))
-				p.what = WHAT_BPF_CMD;
-			else
-				return 0;
-		}
 	}
 
 	switch (p.what) {
@@ -1630,8 +1640,6 @@ static __always_inline int on_exit(struct task_struct *task, __u32 nr, __u64 a0,
 		return s ? exit_memfd(task, s, &p, ret) : 0;
 	}
 	}
-	if (p.what >= WHAT_SETUID && p.what <= WHAT_SETFSGID)
-		return exit_setid(task, &p, ret);
 	if (p.what >= WHAT_UNLINK && p.what <= WHAT_FTRUNCATE) {
 		struct scratch *s = scratch_get();
 		return s ? exit_file(task, s, &p, ret) : 0;

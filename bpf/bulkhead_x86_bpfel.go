@@ -230,15 +230,6 @@ type bulkheadOpenEvent struct {
 	File    bulkheadStrRef
 }
 
-type bulkheadPending struct {
-	_       structs.HostLayout
-	Args    [5]uint64
-	What    uint32
-	OldIds  [4]uint32
-	SigNr   uint32
-	SigComm [16]uint8
-}
-
 type bulkheadPtraceEvent struct {
 	_         structs.HostLayout
 	H         bulkheadEventHeader
@@ -402,58 +393,61 @@ const (
 	bulkheadSyscallWhatWHAT_BPF_BOTH        bulkheadSyscallWhat = 63
 )
 
+type bulkheadThreadState struct {
+	_        structs.HostLayout
+	IdsKnown uint32
+	Uids     [4]uint32
+	Gids     [4]uint32
+	SigNr    uint32
+	SigComm  [16]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bulkheadMapCounters           = "counters"
-	bulkheadMapEnvNames           = "env_names"
-	bulkheadMapEvents             = "events"
-	bulkheadMapFilterCgroups      = "filter_cgroups"
-	bulkheadMapFilterComms        = "filter_comms"
-	bulkheadMapFilterPids         = "filter_pids"
-	bulkheadMapPending            = "pending"
-	bulkheadMapScratch            = "scratch"
-	bulkheadMapSyscallWhats       = "syscall_whats"
-	bulkheadProgSchedProcessExec  = "sched_process_exec"
-	bulkheadProgSchedProcessExit  = "sched_process_exit"
-	bulkheadProgSchedProcessFork  = "sched_process_fork"
-	bulkheadProgSignalGenerate    = "signal_generate"
-	bulkheadProgSysEnterSetfsgid  = "sys_enter_setfsgid"
-	bulkheadProgSysEnterSetfsuid  = "sys_enter_setfsuid"
-	bulkheadProgSysEnterSetgid    = "sys_enter_setgid"
-	bulkheadProgSysEnterSetregid  = "sys_enter_setregid"
-	bulkheadProgSysEnterSetresgid = "sys_enter_setresgid"
-	bulkheadProgSysEnterSetresuid = "sys_enter_setresuid"
-	bulkheadProgSysEnterSetreuid  = "sys_enter_setreuid"
-	bulkheadProgSysEnterSetuid    = "sys_enter_setuid"
-	bulkheadProgSysExitBtf        = "sys_exit_btf"
-	bulkheadProgSysExitTraced     = "sys_exit_traced"
-	bulkheadVarCgroupFilterMode   = "cgroup_filter_mode"
-	bulkheadVarCommFilterMode     = "comm_filter_mode"
-	bulkheadVarPidFilterMode      = "pid_filter_mode"
-	bulkheadVarSelfTgid           = "self_tgid"
-	bulkheadVarUnusedBpfProg      = "unused_bpf_prog"
-	bulkheadVarUnusedConnect      = "unused_connect"
-	bulkheadVarUnusedDirDone      = "unused_dir_done"
-	bulkheadVarUnusedExec         = "unused_exec"
-	bulkheadVarUnusedExecScript   = "unused_exec_script"
-	bulkheadVarUnusedExit         = "unused_exit"
-	bulkheadVarUnusedFile         = "unused_file"
-	bulkheadVarUnusedFlag         = "unused_flag"
-	bulkheadVarUnusedFork         = "unused_fork"
-	bulkheadVarUnusedKind         = "unused_kind"
-	bulkheadVarUnusedMemfd        = "unused_memfd"
-	bulkheadVarUnusedModule       = "unused_module"
-	bulkheadVarUnusedNamespace    = "unused_namespace"
-	bulkheadVarUnusedOpen         = "unused_open"
-	bulkheadVarUnusedPtrace       = "unused_ptrace"
-	bulkheadVarUnusedSetid        = "unused_setid"
-	bulkheadVarUnusedSignal       = "unused_signal"
-	bulkheadVarUnusedSocket       = "unused_socket"
-	bulkheadVarUnusedSys          = "unused_sys"
-	bulkheadVarUnusedWhat         = "unused_what"
-	bulkheadVarWakeupBytes        = "wakeup_bytes"
+	bulkheadMapCounters          = "counters"
+	bulkheadMapEnvNames          = "env_names"
+	bulkheadMapEvents            = "events"
+	bulkheadMapFilterCgroups     = "filter_cgroups"
+	bulkheadMapFilterComms       = "filter_comms"
+	bulkheadMapFilterPids        = "filter_pids"
+	bulkheadMapScratch           = "scratch"
+	bulkheadMapSyscallWhats      = "syscall_whats"
+	bulkheadMapThreads           = "threads"
+	bulkheadProgCredsExec        = "creds_exec"
+	bulkheadProgCredsFork        = "creds_fork"
+	bulkheadProgSchedProcessExec = "sched_process_exec"
+	bulkheadProgSchedProcessExit = "sched_process_exit"
+	bulkheadProgSchedProcessFork = "sched_process_fork"
+	bulkheadProgSignalGenerate   = "signal_generate"
+	bulkheadProgSysExitBtf       = "sys_exit_btf"
+	bulkheadProgSysExitTraced    = "sys_exit_traced"
+	bulkheadVarCgroupFilterMode  = "cgroup_filter_mode"
+	bulkheadVarCommFilterMode    = "comm_filter_mode"
+	bulkheadVarPidFilterMode     = "pid_filter_mode"
+	bulkheadVarSelfTgid          = "self_tgid"
+	bulkheadVarUnusedBpfProg     = "unused_bpf_prog"
+	bulkheadVarUnusedConnect     = "unused_connect"
+	bulkheadVarUnusedDirDone     = "unused_dir_done"
+	bulkheadVarUnusedExec        = "unused_exec"
+	bulkheadVarUnusedExecScript  = "unused_exec_script"
+	bulkheadVarUnusedExit        = "unused_exit"
+	bulkheadVarUnusedFile        = "unused_file"
+	bulkheadVarUnusedFlag        = "unused_flag"
+	bulkheadVarUnusedFork        = "unused_fork"
+	bulkheadVarUnusedKind        = "unused_kind"
+	bulkheadVarUnusedMemfd       = "unused_memfd"
+	bulkheadVarUnusedModule      = "unused_module"
+	bulkheadVarUnusedNamespace   = "unused_namespace"
+	bulkheadVarUnusedOpen        = "unused_open"
+	bulkheadVarUnusedPtrace      = "unused_ptrace"
+	bulkheadVarUnusedSetid       = "unused_setid"
+	bulkheadVarUnusedSignal      = "unused_signal"
+	bulkheadVarUnusedSocket      = "unused_socket"
+	bulkheadVarUnusedSys         = "unused_sys"
+	bulkheadVarUnusedWhat        = "unused_what"
+	bulkheadVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadBulkhead returns the embedded CollectionSpec for bulkhead.
@@ -498,20 +492,14 @@ type bulkheadSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bulkheadProgramSpecs struct {
-	SchedProcessExec  *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
-	SchedProcessExit  *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
-	SchedProcessFork  *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
-	SignalGenerate    *ebpf.ProgramSpec `ebpf:"signal_generate"`
-	SysEnterSetfsgid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsgid"`
-	SysEnterSetfsuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setfsuid"`
-	SysEnterSetgid    *ebpf.ProgramSpec `ebpf:"sys_enter_setgid"`
-	SysEnterSetregid  *ebpf.ProgramSpec `ebpf:"sys_enter_setregid"`
-	SysEnterSetresgid *ebpf.ProgramSpec `ebpf:"sys_enter_setresgid"`
-	SysEnterSetresuid *ebpf.ProgramSpec `ebpf:"sys_enter_setresuid"`
-	SysEnterSetreuid  *ebpf.ProgramSpec `ebpf:"sys_enter_setreuid"`
-	SysEnterSetuid    *ebpf.ProgramSpec `ebpf:"sys_enter_setuid"`
-	SysExitBtf        *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
-	SysExitTraced     *ebpf.ProgramSpec `ebpf:"sys_exit_traced"`
+	CredsExec        *ebpf.ProgramSpec `ebpf:"creds_exec"`
+	CredsFork        *ebpf.ProgramSpec `ebpf:"creds_fork"`
+	SchedProcessExec *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
+	SchedProcessExit *ebpf.ProgramSpec `ebpf:"sched_process_exit"`
+	SchedProcessFork *ebpf.ProgramSpec `ebpf:"sched_process_fork"`
+	SignalGenerate   *ebpf.ProgramSpec `ebpf:"signal_generate"`
+	SysExitBtf       *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
+	SysExitTraced    *ebpf.ProgramSpec `ebpf:"sys_exit_traced"`
 }
 
 // bulkheadMapSpecs contains maps before they are loaded into the kernel.
@@ -524,9 +512,9 @@ type bulkheadMapSpecs struct {
 	FilterCgroups *ebpf.MapSpec `ebpf:"filter_cgroups"`
 	FilterComms   *ebpf.MapSpec `ebpf:"filter_comms"`
 	FilterPids    *ebpf.MapSpec `ebpf:"filter_pids"`
-	Pending       *ebpf.MapSpec `ebpf:"pending"`
 	Scratch       *ebpf.MapSpec `ebpf:"scratch"`
 	SyscallWhats  *ebpf.MapSpec `ebpf:"syscall_whats"`
+	Threads       *ebpf.MapSpec `ebpf:"threads"`
 }
 
 // bulkheadVariableSpecs contains global variables before they are loaded into the kernel.
@@ -586,9 +574,9 @@ type bulkheadMaps struct {
 	FilterCgroups *ebpf.Map `ebpf:"filter_cgroups"`
 	FilterComms   *ebpf.Map `ebpf:"filter_comms"`
 	FilterPids    *ebpf.Map `ebpf:"filter_pids"`
-	Pending       *ebpf.Map `ebpf:"pending"`
 	Scratch       *ebpf.Map `ebpf:"scratch"`
 	SyscallWhats  *ebpf.Map `ebpf:"syscall_whats"`
+	Threads       *ebpf.Map `ebpf:"threads"`
 }
 
 func (m *bulkheadMaps) Close() error {
@@ -599,9 +587,9 @@ func (m *bulkheadMaps) Close() error {
 		m.FilterCgroups,
 		m.FilterComms,
 		m.FilterPids,
-		m.Pending,
 		m.Scratch,
 		m.SyscallWhats,
+		m.Threads,
 	)
 }
 
@@ -640,36 +628,24 @@ type bulkheadVariables struct {
 //
 // It can be passed to loadBulkheadObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bulkheadPrograms struct {
-	SchedProcessExec  *ebpf.Program `ebpf:"sched_process_exec"`
-	SchedProcessExit  *ebpf.Program `ebpf:"sched_process_exit"`
-	SchedProcessFork  *ebpf.Program `ebpf:"sched_process_fork"`
-	SignalGenerate    *ebpf.Program `ebpf:"signal_generate"`
-	SysEnterSetfsgid  *ebpf.Program `ebpf:"sys_enter_setfsgid"`
-	SysEnterSetfsuid  *ebpf.Program `ebpf:"sys_enter_setfsuid"`
-	SysEnterSetgid    *ebpf.Program `ebpf:"sys_enter_setgid"`
-	SysEnterSetregid  *ebpf.Program `ebpf:"sys_enter_setregid"`
-	SysEnterSetresgid *ebpf.Program `ebpf:"sys_enter_setresgid"`
-	SysEnterSetresuid *ebpf.Program `ebpf:"sys_enter_setresuid"`
-	SysEnterSetreuid  *ebpf.Program `ebpf:"sys_enter_setreuid"`
-	SysEnterSetuid    *ebpf.Program `ebpf:"sys_enter_setuid"`
-	SysExitBtf        *ebpf.Program `ebpf:"sys_exit_btf"`
-	SysExitTraced     *ebpf.Program `ebpf:"sys_exit_traced"`
+	CredsExec        *ebpf.Program `ebpf:"creds_exec"`
+	CredsFork        *ebpf.Program `ebpf:"creds_fork"`
+	SchedProcessExec *ebpf.Program `ebpf:"sched_process_exec"`
+	SchedProcessExit *ebpf.Program `ebpf:"sched_process_exit"`
+	SchedProcessFork *ebpf.Program `ebpf:"sched_process_fork"`
+	SignalGenerate   *ebpf.Program `ebpf:"signal_generate"`
+	SysExitBtf       *ebpf.Program `ebpf:"sys_exit_btf"`
+	SysExitTraced    *ebpf.Program `ebpf:"sys_exit_traced"`
 }
 
 func (p *bulkheadPrograms) Close() error {
 	return _BulkheadClose(
+		p.CredsExec,
+		p.CredsFork,
 		p.SchedProcessExec,
 		p.SchedProcessExit,
 		p.SchedProcessFork,
 		p.SignalGenerate,
-		p.SysEnterSetfsgid,
-		p.SysEnterSetfsuid,
-		p.SysEnterSetgid,
-		p.SysEnterSetregid,
-		p.SysEnterSetresgid,
-		p.SysEnterSetresuid,
-		p.SysEnterSetreuid,
-		p.SysEnterSetuid,
 		p.SysExitBtf,
 		p.SysExitTraced,
 	)

@@ -343,14 +343,15 @@ struct sys_event {
 
 /*
  * Per-CPU counters. Every event the programs meant to send and could not is
- * counted here, by kind; so is every enter/exit pair that could not be
- * matched.
+ * counted here, by kind; so is every setid syscall whose "before"
+ * credentials were not known (the pair_* names are from when those came
+ * from a sys_enter hook paired with the exit).
  */
 struct event_counters {
 	__u64 emitted[KIND_MAX];
 	__u64 dropped[KIND_MAX];   /* ring buffer full: bpf_ringbuf_output failed */
-	__u64 pair_missing;        /* exit without a recorded enter */
-	__u64 pair_overwritten;    /* enter found a stale entry for the same thread */
-	__u64 pair_full;           /* enter could not be recorded: no task storage */
+	__u64 pair_missing;        /* setid syscall of a thread whose credentials were never seen: not reported */
+	__u64 pair_overwritten;    /* no longer counted: always 0 */
+	__u64 pair_full;           /* a thread's credentials could not be noted: no task storage */
 	__u64 wakeups;             /* forced wake-ups of user space */
 };

@@ -112,9 +112,13 @@ type Kernel struct {
 	links []link.Link
 	opts  Options
 	// Attached and Skipped name the hooks by "group/name"; Skipped ones do
-	// not exist on this kernel (e.g. syscalls/sys_enter_open off x86).
+	// not exist on this kernel (e.g. syscalls/sys_exit_open off x86).
 	Attached []string
 	Skipped  []string
+	// CredsSeeded and CredsSeedMissed count the running threads whose
+	// credentials were read from /proc at Attach (with setid records), and
+	// those that could not be (see seedCreds).
+	CredsSeeded, CredsSeedMissed int
 }
 
 // Load creates the maps and programs in the kernel. It needs root (or
@@ -192,21 +196,9 @@ func (k *Kernel) fillFilters(opts Options) error {
 	return nil
 }
 
-// enterPrograms are the syscalls that need a sys_enter hook: the setid
-// family, whose old credentials exist only before the call. Every other
-// syscall is read whole at its exit, arguments from the saved registers.
-func (k *Kernel) enterPrograms() map[string]*ebpf.Program {
-	p := k.objs.bulkheadPrograms
-	return map[string]*ebpf.Program{
-		"setuid": p.SysEnterSetuid, "setgid": p.SysEnterSetgid, "setreuid": p.SysEnterSetreuid,
-		"setregid": p.SysEnterSetregid, "setresuid": p.SysEnterSetresuid, "setresgid": p.SysEnterSetresgid,
-		"setfsuid": p.SysEnterSetfsuid, "setfsgid": p.SysEnterSetfsgid,
-	}
-}
-
 // Attach hooks up the process lifecycle programs (always: the process table
 // depends on them) and the syscall programs for the given record kinds.
-// Enter hooks go in before exit hooks so that no exit arrives unpaired.
+// With setid records, the threads' credentials are tracked (trackCreds).
 func (k *Kernel) Attach(kinds []uint16) error {
 	for _, p := range []*ebpf.Program{k.objs.SchedProcessFork, k.objs.SchedProcessExec, k.objs.SchedProcessExit} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
@@ -215,16 +207,6 @@ func (k *Kernel) Attach(kinds []uint16) error {
 		}
 		k.links = append(k.links, l)
 		k.Attached = append(k.Attached, "tp_btf/"+programName(p))
-	}
-	enters := k.enterPrograms()
-	for _, kind := range kinds {
-		for _, sc := range syscallHooks[kind] {
-			if prog, ok := enters[sc.name]; ok {
-				if err := k.attachSyscall("sys_enter_"+sc.name, prog); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	for _, kind := range kinds {
 		if kind != RecordSignal {
@@ -269,14 +251,14 @@ func (k *Kernel) Attach(kinds []uint16) error {
 		}
 		k.links = append(k.links, l)
 		k.Attached = append(k.Attached, "tp_btf/sys_exit")
-		return nil
+		return k.trackCreds(kinds)
 	}
 	for _, name := range names {
 		if err := k.attachSyscall("sys_exit_"+name, k.objs.SysExitTraced); err != nil {
 			return err
 		}
 	}
-	return nil
+	return k.trackCreds(kinds)
 }
 
 // attachSyscall attaches prog to syscalls/name, noting in Skipped a
@@ -360,7 +342,7 @@ func (k *Kernel) Counters() (Counters, error) {
 		c.Wakeups += p.Wakeups
 	}
 	progs := k.objs.bulkheadPrograms
-	for _, p := range []*ebpf.Program{progs.SchedProcessExec, progs.SchedProcessFork, progs.SchedProcessExit, progs.SysExitTraced, progs.SysExitBtf, progs.SignalGenerate} {
+	for _, p := range []*ebpf.Program{progs.SchedProcessExec, progs.SchedProcessFork, progs.SchedProcessExit, progs.SysExitTraced, progs.SysExitBtf, progs.SignalGenerate, progs.CredsFork, progs.CredsExec} {
 		if st, err := p.Stats(); err == nil {
 			c.RecursionMisses += st.RecursionMisses
 		}

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/bpf"
@@ -18,12 +19,12 @@ func TestLoadSpec(t *testing.T) {
 	if got := spec.Maps["events"].Type; got != ebpf.RingBuf {
 		t.Errorf("events map is %s, want RingBuf", got)
 	}
-	if got := spec.Maps["pending"].Type; got != ebpf.TaskStorage {
-		t.Errorf("pending map is %s, want TaskStorage", got)
+	if got := spec.Maps["threads"].Type; got != ebpf.TaskStorage {
+		t.Errorf("threads map is %s, want TaskStorage", got)
 	}
 	for name, want := range map[string]ebpf.ProgramType{
 		"sched_process_exec": ebpf.Tracing, "sched_process_fork": ebpf.Tracing, "sched_process_exit": ebpf.Tracing,
-		"sys_enter_setuid": ebpf.TracePoint, "sys_exit_traced": ebpf.TracePoint,
+		"creds_fork": ebpf.Tracing, "creds_exec": ebpf.Tracing, "sys_exit_traced": ebpf.TracePoint,
 	} {
 		p, ok := spec.Programs[name]
 		if !ok {
@@ -76,11 +77,11 @@ func TestLoadAttachDetach(t *testing.T) {
 		btf  bool
 		min  int
 	}{
-		// 3 lifecycle hooks, 8 setid enters, signal_generate and at least
-		// one syscalls/sys_exit_* per kind ...
-		{"tracepoints", false, 3 + 8 + 1 + len(all) - 1},
+		// 3 lifecycle hooks, 2 credential trackers, signal_generate and at
+		// least one syscalls/sys_exit_* per kind ...
+		{"tracepoints", false, 3 + 2 + 1 + len(all) - 1},
 		// ... or the one BTF sys_exit.
-		{"tp_btf", true, 3 + 8 + 1 + 1},
+		{"tp_btf", true, 3 + 2 + 1 + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := bpf.Load(bpf.Options{RingBytes: 1 << 20, WakeupBytes: 4096, SelfPID: uint32(os.Getpid()), SysExitBTF: tc.btf})
@@ -95,6 +96,16 @@ func TestLoadAttachDetach(t *testing.T) {
 				t.Fatalf("only %d hooks attached: %v", len(k.Attached), k.Attached)
 			}
 			t.Logf("attached %d hooks, skipped %v", len(k.Attached), k.Skipped)
+			for _, h := range k.Attached {
+				// Any sys_enter tracepoint costs every syscall on the host.
+				if strings.Contains(h, "sys_enter") {
+					t.Errorf("enter hook attached: %s", h)
+				}
+			}
+			// At least this test's own threads had their credentials read.
+			if k.CredsSeeded == 0 {
+				t.Errorf("credentials of %d running threads seeded (%d missed)", k.CredsSeeded, k.CredsSeedMissed)
+			}
 			if _, err := k.Counters(); err != nil {
 				t.Fatal(err)
 			}
