@@ -11,14 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // Backend runs one detector.
 type Backend interface {
 	// Definition is what the detector declared.
-	Definition() detect.Definition
+	Definition() detection.Definition
 	// Submit hands the detector a batch of events. The events need only
 	// stay valid until Submit returns: a backend that answers later keeps
 	// its own copy. done is called exactly once per batch, in submission
@@ -34,18 +34,18 @@ type Backend interface {
 }
 
 // Done receives a batch's outcome.
-type Done func(findings []detect.Finding, err error)
+type Done func(findings []detection.Finding, err error)
 
 // Deliver submits events and waits for the outcome: one batch at a time,
 // for tests and callers that need no pipelining. The findings' events are
 // their own copies.
-func Deliver(ctx context.Context, b Backend, events []*event.Event) ([]detect.Finding, error) {
+func Deliver(ctx context.Context, b Backend, events []*event.Event) ([]detection.Finding, error) {
 	type outcome struct {
-		fs  []detect.Finding
+		fs  []detection.Finding
 		err error
 	}
 	ch := make(chan outcome, 1)
-	b.Submit(ctx, events, func(fs []detect.Finding, err error) {
+	b.Submit(ctx, events, func(fs []detection.Finding, err error) {
 		for _, f := range fs {
 			for i, ev := range f.Events {
 				f.Events[i] = ev.Clone()

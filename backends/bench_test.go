@@ -13,10 +13,10 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 )
@@ -76,7 +76,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				run := newBackendFor(b, mode, bin, size)
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: size, QueueBatches: 64, Block: true},
-					[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detect.Finding) {}, zap.NewNop())
+					[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detection.Finding) {}, zap.NewNop())
 				pid := run.Stats().PID
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -125,7 +125,7 @@ func BenchmarkDispatchDetectors(b *testing.B) {
 					}
 				}
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 256, QueueBatches: 64, Block: true},
-					dets, func(detect.Finding) {}, zap.NewNop())
+					dets, func(detection.Finding) {}, zap.NewNop())
 				pluginCPU := func() (t time.Duration) {
 					for _, pid := range pids {
 						t += procstat.CPU(pid)
@@ -172,7 +172,7 @@ func BenchmarkFindingLatency(b *testing.B) {
 			run := newBackendFor(b, mode, bin, 64)
 			found := make(chan time.Time, 1)
 			d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 64, QueueBatches: 64},
-				[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detect.Finding) { found <- time.Now() }, zap.NewNop())
+				[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detection.Finding) { found <- time.Now() }, zap.NewNop())
 			events := benchOpens(64)
 			hit := *events[31]
 			hit.Open = event.Open{Syscall: "openat", Path: "/etc/shadow", Resolved: "/etc/shadow", Ret: 3}

@@ -11,10 +11,10 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap/zaptest"
 )
@@ -58,7 +58,7 @@ type findingKey struct {
 func run(t *testing.T, det dispatch.Detector, stream []event.Event) []findingKey {
 	var mu sync.Mutex
 	var got []findingKey
-	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 64, QueueBatches: 1024}, []dispatch.Detector{det}, func(f detect.Finding) {
+	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 64, QueueBatches: 1024}, []dispatch.Detector{det}, func(f detection.Finding) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, findingKey{f.Rule, f.Summary, f.Events[0].Open.Resolved, f.Events[0].Process.Exe, f.Events[0].PID})
@@ -80,7 +80,7 @@ func run(t *testing.T, det dispatch.Detector, stream []event.Event) []findingKey
 // in the same stream.
 func TestSameFindingsOnBothBackends(t *testing.T) {
 	stream := recordedStream(t)
-	cfg := detect.Config(`{"paths":["/etc/shadow","/etc/gshadow"]}`)
+	cfg := detection.Config(`{"paths":["/etc/shadow","/etc/gshadow"]}`)
 
 	in, err := inproc.New(context.Background(), example.New(), cfg, zaptest.NewLogger(t))
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	roguepkg "github.com/bulkhead-sec/bulkhead/plugins/rogue"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -318,11 +318,11 @@ func TestPartialFindingsOfASplitBatchAreDelivered(t *testing.T) {
 	}
 	defer b.Close(context.Background())
 	var (
-		got  []detect.Finding
+		got  []detection.Finding
 		gerr error
 	)
 	done := make(chan struct{})
-	b.Submit(context.Background(), opens("/ok/1", "/crash", "/ok/2"), func(fs []detect.Finding, err error) {
+	b.Submit(context.Background(), opens("/ok/1", "/crash", "/ok/2"), func(fs []detection.Finding, err error) {
 		got, gerr = fs, err
 		close(done)
 	})

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap/zaptest"
 )
@@ -18,7 +18,7 @@ import (
 // submitFlat encodes events as the dispatcher does and hands them over
 // with SubmitFlat; the encoded bytes are overwritten once it returns, as
 // the dispatcher's batch is reused.
-func submitFlat(b *Backend, events []*event.Event, done func([]detect.Finding, error)) {
+func submitFlat(b *Backend, events []*event.Event, done func([]detection.Finding, error)) {
 	enc := wire.NewFlatEncoder()
 	enc.ResetInto(make([]byte, 0, 4<<10))
 	for _, ev := range events {
@@ -29,13 +29,13 @@ func submitFlat(b *Backend, events []*event.Event, done func([]detect.Finding, e
 	clear(batch)
 }
 
-func deliverFlat(b *Backend, events []*event.Event) ([]detect.Finding, error) {
+func deliverFlat(b *Backend, events []*event.Event) ([]detection.Finding, error) {
 	type out struct {
-		fs  []detect.Finding
+		fs  []detection.Finding
 		err error
 	}
 	c := make(chan out, 1)
-	submitFlat(b, events, func(fs []detect.Finding, err error) {
+	submitFlat(b, events, func(fs []detection.Finding, err error) {
 		for i := range fs { // valid during the call only
 			for j, ev := range fs[i].Events {
 				fs[i].Events[j] = ev.Clone()
@@ -105,7 +105,7 @@ func TestSubmitFlatRingFull(t *testing.T) {
 			evs = opens(fmt.Sprintf("/ok/%d/%s", i, strings.Repeat("p", 2<<10)), "/ok/a"+strings.Repeat("p", 2<<10), "/ok/b"+strings.Repeat("p", 2<<10))
 		}
 		wg.Add(1)
-		submitFlat(b, evs, func(fs []detect.Finding, err error) {
+		submitFlat(b, evs, func(fs []detection.Finding, err error) {
 			defer wg.Done()
 			if err != nil {
 				t.Errorf("batch: %v", err)

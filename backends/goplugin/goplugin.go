@@ -16,16 +16,16 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/backends/restart"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/mem"
 )
 
 // Options configure one plugin.
 type Options struct {
-	Path   string        // the plugin binary
-	Config detect.Config // handed to the detector's Init
+	Path   string           // the plugin binary
+	Config detection.Config // handed to the detector's Init
 	// BatchDeadline: a batch not answered by then means the plugin hangs;
 	// it is killed, restarted, and the batch sent again.
 	BatchDeadline time.Duration
@@ -95,7 +95,7 @@ func DefaultOptions(path string) Options {
 type Backend struct {
 	opts Options
 	log  *zap.Logger
-	def  detect.Definition
+	def  detection.Definition
 	enc  *wire.FlatEncoder // Submit's (grpc); the loop's (shm, while Submit waits)
 	// maxBatch is the largest encoded batch the transport carries: the
 	// ring's record, or the stream's message.
@@ -204,7 +204,7 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	return b, nil
 }
 
-func (b *Backend) Definition() detect.Definition { return b.def }
+func (b *Backend) Definition() detection.Definition { return b.def }
 
 // Submit encodes the events and queues the batch for the plugin; done gets
 // the findings. A crash or hang on the way is handled inside: the plugin is
@@ -436,7 +436,7 @@ func violation(err error) error { return fmt.Errorf("%w: %w", errViolation, err)
 // result reads the plugin's answer to batch seq (count events, encoded in
 // batch) within the limits: what is over them is refused and counted; an
 // error is a violation the plugin is killed for.
-func (b *Backend) result(in *wire.InResult, seq uint64, count int, batch []byte) ([]detect.Finding, error) {
+func (b *Backend) result(in *wire.InResult, seq uint64, count int, batch []byte) ([]detection.Finding, error) {
 	res, refused, err := wire.ParseResult(in.Raw, count, b.opts.Limits)
 	if err != nil {
 		return nil, violation(err)
@@ -448,7 +448,7 @@ func (b *Backend) result(in *wire.InResult, seq uint64, count int, batch []byte)
 }
 
 // complete answers p and lets go of its buffer.
-func (b *Backend) complete(p *pending, fs []detect.Finding, delivered int) {
+func (b *Backend) complete(p *pending, fs []detection.Finding, delivered int) {
 	b.delivered.Add(uint64(delivered))
 	b.findings.Add(uint64(len(fs)))
 	p.buf.Free()
@@ -458,7 +458,7 @@ func (b *Backend) complete(p *pending, fs []detect.Finding, delivered int) {
 // partial answers p with err and the findings of the events that were
 // answered before it (a batch split to find a poison event, cut short by
 // the breaker): they are counted and delivered, not dropped.
-func (b *Backend) partial(p *pending, fs []detect.Finding, err error) {
+func (b *Backend) partial(p *pending, fs []detection.Finding, err error) {
 	b.findings.Add(uint64(len(fs)))
 	p.buf.Free()
 	p.done(fs, err)
@@ -473,7 +473,7 @@ func (p *pending) fail(err error) {
 // findingsOf converts a result's findings (bounded by ParseResult, which
 // counted in refused what it dropped). The events they point at are
 // decoded from a copy of the batch, which outlives the pooled buffer.
-func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byte) []detect.Finding {
+func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byte) []detection.Finding {
 	if res.Errors > 0 {
 		b.errs.Add(uint64(res.Errors))
 		if b.errLog.Allow(10 * time.Second) {
@@ -481,7 +481,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
 		}
 	}
-	var out []detect.Finding
+	var out []detection.Finding
 	if len(res.Findings) > 0 {
 		events, err := wire.DecodeFlat(bytes.Clone(batch))
 		if err != nil {
@@ -493,7 +493,7 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 		for i := range events {
 			sent[i] = &events[i]
 		}
-		out = make([]detect.Finding, 0, len(res.Findings))
+		out = make([]detection.Finding, 0, len(res.Findings))
 		for _, p := range res.Findings {
 			f, err := wire.FindingFromProto(p, sent)
 			if err != nil {

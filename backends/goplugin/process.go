@@ -16,7 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	plugin "github.com/hashicorp/go-plugin"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -91,8 +91,8 @@ type process struct {
 
 // start launches the binary, shakes hands, describes and initialises it,
 // and opens the batch stream.
-func (b *Backend) start() (*process, detect.Definition, error) {
-	var def detect.Definition
+func (b *Backend) start() (*process, detection.Definition, error) {
+	var def detection.Definition
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake(),
 		Plugins:          plugin.PluginSet{wire.PluginName: &clientPlugin{}},
@@ -127,7 +127,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 	cfg.Logger = newHCLog(b.log, cmd.Path, b.opts.Path)
 	client := plugin.NewClient(cfg)
 	p := &process{client: client, cmd: cmd, runner: r, results: make(chan *wire.InResult, 1), errs: make(chan error, 1), quit: make(chan struct{}), ring: ring}
-	fail := func(what string, err error) (*process, detect.Definition, error) {
+	fail := func(what string, err error) (*process, detection.Definition, error) {
 		p.end(context.Background(), false)
 		if status.Code(err) == codes.ResourceExhausted {
 			err = violation(err) // an answer over its bound
@@ -160,7 +160,7 @@ func (b *Backend) start() (*process, detect.Definition, error) {
 		}
 		def = wire.DefinitionFromProto(pd)
 		if err := def.Validate(); err != nil {
-			if errors.Is(err, detect.ErrFilterBounds) {
+			if errors.Is(err, detection.ErrFilterBounds) {
 				b.protocolViolations.Add(1)
 			}
 			return definition, err

@@ -14,7 +14,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -53,7 +53,7 @@ func rogue(t *testing.T, config string, tune func(*Options)) (*Backend, *observe
 	return b, logs
 }
 
-func reported(fs []detect.Finding) map[string]int {
+func reported(fs []detection.Finding) map[string]int {
 	seen := map[string]int{}
 	for _, f := range fs {
 		if f.Rule == "rogue-report" {
@@ -74,14 +74,14 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 	for _, c := range []struct {
 		attack string
 		extra  string
-		check  func(t *testing.T, fs []detect.Finding, s backends.Stats, logs *observer.ObservedLogs)
+		check  func(t *testing.T, fs []detection.Finding, s backends.Stats, logs *observer.ObservedLogs)
 	}{
-		{"flood-findings", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"flood-findings", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			if len(fs) > 64 || s.FindingsRefused < 999_000 || s.Crashes != 0 {
 				t.Errorf("%d findings kept, %d refused, %d crashes: want ≤64 kept, the rest of 1,000,000 refused, no crash", len(fs), s.FindingsRefused, s.Crashes)
 			}
 		}},
-		{"huge-summary", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"huge-summary", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			// 50 MiB: over the 8 MiB result bound, the plugin is killed for
 			// it each time, and the trigger is quarantined.
 			if s.Quarantined != 1 || s.ProtocolViolations < 3 || s.Crashes != 0 {
@@ -93,9 +93,9 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 				}
 			}
 		}},
-		{"huge-summary", `,"size":1048576`, func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"huge-summary", `,"size":1048576`, func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			// 1 MiB: the result is readable; the summary is cut, the finding kept.
-			var got *detect.Finding
+			var got *detection.Finding
 			for i := range fs {
 				if fs[i].Rule == "huge-summary" {
 					got = &fs[i]
@@ -108,7 +108,7 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 				t.Errorf("stats %+v: want 1 violation, nothing refused", s)
 			}
 		}},
-		{"huge-fields", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"huge-fields", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			for _, f := range fs {
 				if f.Rule == "huge-fields" && (f.Fields["big"] != nil || f.Fields[wire.RefusedKey] == nil) {
 					t.Errorf("the 1 MiB fields were not replaced: %d keys", len(f.Fields))
@@ -118,7 +118,7 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 				t.Errorf("stats %+v: want 1 violation", s)
 			}
 		}},
-		{"bad-severity", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"bad-severity", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			for _, f := range fs {
 				if f.Rule == "bad-severity" {
 					t.Errorf("a finding of severity %d was delivered", f.Severity)
@@ -128,7 +128,7 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 				t.Errorf("stats %+v: want the finding refused, 1 violation", s)
 			}
 		}},
-		{"fabricated-evidence", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, _ *observer.ObservedLogs) {
+		{"fabricated-evidence", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, _ *observer.ObservedLogs) {
 			for _, f := range fs {
 				for _, ev := range f.Events {
 					if ev.Exec.Exe == "/bin/fabricated" || ev.PID == 1 {
@@ -143,7 +143,7 @@ func TestProtocolAttacksAreBoundedAndCounted(t *testing.T) {
 				t.Errorf("stats %+v: want both findings refused, 2 violations (fabricated, out of the batch)", s)
 			}
 		}},
-		{"bad-counters", "", func(t *testing.T, fs []detect.Finding, s backends.Stats, logs *observer.ObservedLogs) {
+		{"bad-counters", "", func(t *testing.T, fs []detection.Finding, s backends.Stats, logs *observer.ObservedLogs) {
 			if s.Errors != 3 || s.ProtocolViolations != 2 {
 				t.Errorf("stats %+v: want errors clamped to the batch's 3 events, 2 violations (count, last error cut)", s)
 			}
@@ -281,7 +281,7 @@ func TestSlowPluginWithQueuedBatchesIsNotHung(t *testing.T) {
 	)
 	for i := range 16 {
 		wg.Add(1)
-		b.Submit(context.Background(), opens(fmt.Sprintf("/ok/%d", i)), func(fs []detect.Finding, err error) {
+		b.Submit(context.Background(), opens(fmt.Sprintf("/ok/%d", i)), func(fs []detection.Finding, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, f := range fs {
@@ -320,7 +320,7 @@ func TestHangStillKilledAndCloseAnswersEveryBatch(t *testing.T) {
 		mu             sync.Mutex
 		ok, stopped, n int
 	)
-	done := func(fs []detect.Finding, err error) {
+	done := func(fs []detection.Finding, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		n++

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -276,7 +276,7 @@ func TestRingFullBatchesWait(t *testing.T) {
 		// 2 KiB of path (twice: as opened and resolved): two batches do
 		// not fit in 8 KiB.
 		wg.Add(1)
-		b.Submit(context.Background(), opens(fmt.Sprintf("/ok/%d/%s", i, strings.Repeat("p", 2<<10))), func(fs []detect.Finding, err error) {
+		b.Submit(context.Background(), opens(fmt.Sprintf("/ok/%d/%s", i, strings.Repeat("p", 2<<10))), func(fs []detection.Finding, err error) {
 			defer wg.Done()
 			if err != nil {
 				t.Errorf("batch: %v", err)
@@ -355,7 +355,7 @@ func TestRingStallSheds(t *testing.T) {
 	rogue, healthy, _ := ringPair(t, "ring-stall", false)
 	d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 16, QueueEvents: 2048, QueueBytes: 1 << 30, QueueBatches: 1 << 20, DrainTimeout: 5 * time.Second},
 		[]dispatch.Detector{{Name: "rogue", Backend: "goplugin", Run: rogue}, {Name: "healthy", Backend: "goplugin", Run: healthy}},
-		func(detect.Finding) {}, zaptest.NewLogger(t))
+		func(detection.Finding) {}, zaptest.NewLogger(t))
 	const total = 8000
 	start := time.Now()
 	for i := range total {

@@ -16,7 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -66,7 +66,7 @@ func (b *Backend) recover(err error, hang bool) {
 }
 
 // markRedelivered flags p's batch as sent before (the SDK tells the
-// detector: detect.Redelivered), in a copy: the buffer sent may still be
+// detector: detection.Redelivered), in a copy: the buffer sent may still be
 // referenced by the dead process's stream.
 func (p *pending) markRedelivered() {
 	if p.redelivered {
@@ -100,7 +100,7 @@ func (b *Backend) deliverUnary() {
 
 // deliverSync sends an encoded batch on its own and waits, retrying across
 // crashes; the split of a poison batch and the unary mode use it.
-func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]detect.Finding, error) {
+func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]detection.Finding, error) {
 	for attempt := 1; ; attempt++ {
 		if err := b.ensureRunning(); err != nil {
 			return nil, err
@@ -128,12 +128,12 @@ func (b *Backend) deliverSync(ctx context.Context, batch []byte, count int) ([]d
 
 // deliverEach sends a batch that keeps killing the plugin one event at a
 // time, so that only a poison event is given up on.
-func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detect.Finding, error) {
+func (b *Backend) deliverEach(ctx context.Context, batch []byte) ([]detection.Finding, error) {
 	events, err := wire.DecodeFlat(bytes.Clone(batch))
 	if err != nil {
 		return nil, fmt.Errorf("split batch: %w", err)
 	}
-	var out []detect.Finding
+	var out []detection.Finding
 	for i := range events {
 		b.splitEnc.Reset()
 		b.splitEnc.Add(&events[i])
@@ -171,7 +171,7 @@ func safeError(err error) zap.Field {
 
 // roundTrip sends one encoded batch and waits for its result, with
 // nothing else in flight.
-func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]detect.Finding, error) {
+func (b *Backend) roundTrip(ctx context.Context, batch []byte, count int) ([]detection.Finding, error) {
 	b.seq++
 	if b.opts.Unary {
 		cctx, cancel := context.WithTimeout(ctx, b.opts.BatchDeadline)

@@ -12,8 +12,8 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/shm"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/mem"
 )
@@ -346,12 +346,12 @@ func (p *pending) detach() {
 // first error.
 type joined struct {
 	left  int
-	found []detect.Finding
+	found []detection.Finding
 	err   error
 	done  backends.Done
 }
 
-func (j *joined) one(fs []detect.Finding, err error) {
+func (j *joined) one(fs []detection.Finding, err error) {
 	j.found = append(j.found, fs...)
 	if j.err == nil {
 		j.err = err

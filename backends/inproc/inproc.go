@@ -17,15 +17,15 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
 // Backend calls a detector directly.
 type Backend struct {
-	d                           detect.Detector
-	def                         detect.Definition
+	d                           detection.Detector
+	def                         detection.Definition
 	delivered, findings, errors atomic.Uint64
 	errLog                      backends.Every
 	log                         *zap.Logger
@@ -40,12 +40,12 @@ type Options struct {
 }
 
 // New initialises d with cfg and returns its backend.
-func New(ctx context.Context, d detect.Detector, cfg detect.Config, log *zap.Logger) (*Backend, error) {
+func New(ctx context.Context, d detection.Detector, cfg detection.Config, log *zap.Logger) (*Backend, error) {
 	return NewWith(ctx, d, cfg, Options{}, log)
 }
 
 // NewWith is New with options.
-func NewWith(ctx context.Context, d detect.Detector, cfg detect.Config, o Options, log *zap.Logger) (*Backend, error) {
+func NewWith(ctx context.Context, d detection.Detector, cfg detection.Config, o Options, log *zap.Logger) (*Backend, error) {
 	def := d.Definition()
 	if err := def.Validate(); err != nil {
 		return nil, fmt.Errorf("detector definition: %w", err)
@@ -60,7 +60,7 @@ func NewWith(ctx context.Context, d detect.Detector, cfg detect.Config, o Option
 	return &Backend{d: d, def: def, log: log, recover: o.Recover}, nil
 }
 
-func (b *Backend) Definition() detect.Definition { return b.def }
+func (b *Backend) Definition() detection.Definition { return b.def }
 
 // Submit calls OnEvent for each event, on the caller's goroutine, and then
 // done.
@@ -68,8 +68,8 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 	done(b.deliver(ctx, events))
 }
 
-func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
-	var out []detect.Finding
+func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detection.Finding, error) {
+	var out []detection.Finding
 	onEvent := b.d.OnEvent // chosen per batch: the default path calls the detector directly
 	if b.recover {
 		onEvent = b.recovering
@@ -91,7 +91,7 @@ func (b *Backend) deliver(ctx context.Context, events []*event.Event) ([]detect.
 }
 
 // recovering is OnEvent, turning a panic into an error.
-func (b *Backend) recovering(ctx context.Context, ev *event.Event) (found []detect.Finding, err error) {
+func (b *Backend) recovering(ctx context.Context, ev *event.Event) (found []detection.Finding, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			found, err = nil, fmt.Errorf("recovered from a panic in OnEvent: %v", r)

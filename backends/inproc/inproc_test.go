@@ -6,24 +6,24 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
 // panicky panics on pid 666 and reports every other event.
 type panicky struct{}
 
-func (panicky) Definition() detect.Definition {
-	return detect.Definition{Name: "panicky", Version: "1.0.0", Kinds: []event.Kind{event.KindOpen}}
+func (panicky) Definition() detection.Definition {
+	return detection.Definition{Name: "panicky", Version: "1.0.0", Kinds: []event.Kind{event.KindOpen}}
 }
-func (panicky) Init(context.Context, detect.Config, *zap.Logger) error { return nil }
-func (panicky) Close(context.Context) error                            { return nil }
-func (panicky) OnEvent(_ context.Context, ev *event.Event) ([]detect.Finding, error) {
+func (panicky) Init(context.Context, detection.Config, *zap.Logger) error { return nil }
+func (panicky) Close(context.Context) error                               { return nil }
+func (panicky) OnEvent(_ context.Context, ev *event.Event) ([]detection.Finding, error) {
 	if ev.PID == 666 {
 		panic("boom")
 	}
-	return []detect.Finding{detect.NewFinding(ev, "seen", detect.SeverityInfo, "seen")}, nil
+	return []detection.Finding{detection.NewFinding(ev, "seen", detection.SeverityInfo, "seen")}, nil
 }
 
 func TestRecoverCountsAPanicAndGoesOn(t *testing.T) {

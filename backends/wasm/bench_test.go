@@ -11,10 +11,10 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/backends/wasm/wasmtest"
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
@@ -61,7 +61,7 @@ func BenchmarkDispatch(b *testing.B) {
 				}
 				before := r.Stats().Delivered
 				d := dispatch.New(context.Background(), dispatch.Options{BatchSize: size, QueueBatches: 64, Block: true},
-					[]dispatch.Detector{{Name: "example", Backend: mode, Run: keepOpen{r}}}, func(detect.Finding) {}, zap.NewNop())
+					[]dispatch.Detector{{Name: "example", Backend: mode, Run: keepOpen{r}}}, func(detection.Finding) {}, zap.NewNop())
 				b.ReportAllocs()
 				b.ResetTimer()
 				start, monCPU := time.Now(), procstat.CPU(0)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
 	"github.com/bulkhead-sec/bulkhead/plugins/kernelload"
@@ -17,7 +18,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/privesc"
 	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/rules"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/sdktest"
 	"github.com/bulkhead-sec/bulkhead/plugins/tmpexec"
 	"github.com/bulkhead-sec/bulkhead/plugins/webshell"
@@ -37,7 +37,7 @@ func TestLibraryFindsTheSameOnWasm(t *testing.T) {
 	evs := sdktest.Events(t, "../../testdata/recordings/library.bhrec")
 	for _, c := range []struct {
 		name   string
-		d      detect.Detector
+		d      detection.Detector
 		config string
 	}{
 		{"outbound", outbound.New(), `{"include_loopback": true}`},
@@ -51,7 +51,7 @@ func TestLibraryFindsTheSameOnWasm(t *testing.T) {
 		{"ptrace", ptrace.New(), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			in, err := inproc.New(context.Background(), c.d, detect.Config(c.config), zaptest.NewLogger(t))
+			in, err := inproc.New(context.Background(), c.d, detection.Config(c.config), zaptest.NewLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,8 +18,8 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
 	"github.com/bulkhead-sec/bulkhead/backends/pluginlog"
 	"github.com/bulkhead-sec/bulkhead/backends/restart"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -36,8 +36,8 @@ const ABI = 1
 
 // Options configure one module.
 type Options struct {
-	Path   string        // the .wasm module
-	Config detect.Config // handed to the detector's Init
+	Path   string           // the .wasm module
+	Config detection.Config // handed to the detector's Init
 	// MemoryPages caps the module's linear memory, in 64 KiB pages (0:
 	// DefaultMemoryPages). The Go runtime of a module that reaches it
 	// dies of "out of memory": a crash like any other.
@@ -92,7 +92,7 @@ func DefaultOptions(path string) Options {
 type Backend struct {
 	opts     Options
 	log      *zap.Logger
-	def      detect.Definition
+	def      detection.Definition
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	ownCache wazero.CompilationCache // closed with the backend (Options.Cache nil)
@@ -258,8 +258,8 @@ func checkExports(cm wazero.CompiledModule) error {
 
 // start instantiates the module, checks its ABI, asks its definition,
 // initialises it, and asks the definition again.
-func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, error) {
-	var def detect.Definition
+func (b *Backend) start(ctx context.Context) (*instance, detection.Definition, error) {
+	var def detection.Definition
 	ctx, cancel := context.WithTimeout(ctx, b.opts.StartTimeout)
 	defer cancel()
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
@@ -278,7 +278,7 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 	b.started++
 	in := &instance{mod: mod, alloc: mod.ExportedFunction("bulkhead_alloc"), describe: mod.ExportedFunction("bulkhead_describe"),
 		init: mod.ExportedFunction("bulkhead_init"), batch: mod.ExportedFunction("bulkhead_batch"), closeFn: mod.ExportedFunction("bulkhead_close")}
-	fail := func(what string, err error) (*instance, detect.Definition, error) {
+	fail := func(what string, err error) (*instance, detection.Definition, error) {
 		mod.Close(context.Background())
 		return nil, def, fmt.Errorf("wasm module %s: %s: %w", b.opts.Path, what, err)
 	}
@@ -289,7 +289,7 @@ func (b *Backend) start(ctx context.Context) (*instance, detect.Definition, erro
 	if abi[0] != ABI {
 		return fail("abi", fmt.Errorf("built for ABI version %d; this monitor speaks version %d", uint32(abi[0]), ABI))
 	}
-	describe := func() (detect.Definition, error) {
+	describe := func() (detection.Definition, error) {
 		out, err := in.call(ctx, in.describe, nil, 1<<20)
 		if err != nil {
 			return def, err
@@ -390,7 +390,7 @@ func (in *instance) call(ctx context.Context, fn api.Function, input []byte, max
 	return bytes.Clone(out), nil
 }
 
-func (b *Backend) Definition() detect.Definition { return b.def }
+func (b *Backend) Definition() detection.Definition { return b.def }
 
 // Submit hands the batch to the module and calls done with its findings
 // before it returns. A trap, exit or hang on the way is handled inside: a
@@ -427,7 +427,7 @@ func (b *Backend) Submit(ctx context.Context, events []*event.Event, done backen
 // deliver sends an encoded batch and its result back, retrying across
 // crashes: a batch is sent again once, then split; an event alone is
 // quarantined after PoisonAttempts.
-func (b *Backend) deliver(ctx context.Context, batch []byte, events []*event.Event) ([]detect.Finding, error) {
+func (b *Backend) deliver(ctx context.Context, batch []byte, events []*event.Event) ([]detection.Finding, error) {
 	count := len(events)
 	for attempt := 1; ; attempt++ {
 		if err := b.ensureRunning(ctx); err != nil {
@@ -457,8 +457,8 @@ func (b *Backend) deliver(ctx context.Context, batch []byte, events []*event.Eve
 
 // deliverEach sends a batch that keeps ending the instance one event at a
 // time, so that only a poison event is given up on.
-func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]detect.Finding, error) {
-	var out []detect.Finding
+func (b *Backend) deliverEach(ctx context.Context, events []*event.Event) ([]detection.Finding, error) {
+	var out []detection.Finding
 	for i := range events {
 		b.split.Reset()
 		b.split.Add(events[i])
@@ -481,7 +481,7 @@ func (b *Backend) quarantine(ev *event.Event, err error) {
 }
 
 // roundTrip runs one batch in the current instance, within the deadline.
-func (b *Backend) roundTrip(ctx context.Context, batch []byte, events []*event.Event) ([]detect.Finding, error) {
+func (b *Backend) roundTrip(ctx context.Context, batch []byte, events []*event.Event) ([]detection.Finding, error) {
 	cctx, cancel := context.WithTimeout(ctx, b.opts.BatchDeadline)
 	defer cancel()
 	out, err := b.inst.call(cctx, b.inst.batch, batch, b.opts.Limits.ResultBytes)
@@ -501,7 +501,7 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, events []*event.E
 
 // findingsOf converts a result's findings (bounded by ParseResult); their
 // events are the batch's own.
-func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, events []*event.Event) []detect.Finding {
+func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, events []*event.Event) []detection.Finding {
 	if res.Errors > 0 {
 		b.errs.Add(uint64(res.Errors))
 		if b.errLog.Allow(10 * time.Second) {
@@ -509,9 +509,9 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, events []*e
 				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
 		}
 	}
-	var out []detect.Finding
+	var out []detection.Finding
 	if len(res.Findings) > 0 {
-		out = make([]detect.Finding, 0, len(res.Findings))
+		out = make([]detection.Finding, 0, len(res.Findings))
 		for _, p := range res.Findings {
 			f, err := wire.FindingFromProto(p, events)
 			if err != nil {

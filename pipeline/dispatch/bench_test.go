@@ -5,19 +5,19 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
 // nop takes batches and answers at once, finding nothing: what is
 // measured is the dispatcher (the copy into batches or the flat encoding,
 // the queue, the lane).
-type nop struct{ def detect.Definition }
+type nop struct{ def detection.Definition }
 
-func (n *nop) Definition() detect.Definition { return n.def }
-func (n *nop) Stats() backends.Stats         { return backends.Stats{} }
-func (n *nop) Close(context.Context) error   { return nil }
+func (n *nop) Definition() detection.Definition { return n.def }
+func (n *nop) Stats() backends.Stats            { return backends.Stats{} }
+func (n *nop) Close(context.Context) error      { return nil }
 func (n *nop) Submit(_ context.Context, _ []*event.Event, done backends.Done) {
 	done(nil, nil)
 }
@@ -39,14 +39,14 @@ func BenchmarkAdd(b *testing.B) {
 		ev.Process = proc
 		stream[i] = ev
 	}
-	def := detect.Definition{Name: "nop", Kinds: []event.Kind{event.KindOpen}}
+	def := detection.Definition{Name: "nop", Kinds: []event.Kind{event.KindOpen}}
 	for _, c := range []struct {
 		name string
 		run  backends.Backend
 	}{{"events", &nop{def}}, {"flat", &nopFlat{nop{def}}}} {
 		b.Run(c.name, func(b *testing.B) {
 			d := New(context.Background(), Options{BatchSize: 256, QueueBatches: 64, Block: true}, []Detector{{Name: "nop", Run: c.run}},
-				func(detect.Finding) {}, zap.NewNop())
+				func(detection.Finding) {}, zap.NewNop())
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

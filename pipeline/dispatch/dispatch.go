@@ -24,8 +24,8 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
@@ -89,7 +89,7 @@ type FlatBackend interface {
 
 // FindingFunc receives findings, from every detector's goroutine at once.
 // The finding's events are the finding's own copies.
-type FindingFunc func(f detect.Finding)
+type FindingFunc func(f detection.Finding)
 
 // LaneStats are one detector's counts.
 type LaneStats struct {
@@ -160,7 +160,7 @@ type Dispatcher struct {
 	// prefilter holds, per kind, the filters of the detectors that want it
 	// when every one of them has a filter: an event none of them lets
 	// through is not copied at all. Nil: some detector takes every event.
-	prefilter [event.KindCount][]*detect.Matcher
+	prefilter [event.KindCount][]*detection.Matcher
 	cur       *batch
 	pool      sync.Pool // full-size batches, filled by Add
 	// copyEvents: some detector takes events (CopyTo into the batch);
@@ -178,8 +178,8 @@ type Dispatcher struct {
 type lane struct {
 	d        *Dispatcher
 	det      Detector
-	def      detect.Definition
-	match    *detect.Matcher // def.Filter, compiled once
+	def      detection.Definition
+	match    *detection.Matcher // def.Filter, compiled once
 	kinds    event.KindSet
 	kindList []event.Kind // the same, to sum a batch's counts by
 	queue    chan *batch
@@ -298,7 +298,7 @@ func New(ctx context.Context, opts Options, detectors []Detector, out FindingFun
 		}
 	}
 	for _, k := range d.wanted.Kinds() {
-		var fs []*detect.Matcher
+		var fs []*detection.Matcher
 		for _, l := range d.lanes {
 			if !l.kinds.Has(k) {
 				continue
@@ -675,7 +675,7 @@ func (l *lane) run(ctx context.Context) {
 func (l *lane) answer(n int, inflight *sync.WaitGroup) backends.Done {
 	inflight.Add(1)
 	submitted := time.Now()
-	return func(found []detect.Finding, err error) {
+	return func(found []detection.Finding, err error) {
 		defer inflight.Done()
 		l.latency.observe(time.Since(submitted))
 		l.finish(n, found, err)
@@ -685,7 +685,7 @@ func (l *lane) answer(n int, inflight *sync.WaitGroup) backends.Done {
 // finish takes a batch's outcome: its events counted, findings out (with
 // their own copies of the events). An answer that comes after the lane was
 // abandoned is dropped: its events are counted as abandoned already.
-func (l *lane) finish(n int, found []detect.Finding, err error) {
+func (l *lane) finish(n int, found []detection.Finding, err error) {
 	defer l.d.outstanding.Done()
 	c := &l.delivered
 	switch {

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/backends"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // fake answers every batch with a finding on its first event, after
 // waiting for gate (when set).
 type fake struct {
-	def  detect.Definition
+	def  detection.Definition
 	gate chan struct{}
 	mu   sync.Mutex
 	seen []string // Open.Resolved of every event received, copied
@@ -41,8 +41,8 @@ type fake struct {
 	closed      bool
 }
 
-func (f *fake) Definition() detect.Definition { return f.def }
-func (f *fake) Stats() backends.Stats         { return backends.Stats{} }
+func (f *fake) Definition() detection.Definition { return f.def }
+func (f *fake) Stats() backends.Stats            { return backends.Stats{} }
 func (f *fake) Close(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -58,7 +58,7 @@ func (f *fake) Submit(_ context.Context, evs []*event.Event, done backends.Done)
 		f.seen = append(f.seen, strings.Clone(ev.Open.Resolved)) // ev is only valid during Submit
 	}
 	f.mu.Unlock()
-	done([]detect.Finding{detect.NewFinding(evs[0], "first", detect.SeverityLow, "")}, nil)
+	done([]detection.Finding{detection.NewFinding(evs[0], "first", detection.SeverityLow, "")}, nil)
 }
 
 func (f *fake) count() int {
@@ -80,13 +80,13 @@ func opens(n int, prefix string) []*event.Event {
 // blocks and the other detector gets every event. Every shed event is
 // counted against the stuck detector.
 func TestStuckDetectorShedsAloneAndCounts(t *testing.T) {
-	stuck := &fake{def: detect.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
-	fine := &fake{def: detect.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
+	stuck := &fake{def: detection.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	fine := &fake{def: detection.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
 	var mu sync.Mutex
 	findings := map[string]int{}
 	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 2},
 		[]Detector{{Name: "stuck", Run: stuck}, {Name: "fine", Run: fine}},
-		func(f detect.Finding) { mu.Lock(); findings[f.Detector]++; mu.Unlock() }, zaptest.NewLogger(t))
+		func(f detection.Finding) { mu.Lock(); findings[f.Detector]++; mu.Unlock() }, zaptest.NewLogger(t))
 
 	// A batch at a time, each handed on before the next: a healthy detector
 	// keeps up, and the stuck one must not hold the producer back.
@@ -127,11 +127,11 @@ func TestStuckDetectorShedsAloneAndCounts(t *testing.T) {
 // Detectors get only the kinds and the filter they declared; findings
 // carry copies of their events, valid after the batch is reused.
 func TestSelectionAndFindingCopies(t *testing.T) {
-	only := &fake{def: detect.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen},
-		Filter: detect.Filter{PathPrefixes: []string{"/etc/"}, ExcludeComms: []string{"sshd"}}}}
-	var got []detect.Finding
+	only := &fake{def: detection.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen},
+		Filter: detection.Filter{PathPrefixes: []string{"/etc/"}, ExcludeComms: []string{"sshd"}}}}
+	var got []detection.Finding
 	d := New(context.Background(), Options{BatchSize: 8, QueueBatches: 8, Block: true}, []Detector{{Name: "etc", Run: only}},
-		func(f detect.Finding) { got = append(got, f) }, zaptest.NewLogger(t))
+		func(f detection.Finding) { got = append(got, f) }, zaptest.NewLogger(t))
 	evs := append(opens(3, "/etc/"), opens(3, "/tmp/")...)
 	evs[1].Comm = "sshd"
 	exec := &event.Event{Header: event.Header{Kind: event.KindExec}}
@@ -156,11 +156,11 @@ func TestSelectionAndFindingCopies(t *testing.T) {
 // and what it still had queued or in flight is counted as abandoned. The
 // other detector is closed normally.
 func TestCloseAbandonsHungDetector(t *testing.T) {
-	hung := &fake{def: detect.Definition{Name: "hung", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	hung := &fake{def: detection.Definition{Name: "hung", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
 	defer close(hung.gate) // let its goroutine end, for the leak check
-	fine := &fake{def: detect.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
+	fine := &fake{def: detection.Definition{Name: "fine", Kinds: []event.Kind{event.KindOpen}}}
 	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 8, DrainTimeout: 200 * time.Millisecond},
-		[]Detector{{Name: "hung", Run: hung}, {Name: "fine", Run: fine}}, func(detect.Finding) {}, zaptest.NewLogger(t))
+		[]Detector{{Name: "hung", Run: hung}, {Name: "fine", Run: fine}}, func(detection.Finding) {}, zaptest.NewLogger(t))
 	for _, ev := range opens(20, "/x/") {
 		d.Add(ev)
 	}
@@ -200,10 +200,10 @@ func TestCloseAbandonsHungDetector(t *testing.T) {
 // dropped before they are copied: they are not queued for anyone. A
 // detector without a filter still gets everything.
 func TestEventsNoFilterWantsAreNotCopied(t *testing.T) {
-	etc := &fake{def: detect.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen}, Filter: detect.Filter{PathPrefixes: []string{"/etc/"}}}}
-	home := &fake{def: detect.Definition{Name: "home", Kinds: []event.Kind{event.KindOpen}, Filter: detect.Filter{PathPrefixes: []string{"/home/"}}}}
+	etc := &fake{def: detection.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen}, Filter: detection.Filter{PathPrefixes: []string{"/etc/"}}}}
+	home := &fake{def: detection.Definition{Name: "home", Kinds: []event.Kind{event.KindOpen}, Filter: detection.Filter{PathPrefixes: []string{"/home/"}}}}
 	d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 8}, []Detector{{Name: "etc", Run: etc}, {Name: "home", Run: home}},
-		func(detect.Finding) {}, zaptest.NewLogger(t))
+		func(detection.Finding) {}, zaptest.NewLogger(t))
 	for _, ev := range append(append(opens(10, "/usr/"), opens(3, "/etc/")...), opens(2, "/home/")...) {
 		d.Add(ev)
 	}
@@ -217,10 +217,10 @@ func TestEventsNoFilterWantsAreNotCopied(t *testing.T) {
 		t.Errorf("etc got %d (want 3), home %d (want 2)", etc.count(), home.count())
 	}
 
-	all := &fake{def: detect.Definition{Name: "all", Kinds: []event.Kind{event.KindOpen}}}
+	all := &fake{def: detection.Definition{Name: "all", Kinds: []event.Kind{event.KindOpen}}}
 	etc2 := &fake{def: etc.def}
 	d = New(context.Background(), Options{BatchSize: 4, QueueBatches: 8}, []Detector{{Name: "etc", Run: etc2}, {Name: "all", Run: all}},
-		func(detect.Finding) {}, zaptest.NewLogger(t))
+		func(detection.Finding) {}, zaptest.NewLogger(t))
 	for _, ev := range append(opens(10, "/usr/"), opens(3, "/etc/")...) {
 		d.Add(ev)
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -45,7 +45,7 @@ func (f *flatFake) SubmitFlat(ctx context.Context, batch []byte, count int, done
 		f.seen = append(f.seen, strings.Clone(evs[i].Open.Resolved))
 	}
 	f.mu.Unlock()
-	done([]detect.Finding{detect.NewFinding(&evs[0], "first", detect.SeverityLow, "")}, nil)
+	done([]detection.Finding{detection.NewFinding(&evs[0], "first", detection.SeverityLow, "")}, nil)
 }
 
 // A detector that takes flat batches gets each batch as encoded once when
@@ -55,19 +55,19 @@ func (f *flatFake) SubmitFlat(ctx context.Context, batch []byte, count int, done
 // beside it; findings carry copies.
 func TestFlatBatches(t *testing.T) {
 	for _, c := range []string{"alone", "with others"} {
-		all := &flatFake{fake: fake{def: detect.Definition{Name: "all", Kinds: []event.Kind{event.KindOpen, event.KindExec}}}}
-		opensOnly := &flatFake{fake: fake{def: detect.Definition{Name: "opens", Kinds: []event.Kind{event.KindOpen}}}}
-		etc := &flatFake{fake: fake{def: detect.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen, event.KindExec},
-			Filter: detect.Filter{PathPrefixes: []string{"/etc/"}}}}}
-		plain := &fake{def: detect.Definition{Name: "plain", Kinds: []event.Kind{event.KindOpen}}}
+		all := &flatFake{fake: fake{def: detection.Definition{Name: "all", Kinds: []event.Kind{event.KindOpen, event.KindExec}}}}
+		opensOnly := &flatFake{fake: fake{def: detection.Definition{Name: "opens", Kinds: []event.Kind{event.KindOpen}}}}
+		etc := &flatFake{fake: fake{def: detection.Definition{Name: "etc", Kinds: []event.Kind{event.KindOpen, event.KindExec},
+			Filter: detection.Filter{PathPrefixes: []string{"/etc/"}}}}}
+		plain := &fake{def: detection.Definition{Name: "plain", Kinds: []event.Kind{event.KindOpen}}}
 		dets := []Detector{{Name: "all", Run: all}}
 		if c != "alone" {
 			dets = append(dets, Detector{Name: "opens", Run: opensOnly}, Detector{Name: "etc", Run: etc}, Detector{Name: "plain", Run: plain})
 		}
 		var mu sync.Mutex
-		var found []detect.Finding
+		var found []detection.Finding
 		d := New(context.Background(), Options{BatchSize: 4, QueueBatches: 8, Block: true}, dets,
-			func(f detect.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }, zaptest.NewLogger(t))
+			func(f detection.Finding) { mu.Lock(); found = append(found, f); mu.Unlock() }, zaptest.NewLogger(t))
 		// Batches of 4: two of opens only, then one with an exec.
 		evs := append(opens(4, "/etc/"), opens(4, "/usr/")...)
 		evs = append(evs, opens(3, "/etc/x")...)
@@ -114,9 +114,9 @@ func TestFlatBatches(t *testing.T) {
 // A flushed batch at most half full, behind a backlog, is compacted with
 // its flat bytes: the detector still gets every event, once.
 func TestFlatBatchesCompacted(t *testing.T) {
-	slow := &flatFake{fake: fake{def: detect.Definition{Name: "slow", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}}
+	slow := &flatFake{fake: fake{def: detection.Definition{Name: "slow", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}}
 	d := New(context.Background(), Options{BatchSize: 64, QueueBatches: 64}, []Detector{{Name: "slow", Run: slow}},
-		func(detect.Finding) {}, zaptest.NewLogger(t))
+		func(detection.Finding) {}, zaptest.NewLogger(t))
 	n := 0
 	for i := range 20 {
 		for _, ev := range opens(i%5+1, "/c/") {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -48,8 +48,8 @@ func TestQueueBudgets(t *testing.T) {
 		{"an empty queue takes a batch over budget", Options{BatchSize: 8, QueueEvents: 2}, 2, 8, 8, 8},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			stuck := &fake{def: detect.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
-			d := New(context.Background(), c.opts, []Detector{{Name: "stuck", Run: stuck}}, func(detect.Finding) {}, zaptest.NewLogger(t))
+			stuck := &fake{def: detection.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+			d := New(context.Background(), c.opts, []Detector{{Name: "stuck", Run: stuck}}, func(detection.Finding) {}, zaptest.NewLogger(t))
 			d.Add(opens(1, "/first/")[0])
 			d.Flush()
 			waitTaken(t, d.lanes[0])
@@ -79,9 +79,9 @@ func TestQueueBudgets(t *testing.T) {
 // a queue of a quiet host's flushes pins about what its events take, not a
 // full batch each, and the events arrive intact.
 func TestSmallBatchesAreCompacted(t *testing.T) {
-	stuck := &fake{def: detect.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
-	found := make(chan detect.Finding, 1024)
-	d := New(context.Background(), Options{BatchSize: 256}, []Detector{{Name: "stuck", Run: stuck}}, func(f detect.Finding) { found <- f }, zaptest.NewLogger(t))
+	stuck := &fake{def: detection.Definition{Name: "stuck", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	found := make(chan detection.Finding, 1024)
+	d := New(context.Background(), Options{BatchSize: 256}, []Detector{{Name: "stuck", Run: stuck}}, func(f detection.Finding) { found <- f }, zaptest.NewLogger(t))
 	d.Add(opens(1, "/first/")[0])
 	d.Flush()
 	waitTaken(t, d.lanes[0])
@@ -128,9 +128,9 @@ func TestSmallBatchesAreCompacted(t *testing.T) {
 
 // With Block the producer waits for the budget instead of shedding.
 func TestBlockWaitsForTheBudget(t *testing.T) {
-	gated := &fake{def: detect.Definition{Name: "gated", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
+	gated := &fake{def: detection.Definition{Name: "gated", Kinds: []event.Kind{event.KindOpen}}, gate: make(chan struct{})}
 	d := New(context.Background(), Options{BatchSize: 4, QueueEvents: 8, Block: true}, []Detector{{Name: "gated", Run: gated}},
-		func(detect.Finding) {}, zaptest.NewLogger(t))
+		func(detection.Finding) {}, zaptest.NewLogger(t))
 	added := make(chan struct{})
 	go func() {
 		defer close(added)

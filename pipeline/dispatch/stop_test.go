@@ -11,9 +11,9 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap/zaptest"
 )
@@ -35,10 +35,10 @@ func TestStopAccountsForEveryEvent(t *testing.T) {
 			var err error
 			switch backend {
 			case "inproc":
-				run, err = inproc.New(context.Background(), chaos.New(), detect.Config(cfg), log)
+				run, err = inproc.New(context.Background(), chaos.New(), detection.Config(cfg), log)
 			case "goplugin":
 				o := goplugin.DefaultOptions(testenv.Plugin(t, "chaos"))
-				o.Config = detect.Config(cfg)
+				o.Config = detection.Config(cfg)
 				o.BatchDeadline = time.Minute // slow, not hung: this test is not about deadlines
 				run, err = goplugin.New(o, log)
 			}
@@ -47,7 +47,7 @@ func TestStopAccountsForEveryEvent(t *testing.T) {
 			}
 			var findings atomic.Uint64
 			d := New(context.Background(), Options{BatchSize: 16, DrainTimeout: 300 * time.Millisecond},
-				[]Detector{{Name: "slow", Backend: backend, Run: run}}, func(detect.Finding) { findings.Add(1) }, log)
+				[]Detector{{Name: "slow", Backend: backend, Run: run}}, func(detection.Finding) { findings.Add(1) }, log)
 			const total = 4000
 			for i := range total {
 				ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 7, Comm: "cat"}}

@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -193,7 +193,7 @@ const maxBody = 1<<20 - 4<<10
 // WriteFinding puts f in the spool, to be published to
 // <prefix>.<host>.findings.<severity> with Nats-Msg-Id its stable uid. It
 // returns an error when f was dropped (counted).
-func (e *Exporter) WriteFinding(f *detect.Finding) error {
+func (e *Exporter) WriteFinding(f *detection.Finding) error {
 	e.encMu.Lock()
 	defer e.encMu.Unlock()
 	b := e.encBuf[:0]

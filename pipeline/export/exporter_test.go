@@ -12,19 +12,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export/exporttest"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"go.uber.org/zap"
 )
 
 // finding i: distinct events, so a distinct uid.
-func finding(i int) *detect.Finding {
+func finding(i int) *detection.Finding {
 	ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 7, TID: uint32(i), Comm: "cat", KernelTimeNs: uint64(i + 1)}}
 	ev.Open = event.Open{Syscall: "openat", Path: "/etc/shadow", Ret: 3}
-	sev := detect.Severity(i % 5)
-	return &detect.Finding{Detector: "test", Rule: "r", Severity: sev, Summary: "finding \x1b[31m" + strconv.Itoa(i), Events: []*event.Event{ev}}
+	sev := detection.Severity(i % 5)
+	return &detection.Finding{Detector: "test", Rule: "r", Severity: sev, Summary: "finding \x1b[31m" + strconv.Itoa(i), Events: []*event.Event{ev}}
 }
 
 func testConfig(url, spool string) Config {

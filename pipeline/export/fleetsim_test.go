@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export/exporttest"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -28,10 +28,10 @@ func simEnv(name string, def int) int {
 }
 
 // hostFinding is finding i of host h: distinct events, so a distinct uid.
-func hostFinding(h, i int) *detect.Finding {
+func hostFinding(h, i int) *detection.Finding {
 	ev := &event.Event{Header: event.Header{Kind: event.KindExec, PID: uint32(1000 + h), TID: uint32(i), Comm: "sh", KernelTimeNs: uint64(i + 1)}}
 	ev.Exec = event.Exec{Filename: "/bin/sh", Exe: "/usr/bin/dash", Args: "sh\x00-c\x00id"}
-	return &detect.Finding{Detector: "sim", Rule: "shell", Severity: detect.Severity(i % 5),
+	return &detection.Finding{Detector: "sim", Rule: "shell", Severity: detection.Severity(i % 5),
 		Summary: fmt.Sprintf("host %d finding %d", h, i), Events: []*event.Event{ev}}
 }
 

@@ -11,8 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // forged is what an attacker puts in a name: a newline and a line that
@@ -65,8 +65,8 @@ func hostileEvents() []event.Event {
 	}
 }
 
-func hostileFinding(ev *event.Event) detect.Finding {
-	f := detect.NewFinding(ev, "rule\n\x1b[2J", detect.SeverityHigh, "saw "+forged, "T1\x1b]0;x\x07")
+func hostileFinding(ev *event.Event) detection.Finding {
+	f := detection.NewFinding(ev, "rule\n\x1b[2J", detection.SeverityHigh, "saw "+forged, "T1\x1b]0;x\x07")
 	f.Detector = "det\r\x9b"
 	f.Fields = map[string]any{"path": forged, "nested": map[string]any{"list": []any{forged, 1.5, nil, true}},
 		"strs": []string{forged}, "n": 3, "path_b64": "taken"}

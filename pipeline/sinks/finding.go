@@ -4,8 +4,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // AppendFindingJSON appends f as one JSON object: "type":"finding", the
@@ -13,7 +13,7 @@ import (
 // full with their process context. The detector's strings are escaped like
 // an event's (a summary that is not UTF-8 gets "summary_b64"; so does a
 // string field, as "<key>_b64").
-func AppendFindingJSON(b []byte, f *detect.Finding, tb event.Timebase) []byte {
+func AppendFindingJSON(b []byte, f *detection.Finding, tb event.Timebase) []byte {
 	b = append(b, `{"type":"finding","time":"`...)
 	b = findingTime(f, tb).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `",`...)
@@ -49,7 +49,7 @@ func AppendFindingJSON(b []byte, f *detect.Finding, tb event.Timebase) []byte {
 }
 
 // findingTime is when the first triggering event happened, or now.
-func findingTime(f *detect.Finding, tb event.Timebase) time.Time {
+func findingTime(f *detection.Finding, tb event.Timebase) time.Time {
 	if len(f.Events) > 0 && f.Events[0].KernelTimeNs != 0 {
 		return tb.Wall(f.Events[0].KernelTimeNs)
 	}
@@ -58,7 +58,7 @@ func findingTime(f *detect.Finding, tb event.Timebase) time.Time {
 
 // WriteFinding encodes f. It returns an error only when f was dropped
 // (ErrLost).
-func (j *JSON) WriteFinding(f *detect.Finding) error {
+func (j *JSON) WriteFinding(f *detection.Finding) error {
 	start := j.out.begin()
 	j.out.buf = AppendFindingJSON(j.out.buf, f, j.tb)
 	j.out.buf = append(j.out.buf, '\n')
@@ -68,7 +68,7 @@ func (j *JSON) WriteFinding(f *detect.Finding) error {
 // WriteFinding formats f as one line, marked FINDING. The detector's
 // strings are escaped (appendTextEscaped): a summary cannot end the line or
 // forge another.
-func (t *Text) WriteFinding(f *detect.Finding) error {
+func (t *Text) WriteFinding(f *detection.Finding) error {
 	start := t.out.begin()
 	b := findingTime(f, t.tb).AppendFormat(t.out.buf, "15:04:05.000000 ")
 	b = append(b, "FINDING  "...)

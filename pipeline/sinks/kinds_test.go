@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event/eventtest"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // jsonKeys is, for the payloads the JSON sink writes whole, the key of
@@ -287,7 +287,7 @@ func TestOCSFEveryKind(t *testing.T) {
 		}
 	}
 
-	f := detect.NewFinding(evs[0], "r", detect.SeverityHigh, "s", "T1611")
+	f := detection.NewFinding(evs[0], "r", detection.SeverityHigh, "s", "T1611")
 	f.Detector, f.Events = "d", evs
 	var buf bytes.Buffer
 	o := NewOCSF(NewJSON(&buf, event.Timebase{}), &buf, event.Timebase{}, "v", "h")

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +53,7 @@ func (o *OCSF) Output() *Output { return o.out }
 // WriteFinding writes f as one OCSF Detection Finding. Strings are escaped
 // as encoding/json does, and what it leaves raw (DEL, characters that are
 // not printable) as \uXXXX; bytes that are not UTF-8 become U+FFFD.
-func (o *OCSF) WriteFinding(f *detect.Finding) error {
+func (o *OCSF) WriteFinding(f *detection.Finding) error {
 	raw, err := json.Marshal(o.Finding(f))
 	if err != nil {
 		return err
@@ -180,12 +180,12 @@ type (
 )
 
 // ocsfSeverities are OCSF's severity_id captions, indexed by id; a
-// detect.Severity's id is one more than its value (1 Informational … 5
+// detection.Severity's id is one more than its value (1 Informational … 5
 // Critical).
 var ocsfSeverities = [...]string{"Unknown", "Informational", "Low", "Medium", "High", "Critical"}
 
 // Finding maps f to an OCSF Detection Finding.
-func (o *OCSF) Finding(f *detect.Finding) any {
+func (o *OCSF) Finding(f *detection.Finding) any {
 	when := findingTime(f, o.tb)
 	sevID := int(f.Severity) + 1
 	if sevID >= len(ocsfSeverities) {
@@ -502,7 +502,7 @@ func ocsfProc(ev *event.Event) *ocsfProcess {
 
 // findingUID is the same for the same finding on the same events, so a
 // replay or a redelivery can be deduplicated downstream.
-func findingUID(f *detect.Finding) string {
+func findingUID(f *detection.Finding) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", f.Detector, f.Rule, f.Summary)
 	for _, ev := range f.Events {

@@ -6,8 +6,8 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // ocsfRequired is what OCSF 1.3.0 requires of a Detection Finding (class
@@ -67,7 +67,7 @@ func cutPath(p string) (string, string, bool) {
 // class's numbers and enumerations right.
 func TestOCSFDetectionFinding(t *testing.T) {
 	evs := sampleEvents() // exec, open, connect …, with process context
-	f := detect.NewFinding(&evs[1], "password-hash-access", detect.SeverityHigh, "cat opened /etc/shadow", "T1003.008")
+	f := detection.NewFinding(&evs[1], "password-hash-access", detection.SeverityHigh, "cat opened /etc/shadow", "T1003.008")
 	f.Detector, f.Fields = "credaccess", map[string]any{"path": "/etc/hostname"}
 	var buf bytes.Buffer
 	o := NewOCSF(NewJSON(&buf, event.Timebase{}), &buf, event.TimebaseAt(1_700_000_000e9), "v1.2.3", "host1")

@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // disk is a writer with room for free more bytes: a write beyond it is cut
@@ -86,7 +86,7 @@ func TestOutputRecoversWithoutCuttingALine(t *testing.T) {
 				refused++
 			}
 			if i%25 == 0 {
-				f := detect.NewFinding(ev, "r", detect.SeverityHigh, "finding")
+				f := detection.NewFinding(ev, "r", detection.SeverityHigh, "finding")
 				sentFindings++
 				if err := j.WriteFinding(&f); err != nil && !errors.Is(err, ErrLost) {
 					t.Fatalf("WriteFinding: %v", err)
@@ -141,7 +141,7 @@ func TestOutputFindingsEvictEvents(t *testing.T) {
 		j.Write(&evs[1])
 	}
 	eventsBefore := out.Stats().EventsLost
-	f := detect.NewFinding(&evs[1], "r", detect.SeverityHigh, "keep me")
+	f := detection.NewFinding(&evs[1], "r", detection.SeverityHigh, "keep me")
 	if err := j.WriteFinding(&f); err != nil {
 		t.Fatalf("a finding was dropped while events waited: %v", err)
 	}
@@ -199,7 +199,7 @@ func TestOutputCloseTruncatesACutRecord(t *testing.T) {
 	for i := range 10 {
 		j.Write(&evs[i%len(evs)])
 	}
-	ff := detect.NewFinding(&evs[0], "r", detect.SeverityHigh, "lost at exit")
+	ff := detection.NewFinding(&evs[0], "r", detection.SeverityHigh, "lost at exit")
 	j.WriteFinding(&ff)
 	j.Flush()
 	err = out.Close()

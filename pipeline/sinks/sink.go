@@ -5,8 +5,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // Sink takes events at the end of the pipeline.
@@ -20,7 +20,7 @@ type Sink interface {
 // FindingSink also takes findings.
 type FindingSink interface {
 	Sink
-	WriteFinding(f *detect.Finding) error
+	WriteFinding(f *detection.Finding) error
 }
 
 // Locked makes a FindingSink safe for the reader goroutine (events) and
@@ -43,7 +43,7 @@ func (l *Locked) Write(ev *event.Event) error {
 // tails the output (an operator, a SIEM shipper) must see them now, not
 // when the next batch of events fills the buffer. It returns an error only
 // when f was dropped: a failing output keeps it and tries again.
-func (l *Locked) WriteFinding(f *detect.Finding) error {
+func (l *Locked) WriteFinding(f *detection.Finding) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.s.WriteFinding(f); err != nil {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"golang.org/x/sys/unix"
 )
 
@@ -130,7 +130,7 @@ func BenchmarkJSONOpen(b *testing.B) {
 
 func TestFindingJSONAndText(t *testing.T) {
 	evs := sampleEvents()
-	f := detect.NewFinding(&evs[1], "cred-file-read", detect.SeverityHigh, `cat read "x"`, "T1003.008", "T1552.004")
+	f := detection.NewFinding(&evs[1], "cred-file-read", detection.SeverityHigh, `cat read "x"`, "T1003.008", "T1552.004")
 	f.Detector, f.Fields = "credaccess", map[string]any{"path": "/etc/shadow"}
 	var buf bytes.Buffer
 	j := NewJSON(&buf, event.Timebase{})
@@ -168,7 +168,7 @@ func TestLockedFlushesFindings(t *testing.T) {
 	var buf bytes.Buffer
 	l := NewLocked(NewJSON(&buf, event.Timebase{}))
 	evs := sampleEvents()
-	f := detect.NewFinding(&evs[0], "r", detect.SeverityLow, "s")
+	f := detection.NewFinding(&evs[0], "r", detection.SeverityLow, "s")
 	if err := l.WriteFinding(&f); err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -50,7 +50,7 @@ func rawResult(seq uint64, fs ...rawFinding) []byte {
 // monitorReads reads a plugin's answer to batch as the monitor does. A
 // finding FindingFromProto refuses is counted as BadFields, as findingsOf
 // counts it.
-func monitorReads(t testing.TB, raw []byte, batch []*event.Event, lim Limits) ([]detect.Finding, Refused) {
+func monitorReads(t testing.TB, raw []byte, batch []*event.Event, lim Limits) ([]detection.Finding, Refused) {
 	t.Helper()
 	var in InResult
 	if err := Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, &in); err != nil {
@@ -65,7 +65,7 @@ func monitorReads(t testing.TB, raw []byte, batch []*event.Event, lim Limits) ([
 		t.Fatal(err)
 	}
 	sent := ptrs(events)
-	var out []detect.Finding
+	var out []detection.Finding
 	for _, p := range res.Findings {
 		f, err := FindingFromProto(p, sent)
 		if err != nil {
@@ -135,7 +135,7 @@ func TestFieldsNamedLikeTheBytesFormRoundTrip(t *testing.T) {
 		b, _ := json.Marshal(keepBytes(fields))
 		t.Run(string(b), func(t *testing.T) {
 			own := []event.Event{*batch[0]}
-			p, err := FindingToProto(detect.Finding{Rule: "r", Events: []*event.Event{&own[0]}, Fields: fields}, own)
+			p, err := FindingToProto(detection.Finding{Rule: "r", Events: []*event.Event{&own[0]}, Fields: fields}, own)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +178,7 @@ func jsonView(v any) any {
 }
 
 // jsonBytes is how much the JSON sink writes for fs.
-func jsonBytes(fs []detect.Finding) int {
+func jsonBytes(fs []detection.Finding) int {
 	var b []byte
 	n := 0
 	for i := range fs {
@@ -269,7 +269,7 @@ func TestAttackEvidenceAmplification(t *testing.T) {
 // is never counted for it.
 func TestSDKSendsEvidenceOnce(t *testing.T) {
 	batch := make([]event.Event, 3)
-	p, err := FindingToProto(detect.Finding{Rule: "r", Events: []*event.Event{&batch[1], &batch[1], &batch[0], &batch[1]}}, batch)
+	p, err := FindingToProto(detection.Finding{Rule: "r", Events: []*event.Event{&batch[1], &batch[1], &batch[0], &batch[1]}}, batch)
 	if err != nil {
 		t.Fatal(err)
 	}

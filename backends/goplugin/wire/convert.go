@@ -9,12 +9,12 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // DefinitionToProto converts a definition for the wire.
-func DefinitionToProto(d detect.Definition) *Definition {
+func DefinitionToProto(d detection.Definition) *Definition {
 	p := &Definition{Name: []byte(d.Name), Version: []byte(d.Version), Description: []byte(d.Description),
 		Comms: toBytes(d.Filter.Comms), ExcludeComms: toBytes(d.Filter.ExcludeComms), PathPrefixes: toBytes(d.Filter.PathPrefixes)}
 	for _, k := range d.Kinds {
@@ -33,12 +33,12 @@ const (
 // DefinitionFromProto converts a definition from the wire, cutting what is
 // over its bounds, in a way that Validate then refuses: a name that was
 // cut, a kind that does not fit an event.Kind, a filter list or entry over
-// detect's bounds (kept one entry or byte over them, no more).
-func DefinitionFromProto(p *Definition) detect.Definition {
+// detection's bounds (kept one entry or byte over them, no more).
+func DefinitionFromProto(p *Definition) detection.Definition {
 	var ref Refused
-	d := detect.Definition{Name: string(clip(p.Name, maxDefinitionText, &ref)), Version: string(clip(p.Version, maxDefinitionText, &ref)),
+	d := detection.Definition{Name: string(clip(p.Name, maxDefinitionText, &ref)), Version: string(clip(p.Version, maxDefinitionText, &ref)),
 		Description: string(clip(p.Description, maxDefinitionText, &ref)),
-		Filter:      detect.Filter{Comms: filterList(p.Comms), ExcludeComms: filterList(p.ExcludeComms), PathPrefixes: filterList(p.PathPrefixes)}}
+		Filter:      detection.Filter{Comms: filterList(p.Comms), ExcludeComms: filterList(p.ExcludeComms), PathPrefixes: filterList(p.PathPrefixes)}}
 	for _, k := range p.Kinds[:min(len(p.Kinds), maxKinds)] {
 		d.Kinds = append(d.Kinds, event.Kind(min(k, math.MaxUint16))) // not truncated into a valid kind
 	}
@@ -46,14 +46,14 @@ func DefinitionFromProto(p *Definition) detect.Definition {
 }
 
 // filterList is a filter list from the wire, one entry and one byte an
-// entry over detect's bounds at most: enough for Validate to refuse it.
+// entry over detection's bounds at most: enough for Validate to refuse it.
 func filterList(bs [][]byte) []string {
 	if bs == nil {
 		return nil
 	}
-	out := make([]string, 0, min(len(bs), detect.MaxFilterEntries+1))
-	for _, b := range bs[:min(len(bs), detect.MaxFilterEntries+1)] {
-		out = append(out, string(b[:min(len(b), detect.MaxFilterEntry+1)]))
+	out := make([]string, 0, min(len(bs), detection.MaxFilterEntries+1))
+	for _, b := range bs[:min(len(bs), detection.MaxFilterEntries+1)] {
+		out = append(out, string(b[:min(len(b), detection.MaxFilterEntry+1)]))
 	}
 	return out
 }
@@ -89,7 +89,7 @@ var ErrForeignEvidence = errors.New("evidence must be events of the batch being 
 // into batch, each once (the monitor counts a repeated one as a
 // violation); an event that is not one of batch's is refused (the monitor
 // would refuse it: it cannot tell it from a fabricated one).
-func FindingToProto(f detect.Finding, batch []event.Event) (*Finding, error) {
+func FindingToProto(f detection.Finding, batch []event.Event) (*Finding, error) {
 	p := &Finding{Rule: []byte(f.Rule), Severity: uint32(f.Severity), Summary: []byte(f.Summary), Techniques: toBytes(f.Techniques)}
 	for _, ev := range f.Events {
 		i, ok := indexIn(batch, ev)
@@ -123,8 +123,8 @@ func indexIn(batch []event.Event, ev *event.Event) (int, bool) {
 // FindingFromProto converts a finding from the plugin; sent are the events
 // of the batch it answers, in the order they were encoded. The monitor
 // reads findings through ParseResult first, which bounds them.
-func FindingFromProto(p *Finding, sent []*event.Event) (detect.Finding, error) {
-	f := detect.Finding{Rule: string(p.Rule), Severity: detect.Severity(p.Severity), Summary: string(p.Summary), Techniques: fromBytes(p.Techniques)}
+func FindingFromProto(p *Finding, sent []*event.Event) (detection.Finding, error) {
+	f := detection.Finding{Rule: string(p.Rule), Severity: detection.Severity(p.Severity), Summary: string(p.Summary), Techniques: fromBytes(p.Techniques)}
 	if len(p.OtherEvents) > 0 || p.OtherCount > 0 {
 		return f, fmt.Errorf("finding %s: %w", f.Rule, ErrForeignEvidence)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/wire"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/plugins/chaos"
 	"github.com/bulkhead-sec/bulkhead/plugins/credaccess"
@@ -19,7 +20,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/plugins/probe"
 	"github.com/bulkhead-sec/bulkhead/plugins/ptrace"
 	"github.com/bulkhead-sec/bulkhead/plugins/rules"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/bulkhead-sec/bulkhead/plugins/tmpexec"
 	"github.com/bulkhead-sec/bulkhead/plugins/webshell"
 	"go.uber.org/zap"
@@ -61,7 +61,7 @@ func (d rawDefinition) bytes() []byte {
 
 // monitorDescribes reads a Describe answer as the monitor does (goplugin's
 // start): gRPC's codec, DefinitionFromProto, Validate.
-func monitorDescribes(t *testing.T, raw []byte) (detect.Definition, error) {
+func monitorDescribes(t *testing.T, raw []byte) (detection.Definition, error) {
 	t.Helper()
 	var pd wire.Definition
 	if err := wire.Codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(raw)}, &pd); err != nil {
@@ -82,7 +82,7 @@ func repeat(n int, f func(i int) string) []string {
 // A plugin's filter costs the monitor a scan of every list for each event
 // of the plugin's kinds (in the one goroutine that reads the kernel's
 // events too). 1,024 prefixes and 1,024 excluded comms cost 13 µs an
-// event: a filter over detect's bounds is refused, with a clear error, at
+// event: a filter over detection's bounds is refused, with a clear error, at
 // the plugin's start; the monitor holds no more than one entry over them.
 func TestAttackFilterOverItsBoundsIsRefused(t *testing.T) {
 	open := []uint64{uint64(event.KindOpen)}
@@ -105,11 +105,11 @@ func TestAttackFilterOverItsBoundsIsRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			def, err := monitorDescribes(t, c.def.bytes())
 			f := def.Filter
-			if len(f.Comms) > detect.MaxFilterEntries+1 || len(f.ExcludeComms) > detect.MaxFilterEntries+1 || len(f.PathPrefixes) > detect.MaxFilterEntries+1 {
+			if len(f.Comms) > detection.MaxFilterEntries+1 || len(f.ExcludeComms) > detection.MaxFilterEntries+1 || len(f.PathPrefixes) > detection.MaxFilterEntries+1 {
 				t.Errorf("the monitor holds %d, %d, %d entries", len(f.Comms), len(f.ExcludeComms), len(f.PathPrefixes))
 			}
 			for _, p := range f.PathPrefixes {
-				if len(p) > detect.MaxFilterEntry+1 {
+				if len(p) > detection.MaxFilterEntry+1 {
 					t.Errorf("the monitor holds a prefix of %d bytes", len(p))
 				}
 			}
@@ -119,7 +119,7 @@ func TestAttackFilterOverItsBoundsIsRefused(t *testing.T) {
 			case c.want == "":
 			case err == nil || !strings.Contains(err.Error(), c.want):
 				t.Fatalf("err %v, want it to say %q", err, c.want)
-			case !errors.Is(err, detect.ErrFilterBounds) && !strings.Contains(c.want, "kind"):
+			case !errors.Is(err, detection.ErrFilterBounds) && !strings.Contains(c.want, "kind"):
 				t.Fatalf("err %v is not ErrFilterBounds", err)
 			}
 		})
@@ -131,7 +131,7 @@ func TestAttackFilterOverItsBoundsIsRefused(t *testing.T) {
 // filter grows with its configured files: 6 prefixes of its own and one
 // for each pattern.)
 func TestBuiltInDetectorsFitTheFilterBounds(t *testing.T) {
-	for _, d := range []detect.Detector{chaos.New(), credaccess.New(), example.New(), kernelload.New(), outbound.New(),
+	for _, d := range []detection.Detector{chaos.New(), credaccess.New(), example.New(), kernelload.New(), outbound.New(),
 		persistence.New(), privesc.New(), probe.New(), ptrace.New(), rules.New(), tmpexec.New(), webshell.New()} {
 		name := d.Definition().Name
 		t.Run(name, func(t *testing.T) {
@@ -155,7 +155,7 @@ func TestBuiltInDetectorsFitTheFilterBounds(t *testing.T) {
 	files := func(n int) []byte {
 		return fmt.Appendf(nil, `{"files":[%s]}`, strings.Join(repeat(n, func(i int) string { return fmt.Sprintf(`"/srv/secret/%d/*"`, i) }), ","))
 	}
-	for n, ok := range map[int]bool{detect.MaxFilterEntries - 6: true, detect.MaxFilterEntries - 5: false} {
+	for n, ok := range map[int]bool{detection.MaxFilterEntries - 6: true, detection.MaxFilterEntries - 5: false} {
 		d := credaccess.New()
 		if err := d.Init(context.Background(), files(n), zap.NewNop()); err != nil {
 			t.Fatal(err)

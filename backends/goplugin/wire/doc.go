@@ -4,5 +4,5 @@
 // fixed offsets, strings viewed in place); the compact stream codec that
 // recordings keep (codec.go); the ring record header (ring.go); the bounds
 // a plugin's answers are read against (limits.go); and conversions to and
-// from the public types in plugins/sdk/detect. It is not a public API.
+// from the contract's types in pipeline/detection. It is not a public API.
 package wire

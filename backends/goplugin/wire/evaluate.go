@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 )
 
 // Evaluate is the detector's side of a batch, wherever it runs (a plugin
@@ -17,7 +17,7 @@ import (
 // than events). Findings over the monitor's per-batch bound are not sent:
 // they would be dropped there, and a result too big for it would get the
 // detector killed.
-func Evaluate(ctx context.Context, d detect.Detector, events []event.Event, res *Result) {
+func Evaluate(ctx context.Context, d detection.Detector, events []event.Event, res *Result) {
 	maxFindings := DefaultLimits().MaxFindings(len(events))
 	for i := range events {
 		found, err := d.OnEvent(ctx, &events[i])

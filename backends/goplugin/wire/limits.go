@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -85,7 +85,7 @@ func (l Limits) MaxEvidence(n int) int {
 type Refused struct {
 	// Findings dropped, by reason.
 	TooMany     int // over MaxFindings
-	BadSeverity int // not one of detect's severities
+	BadSeverity int // not one of detection's severities
 	Fabricated  int // evidence that is not an event of the batch
 	BadIndex    int // an event index outside the batch
 	BadFields   int // fields that are not valid JSON
@@ -226,7 +226,7 @@ func parseFinding(raw []byte, events int, lim Limits, ev *evidence, ref *Refused
 		case num == 1 && typ == protowire.BytesType:
 			f.Rule = b
 		case num == 2 && typ == protowire.VarintType:
-			if v > uint64(detect.SeverityCritical) {
+			if v > uint64(detection.SeverityCritical) {
 				badSev = true
 			}
 			f.Severity = uint32(v)

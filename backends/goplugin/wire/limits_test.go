@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -102,7 +102,7 @@ func TestParseResultBounds(t *testing.T) {
 // same bytes; JSON alone would have replaced them.
 func TestFieldsKeepBytes(t *testing.T) {
 	batch := []event.Event{{}}
-	f := detect.Finding{Rule: "r", Summary: "x\xff\xfe", Events: []*event.Event{&batch[0]},
+	f := detection.Finding{Rule: "r", Summary: "x\xff\xfe", Events: []*event.Event{&batch[0]},
 		Fields: map[string]any{"path": "/tmp/x\xff\xfe", "argv": []string{"a", "\x80b"}, "n": 3, "ok": "plain",
 			"nested": map[string]any{"k": "\xc0"}, BytesKey: "looks like ours"}}
 	p, err := FindingToProto(f, batch)
@@ -130,7 +130,7 @@ func TestFieldsKeepBytes(t *testing.T) {
 
 func TestForeignEvidenceIsRefusedAtTheSource(t *testing.T) {
 	batch, other := []event.Event{{}}, event.Event{}
-	if _, err := FindingToProto(detect.Finding{Rule: "r", Events: []*event.Event{&other}}, batch); err == nil || !strings.Contains(err.Error(), "events of the batch") {
+	if _, err := FindingToProto(detection.Finding{Rule: "r", Events: []*event.Event{&other}}, batch); err == nil || !strings.Contains(err.Error(), "events of the batch") {
 		t.Errorf("err %v", err)
 	}
 }
