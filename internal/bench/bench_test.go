@@ -107,6 +107,7 @@ func TestFloors(t *testing.T) {
 		"goplugin batched vs one RPC per event, replay, 1 detector":        true,  // 900×
 		"goplugin, panic ×2 under load":                                    false, // 1.5 s recovery
 		"inproc, crash-type faults":                                        true,
+		"goplugin latency, event → finding, replay at 100.0k events/s":     true, // p99 35 µs
 	}
 	for name, pass := range want {
 		if p, ok := got[name]; !ok || p != pass {
@@ -114,9 +115,15 @@ func TestFloors(t *testing.T) {
 		}
 	}
 	r.Throughput[1].EventsPerSec = 7e6 // 70% of inproc
+	r.Latency[0].KernelToFinding = Percentiles{300, 600, 900, 2500, 3000}
 	r.EvaluateFloors()
 	if r.Floors[0].Pass {
 		t.Errorf("70%% passed the 80%% floor: %+v", r.Floors[0])
+	}
+	for _, f := range r.Floors {
+		if strings.HasPrefix(f.Name, "goplugin latency") && f.Pass {
+			t.Errorf("a p99.9 of 2.5 ms passed the 2 ms floor: %+v", f)
+		}
 	}
 }
 

@@ -13,6 +13,11 @@ const (
 	FloorNaiveFactor    = 20   // goplugin events/s over the naive mode's
 	FloorRecoverMs      = 1000 // a crashed plugin takes events again within
 	FloorBatch          = 256  // the batch size the throughput floors are read at (the default)
+	// Replayed events offered at FloorLatencyRate a second: event → finding
+	// on goplugin within these, in µs.
+	FloorLatencyRate  = 100e3
+	FloorLatencyP99   = 1000
+	FloorLatencyP99_9 = 2000
 )
 
 // CrashFaults are the fault modes whose effect is the death of the
@@ -59,6 +64,18 @@ func (r *Report) EvaluateFloors() {
 			Want: fmt.Sprintf("≥ %d×", FloorNaiveFactor),
 			Got:  fmt.Sprintf("%.0f× (%s vs %s events/s)", f, Rate(gp.EventsPerSec), Rate(nv.EventsPerSec)),
 			Pass: f >= FloorNaiveFactor,
+		})
+	}
+	for _, c := range r.Latency {
+		if c.Source != Replay || c.Backend != GoPlugin || c.RatePerSec < FloorLatencyRate || c.Samples == 0 {
+			continue
+		}
+		f := c.KernelToFinding
+		r.Floors = append(r.Floors, Floor{
+			Name: fmt.Sprintf("goplugin latency, event → finding, replay at %s events/s", Rate(c.RatePerSec)),
+			Want: fmt.Sprintf("p99 ≤ %d µs, p99.9 ≤ %d µs", FloorLatencyP99, FloorLatencyP99_9),
+			Got:  fmt.Sprintf("p99 %.0f µs, p99.9 %.0f µs (%d samples)", f.P99, f.P999, c.Samples),
+			Pass: f.P99 <= FloorLatencyP99 && f.P999 <= FloorLatencyP99_9,
 		})
 	}
 	inproc := map[string][]FaultCell{}
