@@ -185,14 +185,14 @@ func statusJSON(s status) ([]byte, error) {
 	return append(sinks.AppendSanitizedJSON(nil, raw), '\n'), nil
 }
 
-// keepStatus writes the monitor's status every second until stop closes,
-// then removes the file.
-func keepStatus(path string, m *monitor, log *zap.Logger, stop <-chan struct{}) {
+// keepStatus writes the status of the detectors lanes returns every
+// second until stop closes, then removes the file.
+func keepStatus(path string, lanes func() []dispatch.LaneStats, log *zap.Logger, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	warned := false
 	for {
-		if err := writeStatus(path, statusOf(m.detectorStats())); err != nil && !warned {
+		if err := writeStatus(path, statusOf(lanes())); err != nil && !warned {
 			log.Warn("cannot write the status file; `bulkhead plugins` will not see this monitor", zap.String("path", path), zap.Error(err))
 			warned = true
 		}
