@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/internal/config"
 	"github.com/bulkhead-sec/bulkhead/internal/monitor"
+	"github.com/bulkhead-sec/bulkhead/internal/monitor/status"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"go.uber.org/zap"
@@ -30,7 +31,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "configuration file (YAML): detectors, their backends and their config")
 	events := fs.String("events", "auto", "write events out: on, off, or auto (on unless detectors are configured)")
 	findingsFormat := fs.String("findings-format", "native", "findings as: native (the --format of events) or ocsf (OCSF 1.3 Detection Finding JSON, class 2004)")
-	statusPath := fs.String("status", autoStatus, "keep the detectors' state in this `file` for `bulkhead plugins` (auto: "+statusPathFor(0)[:len(statusPathFor(0))-len("0.json")]+"PID.json; off when empty)")
+	statusPath := fs.String("status", autoStatus, "keep the detectors' state in this `file` for `bulkhead plugins` (auto: "+status.Path(0)[:len(status.Path(0))-len("0.json")]+"PID.json; off when empty)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (off when empty)")
 	exportURL := fs.String("export", "", exportFlagUsage)
 	fs.Usage = func() {
@@ -122,12 +123,12 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		defer srv.Shutdown(context.Background())
 	}
 	if *statusPath == autoStatus {
-		*statusPath = statusPathFor(os.Getpid())
+		*statusPath = status.Path(os.Getpid())
 	}
 	if *statusPath != "" && d != nil {
 		stopStatus := make(chan struct{})
 		statusDone := make(chan struct{})
-		go func() { keepStatus(*statusPath, m.DetectorStats, log, stopStatus); close(statusDone) }()
+		go func() { status.Keep(*statusPath, m.DetectorStats, log, stopStatus); close(statusDone) }()
 		defer func() { close(stopStatus); <-statusDone }()
 	}
 	log.Info("capturing", zap.String("kinds", cf.kinds), zap.String("format", *format), zap.String("output", *output))
