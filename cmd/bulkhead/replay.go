@@ -95,52 +95,7 @@ func replayCommand(args []string, stdout, stderr io.Writer) error {
 	bar := progress.NewMeasured(stderr, isTerminal(stderr), "replaying "+sinks.TextEscape(path), func() float64 {
 		return float64(read.n.Load()) / float64(max(size, 1))
 	})
-	var perKind [event.KindCount]uint64
-	var firstNs uint64
-	var readErr error
-replay:
-	for {
-		evs, err := rec.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				readErr = err
-			}
-			break
-		}
-		for i := range evs {
-			ev := &evs[i]
-			if *speed > 0 {
-				if firstNs == 0 {
-					firstNs = ev.KernelTimeNs
-				}
-				due := start.Add(time.Duration(float64(ev.KernelTimeNs-firstNs) / *speed))
-				if wait := time.Until(due); wait > 0 {
-					select {
-					case <-time.After(wait):
-					case <-ctx.Done():
-					}
-				}
-			}
-			if ctx.Err() != nil {
-				log.Info("stopped by signal")
-				break replay
-			}
-			perKind[ev.Kind%event.KindCount]++
-			if d != nil {
-				d.Add(ev)
-			}
-			if writeEvents {
-				sink.Write(ev) // an event that cannot be written is counted (sink.Stats)
-			}
-			if exp != nil {
-				exp.Write(ev) // only when export: events: true; counted by the exporter
-			}
-		}
-		sink.Flush()
-		if exp != nil {
-			exp.Flush()
-		}
-	}
+	perKind, readErr := monitor.Replay(ctx, rec, *speed, d, sink, writeEvents, exp, log)
 	bar.Finish()
 	var closeErr error
 	var lanes []dispatch.LaneStats
