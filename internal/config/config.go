@@ -12,7 +12,6 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
-	"github.com/bulkhead-sec/bulkhead/backends/restart"
 	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export"
@@ -234,27 +233,6 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is more than the %d bytes a configuration may have", path, limit)
 	}
 	return raw, nil
-}
-
-// NeedsEnclave reports whether any detector runs in an enclave.
-func (c File) NeedsEnclave() bool {
-	for _, d := range c.Detectors {
-		if d.Backend != "inproc" && d.Backend != "wasm" && c.Enclave.Over(d.Enclave).Confined() {
-			return true
-		}
-	}
-	return false
-}
-
-// RestartPolicy applies the detector's breaker settings, where given,
-// to a backend's restart policy.
-func (d Detector) RestartPolicy(p *restart.Policy) {
-	if d.BreakerCrashes > 0 {
-		p.BreakerCrashes = d.BreakerCrashes
-	}
-	if d.BreakerCooldown > 0 {
-		p.BreakerCooldown = d.BreakerCooldown
-	}
 }
 
 // TransportOptions sets o's transport from the detector's configuration.

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/backends/inproc"
+	"github.com/bulkhead-sec/bulkhead/backends/restart"
 	"github.com/bulkhead-sec/bulkhead/backends/wasm"
 	"github.com/bulkhead-sec/bulkhead/internal/config"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
@@ -28,7 +29,7 @@ func startDetectors(ctx context.Context, c config.File, log *zap.Logger) ([]disp
 	var out []dispatch.Detector
 	support := enclave.Probe()
 	var host *enclave.Host
-	if c.NeedsEnclave() {
+	if needsEnclave(c) {
 		log.Info("plugin enclaves", zap.String("kernel_and_monitor_support", support.String()))
 		h, cleaned, err := enclave.Open(support)
 		for _, what := range cleaned {
@@ -81,7 +82,7 @@ func startDetectors(ctx context.Context, c config.File, log *zap.Logger) ([]disp
 			if dc.BatchDeadline > 0 {
 				o.BatchDeadline = dc.BatchDeadline
 			}
-			dc.RestartPolicy(&o.Policy)
+			restartPolicy(dc, &o.Policy)
 			dc.TransportOptions(&o, c.Dispatch.BatchSize)
 			ec := c.Enclave.Over(dc.Enclave)
 			o.SHA256, o.MTLS = dc.SHA256, ec.MutualTLS()
@@ -165,7 +166,7 @@ func startWasm(ctx context.Context, dc config.Detector, cfgJSON []byte, cache *w
 	if dc.BatchDeadline > 0 {
 		o.BatchDeadline = dc.BatchDeadline
 	}
-	dc.RestartPolicy(&o.Policy)
+	restartPolicy(dc, &o.Policy)
 	o.Shared = cache
 	b, err := wasm.New(ctx, o, log)
 	if err != nil {
@@ -224,4 +225,25 @@ func wasmCache(dir string) (wazero.CompilationCache, error) {
 		return nil, errors.New("wasm_cache_dir " + dir + ": must be a directory of the monitor's user, writable by no one else (the code compiled there runs in the monitor)")
 	}
 	return wazero.NewCompilationCacheWithDir(dir)
+}
+
+// needsEnclave reports whether any detector runs in an enclave.
+func needsEnclave(c config.File) bool {
+	for _, d := range c.Detectors {
+		if d.Backend != "inproc" && d.Backend != "wasm" && c.Enclave.Over(d.Enclave).Confined() {
+			return true
+		}
+	}
+	return false
+}
+
+// restartPolicy applies the detector's breaker settings, where given,
+// to a backend's restart policy.
+func restartPolicy(d config.Detector, p *restart.Policy) {
+	if d.BreakerCrashes > 0 {
+		p.BreakerCrashes = d.BreakerCrashes
+	}
+	if d.BreakerCooldown > 0 {
+		p.BreakerCooldown = d.BreakerCooldown
+	}
 }

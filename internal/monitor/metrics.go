@@ -12,7 +12,7 @@ import (
 // ServeMetrics starts the Prometheus endpoint on the monitor's counters.
 func ServeMetrics(addr string, m *Monitor, exp *export.Exporter, log *zap.Logger) (*metrics.Server, error) {
 	c := metrics.NewCollector(func() metrics.Snapshot {
-		s := m.LiveSummary()
+		s := m.liveSummary()
 		used, size := m.reader.Fill()
 		snap := metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors, FindingsLost: s.Output.FindingsLost,
 			Processes: s.Table.Processes, RingUsed: used, RingSize: size, Detectors: s.Detectors}

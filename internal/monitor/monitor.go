@@ -300,13 +300,13 @@ func (s *Summary) WithOutput(out *sinks.Locked) {
 // summary is the final account; call it after the reader has returned.
 func (m *Monitor) summary() Summary {
 	m.publish()
-	return m.LiveSummary()
+	return m.liveSummary()
 }
 
-// LiveSummary is the account so far, safe from any goroutine: the kernel's
+// liveSummary is the account so far, safe from any goroutine: the kernel's
 // and the detectors' counts are current, the reader's at most publishEvery
 // old.
-func (m *Monitor) LiveSummary() Summary {
+func (m *Monitor) liveSummary() Summary {
 	kc, err := m.kernel.Counters()
 	if err != nil {
 		m.log.Warn("kernel counters unavailable", zap.Error(err))
@@ -345,10 +345,10 @@ type swapRequest struct {
 	replaced chan *dispatch.Dispatcher
 }
 
-// ReplaceDetectors makes the reader send events to next from its next
+// replaceDetectors makes the reader send events to next from its next
 // flush on (within the flush interval), closes the dispatcher it replaced
 // once that has drained, and keeps its counts. It returns Close's error.
-func (m *Monitor) ReplaceDetectors(ctx context.Context, next *dispatch.Dispatcher) error {
+func (m *Monitor) replaceDetectors(ctx context.Context, next *dispatch.Dispatcher) error {
 	req := swapRequest{next: next, replaced: make(chan *dispatch.Dispatcher, 1)}
 	select {
 	case m.swap <- req:

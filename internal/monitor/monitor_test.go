@@ -184,7 +184,7 @@ func TestMonitorCapturesAndReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := m.DetectorStats()[0].Delivered
-	if err := m.ReplaceDetectors(context.Background(), next); err != nil {
+	if err := m.replaceDetectors(context.Background(), next); err != nil {
 		t.Fatal(err)
 	}
 	seen := f.byDetector()["ex"]

@@ -27,7 +27,7 @@ func (m *Monitor) Reload(path string, out dispatch.FindingFunc, log *zap.Logger)
 		log.Error("SIGHUP: the new detectors did not start; the running detectors keep running", zap.Error(err))
 		return
 	}
-	if err := m.ReplaceDetectors(context.Background(), next); err != nil {
+	if err := m.replaceDetectors(context.Background(), next); err != nil {
 		log.Warn("SIGHUP: the replaced detectors did not close cleanly", zap.Error(err))
 	}
 	names := make([]string, 0, len(fc.Detectors))

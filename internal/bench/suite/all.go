@@ -49,8 +49,6 @@ type step struct {
 	run    func() error
 }
 
-var benchSections = []string{"capture", "throughput", "latency", "resilience"}
-
 // steps lays out the run: every cell, in order, with what it expects
 // to take, each appending its result to rep.
 func steps(e env, p plan, sections []string, root bool, rep *bench.Report, logFile io.Writer) []step {
@@ -211,8 +209,8 @@ func machineFacts(kernel, version string) bench.Machine {
 	return m
 }
 
-// Sections are the sections of `bench all`, in order.
-var Sections = []string{"capture", "throughput", "latency", "resilience"}
+// allSections are the sections of `bench all`, in order.
+var allSections = []string{"capture", "throughput", "latency", "resilience"}
 
 // Options are a run's settings; the zero values of Cell and FaultSeconds
 // keep the plan's.
@@ -250,7 +248,7 @@ func Run(o Options, stdout, stderr io.Writer) error {
 		p.fault.Seconds = o.FaultSeconds
 	}
 	p.fault.Enclave, p.fault.MTLS, p.fault.Flush = o.Enclave, o.MTLS, o.Capture.FlushInterval
-	sections := Sections
+	sections := allSections
 	if o.Name != "all" {
 		sections = []string{o.Name}
 		if o.Name == "throughput" {
