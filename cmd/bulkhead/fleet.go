@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,61 +11,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-sec/bulkhead/pipeline/event"
 	"github.com/bulkhead-sec/bulkhead/pipeline/export"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 )
 
 // exportFlagUsage is the help of --export on run and replay.
 const exportFlagUsage = "also publish findings to NATS JetStream at this URL, e.g. nats://127.0.0.1:4222 (the configuration's export: section sets the rest; see docs/export.md)"
-
-// startExport starts the exporter when the configuration has an export:
-// section or url is given (--export, which wins over export: url:); nil
-// otherwise. host is the subject's host unless export: host: is set.
-func startExport(fc fileConfig, url string, tb event.Timebase, host string, log *zap.Logger) (*export.Exporter, error) {
-	if fc.Export == nil && url == "" {
-		return nil, nil
-	}
-	var c export.Config
-	if fc.Export != nil {
-		c = *fc.Export
-	}
-	if url != "" {
-		c.URL = url
-	}
-	if c.Host == "" {
-		c.Host = host
-	}
-	return export.New(c, tb, versionString(), log.Named("export"))
-}
-
-// exportFinding gives f to the exporter (nil: none); a finding it
-// cannot take is logged (and counted in its summary).
-func exportFinding(x *export.Exporter, f *detect.Finding, log *zap.Logger) {
-	if x == nil {
-		return
-	}
-	if err := x.WriteFinding(f); err != nil {
-		log.Error("a finding could not be exported: the export spool is full or cannot be written; counted in the summary",
-			zap.String("detector", sinks.TextEscape(f.Detector)), zap.String("rule", sinks.TextEscape(f.Rule)), zap.Error(err))
-	}
-}
-
-// closeExport drains the exporter (up to its drain_timeout) and writes
-// its summary lines.
-func closeExport(x *export.Exporter, w io.Writer, log *zap.Logger) {
-	if x == nil {
-		return
-	}
-	if err := x.Close(context.Background()); err != nil {
-		log.Error("export: closing", zap.Error(err))
-	}
-	x.Stats().Summary(w)
-}
 
 func fleetCommand(args []string, stdout, stderr io.Writer) error {
 	const fleetUsage = "Usage:\n  bulkhead fleet tail --server URL [--host H] [--severity S]   findings every host exports to NATS JetStream, as they arrive\n  bulkhead fleet status [--spool DIR] [--json]                 this machine's exporters\n"

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/bulkhead-sec/bulkhead/internal/monitor/status"
 )
 
 // hostileStatus is a status file whose texts hold what a plugin or a
@@ -48,7 +50,7 @@ func TestPluginsJSONEscapes(t *testing.T) {
 			t.Fatalf("%U raw at byte %d of:\n%s", r, i, out.String())
 		}
 	}
-	var s status
+	var s status.Monitor
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
 	}
@@ -117,34 +119,13 @@ func TestPluginsRefusesAPlantedStatus(t *testing.T) {
 	}
 }
 
-// writeStatus never writes through a link left where its temporary file
-// goes.
-func TestWriteStatusDoesNotFollowALink(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(dir, "victim")
-	os.WriteFile(victim, []byte("precious"), 0o600)
-	path := filepath.Join(dir, "status.json")
-	if err := os.Symlink(victim, path+".tmp"); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeStatus(path, status{PID: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(victim); string(b) != "precious" {
-		t.Errorf("the victim now holds %q", b)
-	}
-	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("status file: %v, %v", fi, err)
-	}
-}
-
 func mkfifo(p string) error { return syscall.Mkfifo(p, 0o600) }
 
 // Each monitor keeps a status file of its own; `bulkhead plugins` with no
 // --status shows every running monitor's, and leaves out a file whose
 // monitor is gone.
 func TestPluginsShowsEveryRunningMonitor(t *testing.T) {
-	if err := os.MkdirAll(filepath.Dir(statusPathFor(1)), 0o711); err != nil {
+	if err := os.MkdirAll(filepath.Dir(status.Path(1)), 0o711); err != nil {
 		t.Skipf("run-time directory: %v", err)
 	}
 	child := exec.Command("sleep", "30")
@@ -158,10 +139,10 @@ func TestPluginsShowsEveryRunningMonitor(t *testing.T) {
 	}
 	for _, pid := range []int{os.Getpid(), child.Process.Pid, gone.Process.Pid} {
 		s := fmt.Sprintf(`{"pid": %d, "updated": "2026-11-26T10:00:00Z", "detectors": [{"name": "det-%d", "backend": "goplugin", "state": "running"}]}`, pid, pid)
-		if err := os.WriteFile(statusPathFor(pid), []byte(s), 0o644); err != nil {
+		if err := os.WriteFile(status.Path(pid), []byte(s), 0o644); err != nil {
 			t.Skipf("cannot write a status file: %v", err)
 		}
-		defer os.Remove(statusPathFor(pid))
+		defer os.Remove(status.Path(pid))
 	}
 	var out bytes.Buffer
 	if err := pluginsCommand(nil, &out, io.Discard); err != nil {

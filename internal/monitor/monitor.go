@@ -1,33 +1,27 @@
-package main
+package monitor
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/bulkhead-sec/bulkhead/backends"
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin/enclave"
 	"github.com/bulkhead-sec/bulkhead/bpf"
 	"github.com/bulkhead-sec/bulkhead/pipeline/decode"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/enrich"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
-	"github.com/bulkhead-sec/bulkhead/pipeline/export"
-	"github.com/bulkhead-sec/bulkhead/pipeline/metrics"
 	"github.com/bulkhead-sec/bulkhead/pipeline/sinks"
 	"github.com/bulkhead-sec/bulkhead/pipeline/source"
 	"go.uber.org/zap"
 )
 
-// captureConfig is what the kernel side and the reader need.
-type captureConfig struct {
+// Capture is what the kernel side and the reader need.
+type Capture struct {
 	RingMiB       int
 	WakeupKiB     int
 	FlushInterval time.Duration
@@ -45,14 +39,14 @@ type captureConfig struct {
 	Output *sinks.Locked
 }
 
-func defaultCaptureConfig() captureConfig {
-	return captureConfig{RingMiB: 16, WakeupKiB: 256, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
+func DefaultCapture() Capture {
+	return Capture{RingMiB: 16, WakeupKiB: 256, FlushInterval: 5 * time.Millisecond, Kinds: event.AllKindSet()}
 }
 
 // kernelKinds are the record kinds whose syscall hooks must be attached:
 // those written out and those a detector wants. Process lifecycle hooks are
 // always attached: the process table needs them.
-func (c captureConfig) kernelKinds(d *dispatch.Dispatcher) []uint16 {
+func (c Capture) kernelKinds(d *dispatch.Dispatcher) []uint16 {
 	var out []uint16
 	for _, k := range event.AllKinds() {
 		if c.Kinds.Has(k) || (d != nil && d.Wants(k)) {
@@ -62,16 +56,16 @@ func (c captureConfig) kernelKinds(d *dispatch.Dispatcher) []uint16 {
 	return out
 }
 
-// monitor is the capture pipeline, wired explicitly:
+// Monitor is the capture pipeline, wired explicitly:
 // kernel → source.Reader → decode.Decoder → enrich.Table → sinks.Sink
 //
 //	↘ dispatch.Dispatcher → detectors
 //
 // Every stage up to the dispatcher runs on the reader's goroutine, in event
 // order; each detector has its own queue and goroutine.
-type monitor struct {
+type Monitor struct {
 	log     *zap.Logger
-	cfg     captureConfig
+	cfg     Capture
 	kernel  *bpf.Kernel
 	reader  *source.Reader
 	decoder *decode.Decoder
@@ -99,11 +93,11 @@ type monitor struct {
 	started  time.Time
 }
 
-// startMonitor checks the host, loads and attaches the programs, seeds the
+// Start checks the host, loads and attaches the programs, seeds the
 // process table and starts reading. Events go to sink (if not nil) and to
-// the detectors behind d (if not nil). The caller stops it with stop, which
+// the detectors behind d (if not nil). The caller stops it with Stop, which
 // also closes d.
-func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispatch.Dispatcher) (*monitor, error) {
+func Start(log *zap.Logger, cfg Capture, sink sinks.Sink, d *dispatch.Dispatcher) (*Monitor, error) {
 	if err := bpf.Preflight(); err != nil {
 		return nil, fmt.Errorf("this host cannot run the monitor yet:\n%w", err)
 	}
@@ -121,11 +115,11 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispat
 	if err != nil {
 		return nil, err
 	}
-	m := &monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, swap: make(chan swapRequest), done: make(chan struct{})}
+	m := &Monitor{log: log, cfg: cfg, kernel: kernel, decoder: decode.New(), sink: sink, swap: make(chan swapRequest), done: make(chan struct{})}
 	if d != nil {
 		m.detect.Store(d)
 	}
-	fail := func(err error) (*monitor, error) {
+	fail := func(err error) (*Monitor, error) {
 		kernel.Close()
 		return nil, err
 	}
@@ -167,7 +161,7 @@ func startMonitor(log *zap.Logger, cfg captureConfig, sink sinks.Sink, d *dispat
 }
 
 // Record is the pipeline's hot path, called by the reader per record.
-func (m *monitor) Record(raw []byte) {
+func (m *Monitor) Record(raw []byte) {
 	if m.decoder.Decode(raw, &m.ev) != nil {
 		return // counted by the decoder
 	}
@@ -186,6 +180,24 @@ func (m *monitor) Record(raw []byte) {
 	m.written[m.ev.Kind]++
 }
 
+// Done is closed when the reader has returned: the monitor stopped, or
+// the ring could not be read (Err says why).
+func (m *Monitor) Done() <-chan struct{} { return m.done }
+
+// Err is why the reader returned; valid once Done is closed.
+func (m *Monitor) Err() error {
+	select {
+	case <-m.done:
+		return m.runErr
+	default:
+		return nil
+	}
+}
+
+// WriteErrors are the events the sink refused and its last error (nil:
+// none); call it after Stop.
+func (m *Monitor) WriteErrors() (uint64, error) { return m.sinkErrors, m.lastErr }
+
 // userCounts are the counts kept on the reader's goroutine.
 type userCounts struct {
 	Reader     source.Stats
@@ -199,14 +211,14 @@ type userCounts struct {
 const publishEvery = 100 * time.Millisecond
 
 // publish copies the reader goroutine's counts for other goroutines.
-func (m *monitor) publish() {
+func (m *Monitor) publish() {
 	m.live.Store(&userCounts{Reader: m.reader.Stats(), Decode: m.decoder.Stats(), Table: m.table.Stats(),
 		Written: m.written, SinkErrors: m.sinkErrors})
 	m.publishedAt = time.Now()
 }
 
 // Flush is called by the reader when the ring is dry or time is up.
-func (m *monitor) Flush() {
+func (m *Monitor) Flush() {
 	if time.Since(m.publishedAt) >= publishEvery {
 		m.publish()
 	}
@@ -229,9 +241,9 @@ func (m *monitor) Flush() {
 	}
 }
 
-// stop detaches the programs, drains the ring, flushes the sink and returns
+// Stop detaches the programs, drains the ring, flushes the sink and returns
 // the summary. It is safe to call more than once.
-func (m *monitor) stop() (summary, error) {
+func (m *Monitor) Stop() (Summary, error) {
 	var runErr error
 	m.stopOnce.Do(func() {
 		detachErr := m.kernel.Detach()
@@ -257,8 +269,8 @@ func (m *monitor) stop() (summary, error) {
 	return s, errors.Join(runErr, closeErr)
 }
 
-// summary is what a run saw and lost, layer by layer.
-type summary struct {
+// Summary is what a run saw and lost, layer by layer.
+type Summary struct {
 	Duration   time.Duration
 	Kernel     bpf.Counters
 	Reader     source.Stats
@@ -274,8 +286,8 @@ type summary struct {
 	Detectors []dispatch.LaneStats
 }
 
-// withOutput takes the output's own counts.
-func (s *summary) withOutput(out *sinks.Locked) {
+// WithOutput takes the output's own counts.
+func (s *Summary) WithOutput(out *sinks.Locked) {
 	if out == nil {
 		return
 	}
@@ -286,7 +298,7 @@ func (s *summary) withOutput(out *sinks.Locked) {
 }
 
 // summary is the final account; call it after the reader has returned.
-func (m *monitor) summary() summary {
+func (m *Monitor) summary() Summary {
 	m.publish()
 	return m.liveSummary()
 }
@@ -294,7 +306,7 @@ func (m *monitor) summary() summary {
 // liveSummary is the account so far, safe from any goroutine: the kernel's
 // and the detectors' counts are current, the reader's at most publishEvery
 // old.
-func (m *monitor) liveSummary() summary {
+func (m *Monitor) liveSummary() Summary {
 	kc, err := m.kernel.Counters()
 	if err != nil {
 		m.log.Warn("kernel counters unavailable", zap.Error(err))
@@ -303,7 +315,7 @@ func (m *monitor) liveSummary() summary {
 	if u == nil {
 		u = &userCounts{}
 	}
-	s := summary{
+	s := Summary{
 		Duration:   time.Since(m.started),
 		Kernel:     kc,
 		Reader:     u.Reader,
@@ -312,13 +324,15 @@ func (m *monitor) liveSummary() summary {
 		Written:    u.Written,
 		SinkErrors: u.SinkErrors,
 		Skipped:    m.kernel.Skipped,
-		Detectors:  m.detectorStats(),
+		Detectors:  m.DetectorStats(),
 	}
-	s.withOutput(m.cfg.Output)
+	s.WithOutput(m.cfg.Output)
 	return s
 }
 
-func (m *monitor) detectorStats() []dispatch.LaneStats {
+// DetectorStats are the detectors' counts, those replaced by a reload
+// included.
+func (m *Monitor) DetectorStats() []dispatch.LaneStats {
 	var now []dispatch.LaneStats
 	if d := m.detect.Load(); d != nil {
 		now = d.Stats()
@@ -334,7 +348,7 @@ type swapRequest struct {
 // replaceDetectors makes the reader send events to next from its next
 // flush on (within the flush interval), closes the dispatcher it replaced
 // once that has drained, and keeps its counts. It returns Close's error.
-func (m *monitor) replaceDetectors(ctx context.Context, next *dispatch.Dispatcher) error {
+func (m *Monitor) replaceDetectors(ctx context.Context, next *dispatch.Dispatcher) error {
 	req := swapRequest{next: next, replaced: make(chan *dispatch.Dispatcher, 1)}
 	select {
 	case m.swap <- req:
@@ -392,95 +406,4 @@ func mergeLanes(into, from []dispatch.LaneStats) []dispatch.LaneStats {
 		}
 	}
 	return into
-}
-
-func (s summary) print(w io.Writer) {
-	fmt.Fprintf(w, "\nbulkhead summary (%s)\n", s.Duration.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-10s %12s %12s %12s %12s\n", "kind", "kernel sent", "ring full", "decoded", "written")
-	for _, k := range event.AllKinds() {
-		fmt.Fprintf(w, "  %-10s %12d %12d %12d %12d\n", k, s.Kernel.Emitted[k], s.Kernel.Dropped[k], s.Decode.Decoded[k], s.Written[k])
-	}
-	fmt.Fprintf(w, "  dropped by layer:\n")
-	fmt.Fprintf(w, "    kernel: ring buffer full       %d\n", s.Kernel.RingFull())
-	fmt.Fprintf(w, "    kernel: enter/exit unpaired    %d (exit without enter %d, no task storage %d; stale enters replaced %d)\n",
-		s.Kernel.PairMissing+s.Kernel.PairFull, s.Kernel.PairMissing, s.Kernel.PairFull, s.Kernel.PairOverwritten)
-	fmt.Fprintf(w, "    kernel: program runs skipped   %d (recursion)\n", s.Kernel.RecursionMisses)
-	fmt.Fprintf(w, "    decode: malformed records      %d (short %d, unknown kind %d, bad string %d)\n",
-		s.Decode.Errors(), s.Decode.Short, s.Decode.UnknownKind, s.Decode.BadString)
-	fmt.Fprintf(w, "    output: no queue (a slow sink backs up into the ring, counted above)\n")
-	fmt.Fprintf(w, "    output: events not written     %d\n", s.SinkErrors)
-	if s.Counted {
-		fmt.Fprintf(w, "    output: findings not written   %d (%d written)\n", s.Output.FindingsLost, s.Output.Findings)
-		fmt.Fprintf(w, "    output: failed writes          %d (writing worked again %d times)\n", s.Output.WriteErrors, s.Output.Recoveries)
-	}
-	fmt.Fprintf(w, "  reader: %d records, %d bytes, %d kernel wake-ups, %d deadline polls\n",
-		s.Reader.Records, s.Reader.Bytes, s.Kernel.Wakeups, s.Reader.Polls)
-	printDetectors(w, s.Detectors)
-	fmt.Fprintf(w, "  processes: %d tracked, %d forks, %d execs, %d exits, %d read from /proc, %d evicted\n",
-		s.Table.Processes, s.Table.Forks, s.Table.Execs, s.Table.Exits, s.Table.ProcLookups, s.Table.Evicted)
-	if len(s.Skipped) > 0 {
-		fmt.Fprintf(w, "  not available on this kernel: %s\n", strings.Join(s.Skipped, ", "))
-	}
-}
-
-// printDetectors writes a row per detector: what it was given, found and
-// lost, and how its backend fared.
-func printDetectors(w io.Writer, lanes []dispatch.LaneStats) {
-	if len(lanes) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "  detectors:\n    %-14s %-14s %10s %9s %10s %9s %7s %9s %8s %7s %9s %7s %6s %8s %10s %11s %7s\n", "name", "backend", "queued", "filtered", "delivered",
-		"findings", "errors", "shed", "unavail", "failed", "abandoned", "crashes", "hangs", "restarts", "redeliver", "quarantine", "breaker")
-	for _, d := range lanes {
-		b := d.Backends
-		breaker := "closed"
-		if b.BreakerOpen {
-			breaker = "OPEN"
-		}
-		fmt.Fprintf(w, "    %-14s %-14s %10d %9d %10d %9d %7d %9d %8d %7d %9d %7d %6d %8d %10d %11d %7s%s\n", d.Name, d.Backend, d.Queued, d.Filtered, d.Delivered,
-			b.Findings, b.Errors, d.Shed, d.Unavailable, d.Failed, d.Abandoned, b.Crashes, b.Hangs, b.Restarts, b.Redelivered, b.Quarantined, breaker, enclaveKills(d.Backend, b))
-	}
-}
-
-// enclaveKills notes the plugin processes the enclave killed, if any (a
-// wasm module's instances ended at its memory limit).
-func enclaveKills(backend string, b backends.Stats) string {
-	s := ""
-	if backend == "wasm" && b.LimitKills > 0 {
-		s = fmt.Sprintf("  instances ended at the memory limit: %d", b.LimitKills)
-	} else if b.Violations+b.LimitKills > 0 {
-		s = fmt.Sprintf("  enclave killed: %d for forbidden system calls, %d at limits", b.Violations, b.LimitKills)
-	}
-	if b.ProtocolViolations > 0 {
-		s += fmt.Sprintf("  protocol violations: %d (%d findings refused, %d log lines dropped)", b.ProtocolViolations, b.FindingsRefused, b.LogLinesDropped)
-	}
-	if b.RingFull > 0 {
-		s += fmt.Sprintf("  ring full: %d batches", b.RingFull)
-	}
-	return s
-}
-
-// serveMetrics starts the Prometheus endpoint on the monitor's counters.
-func serveMetrics(addr string, m *monitor, exp *export.Exporter, log *zap.Logger) (*metrics.Server, error) {
-	c := metrics.NewCollector(func() metrics.Snapshot {
-		s := m.liveSummary()
-		used, size := m.reader.Fill()
-		snap := metrics.Snapshot{Kernel: s.Kernel, Decode: s.Decode, Written: s.Written, SinkErrors: s.SinkErrors, FindingsLost: s.Output.FindingsLost,
-			Processes: s.Table.Processes, RingUsed: used, RingSize: size, Detectors: s.Detectors}
-		if exp != nil {
-			es := exp.Stats()
-			snap.Export = &es
-		}
-		return snap
-	})
-	srv, err := metrics.Serve(addr, c, log.Named("metrics"))
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
-	}
-	a := srv.Addr().(*net.TCPAddr)
-	log.Info("serving metrics", zap.String("url", fmt.Sprintf("http://%s/metrics", a)))
-	if !a.IP.IsLoopback() {
-		log.Warn("the metrics endpoint is reachable from other hosts; it has no authentication", zap.String("addr", a.String()))
-	}
-	return srv, nil
 }

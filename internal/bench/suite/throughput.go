@@ -1,16 +1,18 @@
-package main
+package suite
 
 import (
 	"context"
 	"fmt"
-	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
+	"github.com/bulkhead-sec/bulkhead/internal/config"
+	"github.com/bulkhead-sec/bulkhead/internal/monitor"
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
@@ -19,17 +21,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// benchEnv is what every bench section shares.
-type benchEnv struct {
+// env is what every bench section shares.
+type env struct {
 	log       *zap.Logger
 	pluginDir string // where bulkhead-plugin-* are
 	enclave   bool   // goplugin detectors run in their enclave
 	mtls      bool   // and with AutoMTLS
-	capture   captureConfig
+	capture   monitor.Capture
 }
 
 // plugin is the path of a plugin binary, or an error that says how to get it.
-func (e benchEnv) plugin(name string) (string, error) {
+func (e env) plugin(name string) (string, error) {
 	p := filepath.Join(e.pluginDir, "bulkhead-plugin-"+name)
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("the bench runs plugin %s from %s, which is missing: build the plugins next to bulkhead (make build), or point --plugins at them", name, p)
@@ -39,7 +41,7 @@ func (e benchEnv) plugin(name string) (string, error) {
 
 // module is the path of a detector's wasm module, or an error that says
 // how to get it.
-func (e benchEnv) module(name string) (string, error) {
+func (e env) module(name string) (string, error) {
 	p := filepath.Join(e.pluginDir, "bulkhead-plugin-"+name+".wasm")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("the bench runs wasm module %s from %s, which is missing: build the modules next to bulkhead (make build), or point --plugins at them", name, p)
@@ -50,14 +52,14 @@ func (e benchEnv) module(name string) (string, error) {
 // detectorsConfig is n copies of a builtin detector on a backend, as
 // `bulkhead run` would start them from a config file. batch 0 keeps the
 // default; goplugin-naive always uses 1.
-func (e benchEnv) detectorsConfig(name, backend string, n, batch int, cfg map[string]any) (fileConfig, error) {
-	fc := fileConfig{Enclave: enclaveConfig{Enabled: &e.enclave, MTLS: &e.mtls}}
+func (e env) detectorsConfig(name, backend string, n, batch int, cfg map[string]any) (config.File, error) {
+	fc := config.File{Enclave: config.Enclave{Enabled: &e.enclave, MTLS: &e.mtls}}
 	def := dispatch.DefaultOptions()
-	fc.Dispatch = dispatchConfig{BatchSize: def.BatchSize, QueueBatches: def.QueueBatches, DrainTimeout: def.DrainTimeout}
+	fc.Dispatch = config.Dispatch{BatchSize: def.BatchSize, QueueBatches: def.QueueBatches, DrainTimeout: def.DrainTimeout}
 	if batch > 0 {
 		fc.Dispatch.BatchSize = batch
 	}
-	dc := detectorConfig{Config: cfg}
+	dc := config.Detector{Config: cfg}
 	switch backend {
 	case bench.InProc, bench.InProcRecover:
 		dc.Backend, dc.Builtin, dc.RecoverPanics = "inproc", name, backend == bench.InProcRecover
@@ -106,7 +108,7 @@ func syntheticOpen(path string) *event.Event {
 // fast as they take them, for d (the dispatcher blocks instead of
 // shedding, so nothing is lost), and measures events/s until every
 // detector has answered every event.
-func replayThroughput(e benchEnv, backend string, n, batch int, d time.Duration) (bench.ThroughputCell, error) {
+func replayThroughput(e env, backend string, n, batch int, d time.Duration) (bench.ThroughputCell, error) {
 	c := bench.ThroughputCell{Source: bench.Replay, Backend: backend, Detectors: n, Batch: batch}
 	fc, err := e.detectorsConfig("probe", backend, n, batch, nil)
 	if err != nil {
@@ -114,7 +116,7 @@ func replayThroughput(e benchEnv, backend string, n, batch int, d time.Duration)
 	}
 	c.Batch = fc.Dispatch.BatchSize
 	resetPeakRSS()
-	disp, err := startDispatch(fc, true, func(detect.Finding) {}, e.log)
+	disp, err := monitor.StartDispatch(fc, true, func(detect.Finding) {}, e.log)
 	if err != nil {
 		return c, err
 	}
@@ -156,7 +158,7 @@ func replayThroughput(e benchEnv, backend string, n, batch int, d time.Duration)
 // into n probe detectors: what they get of real kernel events, and what is
 // lost on the way (in the kernel, or shed by a detector that cannot keep
 // up: live capture never waits).
-func kernelThroughput(e benchEnv, backend string, n int, d time.Duration) (bench.ThroughputCell, error) {
+func kernelThroughput(e env, backend string, n int, d time.Duration) (bench.ThroughputCell, error) {
 	c := bench.ThroughputCell{Source: bench.Kernel, Backend: backend, Detectors: n}
 	fc, err := e.detectorsConfig("probe", backend, n, 0, nil)
 	if err != nil {
@@ -223,7 +225,7 @@ const targetSamples = 5000
 // when it enters the dispatcher, and partial batches are flushed every
 // --flush-interval, as the capture reader does on a quiet host) to one
 // probe detector that reports a sample of them.
-func replayLatency(e benchEnv, backend string, rate float64, d time.Duration) (bench.LatencyCell, error) {
+func replayLatency(e env, backend string, rate float64, d time.Duration) (bench.LatencyCell, error) {
 	c := bench.LatencyCell{Source: bench.Replay, Backend: backend, RatePerSec: rate}
 	every := max(1, int(rate*d.Seconds()/targetSamples))
 	fc, err := e.detectorsConfig("probe", backend, 1, 0, map[string]any{"every": every})
@@ -231,7 +233,7 @@ func replayLatency(e benchEnv, backend string, rate float64, d time.Duration) (b
 		return c, err
 	}
 	var s latencySamples
-	disp, err := startDispatch(fc, false, s.finding, e.log)
+	disp, err := monitor.StartDispatch(fc, false, s.finding, e.log)
 	if err != nil {
 		return c, err
 	}
@@ -258,7 +260,7 @@ func replayLatency(e benchEnv, backend string, rate float64, d time.Duration) (b
 
 // kernelLatency is the latency of real kernel events under the storm at
 // full speed, into one probe detector.
-func kernelLatency(e benchEnv, backend string, d time.Duration) (bench.LatencyCell, error) {
+func kernelLatency(e env, backend string, d time.Duration) (bench.LatencyCell, error) {
 	c := bench.LatencyCell{Source: bench.Kernel, Backend: backend}
 	// The storm makes up to a million events a second; fewer samples than
 	// in replay, since each finding costs the saturated host CPU.

@@ -1,11 +1,10 @@
-package main
+package suite
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,11 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/backends/goplugin"
 	"github.com/bulkhead-sec/bulkhead/internal/bench"
+	"github.com/bulkhead-sec/bulkhead/internal/config"
+	"github.com/bulkhead-sec/bulkhead/internal/monitor"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/plugins/sdk/detect"
+	"go.uber.org/zap"
 )
 
 // A resilience cell runs in its own process (`bulkhead bench fault-cell`),
@@ -27,8 +29,8 @@ import (
 // the parent reads the cell's progress as JSON lines and, if the child
 // dies, reports what it got until then and how it ended.
 
-// faultPlan is one cell's settings.
-type faultPlan struct {
+// FaultPlan is one cell's settings.
+type FaultPlan struct {
 	Fault, Backend string
 	Seconds        float64 // load runs this long (longer for hang: see faultTimes)
 	Every          float64 // seconds between faults
@@ -51,7 +53,7 @@ const (
 // load: the first after half an interval, then every interval, each with
 // room to recover before the load ends. A hang is noticed only at the
 // batch deadline, so hangs come further apart.
-func (p faultPlan) faultTimes() (times []float64, length float64) {
+func (p FaultPlan) faultTimes() (times []float64, length float64) {
 	every, room := p.Every, 1.0
 	if p.Fault == "hang" {
 		// Noticed only at the batch deadline; then half a second to restart.
@@ -76,7 +78,7 @@ type cellLine struct {
 }
 
 // runFaultCell runs one cell in a child process and reads its outcome.
-func runFaultCell(p faultPlan, stderrLog io.Writer) (bench.FaultCell, error) {
+func runFaultCell(p FaultPlan, stderrLog io.Writer) (bench.FaultCell, error) {
 	cell := bench.FaultCell{Fault: p.Fault, Backend: p.Backend, Crash: bench.IsCrash(p.Fault)}
 	self, err := os.Executable()
 	if err != nil {
@@ -177,25 +179,11 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// faultCellCommand is the child: it runs the chaos detector with the
+// FaultCell is the child (`bulkhead bench fault-cell --plan JSON`, which
+// the binary must answer by calling it): it runs the chaos detector with the
 // plan's fault next to a healthy detector on the same backend, offers
 // steady load, injects the faults, and writes JSON lines to stdout.
-func faultCellCommand(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench fault-cell", flag.ContinueOnError)
-	planJSON := fs.String("plan", "", "the cell, as JSON")
-	logLevel := fs.String("log-level", "warn", "log level")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	var p faultPlan
-	if err := json.Unmarshal([]byte(*planJSON), &p); err != nil {
-		return usageErr("--plan: %v", err)
-	}
-	log, err := newLogger(*logLevel, stderr)
-	if err != nil {
-		return err
-	}
-	defer log.Sync()
+func FaultCell(p FaultPlan, log *zap.Logger, stdout io.Writer) error {
 	var mu sync.Mutex
 	enc := json.NewEncoder(stdout)
 	emit := func(l cellLine) {
@@ -203,7 +191,7 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 		defer mu.Unlock()
 		enc.Encode(l)
 	}
-	e := benchEnv{log: log, enclave: p.Enclave, mtls: p.MTLS}
+	e := env{log: log, enclave: p.Enclave, mtls: p.MTLS}
 	if self, err := os.Executable(); err == nil {
 		e.pluginDir = filepath.Dir(self)
 	}
@@ -213,7 +201,7 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	cell := bench.FaultCell{Fault: p.Fault, Backend: p.Backend, Crash: bench.IsCrash(p.Fault)}
 	found := newFoundSet(fc.Detectors[0].Name)
-	disp, err := startDispatch(fc, false, found.add, log)
+	disp, err := monitor.StartDispatch(fc, false, found.add, log)
 	if err != nil {
 		cell.Verdict, cell.Exit = bench.Refused, err.Error()
 		emit(cellLine{Kind: "result", Result: &cell})
@@ -274,7 +262,7 @@ func faultCellCommand(args []string, stdout, stderr io.Writer) error {
 // marker fires once, so a restarted plugin processes the marker's event
 // normally when it is delivered again), and example as the healthy
 // neighbour, both reporting the report markers.
-func faultConfig(e benchEnv, p faultPlan) (fileConfig, error) {
+func faultConfig(e env, p FaultPlan) (config.File, error) {
 	chaosCfg := map[string]any{"fault": p.Fault, "on": faultMarker, "once": true, "report_on": reportMarker, "memory_limit_mb": 128}
 	if p.Fault == "fail-init" {
 		chaosCfg = map[string]any{"fault": p.Fault}
@@ -294,7 +282,7 @@ func faultConfig(e benchEnv, p faultPlan) (fileConfig, error) {
 	if p.Backend == bench.Wasm {
 		fc.Detectors[0].MemoryMiB = 128
 	} else {
-		fc.Detectors[0].Enclave = &enclaveConfig{Config: fc.Enclave.Config}
+		fc.Detectors[0].Enclave = &config.Enclave{Config: fc.Enclave.Config}
 		fc.Detectors[0].Enclave.MemoryMB = 128
 	}
 	return fc, nil

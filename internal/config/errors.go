@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -63,7 +63,7 @@ func explainField(e string) string {
 // the file's words, and its keys.
 func sectionKeys(typ string) (string, []string) {
 	var found reflect.Type
-	walkTypes(reflect.TypeOf(fileConfig{}), map[reflect.Type]bool{}, func(t reflect.Type) {
+	walkTypes(reflect.TypeOf(File{}), map[reflect.Type]bool{}, func(t reflect.Type) {
 		if t.String() == typ {
 			found = t
 		}
@@ -79,12 +79,12 @@ func sectionKeys(typ string) (string, []string) {
 	}
 	slices.Sort(keys)
 	sections := map[string]string{
-		"main.fileConfig": "the top level", "main.detectorConfig": "a detector (under detectors:)",
-		"main.dispatchConfig": "dispatch:", "main.enclaveConfig": "enclave:",
+		"config.File": "the top level", "config.Detector": "a detector (under detectors:)",
+		"config.Dispatch": "dispatch:", "config.Enclave": "enclave:",
 	}
 	section, ok := sections[typ]
 	if !ok {
-		section = "section " + strings.TrimPrefix(typ, "main.")
+		section = "section " + strings.TrimPrefix(typ, "config.")
 	}
 	return section, keys
 }
