@@ -57,6 +57,11 @@ func Check(r *Report) error {
 		if len(r.Latency) == 0 {
 			bad("latency: ran but has no cells")
 		}
+		if h := r.HostRoundTrip; h != nil {
+			if v := h.Values(); v[0] <= 0 || !slices.IsSorted(v) {
+				bad("latency: host round-trip percentiles must be positive and rise: %v", v)
+			}
+		}
 		for _, c := range r.Latency {
 			where := fmt.Sprintf("latency %s/%s", c.Source, c.Backend)
 			if c.Samples == 0 || c.RatePerSec <= 0 {

@@ -23,8 +23,13 @@ type Report struct {
 	Capture    *Capture          `json:"capture,omitempty"`
 	Throughput []ThroughputCell  `json:"throughput,omitempty"`
 	Latency    []LatencyCell     `json:"latency,omitempty"`
-	Resilience []FaultCell       `json:"resilience,omitempty"`
-	Floors     []Floor           `json:"floors,omitempty"`
+	// HostRoundTrip is the latency section's control: a byte's round trip
+	// between two processes over pipes, one every 2 ms with both idle in
+	// between, as a monitor and a plugin are at the latency section's
+	// rate (µs). A plugin's finding makes that trip once.
+	HostRoundTrip *Percentiles `json:"host_round_trip_us,omitempty"`
+	Resilience    []FaultCell  `json:"resilience,omitempty"`
+	Floors        []Floor      `json:"floors,omitempty"`
 	// Errors are measurements that failed; the rest of the run went on.
 	Errors []string `json:"errors,omitempty"`
 }

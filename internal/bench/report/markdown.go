@@ -89,6 +89,10 @@ func Markdown(r *bench.Report, dir string) error {
 			w("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", c.Source, c.Backend, bench.Rate(c.RatePerSec), c.Samples, c.Dropped,
 				us(d.P50), us(d.P99), us(d.P999), us(f.P50), us(f.P99), us(f.P999), us(f.Max))
 		}
+		if h := r.HostRoundTrip; h != nil {
+			w("\nThe host's own floor, measured in the same run: a byte's round trip between two processes over pipes (to `cat` and back), one every 2 ms with both idle in between, as a monitor and a plugin are at this rate: p50 %s, p99 %s, p99.9 %s, max %s. ", us(h.P50), us(h.P99), us(h.P999), us(h.Max))
+			w("A plugin's finding makes that trip once (the batch wakes the plugin, the answer wakes the monitor), so goplugin's event → finding cannot be faster than it; on a virtual machine whose vCPUs wait for the host, that tail is the host's.\n")
+		}
 		chart("latency.png", "latency percentiles", latencyChart)
 	}
 

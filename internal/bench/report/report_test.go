@@ -27,6 +27,7 @@ func fixture() *bench.Report {
 		Seconds: 1, Events: 7000, EventsPerSec: 7000, Delivered: 7000, MonitorCPUNsPerEvent: 9000})
 	r.Latency = []bench.LatencyCell{{Source: bench.Replay, Backend: bench.GoPlugin, RatePerSec: 1e5, Samples: 10,
 		KernelToDetector: bench.Percentiles{P50: 10, P90: 20, P99: 30, P999: 40, Max: 50}, KernelToFinding: bench.Percentiles{P50: 15, P90: 25, P99: 35, P999: 45, Max: 20000}}}
+	r.HostRoundTrip = &bench.Percentiles{P50: 80, P90: 200, P99: 1234, P999: 5678, Max: 9000}
 	tl := []bench.Sample{{T: 0.1, FaultyPerSec: 100, OtherPerSec: 100}, {T: 0.2, FaultyPerSec: 0, OtherPerSec: 100}, {T: 0.3, FaultyPerSec: 200, OtherPerSec: 100}}
 	r.Resilience = []bench.FaultCell{
 		{Fault: "panic", Backend: bench.GoPlugin, Crash: true, Verdict: bench.Survived, Faults: 1, Sent: 30, Delivered: 30, DetectMs: []float64{5}, RecoverMs: []float64{40},
@@ -51,7 +52,8 @@ func TestMarkdownWritesReportAndCharts(t *testing.T) {
 	s := string(md)
 	for _, want := range []string{"Made by `bulkhead bench all --quick`", "**Skipped: capture** — needs root", "## Floors", "| FAIL |",
 		"| replay | goplugin-naive | 1 | 1 | 7.0k |", "20.0 ms", "exit 2: panic: a\\|b", "- panic on inproc: the monitor died",
-		"![throughput by batch size](throughput-batch.png)", "![panic timeline](fault-panic.png)", "![latency percentiles](latency.png)"} {
+		"![throughput by batch size](throughput-batch.png)", "![panic timeline](fault-panic.png)", "![latency percentiles](latency.png)",
+		"two processes over pipes", "p99 1234 µs", "bare pipe round trip between two processes: p99 1234 µs, p99.9 5678 µs"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -76,7 +78,7 @@ func TestText(t *testing.T) {
 	var out bytes.Buffer
 	Text(&out, fixture())
 	s := out.String()
-	for _, want := range []string{"test CPU, 2 cores", "skipped capture: needs root", "replay  goplugin-naive", "died with it", "exit 2: panic: a|b", "40 / 40", "FAIL  goplugin vs inproc"} {
+	for _, want := range []string{"test CPU, 2 cores", "skipped capture: needs root", "replay  goplugin-naive", "died with it", "exit 2: panic: a|b", "40 / 40", "FAIL  goplugin vs inproc", "pipe round trip between two idle processes, µs: p50 80, p99 1234"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("text lacks %q:\n%s", want, s)
 		}

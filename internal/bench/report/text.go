@@ -35,6 +35,9 @@ func Text(w io.Writer, r *bench.Report) {
 			fmt.Fprintf(w, "%-7s %-15s %9s %7d %7d | %8.0f %8.0f %8.0f | %8.0f %8.0f %8.0f\n", c.Source, c.Backend, bench.Rate(c.RatePerSec), c.Samples, c.Dropped,
 				d.P50, d.P99, d.P999, f.P50, f.P99, f.P999)
 		}
+		if h := r.HostRoundTrip; h != nil {
+			fmt.Fprintf(w, "host: pipe round trip between two idle processes, µs: p50 %.0f, p99 %.0f, p99.9 %.0f, max %.0f\n", h.P50, h.P99, h.P999, h.Max)
+		}
 	}
 	if len(r.Resilience) > 0 {
 		fmt.Fprintf(w, "\nresilience (faulty detector next to a healthy one, steady load)\n%-14s %-15s %-17s %6s %15s %8s %11s %15s %15s %10s %s\n",

@@ -115,6 +115,13 @@ func steps(e env, p plan, sections []string, root bool, rep *bench.Report, logFi
 		}
 	}
 	if has("latency") {
+		steps = append(steps, step{"latency host round trip", p.latency, func() error {
+			h, err := hostRoundTrip(p.latency)
+			if err == nil {
+				rep.HostRoundTrip = &h
+			}
+			return err
+		}})
 		for _, b := range backends {
 			steps = append(steps, step{"latency replay " + b, p.latency + startup(b, 1) + 100*time.Millisecond, func() error {
 				rate := p.latencyRate

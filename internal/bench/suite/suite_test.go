@@ -2,6 +2,7 @@ package suite
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,13 +43,13 @@ func TestStepsLayout(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"throughput replay inproc, 1 detector(s)", "throughput replay wasm, 16 detector(s)",
-		"throughput replay goplugin, batch 4096", "latency replay goplugin-naive", "fault panic on inproc-recover", "fault hang on wasm"} {
+		"throughput replay goplugin, batch 4096", "latency host round trip", "latency replay goplugin-naive", "fault panic on inproc-recover", "fault hang on wasm"} {
 		if !user[want] {
 			t.Errorf("no step %q", want)
 		}
 	}
 	// 3 detector counts × 5 backends, 5 more batch sizes × 4 backends,
-	// 5 latency cells, and the fault matrix.
+	// the host's round trip and 5 latency cells, and the fault matrix.
 	faults := 0
 	for _, f := range chaos.Faults {
 		faults += 3
@@ -56,7 +57,7 @@ func TestStepsLayout(t *testing.T) {
 			faults++
 		}
 	}
-	if want := 15 + 20 + 5 + faults; len(user) != want {
+	if want := 15 + 20 + 1 + 5 + faults; len(user) != want {
 		t.Errorf("%d steps without root, want %d", len(user), want)
 	}
 	root, rep := labels(true)
@@ -101,6 +102,18 @@ func TestReplayThroughputInproc(t *testing.T) {
 }
 
 // The storm waits for its go, runs the workload and prints what it did.
+// The host's round trip is measured for real: one sample every 2 ms,
+// each a real trip through cat.
+func TestHostRoundTrip(t *testing.T) {
+	h, err := hostRoundTrip(200 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Values(); v[0] <= 0 || !slices.IsSorted(v) {
+		t.Errorf("round trip percentiles %v µs", v)
+	}
+}
+
 func TestStormPrintsIterationsAndTime(t *testing.T) {
 	var out bytes.Buffer
 	if err := Storm("getppid", 30*time.Millisecond, strings.NewReader("\n"), &out); err != nil {

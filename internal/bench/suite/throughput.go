@@ -3,7 +3,9 @@ package suite
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -276,4 +278,44 @@ func kernelLatency(e env, backend string, d time.Duration) (bench.LatencyCell, e
 	}
 	c.RatePerSec, c.Dropped = r.MonitoredPerSec, r.Lost+r.DetDropped
 	return s.cell(c)
+}
+
+// hostRoundTrip is the latency section's control: one byte to `cat` and
+// back over two pipes, once every 2 ms for d (both processes idle in
+// between, as a monitor and a plugin are at the latency section's rate).
+// It is what one hand-off from a process to another and back costs on
+// this host, scheduler and hypervisor included: the floor under any
+// out-of-process detector's latency.
+func hostRoundTrip(d time.Duration) (bench.Percentiles, error) {
+	cmd := exec.Command("cat")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return bench.Percentiles{}, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return bench.Percentiles{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return bench.Percentiles{}, fmt.Errorf("host round trip: start cat: %w", err)
+	}
+	defer func() {
+		in.Close()
+		cmd.Wait()
+	}()
+	const every = 2 * time.Millisecond
+	samples := make([]float64, 0, int(d/every)+1)
+	b := []byte{'x'}
+	for start := time.Now(); time.Since(start) < d; {
+		time.Sleep(every)
+		t := time.Now()
+		if _, err := in.Write(b); err != nil {
+			return bench.Percentiles{}, fmt.Errorf("host round trip: %w", err)
+		}
+		if _, err := io.ReadFull(out, b); err != nil {
+			return bench.Percentiles{}, fmt.Errorf("host round trip: %w", err)
+		}
+		samples = append(samples, float64(time.Since(t).Nanoseconds())/1e3)
+	}
+	return bench.PercentilesOf(samples), nil
 }
