@@ -91,7 +91,7 @@ func Markdown(r *bench.Report, dir string) error {
 		}
 		if h := r.HostRoundTrip; h != nil {
 			w("\nThe host's own floor, measured in the same run: a byte's round trip between two processes over pipes (to `cat` and back), one every 2 ms with both idle in between, as a monitor and a plugin are at this rate: p50 %s, p99 %s, p99.9 %s, max %s. ", us(h.P50), us(h.P99), us(h.P999), us(h.Max))
-			w("A plugin's finding makes that trip once (the batch wakes the plugin, the answer wakes the monitor), so goplugin's event → finding cannot be faster than it; on a virtual machine whose vCPUs wait for the host, that tail is the host's.\n")
+			w("A plugin's finding makes that trip once (the batch wakes the plugin, the answer wakes the monitor), so goplugin's event → finding cannot be faster than it.\n")
 		}
 		chart("latency.png", "latency percentiles", latencyChart)
 	}
