@@ -117,11 +117,11 @@ type Backend struct {
 	// from then, not from when it was sent and queued behind others.
 	lastAnswer time.Time
 
-	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills atomic.Uint64
-	protocolViolations, findingsRefused, ringFull                                                         atomic.Uint64
-	errLog, violationLog                                                                                  backends.Every
-	pid                                                                                                   atomic.Int64
-	plog                                                                                                  *pluginLog // the plugin's stderr
+	delivered, findings, crashes, hangs, restarts, redelivered, quarantined, violations, limitKills, ringFull atomic.Uint64
+	answers                                                                                                   pluginlog.Answers
+	errLog                                                                                                    backends.Every
+	pid                                                                                                       atomic.Int64
+	plog                                                                                                      *pluginLog // the plugin's stderr
 }
 
 type request struct {
@@ -192,7 +192,7 @@ func New(opts Options, log *zap.Logger) (b *Backend, err error) {
 	b = &Backend{opts: opts, log: log, restart: restart.State{Policy: opts.Policy}, reqs: make(chan request), encoded: make(chan struct{}, 1), done: make(chan struct{}),
 		enc: wire.NewFlatEncoder(), splitEnc: wire.NewFlatEncoder(), timer: time.NewTimer(time.Hour), poll: time.NewTimer(time.Hour)}
 	b.maxBatch = maxBatchBytes(opts)
-	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.protocolViolations.Add(1) })
+	b.plog = newPluginLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond, func() { b.answers.Violations.Add(1) })
 	b.timer.Stop()
 	b.poll.Stop()
 	proc, def, err := b.start()
@@ -277,11 +277,11 @@ func (b *Backend) queue(p *pending) {
 
 func (b *Backend) Stats() backends.Stats {
 	return backends.Stats{
-		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.errs.Load(),
+		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.answers.Errors.Load(),
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(),
 		Violations: b.violations.Load(), LimitKills: b.limitKills.Load(),
-		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.plog.limit.Dropped(),
+		ProtocolViolations: b.answers.Violations.Load(), FindingsRefused: b.answers.FindingsRefused.Load(), LogLinesDropped: b.plog.limit.Dropped(),
 		RingFull:    b.ringFull.Load(),
 		BreakerOpen: b.restart.Open(), PID: int(b.pid.Load()),
 	}
@@ -474,18 +474,12 @@ func (p *pending) fail(err error) {
 // counted in refused what it dropped). The events they point at are
 // decoded from a copy of the batch, which outlives the pooled buffer.
 func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byte) []detection.Finding {
-	if res.Errors > 0 {
-		b.errs.Add(uint64(res.Errors))
-		if b.errLog.Allow(10 * time.Second) {
-			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
-				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
-		}
-	}
+	b.answers.Errored(res.Errors, res.LastError, b.log)
 	var out []detection.Finding
 	if len(res.Findings) > 0 {
 		events, err := wire.DecodeFlat(bytes.Clone(batch))
 		if err != nil {
-			b.errs.Add(uint64(len(res.Findings)))
+			b.answers.Errors.Add(uint64(len(res.Findings)))
 			b.log.Error("cannot decode the batch a plugin answered", safeError(err))
 			return nil
 		}
@@ -493,31 +487,8 @@ func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, batch []byt
 		for i := range events {
 			sent[i] = &events[i]
 		}
-		out = make([]detection.Finding, 0, len(res.Findings))
-		for _, p := range res.Findings {
-			f, err := wire.FindingFromProto(p, sent)
-			if err != nil {
-				refused.BadFields++
-				continue
-			}
-			out = append(out, f)
-		}
+		out = wire.Findings(res, &refused, sent)
 	}
-	b.refuse(refused, len(out))
+	b.answers.Refused(refused, len(out), "detector plugin", b.log)
 	return out
-}
-
-// refuse counts and reports what a result broke: one protocol violation
-// per kind of breach, and every finding dropped.
-func (b *Backend) refuse(r wire.Refused, kept int) {
-	if !r.Any() {
-		return
-	}
-	b.protocolViolations.Add(uint64(r.Kinds()))
-	b.findingsRefused.Add(uint64(r.Findings()))
-	if b.violationLog.Allow(10 * time.Second) {
-		b.log.Warn("the detector plugin broke the protocol: what was over its bounds was dropped (counted; logged at most every 10s)",
-			zap.String("refused", r.String()), zap.Int("findings_kept", kept),
-			zap.Uint64("violations_so_far", b.protocolViolations.Load()), zap.Uint64("findings_refused_so_far", b.findingsRefused.Load()))
-	}
 }

@@ -161,7 +161,7 @@ func (b *Backend) start() (*process, detection.Definition, error) {
 		def = wire.DefinitionFromProto(pd)
 		if err := def.Validate(); err != nil {
 			if errors.Is(err, detection.ErrFilterBounds) {
-				b.protocolViolations.Add(1)
+				b.answers.Violations.Add(1)
 			}
 			return definition, err
 		}

@@ -257,7 +257,7 @@ func (b *Backend) crashed(err error, hang bool) {
 	case hang:
 		b.hangs.Add(1)
 	case gross:
-		b.protocolViolations.Add(1)
+		b.answers.Violations.Add(1)
 	default:
 		b.crashes.Add(1)
 	}
@@ -318,7 +318,7 @@ func (b *Backend) ensureRunning() error {
 		if err != nil {
 			b.log.Warn("detector plugin did not start", safeError(err))
 			if errors.Is(err, errViolation) {
-				b.protocolViolations.Add(1)
+				b.answers.Violations.Add(1)
 			} else {
 				b.crashes.Add(1)
 			}

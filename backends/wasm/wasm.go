@@ -106,9 +106,8 @@ type Backend struct {
 	restart    restart.State
 	started    int // instances started
 
-	delivered, findings, errs, crashes, hangs, restarts, redelivered, quarantined, limitKills atomic.Uint64
-	protocolViolations, findingsRefused                                                       atomic.Uint64
-	errLog, violationLog                                                                      backends.Every
+	delivered, findings, crashes, hangs, restarts, redelivered, quarantined, limitKills atomic.Uint64
+	answers                                                                             pluginlog.Answers
 }
 
 // instance is one instantiation of the module.
@@ -159,7 +158,7 @@ func New(ctx context.Context, opts Options, log *zap.Logger) (*Backend, error) {
 	}
 	b := &Backend{opts: opts, log: log, restart: restart.State{Policy: opts.Policy}, enc: wire.NewFlatEncoder(), split: wire.NewFlatEncoder()}
 	b.mlog = newModuleLog(log.Named(filepath.Base(opts.Path)), opts.LogLinesPerSecond, opts.LogBurst, opts.LogBytesPerSecond,
-		func() { b.protocolViolations.Add(1) })
+		func() { b.answers.Violations.Add(1) })
 	cache := opts.Cache
 	if opts.Shared != nil {
 		if cache = opts.Shared.acquire(); cache == nil {
@@ -502,34 +501,9 @@ func (b *Backend) roundTrip(ctx context.Context, batch []byte, events []*event.E
 // findingsOf converts a result's findings (bounded by ParseResult); their
 // events are the batch's own.
 func (b *Backend) findingsOf(res *wire.Result, refused wire.Refused, events []*event.Event) []detection.Finding {
-	if res.Errors > 0 {
-		b.errs.Add(uint64(res.Errors))
-		if b.errLog.Allow(10 * time.Second) {
-			b.log.Warn("the detector returned errors (counted; logged at most every 10s)", zap.Uint32("in_batch", res.Errors),
-				zap.String("last", pluginlog.SafeText(string(res.LastError))), zap.Uint64("errors_so_far", b.errs.Load()))
-		}
-	}
-	var out []detection.Finding
-	if len(res.Findings) > 0 {
-		out = make([]detection.Finding, 0, len(res.Findings))
-		for _, p := range res.Findings {
-			f, err := wire.FindingFromProto(p, events)
-			if err != nil {
-				refused.BadFields++
-				continue
-			}
-			out = append(out, f)
-		}
-	}
-	if refused.Any() {
-		b.protocolViolations.Add(uint64(refused.Kinds()))
-		b.findingsRefused.Add(uint64(refused.Findings()))
-		if b.violationLog.Allow(10 * time.Second) {
-			b.log.Warn("the detector's wasm module broke the protocol: what was over its bounds was dropped (counted; logged at most every 10s)",
-				zap.String("refused", refused.String()), zap.Int("findings_kept", len(out)),
-				zap.Uint64("violations_so_far", b.protocolViolations.Load()), zap.Uint64("findings_refused_so_far", b.findingsRefused.Load()))
-		}
-	}
+	b.answers.Errored(res.Errors, res.LastError, b.log)
+	out := wire.Findings(res, &refused, events)
+	b.answers.Refused(refused, len(out), "detector's wasm module", b.log)
 	return out
 }
 
@@ -555,7 +529,7 @@ func (b *Backend) crashed(err error) {
 		b.hangs.Add(1)
 		b.log.Warn("detector wasm module hung: instance ended at the batch deadline; instantiating it again", fields...)
 	case errors.Is(err, errViolation):
-		b.protocolViolations.Add(1)
+		b.answers.Violations.Add(1)
 		b.log.Error("detector wasm module broke the protocol: instance ended; instantiating it again", fields...)
 	case atLimit:
 		b.crashes.Add(1)
@@ -618,7 +592,7 @@ func (b *Backend) ensureRunning(ctx context.Context) error {
 			}
 			b.log.Warn("detector wasm module did not start", zap.String("error", pluginlog.SafeText(err.Error())))
 			if errors.Is(err, errViolation) {
-				b.protocolViolations.Add(1)
+				b.answers.Violations.Add(1)
 			} else {
 				b.crashes.Add(1)
 			}
@@ -634,10 +608,10 @@ func (b *Backend) ensureRunning(ctx context.Context) error {
 
 func (b *Backend) Stats() backends.Stats {
 	return backends.Stats{
-		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.errs.Load(),
+		Delivered: b.delivered.Load(), Findings: b.findings.Load(), Errors: b.answers.Errors.Load(),
 		Crashes: b.crashes.Load(), Hangs: b.hangs.Load(), Restarts: b.restarts.Load(),
 		Redelivered: b.redelivered.Load(), Quarantined: b.quarantined.Load(), LimitKills: b.limitKills.Load(),
-		ProtocolViolations: b.protocolViolations.Load(), FindingsRefused: b.findingsRefused.Load(), LogLinesDropped: b.mlog.limit.Dropped(),
+		ProtocolViolations: b.answers.Violations.Load(), FindingsRefused: b.answers.FindingsRefused.Load(), LogLinesDropped: b.mlog.limit.Dropped(),
 		BreakerOpen: b.restart.Open(),
 	}
 }

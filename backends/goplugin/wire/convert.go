@@ -120,6 +120,25 @@ func indexIn(batch []event.Event, ev *event.Event) (int, bool) {
 	return 0, false
 }
 
+// Findings converts a result's findings (bounded by ParseResult) with
+// FindingFromProto; one whose fields cannot be read is left out and counted
+// in refused.BadFields.
+func Findings(res *Result, refused *Refused, sent []*event.Event) []detection.Finding {
+	if len(res.Findings) == 0 {
+		return nil
+	}
+	out := make([]detection.Finding, 0, len(res.Findings))
+	for _, p := range res.Findings {
+		f, err := FindingFromProto(p, sent)
+		if err != nil {
+			refused.BadFields++
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // FindingFromProto converts a finding from the plugin; sent are the events
 // of the batch it answers, in the order they were encoded. The monitor
 // reads findings through ParseResult first, which bounds them.
