@@ -16,26 +16,11 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
 	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event/eventtest"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
 	"github.com/bulkhead-sec/bulkhead/test/testenv"
 	"go.uber.org/zap"
 )
-
-// opens is n open events with process context, none of which the example
-// detector reports: the detector's own work is trivial, so what is measured
-// is the backend.
-func benchOpens(n int) []*event.Event {
-	proc := &event.Process{PID: 4242, Exe: "/usr/bin/cat", Comm: "cat", Args: "cat\x00/etc/hostname\x00",
-		Ancestors: []event.Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "init"}}}
-	out := make([]*event.Event, n)
-	for i := range out {
-		ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 4242, TID: 4242, PPID: 1, Comm: "cat", KernelTimeNs: uint64(i)}}
-		ev.Open = event.Open{Syscall: "openat", Dfd: -100, Path: "/etc/hostname", Resolved: "/etc/hostname", Ret: 3}
-		ev.Process = proc
-		out[i] = ev
-	}
-	return out
-}
 
 // BenchmarkDeliver measures events/s through each backend per batch size;
 // ns/op and allocs/op are per event.
@@ -44,7 +29,7 @@ func BenchmarkDeliver(b *testing.B) {
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-unary"} {
 		run := newBackend(b, mode, bin)
 		for _, size := range []int{1, 16, 64, 256, 1024} {
-			events := benchOpens(size)
+			events := eventtest.Opens(size)
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {
 				b.ReportAllocs()
 				n := 0
@@ -69,7 +54,7 @@ func BenchmarkDeliver(b *testing.B) {
 // are per event; events/s counts until every event has been answered.
 func BenchmarkDispatch(b *testing.B) {
 	bin := testenv.Plugin(b, "example")
-	stream := benchOpens(4096)
+	stream := eventtest.Opens(4096)
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-mtls", "goplugin-enclave", "goplugin-enclave-mtls",
 		"goplugin-grpc", "goplugin-grpc-enclave-mtls", "goplugin-unary"} {
 		for _, size := range []int{16, 64, 256, 1024, 4096} {
@@ -111,7 +96,7 @@ func BenchmarkDispatch(b *testing.B) {
 // answered every event.
 func BenchmarkDispatchDetectors(b *testing.B) {
 	bin := testenv.Plugin(b, "example")
-	stream := benchOpens(4096)
+	stream := eventtest.Opens(4096)
 	for _, mode := range []string{"inproc", "goplugin", "goplugin-enclave-mtls"} {
 		for _, n := range []int{1, 4, 16} {
 			b.Run(fmt.Sprintf("%s/detectors=%d", mode, n), func(b *testing.B) {
@@ -173,7 +158,7 @@ func BenchmarkFindingLatency(b *testing.B) {
 			found := make(chan time.Time, 1)
 			d := dispatch.New(context.Background(), dispatch.Options{BatchSize: 64, QueueBatches: 64},
 				[]dispatch.Detector{{Name: "example", Backend: mode, Run: run}}, func(detection.Finding) { found <- time.Now() }, zap.NewNop())
-			events := benchOpens(64)
+			events := eventtest.Opens(64)
 			hit := *events[31]
 			hit.Open = event.Open{Syscall: "openat", Path: "/etc/shadow", Resolved: "/etc/shadow", Ret: 3}
 			events[31] = &hit

@@ -13,32 +13,17 @@ import (
 	"github.com/bulkhead-sec/bulkhead/internal/procstat"
 	"github.com/bulkhead-sec/bulkhead/pipeline/detection"
 	"github.com/bulkhead-sec/bulkhead/pipeline/dispatch"
-	"github.com/bulkhead-sec/bulkhead/pipeline/event"
+	"github.com/bulkhead-sec/bulkhead/pipeline/event/eventtest"
 	"github.com/bulkhead-sec/bulkhead/plugins/example"
 	"go.uber.org/zap"
 )
-
-// benchOpens is backends' BenchmarkDispatch stream: n opens of one
-// process.
-func benchOpens(n int) []*event.Event {
-	proc := &event.Process{PID: 4242, Exe: "/usr/bin/cat", Comm: "cat", Args: "cat\x00/etc/hostname\x00",
-		Ancestors: []event.Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "init"}}}
-	out := make([]*event.Event, n)
-	for i := range out {
-		ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 4242, TID: 4242, PPID: 1, Comm: "cat", KernelTimeNs: uint64(i)}}
-		ev.Open = event.Open{Syscall: "openat", Dfd: -100, Path: "/etc/hostname", Resolved: "/etc/hostname", Ret: 3}
-		ev.Process = proc
-		out[i] = ev
-	}
-	return out
-}
 
 // BenchmarkDispatch is backends' BenchmarkDispatch (the dispatcher into
 // the example detector, per batch size) for wasm beside inproc, in one
 // run: events/s and the monitor's CPU per event (a module runs in the
 // monitor's process: there is no plugin CPU).
 func BenchmarkDispatch(b *testing.B) {
-	stream := benchOpens(4096)
+	stream := eventtest.Opens(4096)
 	for _, mode := range []string{"inproc", "wasm"} {
 		var run backends.Backend
 		if mode == "wasm" {

@@ -123,3 +123,19 @@ func ZeroFields(ev *event.Event) []string {
 	}
 	return out
 }
+
+// Opens is n open events of one process (/usr/bin/cat opening
+// /etc/hostname), none of which a library detector reports: the stream the
+// dispatch benchmarks push, so that what they measure is the backend.
+func Opens(n int) []*event.Event {
+	proc := &event.Process{PID: 4242, Exe: "/usr/bin/cat", Comm: "cat", Args: "cat\x00/etc/hostname\x00",
+		Ancestors: []event.Ancestor{{PID: 1, Exe: "/sbin/init", Comm: "init"}}}
+	out := make([]*event.Event, n)
+	for i := range out {
+		ev := &event.Event{Header: event.Header{Kind: event.KindOpen, PID: 4242, TID: 4242, PPID: 1, Comm: "cat", KernelTimeNs: uint64(i)}}
+		ev.Open = event.Open{Syscall: "openat", Dfd: -100, Path: "/etc/hostname", Resolved: "/etc/hostname", Ret: 3}
+		ev.Process = proc
+		out[i] = ev
+	}
+	return out
+}
